@@ -1,0 +1,1 @@
+"""Host-agnostic pipeline stages. Nothing in here imports `dubplate.hosts` or `dubplate.plugin`."""

@@ -1,0 +1,46 @@
+"""JSON manifests that describe every stage result, validated against `dubplate/schemas`."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+
+
+@cache
+def schema(kind: str) -> dict[str, Any]:
+    text = resources.files("dubplate.schemas").joinpath(f"{kind}.schema.json").read_text()
+    return json.loads(text)
+
+
+def validate(kind: str, body: dict[str, Any], where: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema(kind))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is not None:
+        field = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise DubplateError(f"{where}: invalid {kind} manifest at {field}: {error.message}")
+
+
+def write_manifest(path: Path, kind: str, body: dict[str, Any]) -> Path:
+    validate(kind, body, str(path))
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(body, indent=2) + "\n")
+    return path
+
+
+def read_manifest(path: Path, kind: str) -> dict[str, Any]:
+    try:
+        body = json.loads(Path(path).read_text())
+    except FileNotFoundError as error:
+        raise DubplateError(f"{path}: manifest not found") from error
+    except json.JSONDecodeError as error:
+        raise DubplateError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+    validate(kind, body, str(path))
+    return body

@@ -1,0 +1,34 @@
+"""Plates and audio. Readers are plugins found through the `dubplate.plates` entry points, so the
+core opens EXR sequences without importing the host adapter that reads them."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.audio import Audio, load_audio
+from dubplate.core.media.plate import Plate, PlateInfo
+
+__all__ = ["Audio", "Plate", "PlateInfo", "load_audio", "open_plate", "plate_readers"]
+
+
+@cache
+def plate_readers() -> tuple[type[Plate], ...]:
+    """Installed reader classes; each answers `claims(path)` for the files it reads."""
+    return tuple(ep.load() for ep in entry_points(group="dubplate.plates"))
+
+
+def open_plate(path: str | Path, **options: object) -> Plate:
+    """Open a movie file or image sequence with the first reader that claims it.
+
+    Options every reader takes: colourspace, layer, cache_bytes.
+    """
+    path = Path(path)
+    readers = plate_readers()
+    for reader in readers:
+        if reader.claims(path):
+            return reader(path, **options)
+    names = ", ".join(sorted(r.__name__ for r in readers)) or "none installed"
+    raise DubplateError(f"{path}: no plate reader recognises this file (readers: {names})")

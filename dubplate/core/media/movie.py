@@ -1,0 +1,139 @@
+"""Movie plates through FFmpeg (PyAV): H.264, HEVC, MPEG-4 part 2 and more, constant or variable rate."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.audio import Audio, decode_audio_stream
+from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
+from dubplate.core.media.timing import as_rate
+
+log = logging.getLogger(__name__)
+
+
+class MoviePlate(Plate):
+    """Frames are numbered from 0 in presentation order; values are the decoded RGB code values."""
+
+    EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".mxf", ".webm", ".mts"})
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        return path.suffix.lower() in cls.EXTENSIONS
+
+    def __init__(
+        self,
+        path: str | Path,
+        colourspace: str | None = None,
+        layer: str | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        super().__init__(cache_bytes)
+        self.path = Path(path)
+        if layer is not None:
+            raise DubplateError(f"{self.path}: --layer applies to EXR plates, not movies")
+        if not self.path.is_file():
+            raise DubplateError(f"{self.path}: movie file not found")
+        self._container = self._open()
+        self._stream = self._container.streams.video[0]
+        self._pts = self._index_packets()
+        self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
+        self._decoder: Iterator[av.VideoFrame] | None = None
+        self._next_index = 0
+        self.info = self._describe(colourspace)
+
+    def _open(self) -> av.container.InputContainer:
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as error:
+            raise DubplateError(f"{self.path}: cannot open movie ({error})") from error
+        if not container.streams.video:
+            container.close()
+            raise DubplateError(f"{self.path}: no video stream")
+        return container
+
+    def _index_packets(self) -> list[int]:
+        """Presentation timestamps of every frame, from the demuxer alone (no decoding)."""
+        pts = []
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.pts is not None and packet.size > 0:
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as error:
+            raise DubplateError(f"{self.path}: unreadable after {len(pts)} frames ({error})") from error
+        if not pts:
+            raise DubplateError(f"{self.path}: no video frames")
+        pts.sort()
+        self._container.seek(pts[0], stream=self._stream, backward=True)
+        return pts
+
+    def _describe(self, colourspace: str | None) -> PlateInfo:
+        stream = self._stream
+        base = stream.time_base
+        times = tuple(Fraction(p - self._pts[0]) * base for p in self._pts)
+        rate = as_rate(stream.average_rate or stream.guessed_rate, f"{self.path}: frame rate")
+        steps = np.diff(np.asarray(self._pts, dtype=np.int64))
+        variable = steps.size > 1 and int(steps.max() - steps.min()) > 1
+        if variable:
+            log.info(
+                "%s: variable frame rate (%.3f-%.3f fps, mean %s); frames are timed by their"
+                " own timestamps", self.path, 1 / float(steps.max() * base),
+                1 / float(steps.min() * base), rate,
+            )
+        space = self.colour.resolve(colourspace) if colourspace else self.colour.working_space
+        log.info("%s: colourspace %r%s", self.path, space, "" if colourspace else " (movie default)")
+        timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
+        return PlateInfo(
+            source=str(self.path),
+            kind="movie",
+            frames=tuple(range(len(self._pts))),
+            fps=rate,
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            channels=("R", "G", "B"),
+            colourspace=space,
+            timecode=timecode,
+            frame_times=times if variable else (),
+        )
+
+    def audio(self) -> Audio | None:
+        return decode_audio_stream(self.path)
+
+    def _decode(self, number: int) -> np.ndarray:
+        if number != self._next_index or self._decoder is None:
+            self._seek(number)
+        target = self._pts[number]
+        try:
+            for frame in self._decoder:
+                index = self._index_of_pts.get(frame.pts)
+                if index is None or frame.pts < target:
+                    continue
+                self._next_index = index + 1
+                if index != number:
+                    break
+                return _to_rgb(frame)
+        except av.error.FFmpegError as error:
+            raise DubplateError(f"{self.path}: frame {number}: cannot decode ({error})") from error
+        self._decoder = None
+        raise DubplateError(
+            f"{self.path}: frame {number} of {len(self._pts)} could not be decoded"
+            " (truncated or corrupt file?)"
+        )
+
+    def _seek(self, number: int) -> None:
+        self._container.seek(self._pts[number], stream=self._stream, backward=True)
+        self._decoder = self._container.decode(self._stream)
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """uint8 RGB for 8-bit sources; float32 in [0, 1] when the source carries more bits."""
+    deep = any(component.bits > 8 for component in frame.format.components)
+    if deep:
+        return frame.to_ndarray(format="rgb48le").astype(np.float32) / 65535.0
+    return frame.to_ndarray(format="rgb24")

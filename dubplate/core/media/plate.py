@@ -1,0 +1,182 @@
+"""The Plate: a shot's frames (read lazily, cached within a memory budget), rate, colour and audio."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+
+import fileseq
+import numpy as np
+
+from dubplate.core.colour import ColourConfig, default_config
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.audio import Audio
+from dubplate.core.media.timing import rate_text
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class PlateInfo:
+    """What a manifest records about the plate a result came from."""
+
+    source: str
+    kind: str
+    frames: tuple[int, ...]
+    fps: Fraction
+    width: int
+    height: int
+    channels: tuple[str, ...]
+    colourspace: str
+    timecode: str | None = None
+    layer: str | None = None
+    # Seconds from the first frame, per frame; differs from n/fps only for variable-rate movies.
+    frame_times: tuple[Fraction, ...] = field(default=(), repr=False)
+
+    def manifest(self) -> dict:
+        return {
+            "path": self.source,
+            "kind": self.kind,
+            "first_frame": self.frames[0],
+            "last_frame": self.frames[-1],
+            "frame_count": len(self.frames),
+            "fps": rate_text(self.fps),
+            "width": self.width,
+            "height": self.height,
+            "colourspace": self.colourspace,
+            "layer": self.layer,
+            "timecode": self.timecode,
+        }
+
+
+class FrameCache:
+    """Least-recently-used frames, bounded by bytes so 4K sequences never sit in memory whole."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_CACHE_BYTES):
+        self.budget_bytes = budget_bytes
+        self.bytes = 0
+        self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> np.ndarray | None:
+        with self._lock:
+            pixels = self._frames.get(number)
+            if pixels is not None:
+                self._frames.move_to_end(number)
+            return pixels
+
+    def put(self, number: int, pixels: np.ndarray) -> None:
+        with self._lock:
+            if number in self._frames:
+                return
+            self._frames[number] = pixels
+            self.bytes += pixels.nbytes
+            while self.bytes > self.budget_bytes and len(self._frames) > 1:
+                _, evicted = self._frames.popitem(last=False)
+                self.bytes -= evicted.nbytes
+
+
+class Plate(ABC):
+    """Frames are HxWxC arrays over the display window, in the plate's own values and colourspace.
+
+    Subclasses decode one frame; the base class caches, prefetches and converts for analysis.
+    """
+
+    info: PlateInfo
+
+    def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES, colour: ColourConfig | None = None):
+        self.cache = FrameCache(cache_bytes)
+        self.colour = colour or default_config()
+        self.nonfinite: dict[int, int] = {}
+        self._decode_lock = threading.Lock()
+
+    @abstractmethod
+    def _decode(self, number: int) -> np.ndarray: ...
+
+    def audio(self) -> Audio | None:
+        return None
+
+    def read(self, number: int) -> np.ndarray:
+        """The frame's original pixels (read-only); half-float EXRs stay float16, exact."""
+        pixels = self.cache.get(number)
+        if pixels is None:
+            if number not in self._frame_set:
+                raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
+            with self._decode_lock:
+                pixels = self._decode(number)
+            pixels.flags.writeable = False
+            self._note_nonfinite(number, pixels)
+            self.cache.put(number, pixels)
+        return pixels
+
+    def frames(self, numbers: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Frames in order, the next one decoding in the background while the caller works."""
+        order = list(self.info.frames if numbers is None else numbers)
+        if not order:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plate-prefetch") as pool:
+            pending = pool.submit(self.read, order[0])
+            for index, number in enumerate(order):
+                pixels = pending.result()
+                if index + 1 < len(order):
+                    pending = pool.submit(self.read, order[index + 1])
+                yield number, pixels
+
+    def analysis_rgb(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 RGB in the working display space; NaN and inf never reach the analysis."""
+        if pixels.dtype != np.uint8:
+            pixels = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return self.colour.to_working_uint8(pixels, self.info.colourspace)
+
+    def select(self, frame_range: tuple[int, int] | None = None) -> Sequence[int]:
+        """The frames to work on, all checked before any work starts: none missing, all readable."""
+        have = self.info.frames
+        first, last = frame_range or (have[0], have[-1])
+        chosen = [n for n in have if first <= n <= last]
+        if not chosen:
+            raise DubplateError(
+                f"--frames {first}-{last}: {self.info.source} has frames {have[0]}-{have[-1]} only"
+            )
+        missing = sorted(set(range(chosen[0], chosen[-1] + 1)) - self._frame_set)
+        if missing:
+            raise DubplateError(
+                f"{self.info.source}: {len(missing)} frame(s) missing: {fileseq.FrameSet(missing)}"
+            )
+        self.validate(chosen)
+        return chosen
+
+    def validate(self, numbers: Sequence[int]) -> None:
+        """Check what can be checked without decoding (headers); readers of files override it."""
+
+    def time_of(self, number: int) -> Fraction:
+        """Seconds from the plate's first frame: exact, and right for variable-rate movies too."""
+        index = self.info.frames.index(number)
+        if self.info.frame_times:
+            return self.info.frame_times[index]
+        return Fraction(index) / self.info.fps
+
+    @cached_property
+    def _frame_set(self) -> frozenset[int]:
+        return frozenset(self.info.frames)
+
+    def _note_nonfinite(self, number: int, pixels: np.ndarray) -> None:
+        if pixels.dtype == np.uint8 or number in self.nonfinite:
+            return
+        bad = int(np.count_nonzero(~np.isfinite(pixels)))
+        if bad:
+            self.nonfinite[number] = bad
+            log.warning(
+                "%s: frame %d has %d NaN/inf sample(s); they read as 0 for analysis and are"
+                " left as they are in the source",
+                self.info.source, number, bad,
+            )
+

@@ -1,0 +1,281 @@
+"""EXR plates through OpenImageIO: sequences in studio notations, parts, layers and windows.
+
+Frames are placed in the display window (pixels outside the data window read as 0, the EXR
+convention), in the file's own sample type: half stays float16, so values are kept exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import fileseq
+import numpy as np
+import OpenImageIO as oiio
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
+from dubplate.core.media.timing import as_rate
+
+log = logging.getLogger(__name__)
+
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+DEFAULT_RATE = 24
+DEFAULT_COLOURSPACE = "ACEScg"
+# Padding notations: '####' and '@' (one digit each), '%04d' (printf), '$F4' (Houdini).
+_PADDING = re.compile(r"#|@|%0?\d*d|\$F\d*")
+# CIE xy of red, green, blue and white: the header's `chromaticities` names the primaries.
+_PRIMARIES = {
+    "ACEScg": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
+    "ACES2065-1": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
+    "Linear Rec.709 (sRGB)": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
+    "Linear Rec.2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
+}
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An RGB(A) set of channels in one part of the file."""
+
+    part: int
+    part_name: str
+    prefix: str
+    channel_indices: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        joined = ".".join(p for p in (self.part_name, self.prefix) if p)
+        return joined or "RGBA"
+
+    def matches(self, wanted: str) -> bool:
+        return wanted in {self.name, self.part_name, self.prefix}
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    path: Path
+    layer: Layer
+    data_window: tuple[int, int, int, int]  # x, y, width, height
+    display_window: tuple[int, int, int, int]
+    sample_type: str  # "half" or "float"
+
+
+class ExrSequence(Plate):
+    """An EXR frame sequence (`shot.####.exr`, `shot.%04d.exr`, `shot.@.exr`) or a single file."""
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        if path.suffix.lower() == ".exr":
+            return True
+        try:
+            with open(path, "rb") as file:
+                return file.read(4) == EXR_MAGIC
+        except OSError:
+            return False
+
+    def __init__(
+        self,
+        path: str | Path,
+        colourspace: str | None = None,
+        layer: str | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ):
+        super().__init__(cache_bytes)
+        self.pattern = str(path)
+        self.files = find_frames(Path(path))
+        self.wanted_layer = layer
+        first_number = min(self.files)
+        self.first = self._header(first_number)
+        self._validated: set[int] = {first_number}
+        self.info = self._describe(colourspace)
+
+    def _describe(self, colourspace: str | None) -> PlateInfo:
+        spec = self._spec(self.first.path, self.first.layer.part)
+        space = self._colourspace(colourspace, spec)
+        fps_attr = spec.getattribute("FramesPerSecond")
+        if fps_attr:
+            fps = as_rate(fps_attr, f"{self.first.path}: FramesPerSecond")
+        else:
+            fps = as_rate(DEFAULT_RATE)
+            log.info("%s: no FramesPerSecond in the header; assuming %s fps", self.pattern, fps)
+        timecode = spec.get_string_attribute("smpte:TimeCode") or None
+        _, _, width, height = self.first.display_window
+        channels = tuple(spec.channelnames[i] for i in self.first.layer.channel_indices)
+        log.info(
+            "%s: %d frame(s) %d-%d, %dx%d, layer %r, %s fps, timecode %s",
+            self.pattern, len(self.files), min(self.files), max(self.files), width, height,
+            self.first.layer.name, fps, timecode or "none",
+        )
+        return PlateInfo(
+            source=self.pattern,
+            kind="exr",
+            frames=tuple(sorted(self.files)),
+            fps=fps,
+            width=width,
+            height=height,
+            channels=channels,
+            colourspace=space,
+            timecode=timecode,
+            layer=self.first.layer.name,
+        )
+
+    def _colourspace(self, requested: str | None, spec: oiio.ImageSpec) -> str:
+        if requested:
+            space = self.colour.resolve(requested)
+            log.info("%s: colourspace %r (from --colourspace)", self.pattern, space)
+            return space
+        chromaticities = spec.getattribute("chromaticities")
+        if chromaticities:
+            for name, primaries in _PRIMARIES.items():
+                if np.allclose(chromaticities, primaries, atol=2e-3):
+                    space = self.colour.resolve(name)
+                    log.info("%s: colourspace %r (header chromaticities)", self.pattern, space)
+                    return space
+        space = self.colour.resolve(DEFAULT_COLOURSPACE)
+        log.info("%s: colourspace %r (EXR default; set --colourspace)", self.pattern, space)
+        return space
+
+    def validate(self, numbers) -> None:
+        for number in numbers:
+            if number not in self._validated:
+                self._check_same(self._header(number), number)
+                self._validated.add(number)
+
+    def _check_same(self, header: FrameHeader, number: int) -> None:
+        first = self.first
+        if header.display_window != first.display_window:
+            raise DubplateError(
+                f"{header.path}: frame {number} display window {_window(header.display_window)}"
+                f" differs from {_window(first.display_window)} of frame {min(self.files)}"
+            )
+        if header.layer.name != first.layer.name:
+            raise DubplateError(
+                f"{header.path}: frame {number} layer {header.layer.name!r} differs from"
+                f" {first.layer.name!r} of frame {min(self.files)}"
+            )
+
+    def _header(self, number: int) -> FrameHeader:
+        path = self.files[number]
+        inp = _open(path)
+        try:
+            layers = []
+            part = 0
+            while inp.seek_subimage(part, 0):
+                layers += _layers(part, inp.spec())
+                part += 1
+            if not layers:
+                raise DubplateError(f"{path}: no RGB channels in any part")
+            layer = _choose_layer(layers, self.wanted_layer, path)
+            if not inp.seek_subimage(layer.part, 0):
+                raise DubplateError(f"{path}: cannot read part {layer.part}: {inp.geterror()}")
+            spec = inp.spec()
+        finally:
+            inp.close()
+        sample_types = {str(spec.channelformat(i)) for i in layer.channel_indices}
+        return FrameHeader(
+            path=path,
+            layer=layer,
+            data_window=(spec.x, spec.y, spec.width, spec.height),
+            display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
+            sample_type="half" if sample_types == {"half"} else "float",
+        )
+
+    def _spec(self, path: Path, part: int) -> oiio.ImageSpec:
+        inp = _open(path)
+        try:
+            inp.seek_subimage(part, 0)
+            return inp.spec()
+        finally:
+            inp.close()
+
+    def _decode(self, number: int) -> np.ndarray:
+        self.validate([number])
+        header = self.first if number == min(self.files) else self._header(number)
+        channels = header.layer.channel_indices
+        begin, end = min(channels), max(channels) + 1
+        inp = _open(header.path)
+        try:
+            if not inp.seek_subimage(header.layer.part, 0):
+                raise DubplateError(f"{header.path}: frame {number}: {inp.geterror()}")
+            block = inp.read_image(header.layer.part, 0, begin, end, header.sample_type)
+            error = inp.geterror()
+        finally:
+            inp.close()
+        if block is None or error:
+            raise DubplateError(f"{header.path}: frame {number}: cannot read pixels ({error})")
+        block = block.reshape(header.data_window[3], header.data_window[2], end - begin)
+        return _place(block[..., [c - begin for c in channels]], header)
+
+
+def find_frames(path: Path) -> dict[int, Path]:
+    """Frame number -> file, for a sequence pattern or one existing file."""
+    text = str(path)
+    if _PADDING.search(path.name):
+        try:
+            found = fileseq.findSequenceOnDisk(text, pad_style=fileseq.PAD_STYLE_HASH1)
+        except fileseq.FileSeqException as error:
+            raise DubplateError(f"{path}: no frames on disk match this sequence") from error
+        return {int(n): Path(found.frame(n)) for n in found.frameSet()}
+    if not path.is_file():
+        raise DubplateError(f"{path}: file not found")
+    frame = fileseq.FileSequence(text, pad_style=fileseq.PAD_STYLE_HASH1).frameSet()
+    return {int(frame[0]) if frame else 1: path}
+
+
+def _open(path: Path) -> oiio.ImageInput:
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        message = oiio.geterror().strip().splitlines()
+        raise DubplateError(f"{path}: not a readable EXR ({message[0] if message else 'unknown'})")
+    return inp
+
+
+def _layers(part: int, spec: oiio.ImageSpec) -> list[Layer]:
+    """Every channel prefix of a part that has R, G and B (plus A when present)."""
+    by_prefix: dict[str, dict[str, int]] = {}
+    for index, name in enumerate(spec.channelnames):
+        prefix, _, channel = name.rpartition(".")
+        by_prefix.setdefault(prefix, {})[channel.upper()] = index
+    part_name = spec.get_string_attribute("name")
+    layers = []
+    for prefix, channels in by_prefix.items():
+        if {"R", "G", "B"} <= channels.keys():
+            order = [channels[c] for c in ("R", "G", "B", "A") if c in channels]
+            layers.append(Layer(part, part_name, prefix, tuple(order)))
+    return layers
+
+
+def _choose_layer(layers: list[Layer], wanted: str | None, path: Path) -> Layer:
+    if wanted is None:
+        for layer in layers:
+            if not layer.prefix:
+                return layer
+        choice = "no unnamed RGB layer: choose one with --layer"
+    else:
+        for layer in layers:
+            if layer.matches(wanted):
+                return layer
+        choice = f"no layer {wanted!r}"
+    available = ", ".join(layer.name for layer in layers)
+    raise DubplateError(f"{path}: {choice} (layers: {available})")
+
+
+def _place(block: np.ndarray, header: FrameHeader) -> np.ndarray:
+    """Put the data window's pixels where they belong in the display window."""
+    dx, dy, dw, dh = header.data_window
+    fx, fy, fw, fh = header.display_window
+    if (dx, dy, dw, dh) == (fx, fy, fw, fh):
+        return np.ascontiguousarray(block)
+    frame = np.zeros((fh, fw, block.shape[2]), dtype=block.dtype)
+    x0, y0 = max(dx, fx), max(dy, fy)
+    x1, y1 = min(dx + dw, fx + fw), min(dy + dh, fy + fh)
+    if x1 > x0 and y1 > y0:
+        frame[y0 - fy : y1 - fy, x0 - fx : x1 - fx] = block[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
+    return frame
+
+
+def _window(window: tuple[int, int, int, int]) -> str:
+    x, y, width, height = window
+    return f"{width}x{height}+{x}+{y}"
