@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +28,38 @@ def atomic_path(final: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def new_version_dir(base: Path) -> Path:
-    """Create and return the next free `base/vNNN`, so an earlier result is never overwritten."""
+@contextlib.contextmanager
+def staged_dir(base: Path) -> Iterator[Path]:
+    """A hidden work directory inside `base`, deleted if the block fails: a run that dies half
+    way never leaves a version that looks finished."""
     base = Path(base)
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=".partial-", dir=base))
+        staged.chmod(0o755)  # mkdtemp makes it private; a published version should not be
+    except OSError as error:
+        raise DubplateError(f"{base}: cannot create output directory: {error.strerror}") from error
+    try:
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def publish_version(staged: Path, base: Path) -> Path:
+    """Rename a finished staged directory to the next free `base/vNNN`; earlier versions stay."""
+    base = Path(base)
     taken = [int(m.group(1)) for p in base.iterdir() if (m := re.fullmatch(r"v(\d{3,})", p.name))]
     number = max(taken, default=0) + 1
     while True:
-        path = base / f"v{number:03d}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:  # another process took it between listing and creating
-            number += 1
-        except OSError as error:
-            raise DubplateError(f"{path}: cannot create output directory: {error.strerror}") from error
+        final = base / f"v{number:03d}"
+        if not final.exists():
+            try:
+                # rename() onto an existing empty directory would succeed, hence the check above.
+                os.rename(staged, final)
+                return final
+            except FileExistsError:
+                pass
+            except OSError as error:
+                if error.errno != errno.ENOTEMPTY:
+                    raise DubplateError(f"{final}: cannot publish output: {error.strerror}") from error
+        number += 1  # taken by another run meanwhile

@@ -9,19 +9,32 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import referencing
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 
 
 @cache
-def schema(kind: str) -> dict[str, Any]:
-    text = resources.files("dubplate.schemas").joinpath(f"{kind}.schema.json").read_text()
-    return json.loads(text)
+def _schemas() -> dict[str, dict[str, Any]]:
+    """Every schema shipped in `dubplate/schemas`, by kind (its file name)."""
+    found = {}
+    for entry in resources.files("dubplate.schemas").iterdir():
+        if entry.name.endswith(".schema.json"):
+            found[entry.name.removesuffix(".schema.json")] = json.loads(entry.read_text())
+    return found
+
+
+@cache
+def _registry() -> referencing.Registry:
+    """Lets one schema `$ref` another by its `$id`."""
+    return referencing.Registry().with_resources(
+        (body["$id"], referencing.Resource.from_contents(body)) for body in _schemas().values()
+    )
 
 
 def validate(kind: str, body: dict[str, Any], where: str) -> None:
-    validator = jsonschema.Draft202012Validator(schema(kind))
+    validator = jsonschema.Draft202012Validator(_schemas()[kind], registry=_registry())
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is not None:
         field = "/".join(str(p) for p in error.absolute_path) or "(top level)"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 
+import cv2
 import fileseq
 import numpy as np
 
@@ -137,6 +138,28 @@ class Plate(ABC):
             pixels = np.nan_to_num(pixels.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         return self.colour.to_working_uint8(pixels, self.info.colourspace)
 
+    def analysis_view(
+        self,
+        pixels: np.ndarray,
+        region: tuple[int, int, int, int] | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """uint8 working-space RGB of a region (x0, y0, x1, y1; zero beyond the frame) at a size.
+
+        Cropping and resizing come before the colour conversion, so a 4K float frame is never
+        converted whole just to find a face in it.
+        """
+        if region is not None:
+            pixels = _crop_padded(pixels, region)
+        if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
+            if pixels.dtype == np.float16:  # OpenCV resizes uint8 and float32 only
+                pixels = pixels.astype(np.float32)
+            shrinking = size[0] < pixels.shape[1]
+            pixels = cv2.resize(
+                pixels, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            )
+        return self.analysis_rgb(pixels)
+
     def select(self, frame_range: tuple[int, int] | None = None) -> Sequence[int]:
         """The frames to work on, all checked before any work starts: none missing, all readable."""
         have = self.info.frames
@@ -180,3 +203,15 @@ class Plate(ABC):
                 self.info.source, number, bad,
             )
 
+
+
+def _crop_padded(pixels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    height, width = pixels.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return pixels[y0:y1, x0:x1]
+    out = np.zeros((y1 - y0, x1 - x0, pixels.shape[2]), dtype=pixels.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = pixels[sy0:sy1, sx0:sx1]
+    return out

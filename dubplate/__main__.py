@@ -1,0 +1,5 @@
+import sys
+
+from dubplate.plugin.cli import main
+
+sys.exit(main())

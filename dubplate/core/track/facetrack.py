@@ -1,0 +1,85 @@
+"""FaceTrack: the stage result of tracking, saved as npz arrays plus a validated JSON manifest."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import dubplate
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+from dubplate.core.manifest import read_manifest, write_manifest
+
+MANIFEST_KIND = "face_track"
+FORMAT_VERSION = 1
+ARRAYS = ("frames", "landmarks", "raw_landmarks", "boxes", "confidence", "found", "times")
+
+
+@dataclass
+class FaceTrack:
+    """Per frame of the plate: landmarks (478 x [x, y, z] in display-window pixels; NaN where the
+    target face was not found), the detector's box and score, and the frame's time in seconds."""
+
+    frames: np.ndarray  # (N,) int64 frame numbers
+    landmarks: np.ndarray  # (N, 478, 3) float32, smoothed
+    raw_landmarks: np.ndarray  # (N, 478, 3) float32, as the mesh gave them
+    boxes: np.ndarray  # (N, 4) float32 x0, y0, x1, y1
+    confidence: np.ndarray  # (N,) float32, 0 where not found
+    found: np.ndarray  # (N,) bool
+    times: np.ndarray  # (N,) float64 seconds from the plate's first frame
+    plate: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def frames_without_face(self) -> list[int]:
+        return [int(n) for n in self.frames[~self.found]]
+
+    def save(self, directory: Path) -> Path:
+        directory = Path(directory)
+        with atomic_path(directory / "track.npz") as temp:
+            np.savez_compressed(temp, **{name: getattr(self, name) for name in ARRAYS})
+        return write_manifest(directory / "track.json", MANIFEST_KIND, self.manifest())
+
+    def manifest(self) -> dict:
+        return {
+            "kind": MANIFEST_KIND,
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "dubplate", "version": dubplate.__version__, **self.settings["tool"]},
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "plate": self.plate,
+            "frames": {
+                "first": int(self.frames[0]),
+                "last": int(self.frames[-1]),
+                "count": int(len(self.frames)),
+                "with_face": int(self.found.sum()),
+            },
+            "frames_without_face": self.frames_without_face,
+            "confidence": [round(float(c), 4) for c in self.confidence],
+            "target": self.settings["target"],
+            "smoothing": self.settings["smoothing"],
+            "detection": self.settings["detection"],
+            "nonfinite_pixels": self.settings.get("nonfinite_pixels", {}),
+            "arrays": "track.npz",
+        }
+
+    @classmethod
+    def load(cls, directory: Path) -> FaceTrack:
+        directory = Path(directory)
+        manifest = read_manifest(directory / "track.json", MANIFEST_KIND)
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise DubplateError(
+                f"{directory / 'track.json'}: track format {manifest['format_version']},"
+                f" this dubplate reads {FORMAT_VERSION}; track the plate again"
+            )
+        arrays_path = directory / manifest["arrays"]
+        try:
+            with np.load(arrays_path) as arrays:
+                loaded = {name: arrays[name] for name in ARRAYS}
+        except (OSError, KeyError, ValueError) as error:
+            raise DubplateError(f"{arrays_path}: missing or damaged track arrays ({error})") from error
+        settings = {key: manifest[key] for key in ("target", "smoothing", "detection")}
+        settings["tool"] = {k: v for k, v in manifest["tool"].items() if k not in ("name", "version")}
+        return cls(**loaded, plate=manifest["plate"], settings=settings)

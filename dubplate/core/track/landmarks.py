@@ -1,0 +1,39 @@
+"""Named landmark groups of the MediaPipe 478-point face mesh, and measures taken from them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LANDMARK_COUNT = 478
+MESH_VERTEX_COUNT = 468  # the last 10 are iris points added by the attention model
+
+UPPER_LIP_INNER = 13
+LOWER_LIP_INNER = 14
+MOUTH_CORNERS = (61, 291)
+LIPS = (
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191,
+    267, 269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
+)
+# Points that move with the skull, not the jaw: forehead, nose bridge and tip, eye corners.
+RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 127, 356)
+
+# Every measure in face-box pixels uses a box scaled to this side, so figures compare across shots.
+FACE_BOX_PX = 256.0
+
+
+def face_size(landmarks: np.ndarray) -> np.ndarray:
+    """Side of the square box around the mesh, per frame: (..., 478, 2+) -> (...)."""
+    mesh = landmarks[..., :MESH_VERTEX_COUNT, :2]
+    extent = np.nanmax(mesh, axis=-2) - np.nanmin(mesh, axis=-2)
+    return extent.max(axis=-1)
+
+
+def face_box_scale(landmarks: np.ndarray) -> np.ndarray:
+    """Factor from plate pixels to pixels of a 256-px face box, per frame."""
+    return FACE_BOX_PX / face_size(landmarks)
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap in plate pixels, per frame."""
+    gap = landmarks[..., LOWER_LIP_INNER, :2] - landmarks[..., UPPER_LIP_INNER, :2]
+    return np.linalg.norm(gap, axis=-1)

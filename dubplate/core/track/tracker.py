@@ -1,0 +1,235 @@
+"""Track one target face through a plate: detect, choose, mesh on a crop, smooth."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import fileseq
+import numpy as np
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.plate import Plate
+from dubplate.core.progress import Progress
+from dubplate.core.track.facetrack import FaceTrack
+from dubplate.core.track.landmarks import LANDMARK_COUNT
+from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION, Detection, FaceDetector, FaceMesh
+from dubplate.core.track.smoothing import OneEuro, smooth_track
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    detect_long_side: int = 640  # the detector's copy of the frame, in pixels on its long side
+    mesh_crop_px: int = 256  # the mesh's crop; its own input is 192 px, so this loses nothing
+    crop_scale: float = 2.0  # crop side over detection box side: room for chin, brow, rotation
+    min_score: float = 0.5
+    smoothing: OneEuro = field(default_factory=OneEuro)
+
+    def manifest(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "smoothing"}
+
+
+@dataclass(frozen=True)
+class TargetHint:
+    """The user's choice of face: a point on it or a box around it, on a frame (default: first)."""
+
+    point: tuple[float, float] | None = None
+    box: tuple[float, float, float, float] | None = None
+    frame: int | None = None
+
+    def describe(self) -> str:
+        where = f"point {self.point}" if self.point else f"box {self.box}"
+        return f"{where} on frame {self.frame}"
+
+
+class TargetChooser:
+    """Chooses the target face once, then follows it from frame to frame by overlap.
+
+    A frame where no detection overlaps the target's last box is reported as without face:
+    jumping to another person would be worse than a gap.
+    """
+
+    def __init__(self, hint: TargetHint | None):
+        self.hint = hint
+        self.anchor: Detection | None = None
+        self.last: Detection | None = None
+        self.reason = ""
+
+    def choose(self, number: int, detections: list[Detection]) -> Detection | None:
+        if self.anchor is None:
+            return self._first(number, detections)
+        chosen = _follow(self.last, detections)
+        if chosen is not None:
+            self.last = chosen
+        return chosen
+
+    def restart_from_anchor(self) -> None:
+        self.last = self.anchor
+
+    def _first(self, number: int, detections: list[Detection]) -> Detection | None:
+        if not detections:
+            if self.hint is not None:
+                raise DubplateError(f"frame {number}: no face found to pick ({self.hint.describe()})")
+            return None
+        if self.hint is None:
+            chosen = max(detections, key=lambda d: d.size)
+            self.reason = f"largest of {len(detections)} face(s)"
+        else:
+            chosen = _hinted(self.hint, detections, number)
+            self.reason = f"picked by {self.hint.describe()}"
+        self.anchor = self.last = chosen
+        log.info(
+            "target: face at (%.0f, %.0f), %.0f px, score %.2f on frame %d (%s)",
+            *chosen.centre, chosen.size, chosen.score, number, self.reason,
+        )
+        return chosen
+
+
+def _hinted(hint: TargetHint, detections: list[Detection], number: int) -> Detection:
+    if hint.point is not None:
+        px, py = hint.point
+        inside = [d for d in detections if d.box[0] <= px <= d.box[2] and d.box[1] <= py <= d.box[3]]
+        if inside:
+            return min(inside, key=lambda d: d.size)
+    else:
+        best = max(detections, key=lambda d: _iou(d.box, hint.box))
+        if _iou(best.box, hint.box) > 0.1:
+            return best
+    boxes = ", ".join(f"({d.box[0]:.0f}, {d.box[1]:.0f})-({d.box[2]:.0f}, {d.box[3]:.0f})" for d in detections)
+    raise DubplateError(f"frame {number}: no face at {hint.describe()} (faces: {boxes})")
+
+
+def _follow(last: Detection, detections: list[Detection]) -> Detection | None:
+    if not detections:
+        return None
+    best = max(detections, key=lambda d: _iou(d.box, last.box))
+    if _iou(best.box, last.box) >= 0.3:
+        return best
+    # A fast move can break the overlap: accept a face of similar size close to the last one.
+    near = min(detections, key=lambda d: np.hypot(*np.subtract(d.centre, last.centre)))
+    distance = np.hypot(*np.subtract(near.centre, last.centre))
+    if distance < 0.5 * last.size and 2 / 3 < near.size / last.size < 1.5:
+        return near
+    return None
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class FaceTracker:
+    """Landmarks of one chosen face per frame, at the plate's full resolution."""
+
+    def __init__(self, settings: TrackSettings = TrackSettings()):
+        self.settings = settings
+        self.detector = FaceDetector(settings.min_score)
+        self.mesh = FaceMesh(settings.min_score)
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.detector.close()
+        self.mesh.close()
+
+    def detect(self, plate: Plate, pixels: np.ndarray) -> list[Detection]:
+        height, width = pixels.shape[:2]
+        scale = min(1.0, self.settings.detect_long_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        return self.detector(plate.analysis_view(pixels, size=size), size[0] / width)
+
+    def landmarks(self, plate: Plate, pixels: np.ndarray, face: Detection) -> np.ndarray | None:
+        side = int(round(self.settings.crop_scale * face.size))
+        cx, cy = face.centre
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        crop_px = self.settings.mesh_crop_px
+        crop = plate.analysis_view(pixels, (x0, y0, x0 + side, y0 + side), (crop_px, crop_px))
+        points = self.mesh(crop)
+        if points is None:
+            return None
+        points *= side / crop_px
+        points[:, 0] += x0
+        points[:, 1] += y0
+        # The mesh must sit on the chosen face, not on a neighbour inside the crop.
+        bx0, by0, bx1, by1 = face.box
+        mx, my = np.median(points[:, :2], axis=0)
+        if not (bx0 <= mx <= bx1 and by0 <= my <= by1):
+            return None
+        return points
+
+
+def track_plate(
+    plate: Plate,
+    numbers: Sequence[int],
+    target: TargetHint | None = None,
+    settings: TrackSettings = TrackSettings(),
+) -> FaceTrack:
+    """Track the target face over the given frames of a plate (see `Plate.select`)."""
+    numbers = list(numbers)
+    count = len(numbers)
+    raw = np.full((count, LANDMARK_COUNT, 3), np.nan, np.float32)
+    boxes = np.full((count, 4), np.nan, np.float32)
+    confidence = np.zeros(count, np.float32)
+    if target is not None and target.frame is None:
+        target = TargetHint(target.point, target.box, numbers[0])
+    anchor = numbers.index(target.frame) if target is not None and target.frame in numbers else 0
+    if target is not None and target.frame not in numbers:
+        raise DubplateError(f"--target-frame {target.frame}: not among the frames being tracked")
+    # From the anchor forwards, then backwards, so the target is followed from where it was picked.
+    forward, backward = numbers[anchor:], numbers[:anchor][::-1]
+    index_of = {n: i for i, n in enumerate(numbers)}
+    chooser = TargetChooser(target)
+    progress = Progress("track", count)
+    with FaceTracker(settings) as tracker:
+        frames = itertools.chain(plate.frames(forward), plate.frames(backward))
+        for number, pixels in frames:
+            if backward and number == backward[0]:
+                chooser.restart_from_anchor()
+            face = chooser.choose(number, tracker.detect(plate, pixels))
+            if face is not None:
+                points = tracker.landmarks(plate, pixels, face)
+                if points is not None:
+                    i = index_of[number]
+                    raw[i], boxes[i], confidence[i] = points, face.box, face.score
+            progress.advance()
+    found = ~np.isnan(raw[:, 0, 0])
+    if not found.any():
+        raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
+    times = np.array([float(plate.time_of(n)) for n in numbers])
+    _log_gaps(numbers, found)
+    return FaceTrack(
+        frames=np.asarray(numbers, np.int64),
+        landmarks=smooth_track(raw, found, times, settings.smoothing).astype(np.float32),
+        raw_landmarks=raw,
+        boxes=boxes,
+        confidence=confidence,
+        found=found,
+        times=times,
+        plate=plate.info.manifest(),
+        settings={
+            "tool": {"mediapipe": MEDIAPIPE_VERSION},
+            "target": {
+                "reason": chooser.reason,
+                "frame": int(numbers[anchor]),
+                "box": [round(float(v), 2) for v in chooser.anchor.box],
+            },
+            "smoothing": settings.smoothing.manifest(),
+            "detection": settings.manifest(),
+            "nonfinite_pixels": {str(n): c for n, c in sorted(plate.nonfinite.items())},
+        },
+    )
+
+
+def _log_gaps(numbers: Sequence[int], found: np.ndarray) -> None:
+    missing = [n for n, ok in zip(numbers, found, strict=True) if not ok]
+    log.info("track: target face in %d/%d frames", int(found.sum()), len(numbers))
+    if missing:
+        log.warning("track: no target face on frames %s (flagged, not filled)", fileseq.FrameSet(missing))

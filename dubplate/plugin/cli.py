@@ -1,0 +1,132 @@
+"""The `dubplate` command: a thin shell over the core stages.
+
+Every command logs progress and decisions to stderr; with --json its last line of stdout is one
+JSON object. A DubplateError prints one line and exits 2; --debug shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from dubplate import __version__
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import publish_version, staged_dir
+from dubplate.core.media import open_plate
+from dubplate.core.media.timing import parse_frame_range
+
+log = logging.getLogger("dubplate")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname).1s %(message)s" if not args.debug else "%(levelname).1s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        result = args.command(args)
+    except DubplateError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"dubplate: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dubplate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: still one line, the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"dubplate: internal error: {type(error).__name__}: {error} (--debug shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dubplate", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dubplate {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    track = commands.add_parser(
+        "track", parents=[common], help="track the actor's face through a plate",
+        description="Track one face through a plate; write track.npz, track.json and preview.mp4.",
+    )
+    track.add_argument("plate", help="movie file or EXR sequence (shot.####.exr, shot.%%04d.exr, shot.@.exr)")
+    _plate_options(track)
+    track.add_argument("--out", type=Path, help="output directory; results go in a new vNNN inside it")
+    pick = track.add_mutually_exclusive_group()
+    pick.add_argument("--target", metavar="X,Y", help="pick the face under this plate pixel")
+    pick.add_argument("--target-box", metavar="X0,Y0,X1,Y1", help="pick the face in this box")
+    track.add_argument("--target-frame", type=int, help="frame of --target/--target-box (default: first)")
+    track.add_argument("--no-preview", action="store_true", help="skip the preview movie")
+    track.set_defaults(command=_track)
+    return parser
+
+
+def _plate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--colourspace", "--colorspace", help="the plate's OCIO colourspace")
+    parser.add_argument("--layer", help="EXR part or layer to read (default: the unnamed RGB(A))")
+    parser.add_argument("--frames", metavar="A-B", help="inclusive frame range")
+
+
+def _track(args: argparse.Namespace) -> dict:
+    from dubplate.core.track import track_plate
+    from dubplate.core.track.preview import write_track_preview
+
+    plate = open_plate(args.plate, colourspace=args.colourspace, layer=args.layer)
+    numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
+    hint = _target_hint(args)
+    track = track_plate(plate, numbers, hint)
+    base = args.out or Path(f"{Path(args.plate).name.split('.')[0]}_track")
+    with staged_dir(base) as staged:
+        track.save(staged)
+        if not args.no_preview:
+            write_track_preview(plate, track, staged / "preview.mp4")
+        out = publish_version(staged, base)
+    log.info("track: wrote %s", out)
+    return {
+        "frames": len(track.frames),
+        "frames_with_face": int(track.found.sum()),
+        "frames_without_face": track.frames_without_face,
+        "track": str(out / "track.json"),
+        "preview": None if args.no_preview else str(out / "preview.mp4"),
+        "out": str(out),
+        "fps": track.plate["fps"],
+        "colourspace": track.plate["colourspace"],
+    }
+
+
+def _target_hint(args: argparse.Namespace):
+    from dubplate.core.track import TargetHint
+
+    if args.target:
+        return TargetHint(point=_numbers(args.target, 2, "--target"), frame=args.target_frame)
+    if args.target_box:
+        return TargetHint(box=_numbers(args.target_box, 4, "--target-box"), frame=args.target_frame)
+    if args.target_frame is not None:
+        raise DubplateError("--target-frame: needs --target or --target-box")
+    return None
+
+
+def _numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise DubplateError(f"{option}: expected {count} comma-separated numbers, got {text!r}")
+    return values
