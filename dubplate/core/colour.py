@@ -52,7 +52,9 @@ class ColourConfig:
         found = self._names.get(name.strip().lower())
         if found is None:
             close = difflib.get_close_matches(name.lower(), list(self._names), n=3, cutoff=0.4)
-            hint = f"; did you mean {', '.join(repr(self._names[c]) for c in close)}?" if close else ""
+            hint = (
+                f"; did you mean {', '.join(repr(self._names[c]) for c in close)}?" if close else ""
+            )
             raise DubplateError(f"{where}: unknown colourspace {name!r} in {self.source}{hint}")
         return found
 

@@ -1,4 +1,4 @@
-"""Writing results so that a crash or a full disk never leaves a half-written file looking finished."""
+"""Writing results so that a crash or a full disk never leaves a half-written file looking done."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dubplate.core.errors import DubplateError
 
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; it is renamed onto `final` only if the block succeeds."""
+    """Yield a temporary sibling of `final`, renamed onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     # The suffix is kept so that writers which pick a format by extension still work.
@@ -61,5 +61,7 @@ def publish_version(staged: Path, base: Path) -> Path:
                 pass
             except OSError as error:
                 if error.errno != errno.ENOTEMPTY:
-                    raise DubplateError(f"{final}: cannot publish output: {error.strerror}") from error
+                    raise DubplateError(
+                        f"{final}: cannot publish output: {error.strerror}"
+                    ) from error
         number += 1  # taken by another run meanwhile

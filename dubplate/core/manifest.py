@@ -54,6 +54,8 @@ def read_manifest(path: Path, kind: str) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise DubplateError(f"{path}: manifest not found") from error
     except json.JSONDecodeError as error:
-        raise DubplateError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+        raise DubplateError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno})"
+        ) from error
     validate(kind, body, str(path))
     return body

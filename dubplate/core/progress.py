@@ -31,8 +31,14 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         log.info(
             "%s: %d/%d %s (%.0f%%), %.1f %s/s, ETA %s",
-            self.task, self.done, self.total, self.unit, 100.0 * self.done / max(self.total, 1),
-            rate, self.unit, _clock(eta),
+            self.task,
+            self.done,
+            self.total,
+            self.unit,
+            100.0 * self.done / max(self.total, 1),
+            rate,
+            self.unit,
+            _clock(eta),
         )
 
 

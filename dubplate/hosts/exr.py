@@ -105,8 +105,15 @@ class ExrSequence(Plate):
         channels = tuple(spec.channelnames[i] for i in self.first.layer.channel_indices)
         log.info(
             "%s: %d frame(s) %d-%d, %dx%d, layer %r, %s fps, timecode %s",
-            self.pattern, len(self.files), min(self.files), max(self.files), width, height,
-            self.first.layer.name, fps, timecode or "none",
+            self.pattern,
+            len(self.files),
+            min(self.files),
+            max(self.files),
+            width,
+            height,
+            self.first.layer.name,
+            fps,
+            timecode or "none",
         )
         return PlateInfo(
             source=self.pattern,

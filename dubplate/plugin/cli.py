@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname).1s %(message)s" if not args.debug else "%(levelname).1s %(name)s: %(message)s",
+        format="%(levelname).1s %(message)s"
+        if not args.debug
+        else "%(levelname).1s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     try:
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(
-            f"dubplate: internal error: {type(error).__name__}: {error} (--debug shows the traceback)",
+            f"dubplate: internal error: {type(error).__name__}: {error}"
+            " (--debug shows the traceback)",
             file=sys.stderr,
         )
         return 1
@@ -57,21 +60,31 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dubplate", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dubplate {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    common.add_argument(
+        "--json", action="store_true", help="print one JSON object as the last line"
+    )
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     track = commands.add_parser(
-        "track", parents=[common], help="track the actor's face through a plate",
+        "track",
+        parents=[common],
+        help="track the actor's face through a plate",
         description="Track one face through a plate; write track.npz, track.json and preview.mp4.",
     )
-    track.add_argument("plate", help="movie file or EXR sequence (shot.####.exr, shot.%%04d.exr, shot.@.exr)")
+    track.add_argument(
+        "plate", help="movie file or EXR sequence (shot.####.exr, shot.%%04d.exr, shot.@.exr)"
+    )
     _plate_options(track)
-    track.add_argument("--out", type=Path, help="output directory; results go in a new vNNN inside it")
+    track.add_argument(
+        "--out", type=Path, help="output directory; results go in a new vNNN inside it"
+    )
     pick = track.add_mutually_exclusive_group()
     pick.add_argument("--target", metavar="X,Y", help="pick the face under this plate pixel")
     pick.add_argument("--target-box", metavar="X0,Y0,X1,Y1", help="pick the face in this box")
-    track.add_argument("--target-frame", type=int, help="frame of --target/--target-box (default: first)")
+    track.add_argument(
+        "--target-frame", type=int, help="frame of --target/--target-box (default: first)"
+    )
     track.add_argument("--no-preview", action="store_true", help="skip the preview movie")
     track.set_defaults(command=_track)
     return parser

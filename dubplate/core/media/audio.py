@@ -46,7 +46,7 @@ class Audio:
 
 
 def load_audio(path: str | Path) -> Audio:
-    """WAV, FLAC, AIFF and OGG through libsndfile; anything else (movies, AAC, MP3) through FFmpeg."""
+    """WAV, FLAC, AIFF and OGG through libsndfile; anything else (movies, MP3) through FFmpeg."""
     path = Path(path)
     if not path.is_file():
         raise DubplateError(f"{path}: audio file not found")
@@ -89,6 +89,9 @@ def _checked(audio: Audio) -> Audio:
         raise DubplateError(f"{audio.source}: audio holds NaN or infinite samples")
     log.info(
         "audio: %s, %d Hz, %d channel(s), %.2f s",
-        audio.source, audio.rate, audio.channels, float(audio.duration),
+        audio.source,
+        audio.rate,
+        audio.channels,
+        float(audio.duration),
     )
     return audio

@@ -1,4 +1,4 @@
-"""Movie plates through FFmpeg (PyAV): H.264, HEVC, MPEG-4 part 2 and more, constant or variable rate."""
+"""Movie plates through FFmpeg (PyAV): H.264, HEVC, MPEG-4 part 2 and more, at any frame rate."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ class MoviePlate(Plate):
                 if packet.pts is not None and packet.size > 0:
                     pts.append(packet.pts)
         except av.error.FFmpegError as error:
-            raise DubplateError(f"{self.path}: unreadable after {len(pts)} frames ({error})") from error
+            raise DubplateError(
+                f"{self.path}: unreadable after {len(pts)} frames ({error})"
+            ) from error
         if not pts:
             raise DubplateError(f"{self.path}: no video frames")
         pts.sort()
@@ -83,11 +85,16 @@ class MoviePlate(Plate):
         if variable:
             log.info(
                 "%s: variable frame rate (%.3f-%.3f fps, mean %s); frames are timed by their"
-                " own timestamps", self.path, 1 / float(steps.max() * base),
-                1 / float(steps.min() * base), rate,
+                " own timestamps",
+                self.path,
+                1 / float(steps.max() * base),
+                1 / float(steps.min() * base),
+                rate,
             )
         space = self.colour.resolve(colourspace) if colourspace else self.colour.working_space
-        log.info("%s: colourspace %r%s", self.path, space, "" if colourspace else " (movie default)")
+        log.info(
+            "%s: colourspace %r%s", self.path, space, "" if colourspace else " (movie default)"
+        )
         timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
         return PlateInfo(
             source=str(self.path),

@@ -67,7 +67,10 @@ def _audio_stream(container: av.container.OutputContainer, audio: Audio) -> av.A
 
 
 def _mux_audio(
-    container: av.container.OutputContainer, stream: av.AudioStream, audio: Audio, duration: Fraction
+    container: av.container.OutputContainer,
+    stream: av.AudioStream,
+    audio: Audio,
+    duration: Fraction,
 ) -> None:
     channels = stream.layout.nb_channels
     samples = audio.samples[: int(duration * audio.rate), :channels]

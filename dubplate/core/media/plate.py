@@ -1,4 +1,4 @@
-"""The Plate: a shot's frames (read lazily, cached within a memory budget), rate, colour and audio."""
+"""The Plate: a shot's frames (read lazily, cached in a memory budget), rate, colour and audio."""
 
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ class Plate(ABC):
         self.validate(chosen)
         return chosen
 
-    def validate(self, numbers: Sequence[int]) -> None:
+    def validate(self, numbers: Sequence[int]) -> None:  # noqa: B027 (optional hook)
         """Check what can be checked without decoding (headers); readers of files override it."""
 
     def time_of(self, number: int) -> Fraction:
@@ -200,9 +200,10 @@ class Plate(ABC):
             log.warning(
                 "%s: frame %d has %d NaN/inf sample(s); they read as 0 for analysis and are"
                 " left as they are in the source",
-                self.info.source, number, bad,
+                self.info.source,
+                number,
+                bad,
             )
-
 
 
 def _crop_padded(pixels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:

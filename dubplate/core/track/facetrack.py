@@ -79,7 +79,11 @@ class FaceTrack:
             with np.load(arrays_path) as arrays:
                 loaded = {name: arrays[name] for name in ARRAYS}
         except (OSError, KeyError, ValueError) as error:
-            raise DubplateError(f"{arrays_path}: missing or damaged track arrays ({error})") from error
+            raise DubplateError(
+                f"{arrays_path}: missing or damaged track arrays ({error})"
+            ) from error
         settings = {key: manifest[key] for key in ("target", "smoothing", "detection")}
-        settings["tool"] = {k: v for k, v in manifest["tool"].items() if k not in ("name", "version")}
+        settings["tool"] = {
+            k: v for k, v in manifest["tool"].items() if k not in ("name", "version")
+        }
         return cls(**loaded, plate=manifest["plate"], settings=settings)

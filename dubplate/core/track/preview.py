@@ -36,7 +36,9 @@ def write_track_preview(plate: Plate, track: FaceTrack, path: Path) -> int:
                 colour = (255, 255, 255)
             else:
                 label, colour = f"frame {number}  NO FACE", MISSING_RGB
-            cv2.putText(image, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 1, cv2.LINE_AA)
+            cv2.putText(
+                image, label, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 1, cv2.LINE_AA
+            )
             yield image
 
     return write_movie(path, frames(), plate.info.fps, audio=plate.audio())

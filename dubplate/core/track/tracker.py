@@ -73,7 +73,9 @@ class TargetChooser:
     def _first(self, number: int, detections: list[Detection]) -> Detection | None:
         if not detections:
             if self.hint is not None:
-                raise DubplateError(f"frame {number}: no face found to pick ({self.hint.describe()})")
+                raise DubplateError(
+                    f"frame {number}: no face found to pick ({self.hint.describe()})"
+                )
             return None
         if self.hint is None:
             chosen = max(detections, key=lambda d: d.size)
@@ -84,7 +86,11 @@ class TargetChooser:
         self.anchor = self.last = chosen
         log.info(
             "target: face at (%.0f, %.0f), %.0f px, score %.2f on frame %d (%s)",
-            *chosen.centre, chosen.size, chosen.score, number, self.reason,
+            *chosen.centre,
+            chosen.size,
+            chosen.score,
+            number,
+            self.reason,
         )
         return chosen
 
@@ -92,14 +98,18 @@ class TargetChooser:
 def _hinted(hint: TargetHint, detections: list[Detection], number: int) -> Detection:
     if hint.point is not None:
         px, py = hint.point
-        inside = [d for d in detections if d.box[0] <= px <= d.box[2] and d.box[1] <= py <= d.box[3]]
+        inside = [
+            d for d in detections if d.box[0] <= px <= d.box[2] and d.box[1] <= py <= d.box[3]
+        ]
         if inside:
             return min(inside, key=lambda d: d.size)
     else:
         best = max(detections, key=lambda d: _iou(d.box, hint.box))
         if _iou(best.box, hint.box) > 0.1:
             return best
-    boxes = ", ".join(f"({d.box[0]:.0f}, {d.box[1]:.0f})-({d.box[2]:.0f}, {d.box[3]:.0f})" for d in detections)
+    boxes = ", ".join(
+        f"({d.box[0]:.0f}, {d.box[1]:.0f})-({d.box[2]:.0f}, {d.box[3]:.0f})" for d in detections
+    )
     raise DubplateError(f"frame {number}: no face at {hint.describe()} (faces: {boxes})")
 
 
@@ -232,4 +242,6 @@ def _log_gaps(numbers: Sequence[int], found: np.ndarray) -> None:
     missing = [n for n, ok in zip(numbers, found, strict=True) if not ok]
     log.info("track: target face in %d/%d frames", int(found.sum()), len(numbers))
     if missing:
-        log.warning("track: no target face on frames %s (flagged, not filled)", fileseq.FrameSet(missing))
+        log.warning(
+            "track: no target face on frames %s (flagged, not filled)", fileseq.FrameSet(missing)
+        )

@@ -1,0 +1,127 @@
+"""Small plates made on the fly: EXR files with chosen windows and layers, movies, audio."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import OpenImageIO as oiio
+import soundfile
+
+from dubplate.core.media.plate import Plate, PlateInfo
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def write_exr(
+    path: Path,
+    pixels: np.ndarray,
+    sample_type: str = "half",
+    data_origin: tuple[int, int] = (0, 0),
+    display: tuple[int, int, int, int] | None = None,
+    channels: tuple[str, ...] | None = None,
+    attributes: dict | None = None,
+) -> Path:
+    """Write `pixels` as the data window at `data_origin`; `display` is (x, y, width, height)."""
+    height, width, count = pixels.shape
+    spec = oiio.ImageSpec(width, height, count, sample_type)
+    spec.x, spec.y = data_origin
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = display or (
+        *data_origin,
+        width,
+        height,
+    )
+    if channels:
+        spec.channelnames = channels
+    spec.attribute("compression", "zip")
+    for name, (type_name, value) in (attributes or {}).items():
+        spec.attribute(name, oiio.TypeDesc(type_name), value)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec), out.geterror()
+    assert out.write_image(np.ascontiguousarray(pixels, dtype=np.float32)), out.geterror()
+    out.close()
+    return path
+
+
+def write_movie(
+    path: Path,
+    frames: list[np.ndarray],
+    fps: Fraction = Fraction(25),
+    times: list[Fraction] | None = None,
+    audio: tuple[np.ndarray, int] | None = None,
+) -> Path:
+    """H.264 movie of uint8 RGB frames; `times` (seconds) makes a variable-rate one."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        video.options = {"crf": "10"}
+        if times is not None:
+            video.codec_context.time_base = Fraction(1, 1000)
+        sound = None
+        if audio is not None:
+            sound = container.add_stream("aac", rate=audio[1])
+            sound.layout = "stereo"
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if times is not None:
+                frame.pts = int(times[i] * 1000)
+                frame.time_base = Fraction(1, 1000)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            samples, rate = audio
+            for start in range(0, len(samples), 1024):
+                chunk = np.ascontiguousarray(samples[start : start + 1024].T, dtype=np.float32)
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+    return path
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    soundfile.write(str(path), samples, rate)
+    return path
+
+
+def numbered_frames(count: int, size: tuple[int, int] = (64, 48)) -> list[np.ndarray]:
+    """Flat grey frames whose level encodes their index, so decoded order can be checked."""
+    width, height = size
+    return [np.full((height, width, 3), 10 + 12 * i, np.uint8) for i in range(count)]
+
+
+class ArrayPlate(Plate):
+    """A plate held in memory, for tracking tests on composed frames."""
+
+    def __init__(self, frames: list[np.ndarray], fps: Fraction = Fraction(25), name: str = "arrays"):
+        super().__init__()
+        self._frames = frames
+        height, width = frames[0].shape[:2]
+        self.info = PlateInfo(
+            source=name,
+            kind="movie",
+            frames=tuple(range(len(frames))),
+            fps=fps,
+            width=width,
+            height=height,
+            channels=("R", "G", "B"),
+            colourspace=self.colour.working_space,
+        )
+
+    def _decode(self, number: int) -> np.ndarray:
+        return self._frames[number]
+
+
+def footage_frames(name: str, count: int, start: int = 0) -> list[np.ndarray]:
+    """The first `count` decoded frames of a shared footage clip, from `start`."""
+    frames = []
+    with av.open(str(SHARED_DATA / "footage" / name)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i >= start:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    return frames

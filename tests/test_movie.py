@@ -1,0 +1,84 @@
+"""Movie plates: exact rates, random access, variable frame rate, audio, damage."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media import open_plate
+from tests.fixtures import numbered_frames, write_movie
+
+
+def level(pixels):
+    return float(np.asarray(pixels, np.float32).mean())
+
+
+def test_rate_stays_an_exact_rational(tmp_path):
+    path = write_movie(tmp_path / "ntsc.mp4", numbered_frames(6), fps=Fraction(24000, 1001))
+    plate = open_plate(path)
+    assert plate.info.fps == Fraction(24000, 1001)
+    assert plate.info.manifest()["fps"] == "24000/1001"
+    assert plate.time_of(5) == Fraction(5 * 1001, 24000)
+
+
+def test_frames_decode_in_order_and_by_random_access(tmp_path):
+    frames = numbered_frames(20)
+    plate = open_plate(write_movie(tmp_path / "m.mp4", frames))
+    assert plate.select() == list(range(20))
+    for number in [15, 3, 4, 19, 0]:
+        assert abs(level(plate.read(number)) - level(frames[number])) < 2, number
+    levels = [level(pixels) for _, pixels in plate.frames()]
+    assert np.all(np.diff(levels) > 5)
+
+
+def test_variable_frame_rate_uses_each_frames_time(tmp_path):
+    times = [Fraction(t, 1000) for t in (0, 40, 80, 180, 220, 400)]
+    plate = open_plate(write_movie(tmp_path / "vfr.mp4", numbered_frames(6), times=times))
+    assert [plate.time_of(n) for n in plate.select()] == times
+
+
+def test_truncated_movie_is_an_error_naming_the_file(tmp_path):
+    path = write_movie(tmp_path / "cut.mp4", numbered_frames(40, (128, 96)))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(DubplateError, match="cut.mp4"):
+        plate = open_plate(path)
+        for _ in plate.frames():
+            pass
+
+
+def test_not_a_movie(tmp_path):
+    path = tmp_path / "notes.mov"
+    path.write_text("not a movie")
+    with pytest.raises(DubplateError, match=r"notes\.mov: cannot open movie"):
+        open_plate(path)
+
+
+def test_layer_option_is_refused_for_movies(tmp_path):
+    path = write_movie(tmp_path / "m.mp4", numbered_frames(2))
+    with pytest.raises(DubplateError, match="--layer applies to EXR"):
+        open_plate(path, layer="diffuse")
+
+
+def test_unknown_file_kind(tmp_path):
+    path = tmp_path / "plate.txt"
+    path.write_text("hello")
+    with pytest.raises(DubplateError, match=r"plate\.txt: no plate reader recognises"):
+        open_plate(path)
+
+
+def test_shared_clips_open_with_their_rates(shared_data):
+    expected = {
+        "man_office_6s.mp4": (135, Fraction(1350, 61)),
+        "woman_flag_b_8s.mp4": (200, Fraction(25)),  # MPEG-4 part 2
+        "woman_seated_hd_20s.mp4": (502, Fraction(25)),  # HEVC, portrait
+    }
+    for name, (count, rate) in expected.items():
+        plate = open_plate(shared_data / "footage" / name)
+        assert (len(plate.select()), plate.info.fps) == (count, rate), name
+    office = open_plate(shared_data / "footage" / "man_office_6s.mp4")
+    # Variable rate: the last frame's own time, not 134 / (1350/61) = 6.05 s.
+    assert float(office.time_of(134)) == pytest.approx(6.0667, abs=1e-3)
+    portrait = open_plate(shared_data / "footage" / "woman_seated_hd_20s.mp4")
+    assert portrait.read(501).shape == (1920, 1080, 3)
