@@ -96,7 +96,9 @@ def numbered_frames(count: int, size: tuple[int, int] = (64, 48)) -> list[np.nda
 class ArrayPlate(Plate):
     """A plate held in memory, for tracking tests on composed frames."""
 
-    def __init__(self, frames: list[np.ndarray], fps: Fraction = Fraction(25), name: str = "arrays"):
+    def __init__(
+        self, frames: list[np.ndarray], fps: Fraction = Fraction(25), name: str = "arrays"
+    ):
         super().__init__()
         self._frames = frames
         height, width = frames[0].shape[:2]

@@ -49,7 +49,9 @@ def test_no_frames_matching_pattern(tmp_path):
 def test_data_window_is_placed_in_display_window(tmp_path):
     block = RNG.uniform(0, 1, (5, 6, 3)).astype(np.float32)
     # Display window 16x12 at (2, 1); data window 6x5 at (-1, 4): partly outside on the left.
-    path = write_exr(tmp_path / "w.exr", block, "float", data_origin=(-1, 4), display=(2, 1, 16, 12))
+    path = write_exr(
+        tmp_path / "w.exr", block, "float", data_origin=(-1, 4), display=(2, 1, 16, 12)
+    )
     pixels = open_plate(path).read(1)
     assert pixels.shape == (12, 16, 3) and pixels.dtype == np.float32
     expected = np.zeros((12, 16, 3), np.float32)
@@ -101,9 +103,14 @@ def test_rate_timecode_and_chromaticities_from_header(tmp_path):
     attributes = {
         "FramesPerSecond": ("rational", (24000, 1001)),
         "smpte:TimeCode": (oiio.TypeTimeCode, (0x01020304, 0)),
-        "chromaticities": ("float[8]", (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)),
+        "chromaticities": (
+            "float[8]",
+            (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
+        ),
     }
-    path = write_exr(tmp_path / "s.1001.exr", np.zeros((4, 4, 3), np.float32), attributes=attributes)
+    path = write_exr(
+        tmp_path / "s.1001.exr", np.zeros((4, 4, 3), np.float32), attributes=attributes
+    )
     plate = open_plate(path)
     assert plate.info.fps == Fraction(24000, 1001)
     assert plate.info.timecode == "01:02:03:04"

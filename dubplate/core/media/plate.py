@@ -158,7 +158,7 @@ class Plate(ABC):
             pixels = cv2.resize(
                 pixels, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
             )
-        return self.analysis_rgb(pixels)
+        return np.ascontiguousarray(self.analysis_rgb(pixels))
 
     def select(self, frame_range: tuple[int, int] | None = None) -> Sequence[int]:
         """The frames to work on, all checked before any work starts: none missing, all readable."""

@@ -51,6 +51,10 @@ class Detection:
     box: tuple[float, float, float, float]
     score: float
 
+    def shifted(self, dx: float, dy: float) -> Detection:
+        x0, y0, x1, y1 = self.box
+        return Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.score)
+
     @property
     def centre(self) -> tuple[float, float]:
         x0, y0, x1, y1 = self.box

@@ -127,6 +127,31 @@ def _follow(last: Detection, detections: list[Detection]) -> Detection | None:
     return None
 
 
+def _tile_starts(length: int, side: int) -> list[int]:
+    """Starts of tiles overlapping by half, the last one flush with the far edge."""
+    starts = list(range(0, max(length - side, 0) + 1, max(side // 2, 1)))
+    if starts[-1] + side < length:
+        starts.append(length - side)
+    return starts
+
+
+def _without_duplicates(detections: list[Detection]) -> list[Detection]:
+    """One detection per face: the best-scoring of those that mostly cover each other (a face
+    seen whole and again, perhaps cut, in overlapping tiles)."""
+    kept: list[Detection] = []
+    for detection in sorted(detections, key=lambda d: -d.score):
+        if all(_overlap_of_smaller(detection.box, k.box) < 0.5 for k in kept):
+            kept.append(detection)
+    return kept
+
+
+def _overlap_of_smaller(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
+
+
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -150,11 +175,34 @@ class FaceTracker:
         self.detector.close()
         self.mesh.close()
 
-    def detect(self, plate: Plate, pixels: np.ndarray) -> list[Detection]:
+    def find_all(self, plate: Plate, pixels: np.ndarray) -> list[Detection]:
+        """Every face: on the whole frame, and on overlapping half-frame tiles when the frame is
+        large, because a small face shrinks below the detector's reach on a whole-frame copy."""
         height, width = pixels.shape[:2]
-        scale = min(1.0, self.settings.detect_long_side / max(height, width))
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return self.detector(plate.analysis_view(pixels, size=size), size[0] / width)
+        found = self._detect(plate, pixels, (0, 0, width, height))
+        if max(height, width) > 1.5 * self.settings.detect_long_side:
+            side = min(height, width) // 2
+            for y0 in _tile_starts(height, side):
+                for x0 in _tile_starts(width, side):
+                    found += self._detect(plate, pixels, (x0, y0, x0 + side, y0 + side))
+        return _without_duplicates(found)
+
+    def find_near(self, plate: Plate, pixels: np.ndarray, last: Detection) -> list[Detection]:
+        """Faces in a window three times the target's size around where it was last seen;
+        the whole frame when it is not there."""
+        cx, cy = last.centre
+        half = 1.5 * last.size
+        window = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
+        return self._detect(plate, pixels, window) or self.find_all(plate, pixels)
+
+    def _detect(
+        self, plate: Plate, pixels: np.ndarray, window: tuple[int, int, int, int]
+    ) -> list[Detection]:
+        x0, y0, x1, y1 = window
+        scale = min(1.0, self.settings.detect_long_side / max(x1 - x0, y1 - y0))
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        image = plate.analysis_view(pixels, window, size)
+        return [d.shifted(x0, y0) for d in self.detector(image, size[0] / (x1 - x0))]
 
     def landmarks(self, plate: Plate, pixels: np.ndarray, face: Detection) -> np.ndarray | None:
         side = int(round(self.settings.crop_scale * face.size))
@@ -203,7 +251,11 @@ def track_plate(
         for number, pixels in frames:
             if backward and number == backward[0]:
                 chooser.restart_from_anchor()
-            face = chooser.choose(number, tracker.detect(plate, pixels))
+            if chooser.last is None:
+                detections = tracker.find_all(plate, pixels)
+            else:
+                detections = tracker.find_near(plate, pixels, chooser.last)
+            face = chooser.choose(number, detections)
             if face is not None:
                 points = tracker.landmarks(plate, pixels, face)
                 if points is not None:

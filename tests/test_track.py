@@ -1,0 +1,96 @@
+"""Face tracking on real footage, composed into larger, multi-face and faceless frames."""
+
+import cv2
+import numpy as np
+import pytest
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.track import FaceTrack, TargetHint, track_plate
+from tests.fixtures import ArrayPlate, footage_frames
+
+FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def man(shared_data):
+    return footage_frames("man_map_5s.mp4", FRAMES, start=40)
+
+
+@pytest.fixture(scope="module")
+def man_track(man):
+    return track_plate(ArrayPlate(man), range(FRAMES))
+
+
+def on_canvas(frames, size, placements):
+    """Grey canvases with each frame list pasted at (x, y) with a scale."""
+    width, height = size
+    canvases = []
+    for i in range(FRAMES):
+        canvas = np.full((height, width, 3), 90, np.uint8)
+        for source, (x, y, scale) in placements:
+            image = cv2.resize(source[i], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
+        canvases.append(canvas)
+    return canvases
+
+
+def test_every_frame_tracked_with_478_points(man_track):
+    assert man_track.found.all()
+    assert man_track.landmarks.shape == (FRAMES, 478, 3)
+    assert (man_track.confidence > 0.5).all()
+    # The mesh sits on the face the detector found.
+    x0, y0, x1, y1 = np.nanmedian(man_track.boxes, axis=0)
+    centre = np.median(man_track.landmarks[:, :468, :2], axis=(0, 1))
+    assert x0 < centre[0] < x1 and y0 < centre[1] < y1
+
+
+def test_small_face_in_a_large_frame_tracks_to_the_same_pixels(man, man_track):
+    """Detect on tiles of a downscaled copy, mesh on a full-resolution crop: the face at 1/4
+    scale (about 85 px) in a 2400x1800 frame, too small for a whole-frame detection, lands
+    within half a pixel of the close-up's landmarks scaled down."""
+    small = on_canvas([man], (2400, 1800), [(man, (1500, 900, 0.25))])
+    track = track_plate(ArrayPlate(small), range(FRAMES))
+    assert track.found.all()
+    scaled_reference = man_track.raw_landmarks[:, :, :2] * 0.25 + (1500, 900)
+    error_px = np.linalg.norm(track.raw_landmarks[:, :, :2] - scaled_reference, axis=-1)
+    assert error_px.mean() < 0.5
+
+
+def test_largest_face_is_the_default_and_a_point_picks_another(man):
+    woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
+    frames = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
+    plate = ArrayPlate(frames)
+    default = track_plate(plate, range(FRAMES))
+    assert default.found.all() and default.settings["target"]["reason"].startswith("largest of 2")
+    assert (np.nanmax(default.landmarks[..., 0], axis=1) < 800).all()
+    picked = track_plate(plate, range(FRAMES), TargetHint(point=(1200, 500), frame=3))
+    assert picked.found.all()
+    assert (np.nanmin(picked.landmarks[..., 0], axis=1) > 1000).all()
+    with pytest.raises(DubplateError, match=r"frame 2: no face at point \(10, 790\)"):
+        track_plate(plate, range(FRAMES), TargetHint(point=(10, 790), frame=2))
+
+
+def test_frames_without_the_face_are_flagged_not_filled(man):
+    frames = list(man)
+    frames[2] = np.full_like(frames[2], 128)
+    track = track_plate(ArrayPlate(frames), range(FRAMES))
+    assert track.frames_without_face == [2]
+    assert np.isnan(track.landmarks[2]).all() and track.confidence[2] == 0
+    assert not np.isnan(track.landmarks[[0, 1, 3, 4, 5]]).any()
+
+
+def test_a_plate_without_any_face_is_an_error():
+    ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 1, 3))
+    with pytest.raises(DubplateError, match=r"empty: no face found in any of the 3 frame"):
+        track_plate(ArrayPlate([ramp] * 3, name="empty"), range(3))
+
+
+def test_track_saves_and_loads(man_track, tmp_path):
+    man_track.save(tmp_path)
+    loaded = FaceTrack.load(tmp_path)
+    np.testing.assert_array_equal(loaded.landmarks, man_track.landmarks)
+    np.testing.assert_array_equal(loaded.found, man_track.found)
+    assert loaded.plate == man_track.plate
+    (tmp_path / "track.npz").unlink()
+    with pytest.raises(DubplateError, match="track.npz: missing or damaged"):
+        FaceTrack.load(tmp_path)
