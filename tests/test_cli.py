@@ -1,0 +1,118 @@
+"""The `dubplate track` command as a user runs it: outputs, versions, JSON and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from dubplate.core.manifest import read_manifest
+from dubplate.plugin.cli import main
+from tests.fixtures import numbered_frames, write_exr, write_movie
+
+
+def run_cli(*args):
+    """The installed command in a child process, as a pipeline would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "dubplate", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_track_writes_a_track_and_preview_in_a_new_version(shared_data, tmp_path):
+    clip = shared_data / "footage" / "woman_flag_b_8s.mp4"
+    out = tmp_path / "out"
+    done = run_cli("track", clip, "--frames", "10-17", "--out", out, "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames"] == 8 and result["frames_with_face"] == 8
+    assert result["track"] == str(out / "v001" / "track.json")
+    manifest = read_manifest(out / "v001" / "track.json", "face_track")
+    assert (manifest["frames"]["first"], manifest["frames"]["last"]) == (10, 17)
+    assert manifest["plate"]["fps"] == "25/1" and len(manifest["confidence"]) == 8
+    with av.open(result["preview"]) as preview:
+        assert sum(1 for _ in preview.decode(video=0)) == 8
+        assert preview.streams.audio, "the preview carries the plate's audio"
+    assert "track: 8/8 frames" in done.stderr  # progress is shown
+
+    again = last_json(run_cli("track", clip, "--frames", "10-11", "--out", out, "--json").stdout)
+    assert again["out"] == str(out / "v002")
+    assert read_manifest(out / "v001" / "track.json", "face_track")["frames"]["count"] == 8
+
+
+def test_track_on_an_exr_sequence(shared_data, tmp_path):
+    """A face in a linear EXR sequence with a data window inside the display window."""
+    with av.open(str(shared_data / "footage" / "man_map_5s.mp4")) as movie:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), movie.decode(video=0))]
+    srgb = np.stack(frames).astype(np.float32) / 255
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    for i, pixels in enumerate(linear):
+        write_exr(
+            tmp_path / f"plate.{1001 + i:04d}.exr",
+            pixels[8:-8, 8:-8],
+            data_origin=(8, 8),
+            display=(0, 0, 844, 844),
+            attributes={"FramesPerSecond": ("rational", (24000, 1001))},
+        )
+    out = tmp_path / "out"
+    pattern = tmp_path / "plate.%04d.exr"
+    done = run_cli("track", pattern, "--colourspace", "lin_rec709", "--out", out, "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert (result["frames"], result["frames_with_face"]) == (3, 3)
+    assert result["fps"] == "24000/1001" and result["colourspace"] == "Linear Rec.709 (sRGB)"
+
+
+def one_line_error(done, *names):
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("dubplate: error: ")
+    assert "Traceback" not in done.stderr
+    for name in names:
+        assert name in lines[-1]
+
+
+def test_bad_inputs_end_in_one_line_errors(tmp_path):
+    write_movie(tmp_path / "blank.mp4", numbered_frames(3))
+    one_line_error(
+        run_cli("track", tmp_path / "blank.mp4", "--out", tmp_path), "blank.mp4", "no face"
+    )
+    one_line_error(run_cli("track", tmp_path / "gone.mp4"), "gone.mp4", "not found")
+    one_line_error(
+        run_cli("track", tmp_path / "blank.mp4", "--colourspace", "rec709ish"), "rec709ish"
+    )
+    one_line_error(run_cli("track", tmp_path / "blank.mp4", "--frames", "5-9"), "--frames 5-9")
+    for n in (1, 2, 4):
+        write_exr(tmp_path / f"gap.{n:04d}.exr", np.zeros((4, 4, 3), np.float32))
+    one_line_error(run_cli("track", tmp_path / "gap.####.exr"), "gap.####.exr", "missing: 3")
+    assert not any(p.name.startswith("v0") for p in tmp_path.iterdir()), "nothing published"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = run_cli("track", tmp_path / "gone.mp4", "--debug")
+    assert done.returncode == 2 and "Traceback" in done.stderr
+
+
+def damaged(shared):
+    return sorted((shared / "exr" / "Damaged").glob("*"))
+
+
+def test_every_damaged_exr_is_a_clear_error(shared_data, tmp_path, capsys):
+    for path in damaged(shared_data):
+        code = main(["track", str(path), "--out", str(tmp_path), "--no-preview"])
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert code == 2, path.name
+        assert error.startswith("dubplate: error: ") and path.name in error, error
+    assert not any(tmp_path.iterdir()), "no output for a damaged plate"
+
+
+@pytest.mark.parametrize("option", [["--target", "1,2,3"], ["--target-frame", "3"]])
+def test_bad_target_options(tmp_path, option, capsys):
+    write_movie(tmp_path / "m.mp4", numbered_frames(2))
+    assert main(["track", str(tmp_path / "m.mp4"), *option]) == 2
+    assert "--target" in capsys.readouterr().err
