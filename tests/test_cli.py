@@ -10,7 +10,7 @@ import pytest
 
 from dubplate.core.manifest import read_manifest
 from dubplate.plugin.cli import main
-from tests.fixtures import numbered_frames, write_exr, write_movie
+from tests.fixtures import footage_frames, numbered_frames, write_exr, write_movie
 
 
 def run_cli(*args):
@@ -47,8 +47,7 @@ def test_track_writes_a_track_and_preview_in_a_new_version(shared_data, tmp_path
 
 def test_track_on_an_exr_sequence(shared_data, tmp_path):
     """A face in a linear EXR sequence with a data window inside the display window."""
-    with av.open(str(shared_data / "footage" / "man_map_5s.mp4")) as movie:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(3), movie.decode(video=0))]
+    frames = footage_frames("man_map_5s.mp4", 3)
     srgb = np.stack(frames).astype(np.float32) / 255
     linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
     for i, pixels in enumerate(linear):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from dubplate.core.track.quality import best_lag
 from dubplate.core.track.smoothing import OneEuro, smooth_track
 
 FPS = 25.0
@@ -9,16 +10,6 @@ FPS = 25.0
 
 def second_difference_rms(x):
     return float(np.sqrt(np.mean(np.diff(x, n=2, axis=0) ** 2)))
-
-
-def best_lag(reference, signal, max_lag=5):
-    a = (reference - reference.mean()) / reference.std()
-    b = (signal - signal.mean()) / signal.std()
-    scores = {
-        lag: float(np.mean(a[max_lag:-max_lag] * np.roll(b, -lag)[max_lag:-max_lag]))
-        for lag in range(-max_lag, max_lag + 1)
-    }
-    return max(scores, key=scores.get)
 
 
 def synthetic_face(frames=200, noise_px=0.6, seed=3):
