@@ -1,9 +1,9 @@
-"""Colour management through OpenColorIO, as built into OpenImageIO.
+"""Colour management through OpenColorIO.
 
 Plates arrive in many colourspaces (scene-linear ACEScg, camera log, display-referred video);
 analysis and the networks work in one display-referred working space. `$OCIO` wins when set,
 because every studio runs its own config; otherwise the built-in studio config, which has the
-camera log spaces that OpenImageIO's default CG config lacks.
+camera log spaces that a CG config lacks. CPU processors are built once per pair of spaces.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from functools import cache
 
 import numpy as np
-import OpenImageIO as oiio
+import PyOpenColorIO as ocio
 
 from dubplate.core.errors import DubplateError
 
@@ -30,45 +30,40 @@ class ColourConfig:
 
     def __init__(self, config: str | None = None):
         self.source = config or os.environ.get("OCIO") or BUILTIN_CONFIG
-        self._config = oiio.ColorConfig(self.source)
-        # A config that fails to load falls back to a tiny built-in one, with an error set.
-        message = self._config.geterror()
-        if message or self._config.getNumColorSpaces() == 0:
-            message = message or "no colourspaces"
-            raise DubplateError(f"OCIO config {self.source}: cannot load ({message})")
-        self._names = {}
-        for name in self._config.getColorSpaceNames():
-            self._names[name.lower()] = name
-            for alias in self._config.getAliases(name):
-                self._names.setdefault(alias.lower(), name)
+        try:
+            self._config = ocio.Config.CreateFromFile(self.source)
+        except (ocio.Exception, ocio.ExceptionMissingFile) as error:
+            raise DubplateError(f"OCIO config {self.source}: cannot load ({error})") from error
+        self._processors: dict[tuple[str, str], ocio.CPUProcessor] = {}
         self.working_space = next(
-            (self._names[n.lower()] for n in WORKING_SPACE_NAMES if n.lower() in self._names), None
+            (self._known(name) for name in WORKING_SPACE_NAMES if self._known(name)), None
         )
         if self.working_space is None:
             raise DubplateError(f"OCIO config {self.source}: has no sRGB working space")
 
+    def _known(self, name: str) -> str | None:
+        space = self._config.getColorSpace(name.strip())
+        return space.getName() if space is not None else None
+
     def resolve(self, name: str, where: str = "colourspace") -> str:
-        """The config's own name for `name` (case-insensitive, aliases allowed)."""
-        found = self._names.get(name.strip().lower())
+        """The config's own name for `name` (case-insensitive; aliases and roles allowed)."""
+        found = self._known(name)
         if found is None:
-            close = difflib.get_close_matches(name.lower(), list(self._names), n=3, cutoff=0.4)
-            hint = (
-                f"; did you mean {', '.join(repr(self._names[c]) for c in close)}?" if close else ""
-            )
+            spellings = {}
+            for space in self._config.getColorSpaces():
+                for spelling in (space.getName(), *space.getAliases()):
+                    spellings[spelling.lower()] = space.getName()
+            close = difflib.get_close_matches(name.lower(), list(spellings), n=3, cutoff=0.4)
+            names = dict.fromkeys(spellings[c] for c in close)
+            hint = f"; did you mean {', '.join(repr(n) for n in names)}?" if names else ""
             raise DubplateError(f"{where}: unknown colourspace {name!r} in {self.source}{hint}")
         return found
 
     def convert(self, pixels: np.ndarray, source: str, target: str) -> np.ndarray:
         """float32 RGB(A) pixels from `source` to `target`; alpha is passed through untouched."""
-        if source == target:
-            return np.asarray(pixels, dtype=np.float32)
-        rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
-        converted = oiio.ImageBufAlgo.colorconvert(
-            oiio.ImageBuf(rgb), source, target, False, "", "", self.source
-        )
-        if converted.has_error:
-            raise DubplateError(f"colour conversion {source} -> {target}: {converted.geterror()}")
-        out = converted.get_pixels(oiio.FLOAT).reshape(rgb.shape)
+        out = np.array(pixels[..., :3], dtype=np.float32, order="C")
+        if source != target:
+            self._processor(source, target).applyRGB(out)
         if pixels.shape[-1] > 3:
             out = np.concatenate([out, np.asarray(pixels[..., 3:], dtype=np.float32)], axis=-1)
         return out
@@ -79,6 +74,16 @@ class ColourConfig:
             return pixels[..., :3]
         working = self.convert(pixels[..., :3], source, self.working_space)
         return (np.clip(working, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+    def _processor(self, source: str, target: str) -> ocio.CPUProcessor:
+        key = (source, target)
+        if key not in self._processors:
+            try:
+                processor = self._config.getProcessor(source, target)
+            except ocio.Exception as error:
+                raise DubplateError(f"colour conversion {source} -> {target}: {error}") from error
+            self._processors[key] = processor.getDefaultCPUProcessor()
+        return self._processors[key]
 
 
 @cache

@@ -88,7 +88,7 @@ class ExrSequence(Plate):
         self.wanted_layer = layer
         first_number = min(self.files)
         self.first = self._header(first_number)
-        self._validated: set[int] = {first_number}
+        self._headers: dict[int, FrameHeader] = {first_number: self.first}
         self.info = self._describe(colourspace)
 
     def _describe(self, colourspace: str | None) -> PlateInfo:
@@ -146,9 +146,10 @@ class ExrSequence(Plate):
 
     def validate(self, numbers) -> None:
         for number in numbers:
-            if number not in self._validated:
-                self._check_same(self._header(number), number)
-                self._validated.add(number)
+            if number not in self._headers:
+                header = self._header(number)
+                self._check_same(header, number)
+                self._headers[number] = header
 
     def _check_same(self, header: FrameHeader, number: int) -> None:
         first = self.first
@@ -199,7 +200,7 @@ class ExrSequence(Plate):
 
     def _decode(self, number: int) -> np.ndarray:
         self.validate([number])
-        header = self.first if number == min(self.files) else self._header(number)
+        header = self._headers[number]
         channels = header.layer.channel_indices
         begin, end = min(channels), max(channels) + 1
         inp = _open(header.path)
@@ -213,7 +214,10 @@ class ExrSequence(Plate):
         if block is None or error:
             raise DubplateError(f"{header.path}: frame {number}: cannot read pixels ({error})")
         block = block.reshape(header.data_window[3], header.data_window[2], end - begin)
-        return _place(block[..., [c - begin for c in channels]], header)
+        order = [c - begin for c in channels]
+        if order != list(range(end - begin)):  # fancy indexing copies: only when reordering
+            block = block[..., order]
+        return _place(block, header)
 
 
 def find_frames(path: Path) -> dict[int, Path]:
