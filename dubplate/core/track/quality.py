@@ -9,13 +9,13 @@ from dubplate.core.track.landmarks import RIGID, face_box_scale, mouth_opening
 
 def head_speed(landmarks: np.ndarray) -> np.ndarray:
     """Per-frame motion of the rigid points in px of a 256-px face box (first frame: 0)."""
-    rigid = landmarks[:, list(RIGID), :2] * face_box_scale(landmarks)[:, None, None]
+    rigid = landmarks[:, list(RIGID), :2] * _box_scale(landmarks)
     step = np.linalg.norm(np.diff(rigid, axis=0), axis=-1).mean(axis=1)
     return np.concatenate([[0.0], step])
 
 
 def still_head_frames(
-    landmarks: np.ndarray, max_speed: float = 0.5, min_run: int = 10
+    landmarks: np.ndarray, max_speed: float = 1.0, min_run: int = 8
 ) -> np.ndarray:
     """Frames inside runs of at least `min_run` frames whose head moves less than `max_speed`
     face-box px per frame (judged on a smoothed track, so tracker noise does not count)."""
@@ -34,10 +34,16 @@ def still_head_frames(
 
 def jitter_px(landmarks: np.ndarray, frames: np.ndarray) -> float:
     """RMS second difference of all landmarks (x, y) in face-box px, over runs of `frames`."""
-    scaled = landmarks[..., :2] * face_box_scale(landmarks)[:, None, None]
+    scaled = landmarks[..., :2] * _box_scale(landmarks)
     second = scaled[2:] - 2 * scaled[1:-1] + scaled[:-2]
     inside = frames[2:] & frames[1:-1] & frames[:-2]
     return float(np.sqrt(np.nanmean(second[inside] ** 2)))
+
+
+def _box_scale(landmarks: np.ndarray) -> float:
+    """One factor for the whole track: a per-frame factor would turn the tracker's noise in
+    face size into motion of every point."""
+    return float(np.nanmedian(face_box_scale(landmarks)))
 
 
 def best_lag(reference: np.ndarray, signal: np.ndarray, max_lag: int = 5) -> int:

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrackSettings:
-    detect_long_side: int = 640  # the detector's copy of the frame, in pixels on its long side
+    # The full-range detector sees 192x192 whatever it is given: a larger copy only costs time.
+    detect_long_side: int = 256  # the detector's copy of the frame (or window), long side px
     mesh_crop_px: int = 256  # the mesh's crop; its own input is 192 px, so this loses nothing
     crop_scale: float = 2.0  # crop side over detection box side: room for chin, brow, rotation
     min_score: float = 0.5
