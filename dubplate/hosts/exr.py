@@ -65,6 +65,8 @@ class FrameHeader:
 class ExrSequence(Plate):
     """An EXR frame sequence (`shot.####.exr`, `shot.%04d.exr`, `shot.@.exr`) or a single file."""
 
+    parallel_decodes = 2  # one file per frame: no shared decoder state
+
     @classmethod
     def claims(cls, path: Path) -> bool:
         if path.suffix.lower() == ".exr":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +46,7 @@ class MoviePlate(Plate):
         self._pts = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
         self._decoder: Iterator[av.VideoFrame] | None = None
+        self._decoder_lock = threading.Lock()
         self._next_index = 0
         self.info = self._describe(colourspace)
 
@@ -113,6 +115,10 @@ class MoviePlate(Plate):
         return decode_audio_stream(self.path)
 
     def _decode(self, number: int) -> np.ndarray:
+        with self._decoder_lock:  # one decoder state: seeks and reads must not interleave
+            return self._decode_locked(number)
+
+    def _decode_locked(self, number: int) -> np.ndarray:
         if number != self._next_index or self._decoder is None:
             self._seek(number)
         target = self._pts[number]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,12 +93,14 @@ class Plate(ABC):
     """
 
     info: PlateInfo
+    # Frames decoded at once while iterating: 1 for a stateful decoder (a movie), more where
+    # each frame is its own file and decoding it leaves a core idle (EXR).
+    parallel_decodes = 1
 
     def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES, colour: ColourConfig | None = None):
         self.cache = FrameCache(cache_bytes)
         self.colour = colour or default_config()
         self.nonfinite: dict[int, int] = {}
-        self._decode_lock = threading.Lock()
 
     @abstractmethod
     def _decode(self, number: int) -> np.ndarray: ...
@@ -112,24 +114,22 @@ class Plate(ABC):
         if pixels is None:
             if number not in self._frame_set:
                 raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
-            with self._decode_lock:
-                pixels = self._decode(number)
+            pixels = self._decode(number)
             pixels.flags.writeable = False
             self._note_nonfinite(number, pixels)
             self.cache.put(number, pixels)
         return pixels
 
     def frames(self, numbers: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """Frames in order, the next one decoding in the background while the caller works."""
+        """Frames in order, the next ones decoding in the background while the caller works."""
         order = list(self.info.frames if numbers is None else numbers)
-        if not order:
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plate-prefetch") as pool:
-            pending = pool.submit(self.read, order[0])
+        workers = self.parallel_decodes
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plate-read") as pool:
+            pending = deque(pool.submit(self.read, n) for n in order[:workers])
             for index, number in enumerate(order):
-                pixels = pending.result()
-                if index + 1 < len(order):
-                    pending = pool.submit(self.read, order[index + 1])
+                pixels = pending.popleft().result()
+                if index + workers < len(order):
+                    pending.append(pool.submit(self.read, order[index + workers]))
                 yield number, pixels
 
     def analysis_rgb(self, pixels: np.ndarray) -> np.ndarray:
