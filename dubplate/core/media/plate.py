@@ -112,7 +112,7 @@ class Plate(ABC):
         """The frame's original pixels (read-only); half-float EXRs stay float16, exact."""
         pixels = self.cache.get(number)
         if pixels is None:
-            if number not in self._frame_set:
+            if number not in self._index_of:
                 raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
             pixels = self._decode(number)
             pixels.flags.writeable = False
@@ -169,7 +169,7 @@ class Plate(ABC):
             raise DubplateError(
                 f"--frames {first}-{last}: {self.info.source} has frames {have[0]}-{have[-1]} only"
             )
-        missing = sorted(set(range(chosen[0], chosen[-1] + 1)) - self._frame_set)
+        missing = sorted(set(range(chosen[0], chosen[-1] + 1)) - self._index_of.keys())
         if missing:
             raise DubplateError(
                 f"{self.info.source}: {len(missing)} frame(s) missing: {fileseq.FrameSet(missing)}"
@@ -182,14 +182,14 @@ class Plate(ABC):
 
     def time_of(self, number: int) -> Fraction:
         """Seconds from the plate's first frame: exact, and right for variable-rate movies too."""
-        index = self.info.frames.index(number)
+        index = self._index_of[number]
         if self.info.frame_times:
             return self.info.frame_times[index]
         return Fraction(index) / self.info.fps
 
     @cached_property
-    def _frame_set(self) -> frozenset[int]:
-        return frozenset(self.info.frames)
+    def _index_of(self) -> dict[int, int]:
+        return {number: index for index, number in enumerate(self.info.frames)}
 
     def _note_nonfinite(self, number: int, pixels: np.ndarray) -> None:
         if pixels.dtype == np.uint8 or number in self.nonfinite or all_finite(pixels):

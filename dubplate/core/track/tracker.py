@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import fileseq
 import numpy as np
@@ -234,17 +234,18 @@ def track_plate(
     """Track the target face over the given frames of a plate (see `Plate.select`)."""
     numbers = list(numbers)
     count = len(numbers)
+    index_of = {n: i for i, n in enumerate(numbers)}
     raw = np.full((count, LANDMARK_COUNT, 3), np.nan, np.float32)
     boxes = np.full((count, 4), np.nan, np.float32)
     confidence = np.zeros(count, np.float32)
-    if target is not None and target.frame is None:
-        target = TargetHint(target.point, target.box, numbers[0])
-    anchor = numbers.index(target.frame) if target is not None and target.frame in numbers else 0
-    if target is not None and target.frame not in numbers:
-        raise DubplateError(f"--target-frame {target.frame}: not among the frames being tracked")
+    anchor = 0
+    if target is not None:
+        frame = numbers[0] if target.frame is None else target.frame
+        if frame not in index_of:
+            raise DubplateError(f"--target-frame {frame}: not among the frames being tracked")
+        target, anchor = replace(target, frame=frame), index_of[frame]
     # From the anchor forwards, then backwards, so the target is followed from where it was picked.
     forward, backward = numbers[anchor:], numbers[:anchor][::-1]
-    index_of = {n: i for i, n in enumerate(numbers)}
     chooser = TargetChooser(target)
     progress = Progress("track", count)
     with FaceTracker(settings) as tracker:
