@@ -1,0 +1,134 @@
+"""Building the actor's geometry from tracked footage, and fitting it to any tracked frames."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.morph.align import fit_similarity, generalised_procrustes
+from dubplate.core.morph.model import ActorModel, identity_distance_px, lower_face_vertices
+from dubplate.core.morph.uv import uv_layout
+from dubplate.core.track.landmarks import FACE_BOX_PX, LIPS, MESH_VERTEX_COUNT, RIGID
+
+log = logging.getLogger(__name__)
+
+# A model needs the face in enough poses and mouth shapes: one second of footage at 25 fps.
+MIN_FRAMES = 25
+# Neutral shapes further apart than this (px of a 256-px face box) are different people: the
+# shared clips give 0.7 for one person's two recordings and 3.1 or more between people.
+IDENTITY_THRESHOLD_PX = 1.8
+
+
+@dataclass
+class ActorFit:
+    """Per-frame parameters of one piece of footage: pose, expression and lighting."""
+
+    frames: np.ndarray  # (F,) frame numbers with a face
+    scale: np.ndarray  # (F,)
+    rotation: np.ndarray  # (F, 3, 3)
+    translation: np.ndarray  # (F, 3)
+    lower: np.ndarray  # (F, K_lower)
+    upper: np.ndarray  # (F, K_upper)
+    light: np.ndarray | None = None  # (F, 9, 3) SH coefficients per channel
+    plate: dict = field(default_factory=dict)
+
+    def posed(self, model: ActorModel) -> np.ndarray:
+        """(F, 468, 3) model vertices in plate pixels."""
+        shapes = model.shape(self.lower, self.upper)
+        return (
+            self.scale[:, None, None] * shapes @ self.rotation.transpose(0, 2, 1)
+            + self.translation[:, None]
+        )
+
+
+def mesh_points(landmarks: np.ndarray) -> np.ndarray:
+    return np.asarray(landmarks[:, :MESH_VERTEX_COUNT], dtype=np.float64)
+
+
+def build_geometry(footage_shapes: list[np.ndarray], lower_k: int, upper_k: int) -> ActorModel:
+    """Neutral shape and expression bases from the tracked shapes of one or more footages of
+    the same actor ((F_i, 468, 3) each, plate pixels)."""
+    shapes = np.concatenate([mesh_points(s) for s in footage_shapes])
+    if len(shapes) < MIN_FRAMES:
+        raise DubplateError(
+            f"{len(shapes)} frame(s) with a face: building an actor needs at least {MIN_FRAMES}"
+        )
+    for k, name in ((lower_k, "lower"), (upper_k, "upper")):
+        if not 1 <= k < len(shapes):
+            raise DubplateError(
+                f"--{name}-basis {k}: must be between 1 and {len(shapes) - 1}"
+                f" for {len(shapes)} frames"
+            )
+    _check_one_person(footage_shapes)
+    neutral, poses = generalised_procrustes(shapes, list(RIGID))
+    residual = np.stack([p.invert(s) for p, s in zip(poses, shapes, strict=True)]) - neutral
+    lower = lower_face_vertices(neutral)
+    upper = np.setdiff1d(np.arange(MESH_VERTEX_COUNT), lower)
+    model = ActorModel(
+        neutral=neutral.astype(np.float32),
+        lower_basis=_basis(residual, lower, lower_k),
+        upper_basis=_basis(residual, upper, upper_k),
+        lower_vertices=lower,
+        uv=uv_layout(neutral),
+    )
+    log.info(
+        "morph: model from %d frames: %d lower-face and %d upper-face vertices, bases %d + %d",
+        len(shapes),
+        len(lower),
+        len(upper),
+        lower_k,
+        upper_k,
+    )
+    return model
+
+
+def _basis(residual: np.ndarray, vertices: np.ndarray, k: int) -> np.ndarray:
+    """The first k principal directions of the residuals on `vertices`, as full-mesh shapes."""
+    part = residual[:, vertices].reshape(len(residual), -1)
+    _, _, vt = np.linalg.svd(part - part.mean(axis=0), full_matrices=False)
+    basis = np.zeros((k, MESH_VERTEX_COUNT, 3), np.float32)
+    basis[:, vertices] = vt[:k].reshape(k, len(vertices), 3)
+    return basis
+
+
+def _check_one_person(footage_shapes: list[np.ndarray]) -> None:
+    neutrals = [generalised_procrustes(mesh_points(s), list(RIGID))[0] for s in footage_shapes]
+    for index, neutral in enumerate(neutrals[1:], start=1):
+        distance = identity_distance_px(neutral, neutrals[0])
+        log.info("morph: footage %d identity distance to footage 0: %.2f px", index, distance)
+        if distance > IDENTITY_THRESHOLD_PX:
+            raise DubplateError(
+                f"footage {index + 1}: identity distance {distance:.2f} px from footage 1"
+                f" (threshold {IDENTITY_THRESHOLD_PX}): not the same person"
+            )
+
+
+def fit_frames(model: ActorModel, landmarks: np.ndarray, frames: np.ndarray) -> ActorFit:
+    """Pose (from the rigid points) and expression coefficients for tracked (F, 478, 3) frames."""
+    shapes = mesh_points(landmarks)
+    rigid = list(RIGID)
+    poses = [fit_similarity(model.neutral[rigid].astype(np.float64), s[rigid]) for s in shapes]
+    residual = np.stack([p.invert(s) for p, s in zip(poses, shapes, strict=True)]) - model.neutral
+    return ActorFit(
+        frames=np.asarray(frames),
+        scale=np.array([p.scale for p in poses]),
+        rotation=np.stack([p.rotation for p in poses]),
+        translation=np.stack([p.translation for p in poses]),
+        lower=model.lower_coefficients(residual).astype(np.float32),
+        upper=model.upper_coefficients(residual).astype(np.float32),
+    )
+
+
+def reprojection_px(model: ActorModel, fit: ActorFit, landmarks: np.ndarray) -> np.ndarray:
+    """(F, 468) image-plane distance of the posed model to the track, px of a 256-px face box."""
+    shapes = mesh_points(landmarks)
+    error = np.linalg.norm(fit.posed(model)[..., :2] - shapes[..., :2], axis=-1)
+    box = np.ptp(shapes[..., :2], axis=1).max(axis=-1)
+    return error * (FACE_BOX_PX / box)[:, None]
+
+
+def lip_error_px(errors: np.ndarray) -> float:
+    return float(errors[:, list(LIPS)].mean())

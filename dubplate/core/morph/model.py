@@ -1,0 +1,90 @@
+"""The actor's morphable model on the MediaPipe topology: neutral shape, expression bases for
+the lower face (driven by the dub) and the upper face (kept from the plate), UV and texture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dubplate.core.morph.align import fit_similarity
+from dubplate.core.track.landmarks import FACE_BOX_PX, MESH_VERTEX_COUNT
+
+# Subnasale: the point below the nose tip. The lower face is what lies below it in the actor's
+# canonical frame: lips, jaw, chin and the cheeks beside them.
+SUBNASALE = 2
+# The inner-lip contour, in order around the mouth opening (MediaPipe indices).
+INNER_LIP_LOOP = (
+    78,
+    191,
+    80,
+    81,
+    82,
+    13,
+    312,
+    311,
+    310,
+    415,
+    308,
+    324,
+    318,
+    402,
+    317,
+    14,
+    87,
+    178,
+    88,
+    95,
+)
+
+
+def lower_face_vertices(neutral: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(neutral[:, 1] > neutral[SUBNASALE, 1])
+
+
+@dataclass
+class ActorModel:
+    neutral: np.ndarray  # (468, 3) canonical frame: x right, y down, z away; unit rigid radius
+    lower_basis: np.ndarray  # (K_lower, 468, 3), orthonormal, zero outside the lower face
+    upper_basis: np.ndarray  # (K_upper, 468, 3), orthonormal, zero on the lower face
+    lower_vertices: np.ndarray  # (N,) vertex indices of the lower face
+    uv: np.ndarray  # (468, 2) in [0, 1]
+    texture: np.ndarray | None = None  # (T, T, 3) linear RGB albedo
+
+    @property
+    def face_size(self) -> float:
+        """Side of the neutral face's square box in model units (for px of a 256-px box)."""
+        return float(np.ptp(self.neutral[:, :2], axis=0).max())
+
+    def shape(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        """(F, 468, 3) shapes for (F, K_lower) and (F, K_upper) coefficients."""
+        return (
+            self.neutral
+            + np.tensordot(lower, self.lower_basis, axes=1)
+            + np.tensordot(upper, self.upper_basis, axes=1)
+        )
+
+    def lower_coefficients(self, residual: np.ndarray) -> np.ndarray:
+        return (
+            residual.reshape(len(residual), -1)
+            @ self.lower_basis.reshape(len(self.lower_basis), -1).T
+        )
+
+    def upper_coefficients(self, residual: np.ndarray) -> np.ndarray:
+        return (
+            residual.reshape(len(residual), -1)
+            @ self.upper_basis.reshape(len(self.upper_basis), -1).T
+        )
+
+    def identity_distance_px(self, other_neutral: np.ndarray) -> float:
+        return identity_distance_px(self.neutral, other_neutral)
+
+
+def identity_distance_px(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS distance of two neutral shapes after similarity alignment, in px of a 256-px face box.
+    The shared clips put one person's two recordings at 0.7 and different people at 3.1 or
+    more (bench/morph_bench.py)."""
+    a, b = a[:MESH_VERTEX_COUNT], b[:MESH_VERTEX_COUNT]
+    aligned = fit_similarity(a, b).apply(a)
+    rms = np.sqrt(((aligned - b) ** 2).sum(axis=1).mean())
+    return float(rms * FACE_BOX_PX / np.ptp(b[:, :2], axis=0).max())

@@ -1,0 +1,79 @@
+"""The face renderer: rasterise, texture through the UV layout, shade with SH light, and fill
+the mouth opening with a dark cavity. Outputs RGB and the face and lower-face masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dubplate.core.render.rasterizer import Fragments, interpolate, rasterize
+from dubplate.core.render.shading import sh_basis, vertex_normals
+
+# Linear RGB of the mouth's inside: dark, slightly red, as it reads on camera.
+CAVITY_RGB = (0.03, 0.012, 0.01)
+
+
+@dataclass
+class RenderOutput:
+    rgb: torch.Tensor  # (B, H, W, 3) linear
+    face_mask: torch.Tensor  # (B, H, W) bool: mesh or mouth cavity
+    lower_mask: torch.Tensor  # (B, H, W) bool: lower-face triangles and the cavity
+    fragments: Fragments
+
+
+class FaceRenderer:
+    """Renders one actor's mesh topology; screen-space vertices come from a camera."""
+
+    def __init__(
+        self,
+        triangles: np.ndarray,
+        uv: np.ndarray,
+        lower_vertices: Sequence[int],
+        cavity_loop: Sequence[int],
+        device: torch.device | str = "cpu",
+    ):
+        mesh = torch.as_tensor(np.asarray(triangles), dtype=torch.long)
+        # The inner-lip contour, closed by a fan from its first point, covers the mouth opening.
+        loop = list(cavity_loop)
+        cavity = torch.tensor([(loop[0], a, b) for a, b in zip(loop[1:-1], loop[2:], strict=True)])
+        self.mesh_faces = mesh.to(device)
+        self.faces = torch.cat([mesh, cavity]).to(device)
+        lower = torch.zeros(int(mesh.max()) + 1, dtype=torch.bool)
+        lower[list(lower_vertices)] = True
+        lower_face = torch.cat([lower[mesh].all(dim=1), torch.ones(len(cavity), dtype=torch.bool)])
+        self.lower_face = lower_face.to(device)
+        self.uv = torch.as_tensor(uv, dtype=torch.float32, device=device)
+        self.device = torch.device(device)
+
+    def render(
+        self,
+        screen: torch.Tensor,
+        texture: torch.Tensor,
+        light: torch.Tensor | None,
+        size: tuple[int, int],
+    ) -> RenderOutput:
+        """(B, V, 3) screen vertices, (B or 1, 3, T, T) linear texture, (B, 9, 3) SH light
+        (None: albedo only)."""
+        batch = screen.shape[0]
+        fragments = rasterize(screen, self.faces, size)
+        uv = interpolate(fragments, self.faces, self.uv.expand(batch, -1, -1))
+        grid = uv * 2 - 1
+        albedo = F.grid_sample(
+            texture.expand(batch, -1, -1, -1), grid, mode="bilinear", align_corners=False
+        ).permute(0, 2, 3, 1)
+        rgb = albedo
+        if light is not None:
+            normals = interpolate(fragments, self.faces, vertex_normals(screen, self.mesh_faces))
+            basis = sh_basis(F.normalize(normals, dim=-1))
+            rgb = albedo * torch.einsum("bhwk,bkc->bhwc", basis, light)
+        face = fragments.face
+        covered = fragments.covered
+        cavity = face >= len(self.mesh_faces)
+        cavity_rgb = torch.tensor(CAVITY_RGB, dtype=rgb.dtype, device=rgb.device)
+        rgb = torch.where(cavity[..., None], cavity_rgb, rgb * covered[..., None])
+        lower = covered & self.lower_face[face.clamp(min=0)]
+        return RenderOutput(rgb, covered, lower, fragments)
