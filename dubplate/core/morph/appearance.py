@@ -58,7 +58,7 @@ def load_crops(plate: Plate, model: ActorModel, fit: ActorFit, rows: np.ndarray)
     linear = plate.colour.resolve(LINEAR_SPACE)
     pixels = []
     numbers = [int(n) for n in fit.frames[rows]]
-    for (number, frame), region in zip(plate.frames(numbers), regions, strict=True):
+    for (_, frame), region in zip(plate.frames(numbers), regions, strict=True):
         rgb = plate.analysis_view(frame, tuple(region), (CROP_PX, CROP_PX))
         working = rgb.astype(np.float32) / 255
         pixels.append(plate.colour.convert(working, plate.colour.working_space, linear))
