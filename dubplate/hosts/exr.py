@@ -146,6 +146,9 @@ class ExrSequence(Plate):
         log.info("%s: colourspace %r (EXR default; set --colourspace)", self.pattern, space)
         return space
 
+    def source_files(self, numbers) -> list[Path]:
+        return [self.files[n] for n in numbers]
+
     def validate(self, numbers) -> None:
         for number in numbers:
             if number not in self._headers:

@@ -87,7 +87,54 @@ def _parser() -> argparse.ArgumentParser:
     )
     track.add_argument("--no-preview", action="store_true", help="skip the preview movie")
     track.set_defaults(command=_track)
+
+    actor = commands.add_parser("actor", help="build and inspect an actor's face model")
+    actor_commands = actor.add_subparsers(required=True, metavar="ACTION")
+    fit = actor_commands.add_parser(
+        "fit",
+        parents=[common],
+        help="fit the actor's morphable face to their footage",
+        description="Track (or reuse cached tracks), then build the actor's morphable model: "
+        "neutral shape, lower/upper-face expression bases, UV albedo and per-frame SH light.",
+    )
+    fit.add_argument(
+        "--footage",
+        action="append",
+        required=True,
+        metavar="PLATE",
+        help="footage of the actor; repeat for more pieces of the same actor",
+    )
+    _plate_options(fit)
+    fit.add_argument("--out", type=Path, required=True, help="actor directory (must not exist)")
+    fit.add_argument("--lower-basis", type=int, default=24, help="lower-face coefficients")
+    fit.add_argument("--upper-basis", type=int, default=16, help="upper-face coefficients")
+    fit.add_argument("--texture-px", type=int, default=256, help="albedo atlas size")
+    _cache_option(fit)
+    fit.set_defaults(command=_actor_fit)
+
+    preview = actor_commands.add_parser(
+        "preview",
+        parents=[common],
+        help="plate, render and blend side by side",
+    )
+    preview.add_argument("actor", type=Path, help="actor directory")
+    preview.add_argument("plate", help="movie file or EXR sequence")
+    _plate_options(preview)
+    preview.add_argument("--out", type=Path, required=True, help="preview movie (.mp4)")
+    _cache_option(preview)
+    preview.set_defaults(command=_actor_preview)
     return parser
+
+
+def _cache_option(parser: argparse.ArgumentParser) -> None:
+    from dubplate.core.track.cache import default_cache_dir
+
+    parser.add_argument(
+        "--track-cache",
+        type=Path,
+        default=default_cache_dir(),
+        help="where tracks are cached and reused (default: %(default)s)",
+    )
 
 
 def _plate_options(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +168,38 @@ def _track(args: argparse.Namespace) -> dict:
         "fps": track.plate["fps"],
         "colourspace": track.plate["colourspace"],
     }
+
+
+def _tracked(args: argparse.Namespace, source: str):
+    from dubplate.core.track.cache import cached_track
+
+    plate = open_plate(source, colourspace=args.colourspace, layer=args.layer)
+    numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
+    return plate, cached_track(plate, numbers, args.track_cache)
+
+
+def _actor_fit(args: argparse.Namespace) -> dict:
+    from dubplate.core.morph.actor import build_actor
+
+    if args.out.exists():
+        raise DubplateError(f"{args.out}: already exists; choose another --out")
+    footage = [_tracked(args, source) for source in args.footage]
+    actor = build_actor(args.out.name, footage, args.lower_basis, args.upper_basis, args.texture_px)
+    actor.save(args.out)
+    log.info("actor: wrote %s", args.out)
+    return {"actor": str(args.out), **actor.figures}
+
+
+def _actor_preview(args: argparse.Namespace) -> dict:
+    from dubplate.core.morph.actor import Actor
+    from dubplate.core.morph.preview import write_actor_preview
+
+    actor = Actor.load(args.actor)
+    plate, track = _tracked(args, args.plate)
+    if args.out.exists():
+        raise DubplateError(f"{args.out}: already exists; choose another --out")
+    frames = write_actor_preview(actor, plate, track, args.out)
+    return {"preview": str(args.out), "frames": frames}
 
 
 def _target_hint(args: argparse.Namespace):

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
+from pathlib import Path
 
 import cv2
 import fileseq
@@ -179,6 +180,10 @@ class Plate(ABC):
 
     def validate(self, numbers: Sequence[int]) -> None:  # noqa: B027 (optional hook)
         """Check what can be checked without decoding (headers); readers of files override it."""
+
+    def source_files(self, numbers: Sequence[int]) -> list[Path]:
+        """The files the given frames come from (what a cache must watch for changes)."""
+        return [Path(self.info.source)]
 
     def time_of(self, number: int) -> Fraction:
         """Seconds from the plate's first frame: exact, and right for variable-rate movies too."""

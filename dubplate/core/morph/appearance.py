@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from dubplate.core.media.plate import Plate
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import INNER_LIP_LOOP, ActorModel
 from dubplate.core.morph.triangles import TRIANGLES
+from dubplate.core.progress import Progress
 from dubplate.core.render.rasterizer import interpolate, rasterize
 from dubplate.core.render.renderer import FaceRenderer
 from dubplate.core.render.shading import SH_COEFFICIENTS, ambient_only, sh_basis, vertex_normals
@@ -21,7 +23,8 @@ from dubplate.core.render.shading import SH_COEFFICIENTS, ambient_only, sh_basis
 CROP_PX = 256
 LINEAR_SPACE = "Linear Rec.709 (sRGB)"  # where albedo times irradiance holds
 CROP_MARGIN = 1.3  # crop side over the face's extent
-RIDGE = 1e-3  # keeps the SH solve stable on frames that show little of the face
+RIDGE = 1e-3
+LIGHT_BATCH = 32  # keeps the SH solve stable on frames that show little of the face
 
 
 @dataclass
@@ -184,10 +187,16 @@ def _solve_ambient(renderer: FaceRenderer, crops: FaceCrops, texture: torch.Tens
     return ambient_only(light)
 
 
-def fit_light_for(model: ActorModel, fit: ActorFit, crops: FaceCrops) -> np.ndarray:
-    """SH light of new frames under the actor's stored albedo."""
+def light_for_frames(plate: Plate, model: ActorModel, fit: ActorFit) -> np.ndarray:
+    """(F, 9, 3) SH light of every frame of a fit under the actor's albedo, in batches."""
     renderer = renderer_for(model)
     texture = torch.from_numpy(model.texture).permute(2, 0, 1)
-    with torch.no_grad():
-        light, _ = solve_light(renderer, crops, texture)
-    return light.numpy().astype(np.float32)
+    progress = Progress(f"light {Path(plate.info.source).name}", len(fit.frames))
+    lights = []
+    for start in range(0, len(fit.frames), LIGHT_BATCH):
+        rows = np.arange(start, min(start + LIGHT_BATCH, len(fit.frames)))
+        with torch.no_grad():
+            light, _ = solve_light(renderer, load_crops(plate, model, fit, rows), texture)
+        lights.append(light.numpy().astype(np.float32))
+        progress.advance(len(rows))
+    return np.concatenate(lights)

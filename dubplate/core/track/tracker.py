@@ -34,6 +34,9 @@ class TrackSettings:
         return {k: v for k, v in asdict(self).items() if k != "smoothing"}
 
 
+DEFAULT_SETTINGS = TrackSettings()
+
+
 @dataclass(frozen=True)
 class TargetHint:
     """The user's choice of face: a point on it or a box around it, on a frame (default: first)."""
@@ -164,7 +167,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 class FaceTracker:
     """Landmarks of one chosen face per frame, at the plate's full resolution."""
 
-    def __init__(self, settings: TrackSettings = TrackSettings()):
+    def __init__(self, settings: TrackSettings = DEFAULT_SETTINGS):
         self.settings = settings
         self.detector = FaceDetector(settings.min_score)
         self.mesh = FaceMesh(settings.min_score)
@@ -229,7 +232,7 @@ def track_plate(
     plate: Plate,
     numbers: Sequence[int],
     target: TargetHint | None = None,
-    settings: TrackSettings = TrackSettings(),
+    settings: TrackSettings = DEFAULT_SETTINGS,
 ) -> FaceTrack:
     """Track the target face over the given frames of a plate (see `Plate.select`)."""
     numbers = list(numbers)

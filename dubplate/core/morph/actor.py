@@ -1,0 +1,211 @@
+"""An actor on disk: `actors/NAME/` with actor.json (validated), model.npz, texture.exr and one
+fit_N.npz per source footage."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import torch
+
+import dubplate
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path, staged_dir
+from dubplate.core.manifest import read_manifest, write_manifest
+from dubplate.core.media.plate import Plate
+from dubplate.core.morph.appearance import (
+    FaceCrops,
+    fit_appearance,
+    light_for_frames,
+    load_crops,
+)
+from dubplate.core.morph.fit import (
+    ActorFit,
+    build_geometry,
+    fit_frames,
+    lip_error_px,
+    reprojection_px,
+)
+from dubplate.core.morph.model import ActorModel
+from dubplate.core.morph.triangles import TRIANGLES
+from dubplate.core.track import FaceTrack
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KIND = "actor"
+FORMAT_VERSION = 1
+MODEL_ARRAYS = ("neutral", "lower_basis", "upper_basis", "lower_vertices", "uv")
+FIT_ARRAYS = ("frames", "scale", "rotation", "translation", "lower", "upper", "light")
+TEXTURE_SAMPLES = 32  # frames per footage the albedo atlas is unwrapped from
+
+
+@dataclass
+class Actor:
+    name: str
+    model: ActorModel
+    fits: list[ActorFit]
+    sources: list[dict]
+    figures: dict = field(default_factory=dict)
+
+    def save(self, directory: Path) -> Path:
+        """Write to `directory`, which must not exist yet: an actor is never overwritten."""
+        directory = Path(directory)
+        if directory.exists():
+            raise DubplateError(f"{directory}: already exists; choose another --out")
+        with staged_dir(directory.parent) as staged:
+            np.savez_compressed(
+                staged / "model.npz", **{k: getattr(self.model, k) for k in MODEL_ARRAYS}
+            )
+            _write_texture(staged / "texture.exr", self.model.texture)
+            for index, fit in enumerate(self.fits):
+                np.savez_compressed(
+                    staged / f"fit_{index}.npz", **{k: getattr(fit, k) for k in FIT_ARRAYS}
+                )
+            write_manifest(staged / "actor.json", MANIFEST_KIND, self.manifest())
+            os.rename(staged, directory)
+        return directory
+
+    def manifest(self) -> dict:
+        return {
+            "kind": MANIFEST_KIND,
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "dubplate", "version": dubplate.__version__},
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "name": self.name,
+            "sources": [{**s, "fit": f"fit_{i}.npz"} for i, s in enumerate(self.sources)],
+            "model": {
+                "vertices": int(self.model.neutral.shape[0]),
+                "triangles": len(TRIANGLES),
+                "lower_basis": int(len(self.model.lower_basis)),
+                "upper_basis": int(len(self.model.upper_basis)),
+                "lower_vertices": int(len(self.model.lower_vertices)),
+                "texture_px": int(self.model.texture.shape[0]),
+            },
+            "figures": self.figures,
+            "arrays": {"model": "model.npz", "texture": "texture.exr"},
+        }
+
+    @classmethod
+    def load(cls, directory: Path) -> Actor:
+        directory = Path(directory)
+        manifest = read_manifest(directory / "actor.json", MANIFEST_KIND)
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise DubplateError(
+                f"{directory / 'actor.json'}: actor format {manifest['format_version']}, this"
+                f" dubplate reads {FORMAT_VERSION}; build the actor again"
+            )
+        arrays = _npz(directory / manifest["arrays"]["model"], MODEL_ARRAYS)
+        model = ActorModel(
+            **arrays, texture=_read_texture(directory / manifest["arrays"]["texture"])
+        )
+        fits = []
+        for source in manifest["sources"]:
+            values = _npz(directory / source["fit"], FIT_ARRAYS)
+            fits.append(ActorFit(**values, plate=source["plate"]))
+        sources = [{k: v for k, v in s.items() if k != "fit"} for s in manifest["sources"]]
+        return cls(manifest["name"], model, fits, sources, manifest["figures"])
+
+
+def build_actor(
+    name: str,
+    footage: list[tuple[Plate, FaceTrack]],
+    lower_k: int = 24,
+    upper_k: int = 16,
+    texture_px: int = 256,
+) -> Actor:
+    """Model, per-frame fits, albedo atlas and per-frame light from tracked footage."""
+    shapes = [track.landmarks[track.found] for _, track in footage]
+    model = build_geometry(shapes, lower_k, upper_k)
+    fits = [
+        fit_frames(model, track.landmarks[track.found], track.frames[track.found])
+        for _, track in footage
+    ]
+    samples = [
+        load_crops(plate, model, fit, _evenly(len(fit.frames), TEXTURE_SAMPLES))
+        for (plate, _), fit in zip(footage, fits, strict=True)
+    ]
+    appearance = fit_appearance(model, _joined(samples), texture_px)
+    model.texture = appearance.texture
+    for (plate, _), fit in zip(footage, fits, strict=True):
+        fit.light = light_for_frames(plate, model, fit)
+        fit.plate = plate.info.manifest()
+    errors = np.concatenate(
+        [reprojection_px(model, fit, s) for fit, s in zip(fits, shapes, strict=True)]
+    )
+    figures = {
+        "frames": int(len(errors)),
+        "reprojection_px": round(float(errors.mean()), 4),
+        "mouth_reprojection_px": round(lip_error_px(errors), 4),
+        "photometric_error": round(appearance.error_sh, 5),
+        "photometric_error_flat": round(appearance.error_flat, 5),
+    }
+    log.info(
+        "actor %s: reprojection %.3f px (lips %.3f), photometric %.4f (flat light %.4f)",
+        name,
+        figures["reprojection_px"],
+        figures["mouth_reprojection_px"],
+        figures["photometric_error"],
+        figures["photometric_error_flat"],
+    )
+    sources = [
+        {
+            "plate": plate.info.manifest(),
+            "frames": [int(track.frames[0]), int(track.frames[-1])],
+            "frames_with_face": int(track.found.sum()),
+            "frames_without_face": track.frames_without_face,
+        }
+        for plate, track in footage
+    ]
+    return Actor(name, model, fits, sources, figures)
+
+
+def _evenly(count: int, samples: int) -> np.ndarray:
+    return np.unique(np.linspace(0, count - 1, min(count, samples)).round().astype(int))
+
+
+def _joined(crops: list[FaceCrops]) -> FaceCrops:
+    return FaceCrops(
+        pixels=torch.cat([c.pixels for c in crops]),
+        screen=torch.cat([c.screen for c in crops]),
+        regions=np.concatenate([c.regions for c in crops]),
+    )
+
+
+def _npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as arrays:
+            return {name: arrays[name] for name in names}
+    except (OSError, KeyError, ValueError) as error:
+        raise DubplateError(f"{path}: missing or damaged ({error})") from error
+
+
+def _write_texture(path: Path, texture: np.ndarray) -> None:
+    """Linear Rec.709 albedo as half-float EXR."""
+    spec = oiio.ImageSpec(texture.shape[1], texture.shape[0], 3, "half")
+    spec.attribute("compression", "zip")
+    spec.attribute("oiio:ColorSpace", "lin_rec709")
+    with atomic_path(path) as temp:
+        out = oiio.ImageOutput.create(str(temp))
+        pixels = np.ascontiguousarray(texture, dtype=np.float32)
+        if out is None or not out.open(str(temp), spec) or not out.write_image(pixels):
+            message = out.geterror() if out is not None else oiio.geterror()
+            raise DubplateError(f"{path}: cannot write texture ({message})")
+        out.close()
+
+
+def _read_texture(path: Path) -> np.ndarray:
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise DubplateError(f"{path}: missing or unreadable texture ({oiio.geterror()})")
+    try:
+        pixels = inp.read_image(0, 0, 0, 3, "float")
+    finally:
+        inp.close()
+    if pixels is None:
+        raise DubplateError(f"{path}: unreadable texture")
+    return pixels

@@ -1,0 +1,61 @@
+"""Tracks cached by what they were made from: the plate's files (path, size, mtime), the frames,
+the colour and layer choices and the tracker's version and settings. A changed plate misses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import dubplate
+from dubplate.core.files import staged_dir
+from dubplate.core.media.plate import Plate
+from dubplate.core.track.facetrack import FaceTrack
+from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
+from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_plate
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dubplate" / "tracks"
+
+
+def cached_track(
+    plate: Plate,
+    numbers: Sequence[int],
+    cache_dir: Path,
+    settings: TrackSettings = DEFAULT_SETTINGS,
+) -> FaceTrack:
+    entry = Path(cache_dir) / _key(plate, numbers, settings)
+    if (entry / "track.json").is_file():
+        log.info("track: cached %s", entry)
+        return FaceTrack.load(entry)
+    track = track_plate(plate, numbers, settings=settings)
+    with staged_dir(Path(cache_dir)) as staged:
+        track.save(staged)
+        try:
+            os.rename(staged, entry)
+        except OSError:  # another run cached the same track meanwhile: keep theirs
+            pass
+    return track
+
+
+def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
+    files = []
+    for path in plate.source_files(numbers):
+        stat = path.stat()
+        files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    what = {
+        "files": files,
+        "frames": list(numbers),
+        "plate": plate.info.manifest(),
+        "dubplate": dubplate.__version__,
+        "mediapipe": MEDIAPIPE_VERSION,
+        "settings": repr(settings),
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
