@@ -115,3 +115,48 @@ def test_bad_target_options(tmp_path, option, capsys):
     write_movie(tmp_path / "m.mp4", numbered_frames(2))
     assert main(["track", str(tmp_path / "m.mp4"), *option]) == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_actor_fit_and_preview(shared_data, tmp_path):
+    clip = shared_data / "footage" / "woman_flag_b_8s.mp4"
+    cache = ["--track-cache", tmp_path / "cache"]
+    actor = tmp_path / "actors" / "woman"
+    done = run_cli(
+        "actor",
+        "fit",
+        "--footage",
+        clip,
+        "--frames",
+        "0-29",
+        "--out",
+        actor,
+        "--lower-basis",
+        "8",
+        "--upper-basis",
+        "4",
+        "--texture-px",
+        "64",
+        *cache,
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames"] == 30
+    assert result["reprojection_px"] < 1.0 and result["mouth_reprojection_px"] < 0.8
+    assert result["photometric_error"] < result["photometric_error_flat"]
+    assert read_manifest(actor / "actor.json", "actor")["model"]["lower_basis"] == 8
+
+    again = run_cli("actor", "fit", "--footage", clip, "--frames", "0-29", "--out", actor, *cache)
+    one_line_error(again, "already exists")
+
+    preview = tmp_path / "preview.mp4"
+    done = run_cli(
+        "actor", "preview", actor, clip, "--frames", "0-29", "--out", preview, *cache, "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "track: cached" in done.stderr  # the fit's track is reused
+    with av.open(str(preview)) as movie:
+        stream = movie.streams.video[0]
+        frame = next(movie.decode(stream))
+        assert frame.width == 3 * frame.height  # plate | render | blend
+        assert sum(1 for _ in movie.decode(stream)) == 29

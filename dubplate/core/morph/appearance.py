@@ -23,7 +23,7 @@ from dubplate.core.render.shading import SH_COEFFICIENTS, ambient_only, sh_basis
 CROP_PX = 256
 LINEAR_SPACE = "Linear Rec.709 (sRGB)"  # where albedo times irradiance holds
 CROP_MARGIN = 1.3  # crop side over the face's extent
-RIDGE = 1e-3
+RIDGE = 1e-4  # keeps the SH solve stable on frames that show little of the face
 LIGHT_BATCH = 32  # keeps the SH solve stable on frames that show little of the face
 
 
