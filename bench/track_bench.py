@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,14 +21,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import OpenImageIO as oiio
+from results import provenance, update_section
 
 from dubplate.core.colour import default_config
 from dubplate.core.media import open_plate
 from dubplate.core.track import track_plate
 from dubplate.core.track.quality import jitter_px, mouth_lag, still_head_frames
 
-REPO = Path(__file__).resolve().parents[1]
-FOOTAGE = REPO.parent / "shared" / "data" / "footage"
+FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "footage"
 PORTRAIT = "woman_seated_hd_20s.mp4"
 ACESCG_PRIMARIES = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
 INSET = 48  # data window inset from the display window, per side, in 4K pixels
@@ -123,14 +120,11 @@ def exr_row(movie_track, frames: int):
     }
 
 
-def markdown(rows, exr, commit: str) -> str:
-    cpu = platform.processor() or platform.machine()
+def markdown(rows, exr) -> str:
     lines = [
-        "<!-- track_bench -->",
         "## Tracking (issue 2): `bench/track_bench.py`",
         "",
-        f"Commit `{commit}`, {os.cpu_count()}-core {cpu} CPU, {platform.system()}; "
-        f"measured {time.strftime('%Y-%m-%d')}.",
+        provenance(),
         "",
         "| clip | size | frames | face found | track fps | still frames | jitter raw | "
         "jitter smoothed | jitter cut (still) | jitter cut (all frames) | mouth lag |",
@@ -156,25 +150,12 @@ def markdown(rows, exr, commit: str) -> str:
         f"{exr['mean_px']:.3f} px, 95th percentile {exr['p95_px']:.3f} px (before smoothing: "
         f"mean {exr['raw_mean_px']:.3f} px); "
         f"{exr['fps']:.1f} frames/s including EXR decode and colour conversion.",
-        "<!-- /track_bench -->",
     ]
     return "\n".join(lines)
 
 
 def _num(value: float, spec: str = ".3f", unit: str = "") -> str:
     return "n/a" if np.isnan(value) else f"{value:{spec}}{unit}"
-
-
-def update_results(section: str) -> Path:
-    results = REPO / "bench" / "RESULTS.md"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    start, end = "<!-- track_bench -->", "<!-- /track_bench -->"
-    if start in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    results.write_text(text)
-    return results
 
 
 def main() -> None:
@@ -185,15 +166,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
     if not FOOTAGE.is_dir():
         sys.exit(f"no footage at {FOOTAGE}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
     rows, tracks = footage_rows(sorted(FOOTAGE.glob("*.mp4")))
     exr = exr_row(tracks[PORTRAIT], args.exr_frames)
-    section = markdown(rows, exr, commit)
+    section = markdown(rows, exr)
     print(section)
     if not args.no_write:
-        print(f"updated {update_results(section)}", file=sys.stderr)
+        print(f"updated {update_section('track_bench', section)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

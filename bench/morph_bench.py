@@ -1,0 +1,206 @@
+"""Morphable-model figures on the shared footage (issue 3), written into bench/RESULTS.md.
+
+    .venv/bin/python bench/morph_bench.py [--no-write]
+
+1. Landmark reprojection of the fitted model against the track (px of a 256-px face box), all
+   468 points and the lip points, against basis size; and on the held-out last 20% of each clip.
+2. Pose stability: frame-to-frame change of the fitted rotation on still-head runs (the mouth
+   still moves there).
+3. Photometric error of the render inside the face mask: SH light vs the albedo under flat
+   (ambient-only) light.
+4. Identity distance between the clips' neutral shapes, against the refusal threshold.
+5. Renderer speed: batched 256x256 renders per second (rasterise, texture, SH shade), and the
+   rasteriser alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from results import provenance, update_section
+
+from dubplate.core.media import open_plate
+from dubplate.core.morph.actor import build_actor
+from dubplate.core.morph.align import generalised_procrustes
+from dubplate.core.morph.appearance import crop_regions, renderer_for, to_screen
+from dubplate.core.morph.fit import (
+    IDENTITY_THRESHOLD_PX,
+    build_geometry,
+    fit_frames,
+    lip_error_px,
+    reprojection_px,
+)
+from dubplate.core.morph.model import identity_distance_px
+from dubplate.core.render.rasterizer import rasterize
+from dubplate.core.track import track_plate
+from dubplate.core.track.landmarks import MESH_VERTEX_COUNT, RIGID
+from dubplate.core.track.quality import still_head_frames
+
+FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "footage"
+BASES = [(4, 2), (8, 4), (12, 8), (16, 12), (24, 16)]
+BATCH = 16
+
+
+def reprojection_curve(shapes: np.ndarray) -> list[tuple[float, float]]:
+    curve = []
+    for lower_k, upper_k in BASES:
+        model = build_geometry([shapes], lower_k, upper_k)
+        errors = reprojection_px(model, fit_frames(model, shapes, np.arange(len(shapes))), shapes)
+        curve.append((float(errors.mean()), lip_error_px(errors)))
+    return curve
+
+
+def held_out(shapes: np.ndarray) -> tuple[float, float]:
+    split = int(0.8 * len(shapes))
+    model = build_geometry([shapes[:split]], *BASES[-1])
+    tail = shapes[split:]
+    errors = reprojection_px(model, fit_frames(model, tail, np.arange(len(tail))), tail)
+    return float(errors.mean()), lip_error_px(errors)
+
+
+def rotation_steps_deg(rotation: np.ndarray) -> np.ndarray:
+    relative = np.einsum("fji,fjk->fik", rotation[:-1], rotation[1:])
+    cosine = np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1)
+    return np.degrees(np.arccos(cosine))
+
+
+def clip_rows(clips):
+    rows, neutrals = [], {}
+    for clip in clips:
+        plate = open_plate(clip)
+        track = track_plate(plate, plate.select())
+        shapes = track.landmarks[track.found]
+        curve = reprojection_curve(shapes)
+        actor = build_actor(clip.stem, [(plate, track)])
+        fit = actor.fits[0]
+        still = still_head_frames(shapes)
+        steps = rotation_steps_deg(fit.rotation)
+        still_steps = steps[still[1:] & still[:-1]]
+        neutrals[clip.name] = generalised_procrustes(
+            shapes[:, :MESH_VERTEX_COUNT].astype(np.float64), list(RIGID)
+        )[0]
+        rows.append(
+            {
+                "clip": clip.name,
+                "frames": len(shapes),
+                "curve": curve,
+                "held_out": held_out(shapes),
+                "still_steps": still_steps,
+                "all_steps": steps,
+                "sh": actor.figures["photometric_error"],
+                "flat": actor.figures["photometric_error_flat"],
+                "model": actor.model,
+                "fit": fit,
+            }
+        )
+        print(clip.name, curve[-1], rows[-1]["held_out"], file=sys.stderr)
+    return rows, neutrals
+
+
+def render_speed(model, fit) -> tuple[float, float]:
+    posed = fit.posed(model)[:BATCH]
+    screen = torch.from_numpy(to_screen(posed, crop_regions(posed)).astype(np.float32))
+    texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
+    light = torch.from_numpy(fit.light[:BATCH])
+    renderer = renderer_for(model)
+
+    def per_second(work) -> float:
+        work()
+        started, runs = time.perf_counter(), 5
+        for _ in range(runs):
+            work()
+        return runs * len(screen) / (time.perf_counter() - started)
+
+    with torch.no_grad():
+        full = per_second(lambda: renderer.render(screen, texture, light, (256, 256)))
+        raster = per_second(lambda: rasterize(screen, renderer.faces, (256, 256)))
+    return full, raster
+
+
+def markdown(rows, neutrals, speed) -> str:
+    header = " | ".join(f"{lo}+{up}" for lo, up in BASES)
+    lines = [
+        "## Morphable model (issue 3): `bench/morph_bench.py`",
+        "",
+        provenance(),
+        "",
+        "Reprojection of the fitted model against the track, px of a 256-px face box, mean over "
+        "all 468 points / over the 40 lip points, by basis size (lower + upper coefficients), "
+        "fitted on every frame of the clip; last column: basis 24+16 built on the first 80% and "
+        "fitted to the held-out last 20%.",
+        "",
+        f"| clip | frames | {header} | held-out 24+16 |",
+        "| --- | --- | " + " | ".join("---" for _ in BASES) + " | --- |",
+    ]
+    for r in rows:
+        cells = " | ".join(f"{a:.2f} / {b:.2f}" for a, b in r["curve"])
+        lines.append(
+            f"| {r['clip']} | {r['frames']} | {cells} | "
+            f"{r['held_out'][0]:.2f} / {r['held_out'][1]:.2f} |"
+        )
+    lines += [
+        "",
+        "Pose stability: change of the fitted head rotation between consecutive frames, in "
+        "degrees, on still-head runs (rigid points < 1 px/frame for >= 8 frames, mouth free) and "
+        "on all frames. Photometric error: mean absolute difference in working display values "
+        "(0-1) between the render and the frame over the face mesh, SH light vs the same albedo "
+        "under flat (ambient-only) light.",
+        "",
+        "| clip | still frames | rotation step mean / p95 (still) | mean / p95 (all) | "
+        "photometric SH | flat | SH lowers it by |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        still, every = r["still_steps"], r["all_steps"]
+        still_text = f"{still.mean():.3f} / {np.percentile(still, 95):.3f}" if len(still) else "n/a"
+        lines.append(
+            f"| {r['clip']} | {len(still)} | {still_text} | {every.mean():.3f} / "
+            f"{np.percentile(every, 95):.3f} | {r['sh']:.4f} | {r['flat']:.4f} | "
+            f"{100 * (1 - r['sh'] / r['flat']):.0f}% |"
+        )
+    lines += [
+        "",
+        f"Identity distance between the clips' neutral shapes (px of a 256-px face box); actors "
+        f"are refused above {IDENTITY_THRESHOLD_PX}:",
+        "",
+        "| clip A | clip B | distance | same person? |",
+        "| --- | --- | --- | --- |",
+    ]
+    for a, b in itertools.combinations(sorted(neutrals), 2):
+        distance = identity_distance_px(neutrals[a], neutrals[b])
+        same = "yes" if distance <= IDENTITY_THRESHOLD_PX else "no"
+        lines.append(f"| {a} | {b} | {distance:.2f} | {same} |")
+    full, raster = speed
+    lines += [
+        "",
+        f"Renderer, batches of {BATCH} at 256x256 on this CPU ({torch.get_num_threads()} "
+        f"threads): {full:.0f} renders/s with texture and SH shading, {raster:.0f}/s "
+        "rasterising alone.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
+    if not FOOTAGE.is_dir():
+        sys.exit(f"no footage at {FOOTAGE}")
+    rows, neutrals = clip_rows(sorted(FOOTAGE.glob("*.mp4")))
+    speed = render_speed(rows[0]["model"], rows[0]["fit"])
+    section = markdown(rows, neutrals, speed)
+    print(section)
+    if not args.no_write:
+        print(f"updated {update_section('morph_bench', section)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
