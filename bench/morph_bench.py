@@ -4,8 +4,7 @@
 
 1. Landmark reprojection of the fitted model against the track (px of a 256-px face box), all
    468 points and the lip points, against basis size; and on the held-out last 20% of each clip.
-2. Pose stability: frame-to-frame change of the fitted rotation on still-head runs (the mouth
-   still moves there).
+2. Pose stability: frame-to-frame change of the fitted rotation where only the mouth moves.
 3. Photometric error of the render inside the face mask: SH light vs the albedo under flat
    (ambient-only) light.
 4. Identity distance between the clips' neutral shapes, against the refusal threshold.
@@ -41,7 +40,7 @@ from dubplate.core.morph.model import identity_distance_px
 from dubplate.core.render.rasterizer import rasterize
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import MESH_VERTEX_COUNT, RIGID
-from dubplate.core.track.quality import still_head_frames
+from dubplate.core.track.quality import mouth_only_steps
 
 FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "footage"
 BASES = [(4, 2), (8, 4), (12, 8), (16, 12), (24, 16)]
@@ -80,9 +79,8 @@ def clip_rows(clips):
         curve = reprojection_curve(shapes)
         actor = build_actor(clip.stem, [(plate, track)])
         fit = actor.fits[0]
-        still = still_head_frames(shapes)
         steps = rotation_steps_deg(fit.rotation)
-        still_steps = steps[still[1:] & still[:-1]]
+        still_steps = steps[mouth_only_steps(shapes)]
         neutrals[clip.name] = generalised_procrustes(
             shapes[:, :MESH_VERTEX_COUNT].astype(np.float64), list(RIGID)
         )[0]
@@ -92,7 +90,7 @@ def clip_rows(clips):
                 "frames": len(shapes),
                 "curve": curve,
                 "held_out": held_out(shapes),
-                "still_steps": still_steps,
+                "mouth_only_steps": still_steps,
                 "all_steps": steps,
                 "sh": actor.figures["photometric_error"],
                 "flat": actor.figures["photometric_error_flat"],
@@ -148,17 +146,17 @@ def markdown(rows, neutrals, speed) -> str:
     lines += [
         "",
         "Pose stability: change of the fitted head rotation between consecutive frames, in "
-        "degrees, on still-head runs (rigid points < 1 px/frame for >= 8 frames, mouth free) and "
-        "on all frames. Photometric error: mean absolute difference in working display values "
-        "(0-1) between the render and the frame over the face mesh, SH light vs the same albedo "
-        "under flat (ambient-only) light.",
+        "degrees, where only the mouth moves (rigid points < 0.5 face-box px, inner-lip gap "
+        "changing by > 0.5 px) and on all frames. Photometric error: mean absolute difference "
+        "in working display values (0-1) between the render and the frame over the face mesh, "
+        "SH light vs the same albedo under flat (ambient-only) light.",
         "",
-        "| clip | still frames | rotation step mean / p95 (still) | mean / p95 (all) | "
+        "| clip | mouth-only steps | rotation step mean / p95 (mouth only) | mean / p95 (all) | "
         "photometric SH | flat | SH lowers it by |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        still, every = r["still_steps"], r["all_steps"]
+        still, every = r["mouth_only_steps"], r["all_steps"]
         still_text = f"{still.mean():.3f} / {np.percentile(still, 95):.3f}" if len(still) else "n/a"
         lines.append(
             f"| {r['clip']} | {len(still)} | {still_text} | {every.mean():.3f} / "

@@ -32,6 +32,14 @@ def still_head_frames(
     return mask
 
 
+def mouth_only_steps(landmarks: np.ndarray, still: float = 0.5, moving: float = 0.5) -> np.ndarray:
+    """(F - 1,) mask of frame-to-frame steps where the head (rigid points) moves less than
+    `still` face-box px while the inner-lip gap changes by more than `moving` px."""
+    scale = _box_scale(landmarks)
+    lips = np.abs(np.diff(mouth_opening(landmarks))) * scale
+    return (head_speed(landmarks)[1:] < still) & (lips > moving)
+
+
 def jitter_px(landmarks: np.ndarray, frames: np.ndarray) -> float:
     """RMS second difference of all landmarks (x, y) in face-box px, over runs of `frames`."""
     scaled = landmarks[..., :2] * _box_scale(landmarks)
