@@ -110,10 +110,7 @@ def solve_light(
     size = crops.pixels.shape[1:3]
     plain = renderer.render(crops.screen, texture[None], None, size)
     mesh_pixels = plain.face_mask & (plain.fragments.face < len(renderer.mesh_faces))
-    normals = interpolate(
-        plain.fragments, renderer.faces, vertex_normals(crops.screen, renderer.mesh_faces)
-    )
-    basis = sh_basis(F.normalize(normals, dim=-1))  # (B, H, W, 9)
+    basis = interpolate(plain.fragments, renderer.faces, renderer.vertex_basis(crops.screen))
     lights = []
     for b in range(crops.screen.shape[0]):
         mask = mesh_pixels[b]

@@ -68,14 +68,18 @@ def _candidates(triangles: torch.Tensor, height: int, width: int):
     extent = (high - low + 1).clamp(min=0).long()  # (B, F, 2): columns, rows
     if extent.numel() == 0 or int(extent.max()) == 0:
         return
-    order = torch.argsort(extent.prod(dim=-1).amax(dim=0))  # similar sizes share a chunk
+    # Triangles of similar size share a chunk, whose grid is the largest box in it: a chunk
+    # closes when its box would grow past twice its first one, or past the memory bound.
+    order = torch.argsort(extent.prod(dim=-1).amax(dim=0))
     start = 0
     while start < count:
         stop = start + 1
         box = extent[:, order[start:stop]].amax(dim=(0, 1))
+        first_area = max(int(box.prod()), 1)
         while stop < count:
             grown = torch.maximum(box, extent[:, order[stop]].amax(dim=0))
-            if batch * (stop + 1 - start) * int(grown.prod()) > CANDIDATES_PER_CHUNK:
+            area = int(grown.prod())
+            if area > 4 * first_area or batch * (stop + 1 - start) * area > CANDIDATES_PER_CHUNK:
                 break
             box, stop = grown, stop + 1
         chunk = order[start:stop]
@@ -100,16 +104,14 @@ def _inside(triangles, low, extent, box, face_index, height, width):
     cx, cy = px + 0.5, py + 0.5
     v = [triangles[:, :, k, None, None, :] for k in range(3)]  # (B, F, 1, 1, 3)
     area = _edge(v[0], v[1], v[2][..., 0], v[2][..., 1])
-    weights = (
-        torch.stack(
-            [_edge(v[1], v[2], cx, cy), _edge(v[2], v[0], cx, cy), _edge(v[0], v[1], cx, cy)],
-            dim=-1,
-        )
-        / area[..., None]
-    )
-    inside = in_box & (weights >= 0).all(dim=-1) & (area.abs() > 1e-12)
+    edges = [_edge(v[1], v[2], cx, cy), _edge(v[2], v[0], cx, cy), _edge(v[0], v[1], cx, cy)]
+    # Inside: every edge function has the sign of the area (either winding is drawn).
+    sign = torch.sign(area)
+    inside = in_box & (area.abs() > 1e-12)
+    for edge in edges:
+        inside &= edge * sign >= 0
     b, f, i, j = torch.nonzero(inside, as_tuple=True)
-    bary = weights[b, f, i, j]
+    bary = torch.stack([edge[b, f, i, j] for edge in edges], dim=-1) / area[b, f, 0, 0, None]
     z = (bary * triangles[b, f, :, 2]).sum(dim=-1)
     pixel = (b * height + py[b, f, i, 0].long()) * width + px[b, f, 0, j].long()
     yield pixel, face_index[f], bary, z

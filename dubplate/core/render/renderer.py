@@ -49,6 +49,12 @@ class FaceRenderer:
         self.uv = torch.as_tensor(uv, dtype=torch.float32, device=device)
         self.device = torch.device(device)
 
+    def vertex_basis(self, screen: torch.Tensor) -> torch.Tensor:
+        """(B, V, 9) SH irradiance basis at each vertex. Irradiance under 2nd-order light is
+        smooth, so shading the vertices and interpolating (Gouraud) matches per-pixel shading
+        at a fraction of the cost."""
+        return sh_basis(vertex_normals(screen, self.mesh_faces))
+
     def render(
         self,
         screen: torch.Tensor,
@@ -60,16 +66,16 @@ class FaceRenderer:
         (None: albedo only)."""
         batch = screen.shape[0]
         fragments = rasterize(screen, self.faces, size)
-        uv = interpolate(fragments, self.faces, self.uv.expand(batch, -1, -1))
-        grid = uv * 2 - 1
-        albedo = F.grid_sample(
+        attributes = [self.uv.expand(batch, -1, -1)]
+        if light is not None:
+            attributes.append(self.vertex_basis(screen) @ light)  # irradiance per vertex
+        values = interpolate(fragments, self.faces, torch.cat(attributes, dim=-1))
+        grid = values[..., :2] * 2 - 1
+        rgb = F.grid_sample(
             texture.expand(batch, -1, -1, -1), grid, mode="bilinear", align_corners=False
         ).permute(0, 2, 3, 1)
-        rgb = albedo
         if light is not None:
-            normals = interpolate(fragments, self.faces, vertex_normals(screen, self.mesh_faces))
-            basis = sh_basis(F.normalize(normals, dim=-1))
-            rgb = albedo * torch.einsum("bhwk,bkc->bhwc", basis, light)
+            rgb = rgb * values[..., 2:]
         face = fragments.face
         covered = fragments.covered
         cavity = face >= len(self.mesh_faces)
