@@ -95,7 +95,7 @@ def unwrap_texture(
     grid = per_texel[..., :2] / crop_px * 2 - 1
     observed = crops.pixels
     if shading is not None:
-        observed = observed / shading.clamp(min=1e-3)
+        observed = observed / shading.clamp(min=0.05)  # grazing texels: shading near 0 is noise
     colour = F.grid_sample(observed.permute(0, 3, 1, 2), grid, align_corners=False)
     weight = per_texel[..., 2].clamp(min=0) ** 2 * layout.covered.float()
     total = (colour * weight[:, None]).sum(dim=0) / weight.sum(dim=0).clamp(min=1e-6)
