@@ -119,6 +119,14 @@ def build_actor(
     texture_px: int = 256,
 ) -> Actor:
     """Model, per-frame fits, albedo atlas and per-frame light from tracked footage."""
+    for plate, track in footage:
+        log.info(
+            "actor %s: %s: %d frame(s) with the face, %d without (excluded)",
+            name,
+            plate.info.source,
+            int(track.found.sum()),
+            len(track.frames_without_face),
+        )
     shapes = [track.landmarks[track.found] for _, track in footage]
     model = build_geometry(shapes, lower_k, upper_k)
     fits = [

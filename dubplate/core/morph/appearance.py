@@ -77,36 +77,37 @@ def renderer_for(model: ActorModel, device: str = "cpu") -> FaceRenderer:
 
 
 def unwrap_texture(
-    renderer: FaceRenderer, crops: FaceCrops, size: int, shading: torch.Tensor | None = None
+    renderer: FaceRenderer, crops: FaceCrops, size: int, light: torch.Tensor | None = None
 ) -> torch.Tensor:
     """(3, T, T) atlas: each texel's colour in every crop, weighted by how squarely that crop
-    sees it; divided by the shading when given (B, C, C, 3), so the atlas holds albedo."""
+    sees it; divided by its irradiance under `light` (B, 9, 3) when given, so the atlas holds
+    albedo. Everything is looked up per texel, so nothing off the face leaks in."""
     batch = crops.screen.shape[0]
     faces = renderer.mesh_faces
     uv_screen = torch.cat([renderer.uv * size, torch.zeros_like(renderer.uv[:, :1])], dim=1)
     layout = rasterize(uv_screen[None], faces, (size, size))
-    # Per texel: where it lands in each crop, and how much the surface faces the camera there.
+    # Per texel: where it lands in each crop, how squarely the surface faces the camera there,
+    # and the light it receives.
     facing = -vertex_normals(crops.screen, faces)[..., 2:3]
-    attributes = torch.cat([crops.screen[..., :2], facing], dim=-1)
+    attributes = [crops.screen[..., :2], facing]
+    if light is not None:
+        attributes.append(renderer.vertex_basis(crops.screen) @ light)
+    attributes = torch.cat(attributes, dim=-1)
     per_texel = torch.stack(
         [interpolate(layout, faces, attributes[b : b + 1])[0] for b in range(batch)]
-    )  # (B, T, T, 3)
+    )  # (B, T, T, 3 or 6)
     crop_px = crops.pixels.shape[1]
     grid = per_texel[..., :2] / crop_px * 2 - 1
-    observed = crops.pixels
-    if shading is not None:
-        observed = observed / shading.clamp(min=0.05)  # grazing texels: shading near 0 is noise
-    colour = F.grid_sample(observed.permute(0, 3, 1, 2), grid, align_corners=False)
+    colour = F.grid_sample(crops.pixels.permute(0, 3, 1, 2), grid, align_corners=False)
+    if light is not None:
+        colour = colour / per_texel[..., 3:].permute(0, 3, 1, 2).clamp(min=1e-2)
     weight = per_texel[..., 2].clamp(min=0) ** 2 * layout.covered.float()
-    total = (colour * weight[:, None]).sum(dim=0) / weight.sum(dim=0).clamp(min=1e-6)
-    return total
+    return (colour * weight[:, None]).sum(dim=0) / weight.sum(dim=0).clamp(min=1e-6)
 
 
-def solve_light(
-    renderer: FaceRenderer, crops: FaceCrops, texture: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame (B, 9, 3) SH light and the (B, C, C, 3) shading it gives, least squares over
-    the mesh pixels (not the mouth cavity) of each crop."""
+def solve_light(renderer: FaceRenderer, crops: FaceCrops, texture: torch.Tensor) -> torch.Tensor:
+    """Per-frame (B, 9, 3) SH light, least squares over the mesh pixels (not the mouth
+    cavity) of each crop."""
     size = crops.pixels.shape[1:3]
     plain = renderer.render(crops.screen, texture[None], None, size)
     mesh_pixels = plain.face_mask & (plain.fragments.face < len(renderer.mesh_faces))
@@ -121,8 +122,7 @@ def solve_light(
             gram = design.T @ design + RIDGE * len(design) * torch.eye(SH_COEFFICIENTS)
             per_channel.append(torch.linalg.solve(gram, design.T @ target))
         lights.append(torch.stack(per_channel, dim=1))
-    light = torch.stack(lights)
-    return light, torch.einsum("bhwk,bkc->bhwc", basis, light)
+    return torch.stack(lights)
 
 
 def photometric_error(
@@ -160,9 +160,8 @@ def fit_appearance(model: ActorModel, crops: FaceCrops, texture_px: int = 256) -
         covered = observed.sum(dim=0) > 0
         uniform = torch.zeros_like(observed)
         uniform[:, covered] = observed[:, covered].mean(dim=1, keepdim=True)
-        _, shading = solve_light(renderer, crops, uniform)
-        texture = unwrap_texture(renderer, crops, texture_px, shading)
-        light, _ = solve_light(renderer, crops, texture)
+        texture = unwrap_texture(renderer, crops, texture_px, solve_light(renderer, crops, uniform))
+        light = solve_light(renderer, crops, texture)
         flat = _solve_ambient(renderer, crops, texture)
         return Appearance(
             texture=texture.permute(1, 2, 0).numpy().astype(np.float32),
@@ -193,7 +192,7 @@ def light_for_frames(plate: Plate, model: ActorModel, fit: ActorFit) -> np.ndarr
     for start in range(0, len(fit.frames), LIGHT_BATCH):
         rows = np.arange(start, min(start + LIGHT_BATCH, len(fit.frames)))
         with torch.no_grad():
-            light, _ = solve_light(renderer, load_crops(plate, model, fit, rows), texture)
+            light = solve_light(renderer, load_crops(plate, model, fit, rows), texture)
         lights.append(light.numpy().astype(np.float32))
         progress.advance(len(rows))
     return np.concatenate(lights)
