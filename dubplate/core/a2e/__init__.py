@@ -1,0 +1,1 @@
+"""Audio to expression: the actor's lower-face coefficients from speaker-robust audio features."""

@@ -1,0 +1,43 @@
+"""A temporal convolution network from per-frame audio features to lower-face coefficients."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Dilations 1, 2, 4 after a 3-tap input layer: each output sees +-8 frames (+-0.32 s at 25 fps).
+DILATIONS = (1, 2, 4)
+FRAMES_EACH_SIDE = 1 + sum(DILATIONS)  # the input layer adds one
+
+
+class A2E(nn.Module):
+    """(B, F, features) -> (B, F, coefficients). Targets are learnt normalised; the buffers
+    carry the normalisation and the actor's rest (closed-mouth) coefficients with the weights."""
+
+    def __init__(self, features: int, coefficients: int, hidden: int = 96, dropout: float = 0.2):
+        super().__init__()
+        self.input = nn.Sequential(
+            nn.Dropout(dropout), nn.Conv1d(features, hidden, 3, padding=1), nn.GELU()
+        )
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(hidden, hidden, 3, padding=d, dilation=d, padding_mode="replicate"),
+                nn.GELU(),
+                nn.Dropout(dropout),
+            )
+            for d in DILATIONS
+        )
+        self.output = nn.Conv1d(hidden, coefficients, 1)
+        self.register_buffer("target_mean", torch.zeros(coefficients))
+        self.register_buffer("target_std", torch.ones(coefficients))
+        self.register_buffer("rest", torch.zeros(coefficients))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Normalised coefficients."""
+        x = self.input(features.transpose(1, 2))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.output(x).transpose(1, 2)
+
+    def coefficients(self, features: torch.Tensor) -> torch.Tensor:
+        return self(features) * self.target_std + self.target_mean

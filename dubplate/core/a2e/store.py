@@ -1,0 +1,126 @@
+"""An actor's A2E network on disk, beside the actor: a2e.pt (state_dict) and a2e.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dubplate
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.train import (
+    DEFAULT_SETTINGS,
+    TrainSettings,
+    footage_sequences,
+    train,
+    voices_for,
+)
+from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES
+from dubplate.core.audio.phones import PHONES, VISEMES
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+from dubplate.core.manifest import read_manifest, write_manifest
+from dubplate.core.media import open_plate
+from dubplate.core.media.audio import ANALYSIS_RATE
+from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.model import ActorModel
+from dubplate.core.track.landmarks import mouth_opening
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KIND = "a2e"
+FORMAT_VERSION = 1
+HIDDEN = 96
+
+
+def train_actor_a2e(
+    directory: Path,
+    settings: TrainSettings = DEFAULT_SETTINGS,
+    device: str = "cpu",
+    last_frame: int | None = None,
+) -> dict:
+    """Train on every footage of the actor (up to `last_frame` in each) and save beside it."""
+    directory = Path(directory)
+    if (directory / "a2e.json").exists():
+        raise DubplateError(f"{directory}: already has an A2E network (a2e.json); not overwritten")
+    actor = Actor.load(directory)
+    rng = np.random.default_rng(settings.seed)
+    voices = voices_for(settings, rng)
+    sequences = []
+    for source, fit in zip(actor.sources, actor.fits, strict=True):
+        plate_info = source["plate"]
+        plate = open_plate(
+            plate_info["path"], colourspace=plate_info["colourspace"], layer=plate_info["layer"]
+        )
+        log.info("train-a2e: %s in %d voices", plate_info["path"], len(voices))
+        sequences.append(footage_sequences(plate, fit, voices, rng, last_frame))
+    network, report = train(sequences, rest_coefficients(actor.model, actor.fits), settings, device)
+    fps = actor.sources[0]["plate"]["fps"]
+    with atomic_path(directory / "a2e.pt") as temp:
+        torch.save(network.state_dict(), temp)
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "dubplate", "version": dubplate.__version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "weights": "a2e.pt",
+        "features": {
+            "phones": list(PHONES),
+            "visemes": list(VISEMES),
+            "mel_bands": MEL_BANDS,
+            "soft_edge_frames": SOFT_EDGE_FRAMES,
+            "analysis_rate": ANALYSIS_RATE,
+            "size": FEATURE_SIZE,
+        },
+        "network": {
+            "coefficients": int(network.rest.shape[0]),
+            "hidden": HIDDEN,
+            "window_frames": FRAMES_EACH_SIDE,
+            "fps": fps,
+        },
+        "training": {
+            "footage": [s["plate"]["path"] for s in actor.sources],
+            "last_frame": last_frame,
+            "settings": dataclasses.asdict(settings),
+            **{k: report[k] for k in ("steps", "best_step", "seconds", "voices", "train_frames")},
+            "device": device,
+        },
+        "validation": {
+            k: report[k]
+            for k in ("validation_loss", "validation_loss_mean_expression", "validation_frames")
+        },
+    }
+    write_manifest(directory / "a2e.json", MANIFEST_KIND, manifest)
+    return report
+
+
+def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
+    directory = Path(directory)
+    manifest = read_manifest(directory / "a2e.json", MANIFEST_KIND)
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise DubplateError(
+            f"{directory / 'a2e.json'}: A2E format {manifest['format_version']}, this dubplate"
+            f" reads {FORMAT_VERSION}; train it again"
+        )
+    network = A2E(manifest["features"]["size"], manifest["network"]["coefficients"], HIDDEN)
+    try:
+        state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise DubplateError(
+            f"{directory / manifest['weights']}: missing or damaged ({error})"
+        ) from error
+    network.load_state_dict(state)
+    return network.to(device).eval(), manifest
+
+
+def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
+    """The actor's closed mouth: mean lower-face coefficients of their most-closed 10% frames."""
+    lower = np.concatenate([f.lower for f in fits])
+    upper = np.concatenate([f.upper for f in fits])
+    gap = mouth_opening(model.shape(lower, upper))
+    closed = gap <= np.percentile(gap, 10)
+    return lower[closed].mean(axis=0)

@@ -1,0 +1,212 @@
+"""Training the actor's A2E network on their own footage: its audio, in many voices, against the
+lower-face coefficients fitted to its frames."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dubplate.core.a2e.augment import DRY, Voice, random_voice
+from dubplate.core.a2e.network import A2E
+from dubplate.core.audio.features import FEATURE_SIZE, analyse_samples, frame_features
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.plate import Plate
+from dubplate.core.morph.fit import ActorFit
+from dubplate.core.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    voices: int = 8  # augmented copies of the footage's audio, besides the original
+    steps: int = 1500
+    window: int = 64  # frames per training example
+    batch: int = 16
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-2
+    eval_every: int = 50
+    patience: int = 6  # evaluations without improvement before stopping
+    validation_share: float = 0.2  # the footage's tail, held out
+    seed: int = 0
+
+
+DEFAULT_SETTINGS = TrainSettings()
+
+
+@dataclass
+class Sequence:
+    features: np.ndarray  # (F, D)
+    targets: np.ndarray  # (F, K), zero where masked
+    mask: np.ndarray  # (F,) frames with a fitted face
+
+
+def footage_sequences(
+    plate: Plate,
+    fit: ActorFit,
+    voices: list[Voice],
+    rng: np.random.Generator,
+    last_frame: int | None,
+) -> list[Sequence]:
+    """The footage's frames from the first fitted one to `last_frame` (default: the last),
+    as one sequence per voice; frames without a face are masked, not dropped, so that time
+    stays continuous."""
+    audio = plate.audio()
+    if audio is None:
+        raise DubplateError(f"{plate.info.source}: no audio; A2E learns from the actor's own voice")
+    last = int(fit.frames[-1]) if last_frame is None else last_frame
+    numbers = [n for n in plate.info.frames if int(fit.frames[0]) <= n <= last]
+    times = np.array([float(plate.time_of(n)) for n in numbers])
+    frame_seconds = float(1 / plate.info.fps)
+    row = {int(n): i for i, n in enumerate(fit.frames)}
+    mask = np.array([n in row for n in numbers])
+    targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
+    targets[mask] = fit.lower[[row[n] for n in numbers if n in row]]
+    sequences = []
+    for voice in voices:
+        analysis = analyse_samples(voice.apply(audio.analysis, rng))
+        analysis.log_mel = voice.warp_mel(analysis.log_mel)
+        features = frame_features(
+            analysis, times / voice.tempo, frame_seconds / voice.tempo, pad=True
+        )
+        sequences.append(Sequence(features.matrix(), targets, mask))
+    return sequences
+
+
+def voices_for(settings: TrainSettings, rng: np.random.Generator) -> list[Voice]:
+    return [DRY] + [random_voice(rng) for _ in range(settings.voices)]
+
+
+def train(
+    sequences: list[list[Sequence]],
+    rest: np.ndarray,
+    settings: TrainSettings = DEFAULT_SETTINGS,
+    device: str = "cpu",
+) -> tuple[A2E, dict]:
+    """`sequences[footage][voice]`, voice 0 the original. Each footage's tail is held out (the
+    original voice only) for early stopping; the best network on it is returned."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    train_parts, held_out = _split(sequences, settings.validation_share)
+    every_target = np.concatenate([s.targets[s.mask] for s in (v[0] for v in train_parts)])
+    coefficients = every_target.shape[1]
+    network = A2E(FEATURE_SIZE, coefficients).to(device)
+    network.target_mean.copy_(torch.from_numpy(every_target.mean(axis=0)))
+    network.target_std.copy_(torch.from_numpy(every_target.std(axis=0) + 1e-6))
+    network.rest.copy_(torch.from_numpy(rest.astype(np.float32)))
+    optimiser = torch.optim.AdamW(
+        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    flat = [s for voices in train_parts for s in voices]
+    best = (float("inf"), 0, copy.deepcopy(network.state_dict()))
+    started = time.perf_counter()
+    progress = Progress("train-a2e", settings.steps, unit="steps", every_s=5)
+    stale = step = 0
+    for step in range(1, settings.steps + 1):
+        features, targets, mask = _batch(flat, settings, rng, network, device)
+        network.train()
+        loss = _masked_mse(network(features), targets, mask)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        progress.advance()
+        if step % settings.eval_every == 0:
+            validation = _loss(network, held_out, device)
+            if validation < best[0] - 1e-4:
+                best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
+            else:
+                stale += 1
+                if stale >= settings.patience:
+                    log.info("train-a2e: early stop at step %d (best %d)", step, best[1])
+                    break
+    network.load_state_dict(best[2])
+    baseline = _loss(None, held_out, device, network)
+    report = {
+        "steps": step,
+        "best_step": best[1],
+        "seconds": round(time.perf_counter() - started, 1),
+        "validation_loss": round(best[0], 5),
+        "validation_loss_mean_expression": round(baseline, 5),
+        "train_frames": int(sum(s.mask.sum() for s in (v[0] for v in train_parts))),
+        "validation_frames": int(sum(s.mask.sum() for s in held_out)),
+        "voices": len(sequences[0]),
+    }
+    log.info("train-a2e: %s", report)
+    return network.eval(), report
+
+
+def _split(sequences, share):
+    train_parts, held_out = [], []
+    for voices in sequences:
+        frames = len(voices[0].mask)
+        cut = int(round(frames * (1 - share)))
+        if cut < 8 or frames - cut < 4:
+            raise DubplateError(f"{frames} frame(s) of footage: too few to train and validate A2E")
+        train_parts.append(
+            [Sequence(s.features[:cut], s.targets[:cut], s.mask[:cut]) for s in voices]
+        )
+        original = voices[0]
+        held_out.append(
+            Sequence(original.features[cut:], original.targets[cut:], original.mask[cut:])
+        )
+    return train_parts, held_out
+
+
+def _batch(flat, settings, rng, network, device):
+    features, targets, masks = [], [], []
+    length = min(settings.window, min(len(s.mask) for s in flat))
+    for _ in range(settings.batch):
+        sequence = flat[rng.integers(len(flat))]
+        start = rng.integers(0, len(sequence.mask) - length + 1)
+        window = slice(start, start + length)
+        features.append(sequence.features[window])
+        targets.append(sequence.targets[window])
+        masks.append(sequence.mask[window])
+    normalised = (
+        torch.from_numpy(np.stack(targets)).to(device) - network.target_mean
+    ) / network.target_std
+    return (
+        torch.from_numpy(np.stack(features)).to(device),
+        normalised,
+        torch.from_numpy(np.stack(masks)).to(device),
+    )
+
+
+def _masked_mse(prediction, targets, mask):
+    return ((prediction - targets) ** 2)[mask].mean()
+
+
+@torch.no_grad()
+def _loss(network, held_out, device, reference=None):
+    """Masked MSE (normalised units) on the held-out tails; with no network, of the training
+    mean (the mean-expression baseline)."""
+    norm = reference or network
+    total, count = 0.0, 0
+    for sequence in held_out:
+        targets = (
+            torch.from_numpy(sequence.targets).to(device) - norm.target_mean
+        ) / norm.target_std
+        mask = torch.from_numpy(sequence.mask).to(device)
+        if network is None:
+            prediction = torch.zeros_like(targets)
+        else:
+            network.eval()
+            prediction = network(torch.from_numpy(sequence.features)[None].to(device))[0]
+        total += float(((prediction - targets) ** 2)[mask].sum())
+        count += int(mask.sum()) * targets.shape[1]
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict(network: A2E, features: np.ndarray, speech: bool, device: str = "cpu") -> np.ndarray:
+    """(F, K) lower-face coefficients; the actor's rest mouth throughout when there is no speech."""
+    network.eval()
+    if not speech:
+        return np.repeat(network.rest.cpu().numpy()[None], len(features), axis=0)
+    out = network.coefficients(torch.from_numpy(features)[None].to(device))[0]
+    return out.cpu().numpy()

@@ -1,0 +1,1 @@
+"""Audio features for the A2E network and lip-sync checks."""

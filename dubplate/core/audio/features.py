@@ -1,0 +1,139 @@
+"""Speaker-robust audio features at the video's frame times: soft phone and viseme classes from
+PocketSphinx, and log-mel normalised per utterance (CMVN), averaged over each frame's interval."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from dubplate.core.audio.phones import (
+    PHONE_INDEX,
+    PHONES,
+    VISEMES,
+    decode_phones,
+    phone_table,
+)
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+from dubplate.core.media.audio import ANALYSIS_RATE, Audio
+
+log = logging.getLogger(__name__)
+
+MEL_BANDS = 80
+MEL_WINDOW = 400  # 25 ms at 16 kHz
+MEL_HOP = 160  # 10 ms
+SOFT_EDGE_FRAMES = 0.5  # Gaussian sigma, in video frames, that softens phone boundaries
+ANALYSIS_VERSION = 1
+
+
+@dataclass
+class AudioAnalysis:
+    """What is computed once per audio file: phone segments and the 10 ms log-mel."""
+
+    phones: np.ndarray  # (N, 3) phone index, start s, end s
+    log_mel: np.ndarray  # (T, 80) CMVN-normalised, 10 ms hop
+    duration: float
+
+    @property
+    def has_speech(self) -> bool:
+        return bool((self.phones[:, 0] != PHONE_INDEX["SIL"]).any())
+
+
+def analyse(audio: Audio) -> AudioAnalysis:
+    return analyse_samples(audio.analysis)
+
+
+def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
+    """Phones and CMVN log-mel of 16 kHz mono samples."""
+    mel = librosa.feature.melspectrogram(
+        y=samples, sr=ANALYSIS_RATE, n_fft=MEL_WINDOW, hop_length=MEL_HOP, n_mels=MEL_BANDS
+    )
+    log_mel = np.log(mel + 1e-6).T
+    # CMVN over the utterance: level, microphone and voice colour drop out, what is said stays.
+    log_mel = (log_mel - log_mel.mean(axis=0)) / (log_mel.std(axis=0) + 1e-5)
+    return AudioAnalysis(
+        phones=phone_table(decode_phones(samples)),
+        log_mel=log_mel.astype(np.float32),
+        duration=len(samples) / ANALYSIS_RATE,
+    )
+
+
+def cached_analysis(audio: Audio, cache_dir: Path) -> AudioAnalysis:
+    """`analyse`, cached per audio file (its path, size and mtime) under `cache_dir`."""
+    path = Path(audio.source)
+    stat = path.stat()
+    key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, ANALYSIS_VERSION])
+    entry = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    if entry.is_file():
+        with np.load(entry) as cached:
+            return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
+    analysis = analyse(audio)
+    with atomic_path(entry) as temp:
+        np.savez(temp, phones=analysis.phones, log_mel=analysis.log_mel, duration=analysis.duration)
+    return analysis
+
+
+@dataclass
+class FrameFeatures:
+    times: np.ndarray  # (F,) seconds into the audio
+    phones: np.ndarray  # (F, 40) share of each phone in the frame, soft edges
+    visemes: np.ndarray  # (F, 11)
+    mel: np.ndarray  # (F, 80)
+
+    def matrix(self) -> np.ndarray:
+        return np.concatenate([self.phones, self.visemes, self.mel], axis=1).astype(np.float32)
+
+    @property
+    def speech(self) -> np.ndarray:
+        """(F,) frames where speech (not silence) dominates."""
+        return self.phones[:, PHONE_INDEX["SIL"]] < 0.5
+
+
+FEATURE_SIZE = len(PHONES) + len(VISEMES) + MEL_BANDS
+
+
+def frame_features(
+    analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float, pad: bool = False
+) -> FrameFeatures:
+    """Features for video frames centred at `times` (seconds into the audio, offset applied)."""
+    need = float(times[-1]) + frame_seconds / 2
+    if need > analysis.duration + frame_seconds and not pad:
+        raise DubplateError(
+            f"audio is {analysis.duration:.2f} s but the frames need {need:.2f} s"
+            " (use --pad to treat the rest as silence)"
+        )
+    if float(times[0]) < -frame_seconds / 2 and not pad:
+        raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
+    starts, ends = times - frame_seconds / 2, times + frame_seconds / 2
+    phones = np.zeros((len(times), len(PHONES)), np.float32)
+    for index, start, end in analysis.phones:
+        overlap = np.clip(np.minimum(ends, end) - np.maximum(starts, start), 0, None)
+        phones[:, int(index)] += overlap / frame_seconds
+    # Outside the audio (padding) is silence.
+    phones[:, PHONE_INDEX["SIL"]] += np.clip(1 - phones.sum(axis=1), 0, None)
+    phones = gaussian_filter1d(phones, SOFT_EDGE_FRAMES, axis=0, mode="nearest")
+    visemes = np.stack(
+        [phones[:, [PHONE_INDEX[p] for p in group]].sum(axis=1) for group in VISEMES.values()],
+        axis=1,
+    )
+    return FrameFeatures(times, phones, visemes, _mel_per_frame(analysis.log_mel, starts, ends))
+
+
+def _mel_per_frame(log_mel: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Mean of the 10 ms mel frames whose centres fall in each video frame (0: the utterance
+    mean, for frames beyond the audio)."""
+    centres = (np.arange(len(log_mel)) + 0.5) * MEL_HOP / ANALYSIS_RATE
+    cumulative = np.concatenate([np.zeros((1, MEL_BANDS)), np.cumsum(log_mel, axis=0)])
+    first = np.searchsorted(centres, starts)
+    last = np.searchsorted(centres, ends)
+    count = np.maximum(last - first, 1)[:, None]
+    mel = (cumulative[last] - cumulative[first]) / count
+    mel[last <= first] = 0.0
+    return mel.astype(np.float32)

@@ -1,0 +1,94 @@
+"""Phone segments from PocketSphinx all-phone decoding, and the groups the mouth cares about.
+
+The dub is spoken by someone else, often in another language: what the mouth must follow is
+which sounds are made, not who makes them. All-phone decoding with the English acoustic model
+maps any language onto the 39 ARPAbet phones; a bilabial is a bilabial in French too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from pocketsphinx import Decoder, get_model_path
+
+from dubplate.core.media.audio import ANALYSIS_RATE
+
+PHONES = (
+    "SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G",
+    "HH", "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH",
+    "UH", "UW", "V", "W", "Y", "Z", "ZH",
+)  # fmt: skip
+# Viseme groups: phones that look alike on the mouth.
+VISEMES = {
+    "silence": ("SIL",),
+    "bilabial": ("P", "B", "M"),
+    "labiodental": ("F", "V"),
+    "dental": ("TH", "DH"),
+    "alveolar": ("T", "D", "N", "S", "Z", "L"),
+    "postalveolar": ("SH", "ZH", "CH", "JH"),
+    "velar": ("K", "G", "NG", "HH"),
+    "open_vowel": ("AA", "AE", "AH", "AO", "AW", "AY"),
+    "mid_vowel": ("EH", "ER", "EY"),
+    "close_vowel": ("IH", "IY", "Y"),
+    "rounded": ("UW", "UH", "OW", "OY", "W", "R"),
+}
+PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
+# Utterances this long at most: the decoder's search memory grows with utterance length.
+CHUNK_SECONDS = 30.0
+FRAME_SECONDS = 0.01  # PocketSphinx frames
+
+
+@dataclass(frozen=True)
+class PhoneSegment:
+    phone: str
+    start: float  # seconds
+    end: float
+
+
+def decoder() -> Decoder:
+    model = os.path.join(get_model_path(), "en-us")
+    return Decoder(
+        hmm=os.path.join(model, "en-us"),
+        allphone=os.path.join(model, "en-us-phone.lm.bin"),
+        lw=2.0,
+        beam=1e-20,
+        pbeam=1e-20,
+        samprate=ANALYSIS_RATE,
+        loglevel="FATAL",
+    )
+
+
+def decode_phones(samples: np.ndarray) -> list[PhoneSegment]:
+    """Phone segments of 16 kHz mono float samples, decoded in utterances of at most 30 s."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+    chunk = int(CHUNK_SECONDS * ANALYSIS_RATE)
+    segments: list[PhoneSegment] = []
+    engine = decoder()
+    for start in range(0, len(pcm), chunk):
+        offset = start / ANALYSIS_RATE
+        engine.start_utt()
+        engine.process_raw(pcm[start : start + chunk].tobytes(), full_utt=True)
+        engine.end_utt()
+        for seg in engine.seg():
+            phone = seg.word if seg.word in PHONE_INDEX else "SIL"  # noise and fillers
+            segments.append(
+                PhoneSegment(
+                    phone,
+                    offset + seg.start_frame * FRAME_SECONDS,
+                    offset + (seg.end_frame + 1) * FRAME_SECONDS,
+                )
+            )
+    return segments
+
+
+def phone_table(segments: list[PhoneSegment]) -> np.ndarray:
+    """(N, 3) float array of phone index, start, end: the cacheable form."""
+    return np.array([(PHONE_INDEX[s.phone], s.start, s.end) for s in segments], np.float64).reshape(
+        -1, 3
+    )
+
+
+def segments_from_table(table: np.ndarray) -> list[PhoneSegment]:
+    return [PhoneSegment(PHONES[int(i)], float(a), float(b)) for i, a, b in table]

@@ -1,0 +1,1 @@
+"""Quality checks any stage can use."""
