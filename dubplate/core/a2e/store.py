@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import dubplate
-from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
     TrainSettings,
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "a2e"
 FORMAT_VERSION = 1
-HIDDEN = 96
 
 
 def train_actor_a2e(

@@ -29,7 +29,7 @@ class TrainSettings:
     window: int = 64  # frames per training example
     batch: int = 16
     learning_rate: float = 2e-3
-    weight_decay: float = 1e-2
+    weight_decay: float = 0.1
     eval_every: int = 50
     patience: int = 6  # evaluations without improvement before stopping
     validation_share: float = 0.2  # the footage's tail, held out
@@ -110,7 +110,7 @@ def train(
     for step in range(1, settings.steps + 1):
         features, targets, mask = _batch(flat, settings, rng, network, device)
         network.train()
-        loss = _masked_mse(network(features), targets, mask)
+        loss = _masked_mse(network(features), targets, mask, network.target_std**2)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -177,14 +177,16 @@ def _batch(flat, settings, rng, network, device):
     )
 
 
-def _masked_mse(prediction, targets, mask):
-    return ((prediction - targets) ** 2)[mask].mean()
+def _masked_mse(prediction, targets, mask, weights):
+    """MSE weighted by each coefficient's variance: the error in vertex space (the bases are
+    orthonormal), so the few components that carry the mouth count most."""
+    return (((prediction - targets) ** 2) * weights)[mask].sum(dim=-1).mean() / weights.sum()
 
 
 @torch.no_grad()
 def _loss(network, held_out, device, reference=None):
-    """Masked MSE (normalised units) on the held-out tails; with no network, of the training
-    mean (the mean-expression baseline)."""
+    """Variance-weighted MSE on the held-out tails; with no network, of the training mean
+    (the mean-expression baseline)."""
     norm = reference or network
     total, count = 0.0, 0
     for sequence in held_out:
@@ -197,8 +199,8 @@ def _loss(network, held_out, device, reference=None):
         else:
             network.eval()
             prediction = network(torch.from_numpy(sequence.features)[None].to(device))[0]
-        total += float(((prediction - targets) ** 2)[mask].sum())
-        count += int(mask.sum()) * targets.shape[1]
+        total += float(_masked_mse(prediction, targets, mask, norm.target_std**2)) * int(mask.sum())
+        count += int(mask.sum())
     return total / max(count, 1)
 
 
