@@ -13,6 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from dubplate import __version__
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
@@ -123,6 +125,52 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", type=Path, required=True, help="preview movie (.mp4)")
     _cache_option(preview)
     preview.set_defaults(command=_actor_preview)
+
+    train = actor_commands.add_parser(
+        "train-a2e",
+        parents=[common],
+        help="train the actor's audio-to-expression network",
+        description="Train A2E on the actor's footage: its audio in augmented voices against "
+        "the fitted lower-face coefficients; the footage's last 20%% is held out.",
+    )
+    train.add_argument("actor", type=Path, help="actor directory (from actor fit)")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(command=_train_a2e)
+
+    a2e = commands.add_parser("a2e", help="drive the actor's face from audio")
+    a2e_commands = a2e.add_subparsers(required=True, metavar="ACTION")
+    drive = a2e_commands.add_parser(
+        "predict",
+        parents=[common],
+        help="lower-face coefficients and a preview for any audio",
+    )
+    drive.add_argument("actor", type=Path, help="actor directory with a trained A2E")
+    drive.add_argument("--audio", required=True, type=Path, help="dub audio (WAV, FLAC, movie...)")
+    drive.add_argument(
+        "--audio-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds into the audio that line up with frame 0",
+    )
+    drive.add_argument("--frames", metavar="A-B", help="frames to drive (default: all the audio)")
+    drive.add_argument(
+        "--pad", action="store_true", help="treat audio missing for frames as silence"
+    )
+    drive.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
+    drive.set_defaults(command=_a2e_predict)
+
+    qc = commands.add_parser(
+        "qc",
+        parents=[common],
+        help="lip-sync figures of a video against its audio",
+    )
+    qc.add_argument("video", help="movie file or EXR sequence")
+    qc.add_argument("--audio", type=Path, help="audio to check against (default: the video's)")
+    _plate_options(qc)
+    _cache_option(qc)
+    qc.set_defaults(command=_qc)
     return parser
 
 
@@ -200,6 +248,77 @@ def _actor_preview(args: argparse.Namespace) -> dict:
         raise DubplateError(f"{args.out}: already exists; choose another --out")
     frames = write_actor_preview(actor, plate, track, args.out)
     return {"preview": str(args.out), "frames": frames}
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise DubplateError("--device cuda: no CUDA device is available")
+    return choice
+
+
+def _train_a2e(args: argparse.Namespace) -> dict:
+    from dubplate.core.a2e.store import train_actor_a2e
+    from dubplate.core.a2e.train import TrainSettings
+
+    report = train_actor_a2e(args.actor, TrainSettings(seed=args.seed), _device(args.device))
+    return {"actor": str(args.actor), "a2e": str(args.actor / "a2e.json"), **report}
+
+
+def _a2e_predict(args: argparse.Namespace) -> dict:
+    from dubplate.core.a2e.predict import drive, prediction_lip_sync, write_prediction_preview
+    from dubplate.core.a2e.store import load_a2e
+    from dubplate.core.media import load_audio
+    from dubplate.core.media.timing import as_rate
+    from dubplate.core.morph.actor import Actor
+
+    actor = Actor.load(args.actor)
+    network, manifest = load_a2e(args.actor)
+    fps = as_rate(manifest["network"]["fps"])
+    audio = load_audio(args.audio)
+    frames = parse_frame_range(args.frames) if args.frames else None
+    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad)
+    figures = prediction_lip_sync(actor.model, prediction, fps)
+    with staged_dir(args.out) as staged:
+        np.savez_compressed(
+            staged / "coefficients.npz",
+            frames=prediction.frames,
+            times=prediction.times,
+            lower=prediction.lower,
+        )
+        write_prediction_preview(
+            actor, prediction, audio, fps, args.audio_offset, staged / "preview.mp4"
+        )
+        out = publish_version(staged, args.out)
+    return {
+        "frames": len(prediction.frames),
+        "speech": prediction.speech,
+        "coefficients": str(out / "coefficients.npz"),
+        "preview": str(out / "preview.mp4"),
+        "fps": str(fps),
+        **figures.as_dict(),
+    }
+
+
+def _qc(args: argparse.Namespace) -> dict:
+    from dubplate.core.audio.features import analyse, frame_features
+    from dubplate.core.media import load_audio
+    from dubplate.core.qc.lipsync import lip_sync
+    from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
+
+    plate, track = _tracked(args, args.video)
+    audio = load_audio(args.audio) if args.audio else plate.audio()
+    if audio is None:
+        raise DubplateError(f"{args.video}: no audio; give one with --audio")
+    analysis = analyse(audio)
+    frame_seconds = float(1 / plate.info.fps)
+    features = frame_features(analysis, track.times, frame_seconds, pad=True)
+    gap = mouth_opening(track.landmarks) * FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))
+    figures = lip_sync(gap, analysis, features, frame_seconds)
+    return {"video": args.video, "audio": audio.source, "frames": len(gap), **figures.as_dict()}
 
 
 def _target_hint(args: argparse.Namespace):

@@ -117,9 +117,10 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
 
 
 def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
-    """The actor's closed mouth: mean lower-face coefficients of their most-closed 10% frames."""
+    """The actor's closed mouth: mean lower-face coefficients of their most-closed 3% frames
+    (at least one), where the lips meet if they ever do in the footage."""
     lower = np.concatenate([f.lower for f in fits])
     upper = np.concatenate([f.upper for f in fits])
     gap = mouth_opening(model.shape(lower, upper))
-    closed = gap <= np.percentile(gap, 10)
+    closed = np.argsort(gap)[: max(1, len(gap) * 3 // 100)]
     return lower[closed].mean(axis=0)

@@ -13,7 +13,13 @@ import torch
 
 from dubplate.core.a2e.augment import DRY, Voice, random_voice
 from dubplate.core.a2e.network import A2E
-from dubplate.core.audio.features import FEATURE_SIZE, analyse_samples, frame_features
+from dubplate.core.audio.features import (
+    FEATURE_SIZE,
+    FrameFeatures,
+    analyse_samples,
+    frame_features,
+)
+from dubplate.core.audio.phones import VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.fit import ActorFit
@@ -37,6 +43,7 @@ class TrainSettings:
 
 
 DEFAULT_SETTINGS = TrainSettings()
+BILABIAL = list(VISEMES).index("bilabial")
 
 
 @dataclass
@@ -205,10 +212,18 @@ def _loss(network, held_out, device, reference=None):
 
 
 @torch.no_grad()
-def predict(network: A2E, features: np.ndarray, speech: bool, device: str = "cpu") -> np.ndarray:
-    """(F, K) lower-face coefficients; the actor's rest mouth throughout when there is no speech."""
+def predict(network: A2E, features: FrameFeatures, speech: bool, device: str = "cpu") -> np.ndarray:
+    """(F, K) lower-face coefficients; the actor's rest mouth throughout when there is no speech.
+
+    Bilabials are enforced: /p b m/ cannot be made with open lips in any language, and a few
+    seconds of footage hold too few of them for the network to learn that reliably, so frames
+    are drawn towards the rest (closed) mouth by their bilabial share.
+    """
     network.eval()
+    rest = network.rest.cpu().numpy()
     if not speech:
-        return np.repeat(network.rest.cpu().numpy()[None], len(features), axis=0)
-    out = network.coefficients(torch.from_numpy(features)[None].to(device))[0]
-    return out.cpu().numpy()
+        return np.repeat(rest[None], len(features.times), axis=0)
+    matrix = torch.from_numpy(features.matrix())[None].to(device)
+    lower = network.coefficients(matrix)[0].cpu().numpy()
+    closing = np.clip((features.visemes[:, BILABIAL] - 0.2) / 0.5, 0.0, 1.0)[:, None]
+    return lower + closing * (rest - lower)

@@ -1,0 +1,132 @@
+"""Driving the actor's lower face from any audio: coefficients per frame, the mouth they make,
+and a preview of the rendered face speaking it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dubplate.core.a2e.network import A2E
+from dubplate.core.a2e.train import predict
+from dubplate.core.audio.features import AudioAnalysis, FrameFeatures, analyse, frame_features
+from dubplate.core.colour import default_config
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.audio import Audio
+from dubplate.core.media.movie_writer import write_movie
+from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.appearance import (
+    CROP_PX,
+    LINEAR_SPACE,
+    crop_regions,
+    renderer_for,
+    to_screen,
+)
+from dubplate.core.morph.model import ActorModel
+from dubplate.core.qc.lipsync import LipSync, lip_sync
+from dubplate.core.track.landmarks import FACE_BOX_PX, mouth_opening
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    frames: np.ndarray  # (F,) frame numbers from 0
+    times: np.ndarray  # (F,) seconds into the audio
+    lower: np.ndarray  # (F, K)
+    speech: bool
+    analysis: AudioAnalysis
+    features: FrameFeatures
+
+
+def frame_times(
+    analysis: AudioAnalysis, fps: Fraction, offset: float, frames: tuple[int, int] | None
+) -> np.ndarray:
+    """Frame numbers to drive: the requested range, or every whole frame the audio covers
+    after the offset (audio time of frame n is n / fps + offset)."""
+    if frames is None:
+        count = int((analysis.duration - offset) * fps)
+        if count < 1:
+            raise DubplateError(f"--audio-offset {offset}: leaves no audio for a single frame")
+        return np.arange(count)
+    return np.arange(frames[0], frames[1] + 1)
+
+
+def drive(
+    network: A2E,
+    audio: Audio,
+    fps: Fraction,
+    offset: float = 0.0,
+    frames: tuple[int, int] | None = None,
+    pad: bool = False,
+) -> Prediction:
+    analysis = analyse(audio)
+    numbers = frame_times(analysis, fps, offset, frames)
+    times = numbers / float(fps) + offset
+    try:
+        features = frame_features(analysis, times, float(1 / fps), pad=pad)
+    except DubplateError as error:
+        raise DubplateError(f"{audio.source}: {error}") from error
+    if not analysis.has_speech:
+        log.warning("a2e: no speech found in %s; the mouth stays at rest", audio.source)
+    lower = predict(network, features, analysis.has_speech)
+    return Prediction(numbers, times, lower, analysis.has_speech, analysis, features)
+
+
+def mouth_gap_px(model: ActorModel, lower: np.ndarray) -> np.ndarray:
+    """Inner-lip gap of the driven face in px of a 256-px face box (upper face at neutral)."""
+    shapes = model.shape(lower, np.zeros((len(lower), len(model.upper_basis)), np.float32))
+    return mouth_opening(shapes) * FACE_BOX_PX / model.face_size
+
+
+def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction) -> LipSync:
+    gap = mouth_gap_px(model, prediction.lower)
+    return lip_sync(gap, prediction.analysis, prediction.features, float(1 / fps))
+
+
+def write_prediction_preview(
+    actor: Actor, prediction: Prediction, audio: Audio, fps: Fraction, offset: float, path: Path
+) -> int:
+    """The actor's textured face, front on under their median light, speaking the audio."""
+    model, fit = actor.model, actor.fits[0]
+    middle = len(fit.frames) // 2
+    count = len(prediction.lower)
+    upper = np.zeros((count, len(model.upper_basis)), np.float32)
+    shapes = model.shape(prediction.lower, upper)
+    posed = fit.scale[middle] * shapes @ fit.rotation[middle].T + fit.translation[middle]
+    # One crop for the whole clip: the head holds still and only the mouth moves.
+    regions = np.repeat(crop_regions(np.median(posed, axis=0)[None]), count, axis=0)
+    screen = torch.from_numpy(to_screen(posed, regions).astype(np.float32))
+    light = torch.from_numpy(np.median(fit.light, axis=0))[None]
+    texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
+    renderer = renderer_for(model)
+    colour = default_config()
+    linear = colour.resolve(LINEAR_SPACE)
+
+    def frames():
+        for start in range(0, count, 16):
+            batch = screen[start : start + 16]
+            with torch.no_grad():
+                out = renderer.render(
+                    batch, texture, light.expand(len(batch), -1, -1), (CROP_PX, CROP_PX)
+                )
+            for rgb in out.rgb.clamp(0, 1).numpy():
+                yield colour.to_working_uint8(rgb, linear)
+
+    return write_movie(path, frames(), fps, audio=_from_offset(audio, offset))
+
+
+def _from_offset(audio: Audio, offset: float) -> Audio:
+    """The audio that plays from frame 0: cut by a positive offset, led by silence for a
+    negative one."""
+    shift = int(round(offset * audio.rate))
+    if shift >= 0:
+        samples = audio.samples[shift:]
+    else:
+        silence = np.zeros((-shift, audio.channels), np.float32)
+        samples = np.concatenate([silence, audio.samples])
+    return Audio(samples, audio.rate, audio.source)
