@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from dubplate.core.manifest import read_manifest
+from dubplate.core.media import load_audio
 from dubplate.plugin.cli import main
-from tests.fixtures import footage_frames, numbered_frames, write_exr, write_movie
+from tests.fixtures import footage_frames, numbered_frames, write_exr, write_movie, write_wav
 
 
 def run_cli(*args):
@@ -160,3 +161,58 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
         frame = next(movie.decode(stream))
         assert frame.width == 3 * frame.height  # plate | render | blend
         assert sum(1 for _ in movie.decode(stream)) == 29
+
+    done = run_cli("actor", "train-a2e", actor, "--json")
+    assert done.returncode == 0, done.stderr
+    trained = last_json(done.stdout)
+    assert trained["voices"] == 9 and trained["validation_frames"] > 0
+    assert read_manifest(actor / "a2e.json", "a2e")["network"]["fps"] == "25/1"
+    one_line_error(run_cli("actor", "train-a2e", actor), "already has an A2E network")
+
+    dub = shared_data / "audio" / "fr_speech.wav"
+    out = tmp_path / "dub"
+    done = run_cli("a2e", "predict", actor, "--audio", dub, "--out", out, "--json")
+    assert done.returncode == 0, done.stderr
+    driven = last_json(done.stdout)
+    assert driven["speech"] and driven["frames"] == int(load_audio(dub).duration * 25)
+    assert driven["bilabial_segments"] > 0 and 0 <= driven["bilabial_closure"] <= 1
+    with np.load(driven["coefficients"]) as arrays:
+        assert arrays["lower"].shape == (driven["frames"], 8)
+    with av.open(driven["preview"]) as movie:
+        assert movie.streams.audio and movie.streams.video[0].frames == driven["frames"]
+    too_long = run_cli("a2e", "predict", actor, "--audio", dub, "--frames", "0-400", "--out", out)
+    one_line_error(too_long, "fr_speech.wav", "--pad")
+
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(3 * 16000, np.float32), 16000)
+    done = run_cli("a2e", "predict", actor, "--audio", silent, "--out", out, "--json")
+    assert done.returncode == 0, done.stderr
+    rest = last_json(done.stdout)
+    assert rest["speech"] is False and "no speech" in done.stderr
+    with np.load(rest["coefficients"]) as arrays:
+        assert np.ptp(arrays["lower"], axis=0).max() == 0  # one mouth, held
+
+
+def test_a2e_needs_an_actor(shared_data, tmp_path):
+    one_line_error(
+        run_cli(
+            "a2e",
+            "predict",
+            tmp_path / "nobody",
+            "--audio",
+            shared_data / "audio" / "fr_speech.wav",
+            "--out",
+            tmp_path / "o",
+        ),
+        "nobody",
+        "not found",
+    )
+
+
+def test_qc_on_real_footage(shared_data, tmp_path):
+    clip = shared_data / "footage" / "woman_flag_b_8s.mp4"
+    done = run_cli("qc", clip, "--frames", "0-74", "--track-cache", tmp_path, "--json")
+    assert done.returncode == 0, done.stderr
+    figures = last_json(done.stdout)
+    assert figures["frames"] == 75 and figures["speech"]
+    assert 0.2 < figures["phone_sync"] <= 1.0  # a real speaker's mouth follows the phones
+    assert abs(figures["lag_frames"]) <= 2

@@ -97,15 +97,14 @@ def _phone_sync(gap: np.ndarray, curve: np.ndarray) -> tuple[float, int]:
 
 def _segment_share(gap, analysis, times, frame_seconds, phones, criterion):
     """Share of the segments of `phones` for which `criterion` holds on the gap over the
-    segment's frames (one frame of slack either side); None when there are none."""
+    frames whose interval overlaps the segment; None when there are none."""
     wanted = {PHONE_INDEX[p] for p in phones}
     hits = total = 0
     for index, start, end in analysis.phones:
         if int(index) not in wanted:
             continue
-        frames = (
-            (times >= start - frame_seconds) & (times <= end + frame_seconds) & np.isfinite(gap)
-        )
+        half = frame_seconds / 2
+        frames = (times > start - half) & (times < end + half) & np.isfinite(gap)
         if not frames.any():
             continue
         total += 1

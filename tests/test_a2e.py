@@ -1,0 +1,90 @@
+"""The A2E network, its training and prediction, and voice augmentation."""
+
+import numpy as np
+import pytest
+import torch
+
+from dubplate.core.a2e.augment import Voice
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.train import BILABIAL, Sequence, TrainSettings, predict, train
+from dubplate.core.audio.features import FEATURE_SIZE, FrameFeatures
+from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
+from dubplate.core.media.audio import ANALYSIS_RATE
+
+
+def test_each_output_sees_a_third_of_a_second_either_side():
+    network = A2E(FEATURE_SIZE, 4).eval()
+    quiet = torch.zeros(1, 60, FEATURE_SIZE)
+    impulse = quiet.clone()
+    impulse[0, 30] = 5.0
+    with torch.no_grad():
+        changed = (network(impulse) - network(quiet)).abs().sum(dim=-1)[0] > 1e-6
+    assert changed.nonzero().squeeze(1).tolist() == list(
+        range(30 - FRAMES_EACH_SIDE, 31 + FRAMES_EACH_SIDE)
+    )
+    assert FRAMES_EACH_SIDE / 25 == pytest.approx(0.32)
+
+
+def synthetic_footage(frames=400, seed=0):
+    """An open vowel switching on and off, seen as real audio shows it (the phone, its viseme
+    and louder mel bands); the first coefficient follows it one frame later, the second is
+    noise: learnable, and not learnable."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(0, 0.1, (frames, FEATURE_SIZE)).astype(np.float32)
+    vowel = (np.sin(np.arange(frames) / 3.0) > 0).astype(np.float32)
+    open_vowel = len(PHONES) + list(VISEMES).index("open_vowel")
+    mel = len(PHONES) + len(VISEMES)
+    for column in [PHONE_INDEX["AA"], open_vowel, *range(mel, mel + 20)]:
+        features[:, column] += vowel
+    targets = np.stack([np.roll(vowel, 1) * 2.0, rng.normal(0, 0.3, frames)], axis=1)
+    mask = rng.uniform(size=frames) > 0.1
+    targets[~mask] = 0
+    return Sequence(features, targets.astype(np.float32), mask)
+
+
+def test_training_learns_what_the_audio_says_and_stops_early():
+    settings = TrainSettings(voices=0, steps=400, eval_every=25, patience=4)
+    network, report = train([[synthetic_footage()]], np.zeros(2), settings)
+    assert report["validation_loss"] < 0.3 * report["validation_loss_mean_expression"]
+    again, report_again = train([[synthetic_footage()]], np.zeros(2), settings)
+    assert report_again == {**report, "seconds": report_again["seconds"]}  # seeded
+    for a, b in zip(network.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def frame_features(frames, bilabial_from=None):
+    phones = np.zeros((frames, len(PHONES)), np.float32)
+    phones[:, PHONE_INDEX["AA"]] = 1
+    visemes = np.zeros((frames, len(VISEMES)), np.float32)
+    visemes[:, list(VISEMES).index("open_vowel")] = 1
+    if bilabial_from is not None:
+        visemes[bilabial_from:] = 0
+        visemes[bilabial_from:, BILABIAL] = 1
+    return FrameFeatures(
+        np.arange(frames) / 25, phones, visemes, np.zeros((frames, 80), np.float32)
+    )
+
+
+def test_silence_rests_and_bilabials_close():
+    network = A2E(FEATURE_SIZE, 3)
+    network.rest.copy_(torch.tensor([1.0, -2.0, 0.5]))
+    network.target_mean.copy_(torch.tensor([9.0, 9.0, 9.0]))
+    silent = predict(network, frame_features(10), speech=False)
+    assert np.allclose(silent, [1.0, -2.0, 0.5])
+    spoken = predict(network, frame_features(20, bilabial_from=10), speech=True)
+    assert np.allclose(spoken[12:], [1.0, -2.0, 0.5], atol=1e-5)
+    assert np.abs(spoken[:5] - [1.0, -2.0, 0.5]).max() > 1.0
+
+
+def test_voice_changes():
+    rng = np.random.default_rng(0)
+    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    faster = Voice(0.0, 1.25, 1.0, 60.0, 0.0).apply(tone, rng)
+    assert len(faster) == pytest.approx(len(tone) / 1.25, rel=0.01)
+    noisy = Voice(0.0, 1.0, 1.0, 10.0, 0.0).apply(tone, rng)
+    snr = 10 * np.log10(np.mean(tone**2) / np.mean((noisy - tone) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.5)
+    mel = np.zeros((1, 80), np.float32)
+    mel[0, 40] = 1.0
+    assert np.argmax(Voice(0.0, 1.0, 1.1, 60.0, 0.0).warp_mel(mel)[0]) == 44
