@@ -16,7 +16,8 @@ DROPOUT = 0.5
 
 class A2E(nn.Module):
     """(B, F, features) -> (B, F, coefficients). Targets are learnt normalised; the buffers
-    carry the normalisation and the actor's rest (closed-mouth) coefficients with the weights."""
+    carry the normalisation, the calibrated gain and the actor's rest (closed-mouth)
+    coefficients with the weights."""
 
     def __init__(
         self, features: int, coefficients: int, hidden: int = HIDDEN, dropout: float = DROPOUT
@@ -37,6 +38,8 @@ class A2E(nn.Module):
         self.register_buffer("target_mean", torch.zeros(coefficients))
         self.register_buffer("target_std", torch.ones(coefficients))
         self.register_buffer("rest", torch.zeros(coefficients))
+        # How far to trust the network over the mean expression, calibrated on held-out data.
+        self.register_buffer("gain", torch.ones(()))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Normalised coefficients."""
@@ -46,4 +49,4 @@ class A2E(nn.Module):
         return self.output(x).transpose(1, 2)
 
     def coefficients(self, features: torch.Tensor) -> torch.Tensor:
-        return self(features) * self.target_std + self.target_mean
+        return self.gain * self(features) * self.target_std + self.target_mean

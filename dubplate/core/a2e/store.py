@@ -90,7 +90,12 @@ def train_actor_a2e(
         },
         "validation": {
             k: report[k]
-            for k in ("validation_loss", "validation_loss_mean_expression", "validation_frames")
+            for k in (
+                "validation_loss",
+                "validation_loss_mean_expression",
+                "validation_frames",
+                "gain",
+            )
         },
     }
     write_manifest(directory / "a2e.json", MANIFEST_KIND, manifest)

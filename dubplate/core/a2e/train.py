@@ -132,12 +132,14 @@ def train(
                     log.info("train-a2e: early stop at step %d (best %d)", step, best[1])
                     break
     network.load_state_dict(best[2])
+    network.gain.fill_(_calibrated_gain(network, held_out, device))
     baseline = _loss(None, held_out, device, network)
     report = {
         "steps": step,
         "best_step": best[1],
         "seconds": round(time.perf_counter() - started, 1),
-        "validation_loss": round(best[0], 5),
+        "validation_loss": round(_loss(network, held_out, device), 5),
+        "gain": round(float(network.gain), 3),
         "validation_loss_mean_expression": round(baseline, 5),
         "train_frames": int(sum(s.mask.sum() for s in (v[0] for v in train_parts))),
         "validation_frames": int(sum(s.mask.sum() for s in held_out)),
@@ -145,6 +147,25 @@ def train(
     }
     log.info("train-a2e: %s", report)
     return network.eval(), report
+
+
+@torch.no_grad()
+def _calibrated_gain(network: A2E, held_out: list[Sequence], device: str) -> float:
+    """The factor in [0, 1] on the network's departure from the mean expression that fits the
+    held-out frames best (least squares, variance-weighted): a few seconds of footage may teach
+    little, and a network that has learnt little should say little."""
+    network.eval()
+    weights = network.target_std**2
+    numerator = denominator = 0.0
+    for sequence in held_out:
+        target = (
+            torch.from_numpy(sequence.targets).to(device) - network.target_mean
+        ) / network.target_std
+        output = network(torch.from_numpy(sequence.features)[None].to(device))[0]
+        mask = torch.from_numpy(sequence.mask).to(device)
+        numerator += float((output * target * weights)[mask].sum())
+        denominator += float((output * output * weights)[mask].sum())
+    return min(max(numerator / denominator, 0.0), 1.0) if denominator > 0 else 0.0
 
 
 def _split(sequences, share):
@@ -205,7 +226,8 @@ def _loss(network, held_out, device, reference=None):
             prediction = torch.zeros_like(targets)
         else:
             network.eval()
-            prediction = network(torch.from_numpy(sequence.features)[None].to(device))[0]
+            features = torch.from_numpy(sequence.features)[None].to(device)
+            prediction = network.gain * network(features)[0]
         total += float(_masked_mse(prediction, targets, mask, norm.target_std**2)) * int(mask.sum())
         count += int(mask.sum())
     return total / max(count, 1)
