@@ -1,6 +1,13 @@
+import os
+import tempfile
+
 import pytest
 
 from tests.fixtures import SHARED_DATA
+
+# Caches (tracks, audio analyses) go to a throwaway place, for this process and the CLI runs
+# it starts: tests never read or fill a user's cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="dubplate-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -271,6 +271,7 @@ def _train_a2e(args: argparse.Namespace) -> dict:
 def _a2e_predict(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.predict import drive, prediction_lip_sync, write_prediction_preview
     from dubplate.core.a2e.store import load_a2e
+    from dubplate.core.audio.features import default_cache_dir as audio_cache_dir
     from dubplate.core.media import load_audio
     from dubplate.core.media.timing import as_rate
     from dubplate.core.morph.actor import Actor
@@ -280,7 +281,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
     fps = as_rate(manifest["network"]["fps"])
     audio = load_audio(args.audio)
     frames = parse_frame_range(args.frames) if args.frames else None
-    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad)
+    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad, audio_cache_dir())
     figures = prediction_lip_sync(actor.model, prediction, fps)
     with staged_dir(args.out) as staged:
         np.savez_compressed(
@@ -304,7 +305,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
 
 
 def _qc(args: argparse.Namespace) -> dict:
-    from dubplate.core.audio.features import analyse, frame_features
+    from dubplate.core.audio.features import cached_analysis, default_cache_dir, frame_features
     from dubplate.core.media import load_audio
     from dubplate.core.qc.lipsync import lip_sync
     from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
@@ -313,7 +314,7 @@ def _qc(args: argparse.Namespace) -> dict:
     audio = load_audio(args.audio) if args.audio else plate.audio()
     if audio is None:
         raise DubplateError(f"{args.video}: no audio; give one with --audio")
-    analysis = analyse(audio)
+    analysis = cached_analysis(audio, default_cache_dir())
     frame_seconds = float(1 / plate.info.fps)
     features = frame_features(analysis, track.times, frame_seconds, pad=True)
     gap = mouth_opening(track.landmarks) * FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))

@@ -13,7 +13,13 @@ import torch
 
 from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.train import predict
-from dubplate.core.audio.features import AudioAnalysis, FrameFeatures, analyse, frame_features
+from dubplate.core.audio.features import (
+    AudioAnalysis,
+    FrameFeatures,
+    analyse,
+    cached_analysis,
+    frame_features,
+)
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import Audio
@@ -43,7 +49,7 @@ class Prediction:
     features: FrameFeatures
 
 
-def frame_times(
+def frame_numbers(
     analysis: AudioAnalysis, fps: Fraction, offset: float, frames: tuple[int, int] | None
 ) -> np.ndarray:
     """Frame numbers to drive: the requested range, or every whole frame the audio covers
@@ -63,9 +69,12 @@ def drive(
     offset: float = 0.0,
     frames: tuple[int, int] | None = None,
     pad: bool = False,
+    cache_dir: Path | None = None,
 ) -> Prediction:
-    analysis = analyse(audio)
-    numbers = frame_times(analysis, fps, offset, frames)
+    """Lower-face coefficients for frames of the audio; its analysis is cached per file in
+    `cache_dir` when one is given."""
+    analysis = cached_analysis(audio, cache_dir) if cache_dir else analyse(audio)
+    numbers = frame_numbers(analysis, fps, offset, frames)
     times = numbers / float(fps) + offset
     try:
         features = frame_features(analysis, times, float(1 / fps), pad=pad)

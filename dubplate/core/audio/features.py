@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,11 @@ def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
         log_mel=log_mel.astype(np.float32),
         duration=len(samples) / ANALYSIS_RATE,
     )
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dubplate" / "audio"
 
 
 def cached_analysis(audio: Audio, cache_dir: Path) -> AudioAnalysis:
