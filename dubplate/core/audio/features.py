@@ -31,7 +31,7 @@ MEL_BANDS = 80
 MEL_WINDOW = 400  # 25 ms at 16 kHz
 MEL_HOP = 160  # 10 ms
 SOFT_EDGE_FRAMES = 0.5  # Gaussian sigma, in video frames, that softens phone boundaries
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # bump when the analysis changes: cached ones are then redone
 
 
 @dataclass
@@ -60,10 +60,32 @@ def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
     # CMVN over the utterance: level, microphone and voice colour drop out, what is said stays.
     log_mel = (log_mel - log_mel.mean(axis=0)) / (log_mel.std(axis=0) + 1e-5)
     return AudioAnalysis(
-        phones=phone_table(decode_phones(samples)),
+        phones=_gate_silence(phone_table(decode_phones(samples)), samples),
         log_mel=log_mel.astype(np.float32),
         duration=len(samples) / ANALYSIS_RATE,
     )
+
+
+# A phone quieter than this is silence, whatever the decoder heard in it (it hears phones in
+# digital silence): -60 dBFS, or 30 dB under the loud parts of the audio.
+SILENCE_DBFS = -60.0
+SILENCE_BELOW_LOUD_DB = 30.0
+
+
+def _gate_silence(table: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    hop = MEL_HOP
+    per_second = ANALYSIS_RATE / hop
+    frames = len(samples) // hop
+    rms = np.sqrt(np.mean(samples[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    loud = np.percentile(rms, 95) if frames else 0.0
+    floor = max(10 ** (SILENCE_DBFS / 20), loud * 10 ** (-SILENCE_BELOW_LOUD_DB / 20))
+    gated = table.copy()
+    for row in gated:
+        first = int(row[1] * per_second)
+        last = max(int(row[2] * per_second), first + 1)
+        if rms[first:last].size == 0 or rms[first:last].mean() < floor:
+            row[0] = PHONE_INDEX["SIL"]
+    return gated
 
 
 def default_cache_dir() -> Path:
