@@ -20,6 +20,7 @@ from scipy.spatial import Delaunay
 
 from dubplate.core.media import open_plate
 from dubplate.core.morph.align import generalised_procrustes
+from dubplate.core.morph.model import INNER_LIP_LOOP
 from dubplate.core.morph.uv import unrolled
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import MESH_VERTEX_COUNT, RIGID
@@ -45,7 +46,7 @@ def loop(connections) -> list[int]:
 
 def openings() -> list[tuple[set[int], set[int]]]:
     """Upper and lower edges of the mouth and eye openings: a triangle touching both spans one."""
-    inner_lips = loop([e for e in mesh.FACEMESH_LIPS if set(e) <= INNER_LIPS])
+    inner_lips = loop([e for e in mesh.FACEMESH_LIPS if set(e) <= set(INNER_LIP_LOOP)])
     pairs = [_halves(inner_lips, 78, 308)]
     for eye in (mesh.FACEMESH_LEFT_EYE, mesh.FACEMESH_RIGHT_EYE):
         contour = loop(eye)
@@ -54,28 +55,6 @@ def openings() -> list[tuple[set[int], set[int]]]:
     return pairs
 
 
-INNER_LIPS = {
-    78,
-    191,
-    80,
-    81,
-    82,
-    13,
-    312,
-    311,
-    310,
-    415,
-    308,
-    95,
-    88,
-    178,
-    87,
-    14,
-    317,
-    402,
-    318,
-    324,
-}
 NEUTRAL: np.ndarray
 
 

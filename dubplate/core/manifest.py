@@ -59,3 +59,13 @@ def read_manifest(path: Path, kind: str) -> dict[str, Any]:
         ) from error
     validate(kind, body, str(path))
     return body
+
+
+def read_versioned_manifest(path: Path, kind: str, version: int, redo: str) -> dict[str, Any]:
+    """A manifest of this dubplate's format version; another version says what to `redo`."""
+    body = read_manifest(path, kind)
+    if body["format_version"] != version:
+        raise DubplateError(
+            f"{path}: {kind} format {body['format_version']}, this dubplate reads {version}; {redo}"
+        )
+    return body

@@ -23,7 +23,7 @@ from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAM
 from dubplate.core.audio.phones import PHONES, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_manifest, write_manifest
+from dubplate.core.manifest import read_versioned_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
@@ -104,12 +104,9 @@ def train_actor_a2e(
 
 def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
     directory = Path(directory)
-    manifest = read_manifest(directory / "a2e.json", MANIFEST_KIND)
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise DubplateError(
-            f"{directory / 'a2e.json'}: A2E format {manifest['format_version']}, this dubplate"
-            f" reads {FORMAT_VERSION}; train it again"
-        )
+    manifest = read_versioned_manifest(
+        directory / "a2e.json", MANIFEST_KIND, FORMAT_VERSION, "train it again"
+    )
     network = A2E(manifest["features"]["size"], manifest["network"]["coefficients"], HIDDEN)
     try:
         state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)

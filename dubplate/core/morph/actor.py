@@ -16,7 +16,7 @@ import torch
 import dubplate
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path, staged_dir
-from dubplate.core.manifest import read_manifest, write_manifest
+from dubplate.core.manifest import read_versioned_manifest, write_manifest
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import (
     FaceCrops,
@@ -93,12 +93,9 @@ class Actor:
     @classmethod
     def load(cls, directory: Path) -> Actor:
         directory = Path(directory)
-        manifest = read_manifest(directory / "actor.json", MANIFEST_KIND)
-        if manifest["format_version"] != FORMAT_VERSION:
-            raise DubplateError(
-                f"{directory / 'actor.json'}: actor format {manifest['format_version']}, this"
-                f" dubplate reads {FORMAT_VERSION}; build the actor again"
-            )
+        manifest = read_versioned_manifest(
+            directory / "actor.json", MANIFEST_KIND, FORMAT_VERSION, "build the actor again"
+        )
         arrays = _npz(directory / manifest["arrays"]["model"], MODEL_ARRAYS)
         model = ActorModel(
             **arrays, texture=_read_texture(directory / manifest["arrays"]["texture"])

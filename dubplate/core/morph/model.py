@@ -15,27 +15,8 @@ from dubplate.core.track.landmarks import FACE_BOX_PX, MESH_VERTEX_COUNT
 SUBNASALE = 2
 # The inner-lip contour, in order around the mouth opening (MediaPipe indices).
 INNER_LIP_LOOP = (
-    78,
-    191,
-    80,
-    81,
-    82,
-    13,
-    312,
-    311,
-    310,
-    415,
-    308,
-    324,
-    318,
-    402,
-    317,
-    14,
-    87,
-    178,
-    88,
-    95,
-)
+    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+)  # fmt: skip
 
 
 def lower_face_vertices(neutral: np.ndarray) -> np.ndarray:

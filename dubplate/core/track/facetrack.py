@@ -11,7 +11,7 @@ import numpy as np
 import dubplate
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_manifest, write_manifest
+from dubplate.core.manifest import read_versioned_manifest, write_manifest
 
 MANIFEST_KIND = "face_track"
 FORMAT_VERSION = 1
@@ -68,12 +68,9 @@ class FaceTrack:
     @classmethod
     def load(cls, directory: Path) -> FaceTrack:
         directory = Path(directory)
-        manifest = read_manifest(directory / "track.json", MANIFEST_KIND)
-        if manifest["format_version"] != FORMAT_VERSION:
-            raise DubplateError(
-                f"{directory / 'track.json'}: track format {manifest['format_version']},"
-                f" this dubplate reads {FORMAT_VERSION}; track the plate again"
-            )
+        manifest = read_versioned_manifest(
+            directory / "track.json", MANIFEST_KIND, FORMAT_VERSION, "track the plate again"
+        )
         arrays_path = directory / manifest["arrays"]
         try:
             with np.load(arrays_path) as arrays:
