@@ -8,20 +8,15 @@ from torch import nn
 # Dilations 1, 2, 4 after a 3-tap input layer: each output sees +-8 frames (+-0.32 s at 25 fps).
 DILATIONS = (1, 2, 4)
 FRAMES_EACH_SIDE = 1 + sum(DILATIONS)  # the input layer adds one
-# A few seconds to minutes of one actor is little data: a narrow, heavily dropped-out network
-# held out better than wider ones on the shared clips (bench/a2e_bench.py).
+# A few seconds to minutes of one actor is little data: narrow, heavily dropped-out members,
+# averaged, held out better than one wider network on the shared clips (bench/a2e_bench.py).
 HIDDEN = 32
 DROPOUT = 0.5
+MEMBERS = 4
 
 
-class A2E(nn.Module):
-    """(B, F, features) -> (B, F, coefficients). Targets are learnt normalised; the buffers
-    carry the normalisation, the calibrated gain and the actor's rest (closed-mouth)
-    coefficients with the weights."""
-
-    def __init__(
-        self, features: int, coefficients: int, hidden: int = HIDDEN, dropout: float = DROPOUT
-    ):
+class Member(nn.Module):
+    def __init__(self, features: int, coefficients: int, hidden: int, dropout: float):
         super().__init__()
         self.input = nn.Sequential(
             nn.Dropout(dropout), nn.Conv1d(features, hidden, 3, padding=1), nn.GELU()
@@ -35,18 +30,45 @@ class A2E(nn.Module):
             for d in DILATIONS
         )
         self.output = nn.Conv1d(hidden, coefficients, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.input(features.transpose(1, 2))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.output(x).transpose(1, 2)
+
+
+class A2E(nn.Module):
+    """(B, F, features) -> (B, F, coefficients): the mean of a few independently initialised
+    members, which averages away what each one learnt from noise. Targets are learnt
+    normalised; the buffers carry the normalisation, the calibrated gain and the actor's rest
+    (closed-mouth) coefficients with the weights."""
+
+    def __init__(
+        self,
+        features: int,
+        coefficients: int,
+        hidden: int = HIDDEN,
+        dropout: float = DROPOUT,
+        members: int = MEMBERS,
+    ):
+        super().__init__()
+        self.members = nn.ModuleList(
+            Member(features, coefficients, hidden, dropout) for _ in range(members)
+        )
         self.register_buffer("target_mean", torch.zeros(coefficients))
         self.register_buffer("target_std", torch.ones(coefficients))
         self.register_buffer("rest", torch.zeros(coefficients))
         # How far to trust the network over the mean expression, calibrated on held-out data.
         self.register_buffer("gain", torch.ones(()))
 
+    def member_outputs(self, features: torch.Tensor) -> torch.Tensor:
+        """(M, B, F, coefficients), normalised."""
+        return torch.stack([member(features) for member in self.members])
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Normalised coefficients."""
-        x = self.input(features.transpose(1, 2))
-        for block in self.blocks:
-            x = x + block(x)
-        return self.output(x).transpose(1, 2)
+        return self.member_outputs(features).mean(dim=0)
 
     def coefficients(self, features: torch.Tensor) -> torch.Tensor:
         return self.gain * self(features) * self.target_std + self.target_mean

@@ -78,6 +78,7 @@ def train_actor_a2e(
         "network": {
             "coefficients": int(network.rest.shape[0]),
             "hidden": HIDDEN,
+            "members": len(network.members),
             "window_frames": FRAMES_EACH_SIDE,
             "fps": fps,
         },
@@ -107,7 +108,13 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
     manifest = read_versioned_manifest(
         directory / "a2e.json", MANIFEST_KIND, FORMAT_VERSION, "train it again"
     )
-    network = A2E(manifest["features"]["size"], manifest["network"]["coefficients"], HIDDEN)
+    shape = manifest["network"]
+    network = A2E(
+        manifest["features"]["size"],
+        shape["coefficients"],
+        shape["hidden"],
+        members=shape["members"],
+    )
     try:
         state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)
     except (OSError, RuntimeError) as error:

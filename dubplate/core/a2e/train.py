@@ -117,7 +117,9 @@ def train(
     for step in range(1, settings.steps + 1):
         features, targets, mask = _batch(flat, settings, rng, network, device)
         network.train()
-        loss = _masked_mse(network(features), targets, mask, network.target_std**2)
+        # Each member learns on its own; their mean is the prediction.
+        outputs = network.member_outputs(features)
+        loss = sum(_masked_mse(o, targets, mask, network.target_std**2) for o in outputs)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
