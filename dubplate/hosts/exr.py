@@ -118,7 +118,7 @@ class ExrSequence(Plate):
             timecode or "none",
         )
         return PlateInfo(
-            source=self.pattern,
+            source=str(Path(self.pattern).absolute()),  # manifests resolve from anywhere
             kind="exr",
             frames=tuple(sorted(self.files)),
             fps=fps,

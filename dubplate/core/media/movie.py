@@ -99,7 +99,7 @@ class MoviePlate(Plate):
         )
         timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
         return PlateInfo(
-            source=str(self.path),
+            source=str(self.path.absolute()),  # manifests must resolve from any directory
             kind="movie",
             frames=tuple(range(len(self._pts))),
             fps=rate,
