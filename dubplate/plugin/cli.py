@@ -247,6 +247,7 @@ def _actor_preview(args: argparse.Namespace) -> dict:
     if args.out.exists():
         raise DubplateError(f"{args.out}: already exists; choose another --out")
     frames = write_actor_preview(actor, plate, track, args.out)
+    log.info("actor preview: wrote %s (%d frames)", args.out, frames)
     return {"preview": str(args.out), "frames": frames}
 
 
@@ -294,6 +295,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
             actor, prediction, audio, fps, args.audio_offset, staged / "preview.mp4"
         )
         out = publish_version(staged, args.out)
+    log.info("a2e: wrote %s", out)
     return {
         "frames": len(prediction.frames),
         "speech": prediction.speech,

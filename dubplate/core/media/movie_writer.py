@@ -56,7 +56,7 @@ def write_movie(
                     _mux_audio(container, sound, audio, Fraction(written) / fps)
         except av.error.FFmpegError as error:
             raise DubplateError(f"{path}: cannot write movie ({error})") from error
-    log.info("wrote %s (%d frames, %s fps%s)", path, written, fps, ", with audio" if audio else "")
+    log.debug("wrote %s (%d frames, %s fps%s)", path, written, fps, ", with audio" if audio else "")
     return written
 
 
