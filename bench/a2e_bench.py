@@ -14,8 +14,6 @@ own early stopping holds out the last 20% of those), then
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import tempfile
 import time
@@ -23,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from results import provenance, update_section
+from results import FOOTAGE, SHARED, arguments, provenance, publish, start
 
 from dubplate.core.a2e.predict import drive, prediction_lip_sync
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
@@ -36,7 +34,6 @@ from dubplate.core.qc.lipsync import lip_sync
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_SHARE = 0.8
 
 
@@ -177,21 +174,16 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser = arguments(__doc__)
     parser.add_argument("--clips", nargs="*", help="footage file names (default: all)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
-    clips = sorted((SHARED / "footage").glob("*.mp4"))
+    args = start(parser)
+    clips = sorted(FOOTAGE.glob("*.mp4"))
     if args.clips:
         clips = [c for c in clips if c.name in args.clips]
     dubs = sorted((SHARED / "audio").glob("*.wav"))
     with tempfile.TemporaryDirectory(prefix="dubplate-a2e-") as workdir:
         rows = [clip_row(clip, dubs, Path(workdir)) for clip in clips]
-    section = markdown(rows, dubs)
-    print(section)
-    if not args.no_write:
-        print(f"updated {update_section('a2e_bench', section)}", file=sys.stderr)
+    publish("a2e_bench", markdown(rows, dubs), args)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,13 @@
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import logging
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from results import provenance, update_section
+from results import FOOTAGE, arguments, provenance, publish, start
 
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
@@ -42,7 +39,6 @@ from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import MESH_VERTEX_COUNT, RIGID
 from dubplate.core.track.quality import mouth_only_steps
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "footage"
 BASES = [(4, 2), (8, 4), (12, 8), (16, 12), (24, 16)]
 BATCH = 16
 
@@ -186,18 +182,10 @@ def markdown(rows, neutrals, speed) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
-    if not FOOTAGE.is_dir():
-        sys.exit(f"no footage at {FOOTAGE}")
+    args = start(arguments(__doc__))
     rows, neutrals = clip_rows(sorted(FOOTAGE.glob("*.mp4")))
     speed = render_speed(rows[0]["model"], rows[0]["fit"])
-    section = markdown(rows, neutrals, speed)
-    print(section)
-    if not args.no_write:
-        print(f"updated {update_section('morph_bench', section)}", file=sys.stderr)
+    publish("morph_bench", markdown(rows, neutrals, speed), args)
 
 
 if __name__ == "__main__":

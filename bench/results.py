@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
+SHARED = REPO.parent / "shared" / "data"
+FOOTAGE = SHARED / "footage"
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; a benchmark adds its own before parsing."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    return parser
+
+
+def start(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
+    if not FOOTAGE.is_dir():
+        sys.exit(f"no footage at {FOOTAGE}")
+    return args
+
+
+def publish(name: str, section: str, args: argparse.Namespace) -> None:
+    """Print the section, and unless --no-write, make it the benchmark's part of RESULTS.md."""
+    print(section)
+    if not args.no_write:
+        print(f"updated {update_section(name, section)}", file=sys.stderr)
 
 
 def provenance() -> str:

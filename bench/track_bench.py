@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import tempfile
 import time
@@ -21,14 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import OpenImageIO as oiio
-from results import provenance, update_section
+from results import FOOTAGE, arguments, provenance, publish, start
 
 from dubplate.core.colour import default_config
 from dubplate.core.media import open_plate
 from dubplate.core.track import track_plate
 from dubplate.core.track.quality import jitter_px, mouth_lag, still_head_frames
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "footage"
 PORTRAIT = "woman_seated_hd_20s.mp4"
 ACESCG_PRIMARIES = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
 INSET = 48  # data window inset from the display window, per side, in 4K pixels
@@ -159,19 +156,12 @@ def _num(value: float, spec: str = ".3f", unit: str = "") -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--exr-frames", type=int, default=48)
-    parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname).1s %(message)s")
-    if not FOOTAGE.is_dir():
-        sys.exit(f"no footage at {FOOTAGE}")
+    args = start(parser)
     rows, tracks = footage_rows(sorted(FOOTAGE.glob("*.mp4")))
     exr = exr_row(tracks[PORTRAIT], args.exr_frames)
-    section = markdown(rows, exr)
-    print(section)
-    if not args.no_write:
-        print(f"updated {update_section('track_bench', section)}", file=sys.stderr)
+    publish("track_bench", markdown(rows, exr), args)
 
 
 if __name__ == "__main__":
