@@ -16,6 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
 from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
 from dubplate.core.media.timing import as_rate
 
@@ -32,6 +33,17 @@ _PRIMARIES = {
     "ACES2065-1": (0.7347, 0.2653, 0.0, 1.0, 0.0001, -0.077, 0.32168, 0.33767),
     "Linear Rec.709 (sRGB)": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
     "Linear Rec.2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
+}
+# Header attributes that describe the source's part, not the shot: a written frame is a single
+# part with its own channels, so these would be wrong there. `oiio:*` are OIIO's reading hints.
+_PART_ATTRIBUTES = {
+    "name",
+    "type",
+    "view",
+    "multiView",
+    "version",
+    "chunkCount",
+    "openexr:chunkCount",
 }
 
 
@@ -66,6 +78,7 @@ class ExrSequence(Plate):
     """An EXR frame sequence (`shot.####.exr`, `shot.%04d.exr`, `shot.@.exr`) or a single file."""
 
     parallel_decodes = 2  # one file per frame: no shared decoder state
+    frame_suffix = ".exr"
 
     @classmethod
     def claims(cls, path: Path) -> bool:
@@ -224,6 +237,27 @@ class ExrSequence(Plate):
             block = block[..., order]
         return _place(block, header)
 
+    def write_frame(
+        self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]
+    ) -> None:
+        """Write `pixels` (display window, one plane per channel) as a single-part EXR at `path`
+        with frame `number`'s windows, header attributes and sample type, atomically."""
+        if number not in self.files:
+            raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
+        self.validate([number])
+        header = self._headers[number]
+        _, _, width, height = header.display_window
+        expected = (height, width, len(channels))
+        if pixels.shape != expected:
+            raise DubplateError(
+                f"{path}: frame {number} pixels {pixels.shape} are not {expected}"
+                f" (display window by channels {', '.join(channels)})"
+            )
+        spec = _output_spec(header, self._spec(header.path, header.layer.part), channels)
+        # A float16 array is written as half without conversion, so values stay exact.
+        dtype = np.float16 if header.sample_type == "half" else np.float32
+        _write_exr(path, spec, _data_block(pixels.astype(dtype, copy=False), header))
+
 
 def find_frames(path: Path) -> dict[int, Path]:
     """Frame number -> file, for a sequence pattern or one existing file."""
@@ -280,16 +314,70 @@ def _choose_layer(layers: list[Layer], wanted: str | None, path: Path) -> Layer:
 
 def _place(block: np.ndarray, header: FrameHeader) -> np.ndarray:
     """Put the data window's pixels where they belong in the display window."""
+    if header.data_window == header.display_window:
+        return np.ascontiguousarray(block)
+    _, _, fw, fh = header.display_window
+    frame = np.zeros((fh, fw, block.shape[2]), dtype=block.dtype)
+    in_data, in_display = _overlap(header)
+    frame[in_display] = block[in_data]
+    return frame
+
+
+def _data_block(frame: np.ndarray, header: FrameHeader) -> np.ndarray:
+    """The data window's pixels of a display-window frame: zero where it reaches beyond."""
+    if header.data_window == header.display_window:
+        return np.ascontiguousarray(frame)
+    _, _, dw, dh = header.data_window
+    block = np.zeros((dh, dw, frame.shape[2]), dtype=frame.dtype)
+    in_data, in_display = _overlap(header)
+    block[in_data] = frame[in_display]
+    return block
+
+
+def _overlap(header: FrameHeader) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """Where the data and display windows overlap, as (rows, columns) of each; may be empty."""
     dx, dy, dw, dh = header.data_window
     fx, fy, fw, fh = header.display_window
-    if (dx, dy, dw, dh) == (fx, fy, fw, fh):
-        return np.ascontiguousarray(block)
-    frame = np.zeros((fh, fw, block.shape[2]), dtype=block.dtype)
     x0, y0 = max(dx, fx), max(dy, fy)
-    x1, y1 = min(dx + dw, fx + fw), min(dy + dh, fy + fh)
-    if x1 > x0 and y1 > y0:
-        frame[y0 - fy : y1 - fy, x0 - fx : x1 - fx] = block[y0 - dy : y1 - dy, x0 - dx : x1 - dx]
-    return frame
+    x1, y1 = max(min(dx + dw, fx + fw), x0), max(min(dy + dh, fy + fh), y0)
+    in_data = (slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx))
+    in_display = (slice(y0 - fy, y1 - fy), slice(x0 - fx, x1 - fx))
+    return in_data, in_display
+
+
+def _output_spec(
+    header: FrameHeader, source: oiio.ImageSpec, channels: tuple[str, ...]
+) -> oiio.ImageSpec:
+    """A single-part spec with the source frame's windows and shot attributes."""
+    dx, dy, dw, dh = header.data_window
+    spec = oiio.ImageSpec(dw, dh, len(channels), header.sample_type)
+    spec.x, spec.y = dx, dy
+    spec.full_x, spec.full_y, spec.full_width, spec.full_height = header.display_window
+    spec.channelnames = channels
+    for attribute in source.extra_attribs:
+        name = attribute.name
+        if name not in _PART_ATTRIBUTES and not name.startswith("oiio:"):
+            spec.attribute(name, attribute.type, attribute.value)
+    return spec
+
+
+def _write_exr(path: Path, spec: oiio.ImageSpec, block: np.ndarray) -> None:
+    """Write through a temporary file: a write that fails half way leaves nothing at `path`."""
+    try:
+        with atomic_path(path) as temp:
+            out = oiio.ImageOutput.create(str(temp))
+            if out is None:
+                raise DubplateError(f"{path}: cannot write EXR ({_first_line(oiio.geterror())})")
+            written = out.open(str(temp), spec) and out.write_image(block)
+            if not (out.close() and written):
+                raise DubplateError(f"{path}: cannot write EXR ({_first_line(out.geterror())})")
+    except OSError as error:
+        raise DubplateError(f"{path}: cannot write EXR ({error.strerror or error})") from error
+
+
+def _first_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else "unknown error"
 
 
 def _window(window: tuple[int, int, int, int]) -> str:

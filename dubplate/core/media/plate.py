@@ -97,6 +97,8 @@ class Plate(ABC):
     # Frames decoded at once while iterating: 1 for a stateful decoder (a movie), more where
     # each frame is its own file and decoding it leaves a core idle (EXR).
     parallel_decodes = 1
+    # The extension of per-frame outputs (see write_frame); None where frames are not files.
+    frame_suffix: str | None = None
 
     def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES, colour: ColourConfig | None = None):
         self.cache = FrameCache(cache_bytes)
@@ -108,6 +110,15 @@ class Plate(ABC):
 
     def audio(self) -> Audio | None:
         return None
+
+    def write_frame(
+        self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]
+    ) -> None:
+        """Write `pixels` (display window, as `read` gives) as frame `number`'s own file at
+        `path`, keeping its header; only plates of one file per frame can."""
+        raise DubplateError(
+            f"{self.info.source}: {self.info.kind} plates cannot be written frame by frame"
+        )
 
     def read(self, number: int) -> np.ndarray:
         """The frame's original pixels (read-only); half-float EXRs stay float16, exact."""
@@ -151,7 +162,7 @@ class Plate(ABC):
         converted whole just to find a face in it.
         """
         if region is not None:
-            pixels = _crop_padded(pixels, region)
+            pixels = crop_padded(pixels, region)
         if pixels.dtype == np.float16:  # OpenCV resizes and OCIO converts uint8 and float32 only
             pixels = as_float32(pixels)
         if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
@@ -211,7 +222,7 @@ class Plate(ABC):
             )
 
 
-def _crop_padded(pixels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+def crop_padded(pixels: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = region
     height, width = pixels.shape[:2]
     if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:

@@ -1,0 +1,1 @@
+"""Putting a generated face crop back into the full-resolution plate, inside a soft matte."""

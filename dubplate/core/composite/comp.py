@@ -1,0 +1,140 @@
+"""A generated face patch composited into a plate frame, only where its matte reaches: every
+other pixel of the frame stays bit-identical to the source, NaN and inf included."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dubplate.core.composite.match import add_grain, grain_sigma
+from dubplate.core.errors import DubplateError
+from dubplate.core.media.plate import as_float32
+
+EMPTY_REGION = (0, 0, 0, 0)
+REGION_PAD_PX = 2
+# Plate units per patch unit: uint8 plates hold 0-255 where the patch holds 0-1.
+_VALUE_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.float16): 1.0, np.dtype(np.float32): 1.0}
+
+
+@dataclass
+class Composite:
+    """The frame with the patch in, the patch alone as a layer, and where it went."""
+
+    comp: np.ndarray  # (H, W, C) the frame with the patch in: the source's dtype and channels
+    face: np.ndarray  # (H, W, 4) float32 premultiplied RGBA in patch values; zero outside
+    region: tuple[int, int, int, int]  # x0, y0, x1, y1 of the pixels the matte touches
+
+
+def composite_frame(
+    source: np.ndarray,
+    patch: np.ndarray,
+    matte: np.ndarray,
+    matrix: np.ndarray,
+    grain_rng: np.random.Generator | None = None,
+) -> Composite:
+    """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for uint8 plates) into
+    `source` (H, W, 3 or 4) by `matte` (N, N); `matrix` (2x3) maps plate pixels to crop pixels.
+    With `grain_rng`, the patch gets the plate's grain under the matte first."""
+    _check_inputs(source, patch, matte, matrix)
+    comp = source.copy()
+    face = np.zeros((*source.shape[:2], 4), np.float32)
+    box = _plate_box(matte, matrix, source.shape[:2])
+    if box is None:
+        return Composite(comp, face, EMPTY_REGION)
+    x0, y0, x1, y1 = box
+    local = _from_region(matrix, x0, y0)
+    size = (x1 - x0, y1 - y0)
+    alpha = _warped(matte, local, size, cv2.INTER_LINEAR)
+    shows = alpha > 0
+    if not shows.any():
+        return Composite(comp, face, EMPTY_REGION)
+    scale = _VALUE_SCALE[source.dtype]
+    pixels = _warped(patch, local, size, cv2.INTER_CUBIC) * np.float32(scale)
+    plate = as_float32(source[y0:y1, x0:x1, :3])
+    if grain_rng is not None:
+        pixels = add_grain(pixels, grain_sigma(plate, alpha), grain_rng, alpha)
+    blended = _blend(plate, pixels, alpha)
+    # Only pixels the matte reaches are assigned: the rest never round-trip through float.
+    comp[y0:y1, x0:x1, :3][shows] = _as_dtype(blended[shows], source.dtype)
+    face_region = face[y0:y1, x0:x1]
+    face_region[shows, :3] = pixels[shows] / np.float32(scale) * alpha[shows, None]
+    face_region[..., 3] = alpha
+    return Composite(comp, face, _bounds(shows, x0, y0))
+
+
+def _check_inputs(
+    source: np.ndarray, patch: np.ndarray, matte: np.ndarray, matrix: np.ndarray
+) -> None:
+    if source.dtype not in _VALUE_SCALE:
+        raise DubplateError(f"composite: source dtype {source.dtype} is not uint8 or float")
+    if source.ndim != 3 or source.shape[2] not in (3, 4):
+        raise DubplateError(f"composite: source shape {source.shape} is not (H, W, 3 or 4)")
+    if matte.ndim != 2 or patch.shape != (*matte.shape, 3):
+        raise DubplateError(f"composite: patch {patch.shape} does not match matte {matte.shape}")
+    if matrix.shape != (2, 3) or not np.isfinite(matrix).all():
+        raise DubplateError(f"composite: matrix {matrix.tolist()} is not a finite 2x3 affine")
+    if abs(np.linalg.det(matrix[:, :2])) < 1e-12:
+        raise DubplateError(f"composite: matrix {matrix.tolist()} is singular")
+
+
+def _plate_box(
+    matte: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...]
+) -> tuple[int, int, int, int] | None:
+    """The frame pixels (x0, y0, x1, y1) the matte can reach, or None when it reaches none."""
+    rows, cols = np.nonzero(matte)
+    if not len(rows):
+        return None
+    # Linear interpolation reads one crop pixel around each sample: the matte reaches that far.
+    xs = (cols.min() - 1, cols.max() + 1)
+    ys = (rows.min() - 1, rows.max() + 1)
+    corners = np.array([(x, y) for x in xs for y in ys], np.float64)
+    inverse = cv2.invertAffineTransform(matrix.astype(np.float64))
+    plate = corners @ inverse[:, :2].T + inverse[:, 2]
+    height, width = frame_shape[:2]
+    x0 = max(math.floor(plate[:, 0].min()) - REGION_PAD_PX, 0)
+    y0 = max(math.floor(plate[:, 1].min()) - REGION_PAD_PX, 0)
+    x1 = min(math.ceil(plate[:, 0].max()) + 1 + REGION_PAD_PX, width)
+    y1 = min(math.ceil(plate[:, 1].max()) + 1 + REGION_PAD_PX, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _from_region(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The plate-to-crop affine for pixel coordinates counted from the region's corner."""
+    local = matrix.astype(np.float64)
+    local[:, 2] += matrix[:, :2] @ (x0, y0)
+    return local
+
+
+def _warped(
+    image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], interpolation: int
+) -> np.ndarray:
+    return cv2.warpAffine(
+        np.ascontiguousarray(image, np.float32),
+        matrix,
+        size,
+        flags=interpolation | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def _blend(plate: np.ndarray, pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    # A NaN/inf plate sample under the matte would poison the blend: it reads as 0, as in analysis.
+    plate = np.where(np.isfinite(plate), plate, np.float32(0))
+    weight = alpha[..., None]
+    return plate * (1 - weight) + pixels * weight
+
+
+def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return values.astype(dtype)
+
+
+def _bounds(shows: np.ndarray, x0: int, y0: int) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(shows.any(axis=1))
+    cols = np.flatnonzero(shows.any(axis=0))
+    return (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1)

@@ -1,0 +1,87 @@
+"""The stabilised face crop: a square around the head, from the rigid pose alone, so the crop
+neither zooms when the jaw opens nor jumps with landmark noise.
+
+Coordinates: plate and crop positions are in pixel-edge units (pixel j spans j..j+1), as the
+landmarks and the rasteriser use them; `matrices` are for OpenCV, whose pixel centres are
+integers, and map plate pixels to crop pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from dubplate.core.media.plate import as_float32, crop_padded
+from dubplate.core.morph.fit import ActorFit
+from dubplate.core.morph.model import ActorModel
+
+CROP_MARGIN = 1.5  # crop side over the neutral face's extent: room for the jaw and the neck
+SMOOTH_FRAMES = 1.5  # sigma of the temporal smoothing of crop centre and side
+
+
+@dataclass
+class CropTrack:
+    """Per frame: the crop's top-left corner and side in plate pixels; one crop size."""
+
+    corner: np.ndarray  # (F, 2)
+    side: np.ndarray  # (F,)
+    size: int
+
+    @property
+    def scale(self) -> np.ndarray:
+        return self.size / self.side
+
+    def matrix(self, row: int) -> np.ndarray:
+        """2x3 OpenCV affine: plate pixel centres to crop pixel centres."""
+        k = self.scale[row]
+        x0, y0 = self.corner[row]
+        return np.array([[k, 0, k * (0.5 - x0) - 0.5], [0, k, k * (0.5 - y0) - 0.5]])
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """(F, P, 3) plate-pixel points to crop pixels (edge units); z scales like x and y."""
+        k = self.scale[:, None, None]
+        out = points * k
+        out[..., :2] = (points[..., :2] - self.corner[:, None]) * k
+        return out
+
+    def region(self, row: int, pad: int = 2) -> tuple[int, int, int, int]:
+        """Integer plate-pixel box (x0, y0, x1, y1) that covers the crop."""
+        x0, y0 = np.floor(self.corner[row]).astype(int) - pad
+        x1, y1 = np.ceil(self.corner[row] + self.side[row]).astype(int) + pad
+        return int(x0), int(y0), int(x1), int(y1)
+
+
+def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
+    """Crops centred on the posed neutral face's box, sized by the pose's scale."""
+    low, high = model.neutral[:, :2].min(axis=0), model.neutral[:, :2].max(axis=0)
+    centre = (low + high) / 2
+    centre_3d = np.array([centre[0], centre[1], 0.0])
+    centres = fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation
+    side = CROP_MARGIN * model.face_size * fit.scale
+    if len(side) > 1:
+        centres = gaussian_filter1d(centres[:, :2], SMOOTH_FRAMES, axis=0, mode="nearest")
+        side = gaussian_filter1d(side, SMOOTH_FRAMES, mode="nearest")
+    else:
+        centres = centres[:, :2]
+    return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size)
+
+
+def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:
+    """(size, size, C) float32 crop of a frame in its own values; zero beyond the frame. Only the
+    crop's box is converted to float, and it is blurred first when shrinking, so fine detail
+    (grain) does not alias."""
+    x0, y0, x1, y1 = crops.region(row)
+    box = crop_padded(pixels, (x0, y0, x1, y1))
+    box = as_float32(box) if box.dtype != np.uint8 else box.astype(np.float32) / 255
+    k = crops.scale[row]
+    if k < 1:
+        box = cv2.GaussianBlur(box, (0, 0), sigmaX=0.5 / k)
+    matrix = crops.matrix(row)
+    matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], float)  # box origin, not the frame's
+    size = crops.size
+    return cv2.warpAffine(
+        box, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )

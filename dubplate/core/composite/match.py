@@ -1,0 +1,75 @@
+"""Matching a generated patch to the plate: colour at the seam and film grain."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import cv2
+import numpy as np
+
+SEAM_ALPHA = 0.5  # the matte below it is the ring where the patch meets the plate
+GRAIN_BLUR_SIGMA = 1.0
+_GRAIN_BLUR_WIDTH = 2 * math.ceil(3 * GRAIN_BLUR_SIGMA) + 1
+
+
+def match_colour(generated: np.ndarray, real: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """`generated` shifted per channel by its mean difference from `real` in the matte's seam
+    ring, so the patch meets the plate without a visible step."""
+    ring = (matte > 0) & (matte < SEAM_ALPHA)
+    difference = real[ring] - generated[ring]
+    difference = difference[np.isfinite(difference).all(axis=1)]  # NaN plate samples say nothing
+    if not len(difference):
+        return generated.copy()
+    return generated + difference.mean(axis=0).astype(generated.dtype)
+
+
+def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(3,) per-channel std of the high frequencies (pixels minus a ~1 px blur), weighted by
+    `weights` (H, W): how grainy a region looks. NaN/inf samples and their neighbours count 0."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    finite = np.isfinite(pixels).all(axis=2)
+    clean = np.where(finite[..., None], pixels, np.float32(0))
+    detail = clean - _blurred(clean)
+    # The blur spreads a bad sample over its kernel: every pixel it reaches is left out too.
+    kernel = np.ones((_GRAIN_BLUR_WIDTH, _GRAIN_BLUR_WIDTH), np.uint8)
+    untouched = cv2.erode(finite.astype(np.uint8), kernel, borderValue=1).astype(bool)
+    weights = np.where(untouched, weights, 0).astype(np.float64)
+    total = weights.sum()
+    if total <= 0:
+        return np.zeros(3, np.float32)
+    mean = np.einsum("hw,hwc->c", weights, detail) / total
+    variance = np.einsum("hw,hwc->c", weights, (detail - mean) ** 2) / total
+    return np.sqrt(variance).astype(np.float32)
+
+
+def add_grain(
+    patch: np.ndarray,
+    target_sigma: np.ndarray,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """`patch` plus zero-mean Gaussian noise that brings its `grain_sigma` up to `target_sigma`,
+    so it looks neither cleaner nor softer than the plate. `weights` (H, W) say where the patch's
+    own grain is measured (where it shows); everywhere by default."""
+    if weights is None:
+        weights = np.ones(patch.shape[:2], np.float32)
+    own = grain_sigma(patch, weights)
+    missing = np.sqrt(np.maximum(0, np.square(target_sigma) - np.square(own)))
+    noise = rng.standard_normal(patch.shape, dtype=np.float32)
+    return patch + noise * (missing / _white_noise_gain()).astype(np.float32)
+
+
+def _blurred(pixels: np.ndarray) -> np.ndarray:
+    width = (_GRAIN_BLUR_WIDTH, _GRAIN_BLUR_WIDTH)
+    return cv2.GaussianBlur(pixels, width, GRAIN_BLUR_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+@functools.cache
+def _white_noise_gain() -> float:
+    """What `grain_sigma` reads for unit white noise: the blur removes part of it."""
+    taps = cv2.getGaussianKernel(_GRAIN_BLUR_WIDTH, GRAIN_BLUR_SIGMA)[:, 0]
+    blur = np.outer(taps, taps)
+    high_pass = -blur
+    high_pass[_GRAIN_BLUR_WIDTH // 2, _GRAIN_BLUR_WIDTH // 2] += 1
+    return float(np.sqrt(np.square(high_pass).sum()))

@@ -1,0 +1,127 @@
+"""What the neural renderer sees for each frame, at its crop size: the real crop, the synthetic
+lower face of the driven expression, and the hole cut where the lower face is replaced.
+
+The hole does not follow the frame's own mouth: it is the hull of the lower face over the
+actor's closed and most open mouths (plus the driven and real ones), so its outline never tells
+the network where the real jaw was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from dubplate.core.composite.crop import CropTrack, cut_crop
+from dubplate.core.media.plate import Plate
+from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
+from dubplate.core.morph.fit import ActorFit
+from dubplate.core.morph.model import ActorModel
+from dubplate.core.render.renderer import FaceRenderer
+
+HOLE_DILATE = 0.04  # of the crop side: past the jaw line, so no real chin edge is left inside
+RENDER_BATCH = 16
+
+
+@dataclass
+class FaceFrames:
+    """Per-frame network inputs of a run of frames (rows of a fit), working display values."""
+
+    rows: np.ndarray  # (F,) rows of the fit
+    real: torch.Tensor  # (F, 3, N, N) uint8
+    renders: torch.Tensor  # (F, 3, 3, N, N) uint8: lower-face renders of t-1, t, t+1
+    hole: torch.Tensor  # (F, 1, N, N) bool
+    lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
+
+
+class FrameMaker:
+    """Makes FaceFrames for one plate, fit and crop track; `lower` is the driven expression
+    (the fit's own when None) and `hole_lowers` the actor's extreme mouths."""
+
+    def __init__(
+        self,
+        plate: Plate,
+        model: ActorModel,
+        fit: ActorFit,
+        crops: CropTrack,
+        hole_lowers: np.ndarray,
+        lower: np.ndarray | None = None,
+    ):
+        self.plate, self.model, self.fit, self.crops = plate, model, fit, crops
+        self.renderer: FaceRenderer = renderer_for(model)
+        self.texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
+        self.linear = plate.colour.resolve(LINEAR_SPACE)
+        self.working = plate.colour.working_space
+        driven = dataclasses.replace(fit, lower=fit.lower if lower is None else lower)
+        self.real_screen = crops.to_crop(fit.posed(model)).astype(np.float32)
+        self.driven_screen = crops.to_crop(driven.posed(model)).astype(np.float32)
+        hull_screens = [self.real_screen, self.driven_screen]
+        for extreme in hole_lowers:
+            posed = dataclasses.replace(fit, lower=np.broadcast_to(extreme, fit.lower.shape))
+            hull_screens.append(crops.to_crop(posed.posed(model)))
+        self.lower_points = np.concatenate(
+            [s[:, model.lower_vertices, :2] - 0.5 for s in hull_screens], axis=1
+        ).astype(np.float32)
+
+    def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
+        """Inputs for `rows`, given each row's plate frame."""
+        real_linear = np.stack(
+            [
+                self.plate.colour.convert(
+                    cut_crop(frame, self.crops, row), self.plate.info.colourspace, self.linear
+                )
+                for row, frame in zip(rows, pixels, strict=True)
+            ]
+        )
+        light = self._light(rows, real_linear)
+        last = len(self.fit.frames) - 1
+        renders = [
+            self._render(np.clip(rows + step, 0, last), light) for step in (-1, 0, 1)
+        ]  # neighbours under frame t's light: only the geometry moves between them
+        return FaceFrames(
+            rows=rows,
+            real=self._working_uint8(real_linear),
+            renders=torch.stack(renders, dim=1),
+            hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
+            lower_points=self.lower_points[rows],
+        )
+
+    def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
+        if self.fit.light is not None:
+            return torch.from_numpy(self.fit.light[rows])
+        crops = FaceCrops(
+            pixels=torch.from_numpy(real_linear),
+            screen=torch.from_numpy(self.real_screen[rows]),
+            regions=np.zeros((len(rows), 4), int),
+        )
+        with torch.no_grad():
+            return solve_light(self.renderer, crops, self.texture[0])
+
+    def _render(self, rows: np.ndarray, light: torch.Tensor) -> torch.Tensor:
+        size = self.crops.size
+        screen = torch.from_numpy(self.driven_screen[rows])
+        out = []
+        for start in range(0, len(rows), RENDER_BATCH):
+            part = slice(start, start + RENDER_BATCH)
+            with torch.no_grad():
+                render = self.renderer.render(screen[part], self.texture, light[part], (size, size))
+            rgb = render.rgb.clamp(0, 1) * render.lower_mask[..., None]
+            out.append(self._working_uint8(rgb.numpy()))
+        return torch.cat(out)
+
+    def _working_uint8(self, linear: np.ndarray) -> torch.Tensor:
+        """(F, N, N, 3) linear to (F, 3, N, N) uint8 working display values."""
+        working = self.plate.colour.to_working_uint8(np.ascontiguousarray(linear), self.linear)
+        return torch.from_numpy(np.ascontiguousarray(working)).permute(0, 3, 1, 2)
+
+    def _hole(self, row: int) -> np.ndarray:
+        size = self.crops.size
+        hull = cv2.convexHull(np.round(self.lower_points[row]).astype(np.int32))
+        hole = np.zeros((size, size), np.uint8)
+        cv2.fillConvexPoly(hole, hull, 1)
+        radius = max(1, round(HOLE_DILATE * size))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        return cv2.dilate(hole, kernel).astype(bool)

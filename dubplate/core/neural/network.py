@@ -1,0 +1,104 @@
+"""The per-actor neural renderer: a pix2pix-style U-Net generator and a PatchGAN discriminator.
+
+Generator input, per frame t (all crops of one size, working display values 0-1):
+the real crop with the lower face masked out (3), the mask (1), the synthetic lower-face renders
+of t-1, t and t+1 (9) and a fixed reference crop of the actor with the mouth open (3).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+INPUT_CHANNELS = 16
+# Channels per level, from full resolution down; the deepest level sees 1/64 of the crop.
+WIDTHS = (32, 64, 128, 192, 256, 256)
+HEAD_WIDTH = 16
+
+
+def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, 4, stride=2, padding=1, bias=not norm)]
+    if norm:
+        layers.append(nn.InstanceNorm2d(cout, affine=True))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+class _Up(nn.Module):
+    """Nearest upsampling then a 3x3 convolution: no checkerboard artefacts, which a transposed
+    convolution leaves in flat skin."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.InstanceNorm2d(cout, affine=True),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.block(x), skip], dim=1)
+
+
+class Generator(nn.Module):
+    """U-Net whose output is a correction on top of the masked real crop: outside the mask the
+    network only has to copy, so its capacity goes to the mouth."""
+
+    def __init__(self, widths: tuple[int, ...] = WIDTHS):
+        super().__init__()
+        self.widths = widths
+        self.downs = nn.ModuleList(
+            [_down(INPUT_CHANNELS, widths[0], norm=False)]
+            + [_down(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)]
+        )
+        ups = []
+        for level in range(len(widths) - 1, 0, -1):
+            cin = widths[level] if level == len(widths) - 1 else 2 * widths[level]
+            ups.append(_Up(cin, widths[level - 1]))
+        self.ups = nn.ModuleList(ups)
+        # Narrowed before the full-resolution layers, which cost the most per channel.
+        self.head = nn.Sequential(
+            nn.Conv2d(2 * widths[0], HEAD_WIDTH, 1),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.Conv2d(HEAD_WIDTH, HEAD_WIDTH, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(HEAD_WIDTH, 3, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = x
+        for down in self.downs:
+            h = down(h)
+            skips.append(h)
+        skips.pop()
+        for up in self.ups:
+            h = up(h, skips.pop())
+        masked_real = x[:, :3]
+        return torch.sigmoid(self.head(h) + _logit(masked_real))
+
+
+def _logit(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.02, 0.98)
+    return torch.log(x / (1 - x))
+
+
+class Discriminator(nn.Module):
+    """70x70-style PatchGAN over (render at t, face crop): it judges whether each patch of the
+    crop is a real photograph of the actor that matches the render's mouth."""
+
+    def __init__(self, base: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            _down(6, base, norm=False),
+            _down(base, 2 * base),
+            _down(2 * base, 4 * base),
+            nn.Conv2d(4 * base, 8 * base, 4, padding=1, bias=False),
+            nn.InstanceNorm2d(8 * base, affine=True),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(8 * base, 1, 4, padding=1),
+        )
+
+    def forward(self, render: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([render, face], dim=1))

@@ -1,0 +1,143 @@
+"""The actor's neural renderer on disk, beside the actor: renderer.pt (the generator's
+state_dict), renderer.npz (reference crop and the mouths the hole is cut around) and
+renderer.json. Training checkpoints to renderer.ckpt, which a rerun resumes from."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dubplate
+from dubplate.core.a2e.store import rest_coefficients
+from dubplate.core.composite.crop import crop_track
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.media import open_plate
+from dubplate.core.morph.actor import Actor
+from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker
+from dubplate.core.neural.network import WIDTHS, Generator
+from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
+from dubplate.core.progress import Progress
+from dubplate.core.track.landmarks import mouth_opening
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KIND = "renderer"
+FORMAT_VERSION = 1
+READ_CHUNK = 32  # frames cut and rendered at once while building the training set
+
+
+@dataclass
+class NeuralRenderer:
+    generator: Generator
+    reference: torch.Tensor  # (3, N, N) uint8
+    hole_lowers: np.ndarray  # (K, lower coefficients)
+    size: int
+
+
+def extreme_mouths(actor: Actor) -> np.ndarray:
+    """(2, K) lower-face coefficients of the actor's closed and most open mouth."""
+    lower = np.concatenate([f.lower for f in actor.fits])
+    upper = np.concatenate([f.upper for f in actor.fits])
+    widest = lower[np.argmax(mouth_opening(actor.model.shape(lower, upper)))]
+    return np.stack([rest_coefficients(actor.model, actor.fits), widest]).astype(np.float32)
+
+
+def training_set(
+    actor: Actor, size: int, hole_lowers: np.ndarray, last_frame: int | None = None
+) -> TrainingSet:
+    """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor; the
+    reference is the crop of the most open mouth among them."""
+    parts: list[FaceFrames] = []
+    gaps = []
+    for source, fit in zip(actor.sources, actor.fits, strict=True):
+        info = source["plate"]
+        plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
+        rows = np.flatnonzero(fit.frames <= last_frame) if last_frame is not None else None
+        rows = np.arange(len(fit.frames)) if rows is None else rows
+        maker = FrameMaker(plate, actor.model, fit, crop_track(actor.model, fit, size), hole_lowers)
+        progress = Progress(f"renderer inputs {Path(info['path']).name}", len(rows))
+        for start in range(0, len(rows), READ_CHUNK):
+            chunk = rows[start : start + READ_CHUNK]
+            pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
+            parts.append(maker.make(chunk, pixels))
+            gaps.append(mouth_opening(actor.model.shape(fit.lower[chunk], fit.upper[chunk])))
+            progress.advance(len(chunk))
+    real = torch.cat([p.real for p in parts])
+    widest = int(np.argmax(np.concatenate(gaps)))
+    log.info(
+        "renderer: %d training frames; reference crop from training frame %d", len(real), widest
+    )
+    return TrainingSet(
+        real=real,
+        renders=torch.cat([p.renders for p in parts]),
+        hole=torch.cat([p.hole for p in parts]),
+        reference=real[widest],
+    )
+
+
+def train_actor_renderer(
+    directory: Path,
+    settings: RendererSettings,
+    device: str = "cpu",
+    last_frame: int | None = None,
+) -> dict:
+    """Train the actor's renderer and save it beside the actor; resumes a stopped run."""
+    directory = Path(directory)
+    if (directory / "renderer.json").exists():
+        raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
+    actor = Actor.load(directory)
+    hole_lowers = extreme_mouths(actor)
+    data = training_set(actor, settings.size, hole_lowers, last_frame)
+    generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
+    with atomic_path(directory / "renderer.pt") as temp:
+        torch.save(generator.state_dict(), temp)
+    with atomic_path(directory / "renderer.npz") as temp:
+        np.savez_compressed(temp, reference=data.reference.numpy(), hole_lowers=hole_lowers)
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "dubplate", "version": dubplate.__version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "weights": "renderer.pt",
+        "arrays": "renderer.npz",
+        "network": {"size": settings.size, "widths": list(WIDTHS), "hole_dilate": HOLE_DILATE},
+        "training": {
+            "footage": [s["plate"]["path"] for s in actor.sources],
+            "last_frame": last_frame,
+            "settings": dataclasses.asdict(settings),
+            **report,
+        },
+    }
+    write_manifest(directory / "renderer.json", MANIFEST_KIND, manifest)
+    (directory / "renderer.ckpt").unlink(missing_ok=True)
+    return report
+
+
+def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
+    directory = Path(directory)
+    manifest = read_versioned_manifest(
+        directory / "renderer.json", MANIFEST_KIND, FORMAT_VERSION, "train it again"
+    )
+    generator = Generator(tuple(manifest["network"]["widths"]))
+    weights = directory / manifest["weights"]
+    try:
+        state = torch.load(weights, map_location=device, weights_only=True)
+        with np.load(directory / manifest["arrays"]) as arrays:
+            reference, hole_lowers = arrays["reference"], arrays["hole_lowers"]
+    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
+    generator.load_state_dict(state)
+    return NeuralRenderer(
+        generator=generator.to(device).eval(),
+        reference=torch.from_numpy(reference),
+        hole_lowers=hole_lowers,
+        size=int(manifest["network"]["size"]),
+    )

@@ -1,0 +1,198 @@
+"""Training the neural renderer on the actor's own footage, with checkpoints that resume.
+
+Each step draws a batch of frames, shifts, scales and colour-jitters it (the same geometry for
+every input channel and the target), and updates the discriminator and then the generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
+from dubplate.core.neural.losses import lsgan, masked_l1, ms_ssim
+from dubplate.core.neural.network import Discriminator, Generator
+from dubplate.core.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RendererSettings:
+    size: int = 256
+    steps: int = 2000
+    batch: int = 4
+    learning_rate: float = 2e-4
+    mouth_weight: float = 4.0  # extra L1 weight inside the hole, where the mouth is drawn
+    ssim_weight: float = 1.0
+    adversarial_weight: float = 0.05
+    shift: float = 0.03  # of the crop side
+    zoom: float = 0.05
+    colour_jitter: float = 0.08
+    checkpoint_every: int = 200
+    seed: int = 0
+
+
+@dataclass
+class TrainingSet:
+    """Every training frame's inputs at one crop size (uint8 and bool tensors)."""
+
+    real: torch.Tensor  # (F, 3, N, N)
+    renders: torch.Tensor  # (F, 3, 3, N, N)
+    hole: torch.Tensor  # (F, 1, N, N)
+    reference: torch.Tensor  # (3, N, N)
+
+    def __len__(self) -> int:
+        return len(self.real)
+
+
+def generator_input(
+    real: torch.Tensor, renders: torch.Tensor, hole: torch.Tensor, reference: torch.Tensor
+) -> torch.Tensor:
+    """(B, 16, N, N) float input from uint8 crops: masked real, hole, three renders, reference."""
+    hole = hole.float()
+    masked = real.float() / 255 * (1 - hole)
+    flat_renders = renders.flatten(1, 2).float() / 255
+    reference = reference.float().expand(len(real), -1, -1, -1) / 255
+    return torch.cat([masked, hole, flat_renders, reference], dim=1)
+
+
+def train_renderer(
+    data: TrainingSet,
+    settings: RendererSettings,
+    device: str,
+    checkpoint: Path,
+) -> tuple[Generator, dict]:
+    """Train (resuming from `checkpoint` when it holds a run of the same settings) and return
+    the generator and a report."""
+    torch.manual_seed(settings.seed)
+    generator, discriminator = Generator().to(device), Discriminator().to(device)
+    betas = (0.5, 0.999)
+    opt_g = torch.optim.Adam(generator.parameters(), settings.learning_rate, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), settings.learning_rate, betas=betas)
+    modules = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g}
+    modules["opt_d"] = opt_d
+    start = _resume(checkpoint, modules, settings, device)
+    rng = np.random.default_rng([settings.seed, start])
+    progress = Progress("renderer", settings.steps - start, unit="steps")
+    began, losses = time.monotonic(), []
+    for step in range(start, settings.steps):
+        rows = rng.choice(len(data), settings.batch, replace=len(data) < settings.batch)
+        inputs, target, hole = _batch(data, rows, settings, rng, device)
+        fake = generator(inputs)
+        render = inputs[:, 7:10]
+        opt_d.zero_grad(set_to_none=True)
+        loss_d = 0.5 * (
+            lsgan(discriminator(render, target), True)
+            + lsgan(discriminator(render, fake.detach()), False)
+        )
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        weight = 1 + settings.mouth_weight * hole
+        loss_g = (
+            masked_l1(fake, target, weight)
+            + settings.ssim_weight * (1 - ms_ssim(fake, target)).mean()
+            + settings.adversarial_weight * lsgan(discriminator(render, fake), True)
+        )
+        loss_g.backward()
+        opt_g.step()
+        losses.append(float(loss_g))
+        progress.advance()
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            _save(checkpoint, modules, settings, step + 1)
+            log.info("renderer: step %d, generator loss %.4f", step + 1, np.mean(losses[-50:]))
+    seconds = time.monotonic() - began
+    report = {
+        "steps": settings.steps,
+        "resumed_from": start,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(seconds / max(1, settings.steps - start), 3),
+        "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
+        "train_frames": len(data),
+        "device": device,
+    }
+    return generator.eval(), report
+
+
+def _batch(
+    data: TrainingSet,
+    rows: np.ndarray,
+    settings: RendererSettings,
+    rng: np.random.Generator,
+    device: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    index = torch.from_numpy(rows)
+    real = data.real[index].to(device)
+    hole = data.hole[index].to(device)
+    inputs = generator_input(real, data.renders[index].to(device), hole, data.reference.to(device))
+    stacked = torch.cat([inputs, real.float() / 255], dim=1)
+    stacked = _jitter_geometry(stacked, settings, rng)
+    stacked = _jitter_colour(stacked, settings, rng)
+    inputs, target = stacked[:, :16], stacked[:, 16:]
+    return inputs, target, (inputs[:, 3:4] > 0.5).float()
+
+
+def _jitter_geometry(
+    stacked: torch.Tensor, settings: RendererSettings, rng: np.random.Generator
+) -> torch.Tensor:
+    """One random shift and zoom per sample, applied alike to every channel."""
+    count = len(stacked)
+    zoom = 1 + rng.uniform(-settings.zoom, settings.zoom, count)
+    shift = rng.uniform(-settings.shift, settings.shift, (count, 2)) * 2
+    theta = np.zeros((count, 2, 3), np.float32)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(torch.from_numpy(theta).to(stacked.device), stacked.shape, False)
+    return F.grid_sample(stacked, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+# Channels that are photographs of the actor: masked real, reference and target. The renders
+# keep their colour, so the network learns to take colour from the photographs.
+_PHOTO_CHANNELS = [0, 1, 2, 13, 14, 15, 16, 17, 18]
+
+
+def _jitter_colour(
+    stacked: torch.Tensor, settings: RendererSettings, rng: np.random.Generator
+) -> torch.Tensor:
+    count = len(stacked)
+    gain = 1 + rng.uniform(-settings.colour_jitter, settings.colour_jitter, (count, 3))
+    gain = torch.from_numpy(np.tile(gain, 3).astype(np.float32)).to(stacked.device)
+    out = stacked.clone()
+    out[:, _PHOTO_CHANNELS] = (stacked[:, _PHOTO_CHANNELS] * gain[..., None, None]).clamp(0, 1)
+    return out
+
+
+def _save(path: Path, modules: dict, settings: RendererSettings, step: int) -> None:
+    state = {name: module.state_dict() for name, module in modules.items()}
+    state["step"] = step
+    state["settings"] = asdict(settings)
+    with atomic_path(path) as temp:
+        torch.save(state, temp)
+
+
+def _resume(path: Path, modules: dict, settings: RendererSettings, device: str) -> int:
+    if not path.exists():
+        return 0
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise DubplateError(
+            f"{path}: damaged checkpoint ({error}); delete it to start over"
+        ) from error
+    if state.get("settings") != asdict(settings):
+        raise DubplateError(
+            f"{path}: checkpoint of other settings ({state.get('settings')}); delete it to start"
+            " over"
+        )
+    for name, module in modules.items():
+        module.load_state_dict(state[name])
+    log.info("renderer: resuming at step %d of %d from %s", state["step"], settings.steps, path)
+    return int(state["step"])

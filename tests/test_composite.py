@@ -1,0 +1,181 @@
+"""Compositing a generated face crop into a plate: matte, colour and grain matching, and a
+frame that is bit-identical to the source wherever the matte does not reach."""
+
+import numpy as np
+import pytest
+
+from dubplate.core.composite.comp import composite_frame
+from dubplate.core.composite.match import add_grain, grain_sigma, match_colour
+from dubplate.core.composite.matte import lower_face_matte
+from dubplate.core.errors import DubplateError
+
+RNG = np.random.default_rng(5)
+CROP = 64
+# Plate to crop: a slight rotation and 1.6x scale taking plate (32, 26) to crop (32, 40).
+MATRIX = np.array([[1.6, 0.2, -24.4], [-0.2, 1.6, 4.8]])
+
+
+def ellipse(centre=(32, 40), radii=(12, 8), count=24):
+    angles = np.linspace(0, 2 * np.pi, count, endpoint=False)
+    return np.stack(
+        [centre[0] + radii[0] * np.cos(angles), centre[1] + radii[1] * np.sin(angles)], 1
+    )
+
+
+def face_matte():
+    return lower_face_matte(ellipse(), CROP, dilate_px=2, feather_px=2)
+
+
+def plate_frame(dtype=np.float16, channels=3):
+    if dtype == np.uint8:
+        frame = RNG.integers(0, 256, (48, 64, channels), dtype=np.uint8)
+    else:
+        frame = RNG.uniform(0, 2, (48, 64, channels)).astype(dtype)
+    frame.flags.writeable = False  # as Plate.read gives it
+    return frame
+
+
+def bits(pixels):
+    return pixels.view(np.uint16 if pixels.dtype == np.float16 else np.uint8)
+
+
+def test_matte_is_solid_inside_and_exactly_zero_beyond_the_feather():
+    matte = lower_face_matte(ellipse(centre=(48, 48)), 96, dilate_px=2, feather_px=2)
+    assert matte.dtype == np.float32 and matte.shape == (96, 96)
+    assert matte.min() == 0 and matte.max() == 1
+    assert matte[48, 48] == 1
+    undilated = lower_face_matte(ellipse(centre=(48, 48)), 96, dilate_px=0, feather_px=2)
+    assert matte[48, 48 + 14] > 0.4 > undilated[48, 48 + 14]  # reaching past the hull's edge
+    reach = 12 + 2 + 3 * 2 + 1  # radius, dilation, 3 sigma of feather, a pixel of rasterising
+    assert not matte[:, : 48 - reach].any() and not matte[:, 48 + reach + 1 :].any()
+    row = matte[48]
+    assert np.all(np.diff(row[:49]) >= 0) and np.all(np.diff(row[48:]) <= 0)
+    assert 0 < row[48 - 16] < 1  # the feather is soft, not a step
+
+
+def test_matte_is_zero_along_the_crop_edge_even_when_the_hull_covers_it():
+    corners = np.array([[-10, -10], [80, -10], [80, 80], [-10, 80]], np.float32)
+    matte = lower_face_matte(corners, CROP, dilate_px=0, feather_px=1)
+    edge = np.ones_like(matte, bool)
+    edge[4:-4, 4:-4] = False
+    assert not matte[edge].any()
+    assert matte[CROP // 2, CROP // 2] == 1
+
+
+def test_matte_needs_a_polygon():
+    with pytest.raises(DubplateError, match=r"points must be \(P >= 3, 2\), got \(2, 2\)"):
+        lower_face_matte(np.zeros((2, 2)), CROP, 2, 2)
+
+
+def test_composite_leaves_every_pixel_outside_the_matte_bit_identical():
+    patch = np.full((CROP, CROP, 3), 3.0, np.float32)  # the plate holds 0-2: every blend shows
+    source = plate_frame(np.float16).copy()
+    x0, y0, _, _ = composite_frame(source, patch, face_matte(), MATRIX).region
+    # Damaged samples stay as they are: one in the patch's box where the matte does not reach.
+    source[y0, x0] = np.nan
+    source[45, 60, 1] = np.inf
+    source.flags.writeable = False
+    before = source.copy()
+    result = composite_frame(source, patch, face_matte(), MATRIX)
+
+    alpha = result.face[..., 3]
+    outside = alpha == 0
+    assert result.comp.dtype == np.float16 and result.comp.shape == source.shape
+    np.testing.assert_array_equal(bits(result.comp)[outside], bits(source)[outside])
+    assert alpha[y0, x0] == 0 and np.isnan(result.comp[y0, x0]).all()
+    assert result.comp[45, 60, 1] == np.inf
+    assert np.all(result.comp[alpha == 1] == 3.0)
+    showing = alpha > 0.01
+    assert showing.sum() > 100 and np.all(result.comp[showing] > source[showing])
+    np.testing.assert_array_equal(bits(source), bits(before))
+
+
+def test_region_bounds_every_changed_pixel_and_nothing_more():
+    source = plate_frame(np.float16)
+    result = composite_frame(source, np.zeros((CROP, CROP, 3), np.float32), face_matte(), MATRIX)
+    x0, y0, x1, y1 = result.region
+    rows, cols = np.nonzero((bits(result.comp) != bits(source)).any(axis=2))
+    assert len(rows) and x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min()
+    assert rows.max() < y1
+    alpha = result.face[..., 3]
+    assert alpha[y0:y1, x0:x1].any(axis=0).all() and alpha[y0:y1, x0:x1].any(axis=1).all()
+    alpha[y0:y1, x0:x1] = 0
+    assert not alpha.any()
+
+
+def test_face_layer_is_premultiplied_and_zero_outside_the_matte():
+    ramp = np.linspace(0.2, 0.8, CROP, dtype=np.float32)
+    rows, cols = np.meshgrid(ramp, ramp, indexing="ij")
+    patch = np.stack([rows, cols, (rows + cols) / 2], axis=2)  # smooth: no bicubic overshoot
+    result = composite_frame(plate_frame(np.float32), patch, face_matte(), MATRIX)
+    face = result.face
+    assert face.dtype == np.float32 and face.shape == (48, 64, 4)
+    alpha = face[..., 3:]
+    assert alpha.max() == 1 and np.all(face[..., :3] <= alpha * patch.max() + 1e-3)
+    assert np.all(face[..., :3] >= alpha * patch.min() - 1e-3)
+    assert not face[alpha[..., 0] == 0].any()
+
+
+def test_uint8_plate_with_alpha_keeps_its_alpha_channel():
+    source = plate_frame(np.uint8, channels=4)
+    patch = np.full((CROP, CROP, 3), 0.5, np.float32)  # 0-1 patch values: 128 in the plate
+    result = composite_frame(source, patch, face_matte(), MATRIX)
+    alpha = result.face[..., 3]
+    assert result.comp.dtype == np.uint8
+    np.testing.assert_array_equal(result.comp[alpha == 0], source[alpha == 0])
+    np.testing.assert_array_equal(result.comp[..., 3], source[..., 3])
+    assert np.all(result.comp[alpha == 1][:, :3] == 128)
+
+
+def test_matte_off_the_frame_changes_nothing():
+    source = plate_frame(np.float16)
+    off_frame = MATRIX + np.array([[0, 0, 500], [0, 0, 0]])
+    result = composite_frame(source, np.zeros((CROP, CROP, 3), np.float32), face_matte(), off_frame)
+    assert result.region == (0, 0, 0, 0)
+    np.testing.assert_array_equal(bits(result.comp), bits(source))
+
+
+def test_grain_is_added_only_under_the_matte_and_repeats_with_the_seed():
+    source = plate_frame(np.float16)
+    patch = np.full((CROP, CROP, 3), 1.0, np.float32)
+    plain = composite_frame(source, patch, face_matte(), MATRIX)
+    grainy = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
+    again = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
+    outside = grainy.face[..., 3] == 0
+    np.testing.assert_array_equal(bits(grainy.comp)[outside], bits(source)[outside])
+    np.testing.assert_array_equal(bits(grainy.comp), bits(again.comp))
+    solid = grainy.face[..., 3] == 1
+    assert np.all(plain.comp[solid] == 1) and grainy.comp[solid].std() > 0.2
+
+
+def test_colour_match_removes_the_offset_measured_at_the_seam():
+    matte = face_matte()
+    real = RNG.uniform(0, 1, (CROP, CROP, 3)).astype(np.float32)
+    offset = np.array([0.1, -0.2, 0.3], np.float32)
+    generated = real + offset
+    generated[matte >= 0.5] += 5  # the new mouth differs inside: it must not sway the shift
+    matched = match_colour(generated, real, matte)
+    ring = (matte > 0) & (matte < 0.5)
+    np.testing.assert_allclose(matched[ring], real[ring], atol=1e-5)
+    np.testing.assert_allclose(matched - generated, np.broadcast_to(-offset, real.shape), atol=1e-5)
+    empty = match_colour(generated, real, np.zeros_like(matte))
+    np.testing.assert_array_equal(empty, generated)
+
+
+def test_add_grain_brings_a_clean_patch_to_the_plate_grain():
+    ramp = np.linspace(0, 1, 128, dtype=np.float32)
+    clean = np.repeat(np.add.outer(ramp, ramp)[..., None], 3, axis=2)
+    target = np.array([0.02, 0.05, 0.1], np.float32)
+    grainy = add_grain(clean, target, np.random.default_rng(3))
+    np.testing.assert_allclose(grain_sigma(grainy, np.ones((128, 128))), target, rtol=0.1)
+    assert np.abs((grainy - clean).mean(axis=(0, 1))).max() < 0.01
+    already = add_grain(grainy, target / 4, np.random.default_rng(3))
+    np.testing.assert_array_equal(already, grainy)  # never cleaner, never grainier than needed
+
+
+def test_grain_sigma_ignores_nan_samples():
+    noise = np.random.default_rng(4).normal(0, 0.1, (64, 64, 3)).astype(np.float32)
+    weights = np.ones((64, 64))
+    reference = grain_sigma(noise, weights)
+    noise[30, 30] = np.nan
+    np.testing.assert_allclose(grain_sigma(noise, weights), reference, rtol=0.05)

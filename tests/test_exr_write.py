@@ -1,0 +1,130 @@
+"""Writing EXR frames back: windows, header attributes, exact half values, atomic failure."""
+
+from fractions import Fraction
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.media import open_plate
+from tests.fixtures import numbered_frames, write_exr, write_movie
+
+RNG = np.random.default_rng(11)
+ATTRIBUTES = {
+    "FramesPerSecond": ("rational", (24000, 1001)),
+    "smpte:TimeCode": (oiio.TypeTimeCode, (0x01020304, 0)),
+    "chromaticities": ("float[8]", (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)),
+    "studio:show": ("string", "dubplate"),
+}
+DISPLAY = (0, 0, 16, 12)
+
+
+def half_plate(tmp_path, channels=("R", "G", "B")):
+    """A half plate whose 10x7 data window sits inside a 16x12 display window at (3, 2)."""
+    block = RNG.uniform(0, 4, (7, 10, len(channels))).astype(np.float32)
+    path = tmp_path / "src" / "shot.1001.exr"
+    path.parent.mkdir()
+    write_exr(path, block, "half", (3, 2), DISPLAY, channels, ATTRIBUTES)
+    return open_plate(path)
+
+
+def read_header(path):
+    inp = oiio.ImageInput.open(str(path))
+    spec = inp.spec()
+    inp.close()
+    return spec
+
+
+def test_written_frame_keeps_windows_header_and_exact_values(tmp_path):
+    plate = half_plate(tmp_path)
+    pixels = plate.read(1001).copy()
+    pixels[2:9, 3:13] = RNG.uniform(-2, 60000, (7, 10, 3)).astype(np.float16)
+    out = tmp_path / "out" / "shot.1001.exr"
+    plate.write_frame(1001, pixels, out, ("R", "G", "B"))
+
+    spec = read_header(out)
+    assert (spec.x, spec.y, spec.width, spec.height) == (3, 2, 10, 7)
+    assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == DISPLAY
+    assert spec.get_string_attribute("studio:show") == "dubplate"
+    assert spec.get_string_attribute("compression") == "zip"
+    written = open_plate(out)
+    assert written.info.fps == Fraction(24000, 1001)
+    assert written.info.timecode == "01:02:03:04"
+    assert written.info.colourspace == "ACEScg"
+    assert written.info.channels == ("R", "G", "B")
+    assert written.read(1001).dtype == np.float16
+    np.testing.assert_array_equal(written.read(1001).view(np.uint16), pixels.view(np.uint16))
+    assert [p.name for p in out.parent.iterdir()] == ["shot.1001.exr"]  # no temporary left
+
+
+def test_pixels_outside_the_data_window_are_not_written(tmp_path):
+    plate = half_plate(tmp_path)
+    pixels = np.full((12, 16, 3), 0.5, np.float16)
+    out = tmp_path / "shot.1001.exr"
+    plate.write_frame(1001, pixels, out, ("R", "G", "B"))
+    expected = np.zeros_like(pixels)
+    expected[2:9, 3:13] = 0.5
+    np.testing.assert_array_equal(open_plate(out).read(1001), expected)
+
+
+def test_rgba_frame_is_written_with_its_alpha(tmp_path):
+    plate = half_plate(tmp_path)
+    pixels = RNG.uniform(0, 1, (12, 16, 4)).astype(np.float16)
+    pixels[:2] = pixels[9:] = pixels[:, :3] = pixels[:, 13:] = 0
+    out = tmp_path / "rgba.1001.exr"
+    plate.write_frame(1001, pixels, out, ("R", "G", "B", "A"))
+    written = open_plate(out)
+    assert written.info.channels == ("R", "G", "B", "A")
+    np.testing.assert_array_equal(written.read(1001).view(np.uint16), pixels.view(np.uint16))
+
+
+def test_pixels_of_the_wrong_shape_name_the_frame(tmp_path):
+    plate = half_plate(tmp_path)
+    with pytest.raises(DubplateError, match=r"out\.exr: frame 1001 pixels \(12, 16, 3\)"):
+        plate.write_frame(1001, np.zeros((12, 16, 3), np.float16), tmp_path / "out.exr", ("R",))
+
+
+class HalfWayFailure:
+    """An ImageOutput that leaves a partial file behind and reports failure, as on a full disk."""
+
+    def open(self, path, spec):
+        self.path = path
+        return True
+
+    def write_image(self, pixels):
+        with open(self.path, "wb") as file:
+            file.write(b"\x76\x2f\x31\x01 partial")
+        return False
+
+    def close(self):
+        return True
+
+    def geterror(self):
+        return "No space left on device"
+
+
+def test_failed_write_names_the_path_and_leaves_no_file(tmp_path, monkeypatch):
+    plate = half_plate(tmp_path)
+    pixels = plate.read(1001)
+    out = tmp_path / "out" / "shot.1001.exr"
+    monkeypatch.setattr(oiio.ImageOutput, "create", lambda path: HalfWayFailure())
+    with pytest.raises(DubplateError, match=r"shot\.1001\.exr: cannot write EXR \(No space left"):
+        plate.write_frame(1001, pixels, out, ("R", "G", "B"))
+    assert list(out.parent.iterdir()) == []
+
+
+def test_unwritable_destination_names_the_path(tmp_path):
+    plate = half_plate(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a directory")
+    out = tmp_path / "taken" / "shot.1001.exr"
+    with pytest.raises(DubplateError, match=r"taken/shot\.1001\.exr: cannot write EXR"):
+        plate.write_frame(1001, plate.read(1001), out, ("R", "G", "B"))
+
+
+def test_movie_plates_cannot_write_frames(tmp_path):
+    movie = open_plate(write_movie(tmp_path / "clip.mp4", numbered_frames(2)))
+    assert movie.frame_suffix is None
+    assert half_plate(tmp_path).frame_suffix == ".exr"
+    with pytest.raises(DubplateError, match=r"clip\.mp4: movie plates cannot be written frame by"):
+        movie.write_frame(0, movie.read(0), tmp_path / "f.exr", ("R", "G", "B"))
