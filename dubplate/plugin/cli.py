@@ -7,6 +7,7 @@ JSON object. A DubplateError prints one line and exits 2; --debug shows tracebac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -138,6 +139,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(command=_train_a2e)
 
+    build = actor_commands.add_parser(
+        "build",
+        parents=[common],
+        help="track, fit, A2E and neural renderer in one go",
+        description="Build everything `dub` needs from the actor's footage. Each stage is kept "
+        "in the actor directory and skipped when it is already there; a stopped renderer "
+        "training resumes from its checkpoint.",
+    )
+    build.add_argument("--footage", action="append", required=True, metavar="PLATE")
+    _plate_options(build)
+    build.add_argument("--out", type=Path, required=True, help="actor directory")
+    build.add_argument("--size", type=int, default=256, help="neural renderer crop size")
+    build.add_argument("--steps", type=int, help="renderer training steps (default 2000)")
+    build.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    build.add_argument("--seed", type=int, default=0)
+    _cache_option(build)
+    build.set_defaults(command=_actor_build)
+
     a2e = commands.add_parser("a2e", help="drive the actor's face from audio")
     a2e_commands = a2e.add_subparsers(required=True, metavar="ACTION")
     drive = a2e_commands.add_parser(
@@ -160,6 +179,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     drive.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     drive.set_defaults(command=_a2e_predict)
+
+    dub = commands.add_parser(
+        "dub",
+        parents=[common],
+        help="re-animate the actor's lower face in a plate to a dub track",
+        description="For an EXR plate: an EXR sequence of the comped plate and a premultiplied "
+        "RGBA face plate, same windows, metadata and frame numbers. For a movie: a movie with "
+        "the dub audio. Results go in a new vNNN inside --out.",
+    )
+    dub.add_argument("--actor", type=Path, required=True, help="actor directory (actor build)")
+    dub.add_argument("--plate", required=True, help="movie file or EXR sequence")
+    _plate_options(dub)
+    dub.add_argument("--audio", type=Path, required=True, help="dub audio (WAV, FLAC, movie...)")
+    dub.add_argument(
+        "--audio-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds into the audio that line up with the plate's first frame",
+    )
+    length = dub.add_mutually_exclusive_group()
+    length.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
+    length.add_argument("--trim", action="store_true", help="ignore audio beyond the frames")
+    dub.add_argument(
+        "--lossless", action="store_true", help="movie plates: lossless video (default CRF 18)"
+    )
+    dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
+    dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
+    dub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _cache_option(dub)
+    dub.set_defaults(command=_dub)
 
     qc = commands.add_parser(
         "qc",
@@ -269,6 +319,58 @@ def _train_a2e(args: argparse.Namespace) -> dict:
     return {"actor": str(args.actor), "a2e": str(args.actor / "a2e.json"), **report}
 
 
+def _actor_build(args: argparse.Namespace) -> dict:
+    from dubplate.core.a2e.store import train_actor_a2e
+    from dubplate.core.a2e.train import TrainSettings
+    from dubplate.core.morph.actor import Actor, build_actor
+    from dubplate.core.neural.store import train_actor_renderer
+    from dubplate.core.neural.train import RendererSettings
+
+    device = _device(args.device)
+    out = args.out
+    if (out / "actor.json").exists():
+        log.info("actor build: %s: reusing the fitted actor", out)
+    elif out.exists():
+        raise DubplateError(f"{out}: exists but holds no actor (actor.json); choose another --out")
+    else:
+        footage = [_tracked(args, source) for source in args.footage]
+        build_actor(out.name, footage).save(out)
+    stages = {"actor": Actor.load(out).figures}
+    if (out / "a2e.json").exists():
+        log.info("actor build: %s: reusing the trained A2E", out)
+    else:
+        stages["a2e"] = train_actor_a2e(out, TrainSettings(seed=args.seed), device)
+    if (out / "renderer.json").exists():
+        log.info("actor build: %s: reusing the trained renderer", out)
+    else:
+        settings = RendererSettings(size=args.size, seed=args.seed)
+        if args.steps:
+            settings = dataclasses.replace(settings, steps=args.steps)
+        stages["renderer"] = train_actor_renderer(out, settings, device)
+    return {"actor": str(out), **stages}
+
+
+def _dub(args: argparse.Namespace) -> dict:
+    from dubplate.core.audio.features import default_cache_dir as audio_cache_dir
+    from dubplate.core.dub import DubSettings, dub
+    from dubplate.core.media import load_audio
+
+    plate = open_plate(args.plate, colourspace=args.colourspace, layer=args.layer)
+    numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
+    settings = DubSettings(
+        audio_offset=args.audio_offset,
+        pad=args.pad,
+        trim=args.trim,
+        lossless=args.lossless,
+        grain=not args.no_grain,
+        device=_device(args.device),
+    )
+    audio = load_audio(args.audio)
+    return dub(
+        args.actor, plate, numbers, audio, args.out, settings, args.track_cache, audio_cache_dir()
+    )
+
+
 def _a2e_predict(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.predict import drive, prediction_lip_sync, write_prediction_preview
     from dubplate.core.a2e.store import load_a2e
@@ -307,21 +409,22 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
 
 
 def _qc(args: argparse.Namespace) -> dict:
-    from dubplate.core.audio.features import cached_analysis, default_cache_dir, frame_features
+    from dubplate.core.audio.features import cached_analysis, default_cache_dir
     from dubplate.core.media import load_audio
-    from dubplate.core.qc.lipsync import lip_sync
-    from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
+    from dubplate.core.qc.lipsync import track_lip_sync
 
     plate, track = _tracked(args, args.video)
     audio = load_audio(args.audio) if args.audio else plate.audio()
     if audio is None:
         raise DubplateError(f"{args.video}: no audio; give one with --audio")
     analysis = cached_analysis(audio, default_cache_dir())
-    frame_seconds = float(1 / plate.info.fps)
-    features = frame_features(analysis, track.times, frame_seconds, pad=True)
-    gap = mouth_opening(track.landmarks) * FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))
-    figures = lip_sync(gap, analysis, features, frame_seconds)
-    return {"video": args.video, "audio": audio.source, "frames": len(gap), **figures.as_dict()}
+    figures = track_lip_sync(track, analysis, track.times, float(1 / plate.info.fps))
+    return {
+        "video": args.video,
+        "audio": audio.source,
+        "frames": len(track.frames),
+        **figures.as_dict(),
+    }
 
 
 def _target_hint(args: argparse.Namespace):

@@ -126,10 +126,10 @@ def write_prediction_preview(
             for rgb in out.rgb.clamp(0, 1).numpy():
                 yield colour.to_working_uint8(rgb, linear)
 
-    return write_movie(path, frames(), fps, audio=_from_offset(audio, offset))
+    return write_movie(path, frames(), fps, audio=from_offset(audio, offset))
 
 
-def _from_offset(audio: Audio, offset: float) -> Audio:
+def from_offset(audio: Audio, offset: float) -> Audio:
     """The audio that plays from frame 0: cut by a positive offset, led by silence for a
     negative one."""
     shift = int(round(offset * audio.rate))

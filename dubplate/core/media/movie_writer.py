@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 # x264 CRF 18 is visually lossless for review; CRF 0 with yuv444p is mathematically lossless.
 REVIEW_CRF = 18
+LOSSLESS_CRF = 0
 AUDIO_CHUNK = 1024
 
 
@@ -42,7 +43,7 @@ def write_movie(
                 # Every stream must exist before the first packet is muxed.
                 video = container.add_stream("libx264", rate=fps)
                 video.options = {"crf": str(crf), "preset": "medium"}
-                video.pix_fmt = "yuv444p" if crf == 0 else "yuv420p"
+                video.pix_fmt = "yuv444p" if crf == LOSSLESS_CRF else "yuv420p"
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
                 sound = _audio_stream(container, audio) if audio is not None else None
                 for rgb in itertools.chain([first], frames):

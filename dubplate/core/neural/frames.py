@@ -23,6 +23,10 @@ from dubplate.core.morph.model import ActorModel
 from dubplate.core.render.renderer import FaceRenderer
 
 HOLE_DILATE = 0.04  # of the crop side: past the jaw line, so no real chin edge is left inside
+# The replaced region spans this many half mouth-widths either side of the mouth's centre: lips
+# and chin, while the cheeks, which the plate's own performance keeps, stay real.
+MOUTH_SPAN = 1.4
+MOUTH_CORNERS = (61, 291)
 RENDER_BATCH = 16
 
 
@@ -35,6 +39,15 @@ class FaceFrames:
     renders: torch.Tensor  # (F, 3, 3, N, N) uint8: lower-face renders of t-1, t, t+1
     hole: torch.Tensor  # (F, 1, N, N) bool
     lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
+
+
+def mouth_region_vertices(model: ActorModel) -> np.ndarray:
+    """Lower-face vertices within MOUTH_SPAN half mouth-widths of the mouth's centre line."""
+    x = model.neutral[:, 0]
+    left, right = x[MOUTH_CORNERS[0]], x[MOUTH_CORNERS[1]]
+    centre, half = (left + right) / 2, abs(right - left) / 2
+    lower = model.lower_vertices
+    return lower[np.abs(x[lower] - centre) <= MOUTH_SPAN * half]
 
 
 class FrameMaker:
@@ -62,8 +75,9 @@ class FrameMaker:
         for extreme in hole_lowers:
             posed = dataclasses.replace(fit, lower=np.broadcast_to(extreme, fit.lower.shape))
             hull_screens.append(crops.to_crop(posed.posed(model)))
+        region = mouth_region_vertices(model)
         self.lower_points = np.concatenate(
-            [s[:, model.lower_vertices, :2] - 0.5 for s in hull_screens], axis=1
+            [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:

@@ -14,6 +14,7 @@ INPUT_CHANNELS = 16
 # Channels per level, from full resolution down; the deepest level sees 1/64 of the crop.
 WIDTHS = (32, 64, 128, 192, 256, 256)
 HEAD_WIDTH = 16
+RENDER_AT_T = slice(7, 10)  # input channels of the render of frame t
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
@@ -42,8 +43,9 @@ class _Up(nn.Module):
 
 
 class Generator(nn.Module):
-    """U-Net whose output is a correction on top of the masked real crop: outside the mask the
-    network only has to copy, so its capacity goes to the mouth."""
+    """U-Net whose output is a correction on top of the real crop outside the hole and the
+    synthetic render inside it: from the first step the output is a plausible face, and the
+    network's capacity goes to making the mouth photographic."""
 
     def __init__(self, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
@@ -75,8 +77,9 @@ class Generator(nn.Module):
         skips.pop()
         for up in self.ups:
             h = up(h, skips.pop())
-        masked_real = x[:, :3]
-        return torch.sigmoid(self.head(h) + _logit(masked_real))
+        hole, render = x[:, 3:4], x[:, RENDER_AT_T]
+        base = x[:, :3] + hole * render
+        return torch.sigmoid(self.head(h) + _logit(base))
 
 
 def _logit(x: torch.Tensor) -> torch.Tensor:

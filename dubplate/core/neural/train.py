@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.neural.losses import lsgan, masked_l1, ms_ssim
-from dubplate.core.neural.network import Discriminator, Generator
+from dubplate.core.neural.network import RENDER_AT_T, Discriminator, Generator
 from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def train_renderer(
         rows = rng.choice(len(data), settings.batch, replace=len(data) < settings.batch)
         inputs, target, hole = _batch(data, rows, settings, rng, device)
         fake = generator(inputs)
-        render = inputs[:, 7:10]
+        render = inputs[:, RENDER_AT_T]
         opt_d.zero_grad(set_to_none=True)
         loss_d = 0.5 * (
             lsgan(discriminator(render, target), True)
@@ -104,7 +104,7 @@ def train_renderer(
         )
         loss_g.backward()
         opt_g.step()
-        losses.append(float(loss_g))
+        losses.append(loss_g.item())
         progress.advance()
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             _save(checkpoint, modules, settings, step + 1)

@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from dubplate.core.audio.features import AudioAnalysis, FrameFeatures
+from dubplate.core.audio.features import AudioAnalysis, FrameFeatures, frame_features
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
+from dubplate.core.track.facetrack import FaceTrack
+from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
 
 # Inner-lip gap, px of a 256-px face box: at most CLOSED_PX the lips touch (MediaPipe's inner
 # lip points rarely meet exactly), at least OPEN_PX the mouth is visibly open.
@@ -110,3 +112,12 @@ def _segment_share(gap, analysis, times, frame_seconds, phones, criterion):
         total += 1
         hits += bool(criterion(gap[frames]))
     return (hits / total if total else None), total
+
+
+def track_lip_sync(
+    track: FaceTrack, analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float
+) -> LipSync:
+    """Figures for a tracked video against audio; `times` are its frames' seconds in the audio."""
+    gap = mouth_opening(track.landmarks) * FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))
+    features = frame_features(analysis, times, frame_seconds, pad=True)
+    return lip_sync(gap, analysis, features, frame_seconds)

@@ -1,0 +1,339 @@
+"""Dub benchmark (issue 5): build an actor on the first 80% of each shared clip, dub the rest.
+
+    .venv/bin/python bench/dub_bench.py [--steps 2000] [--exr-frames 24] [--no-write]
+
+Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
+with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
+(M-LMD, lips, px of a 256-px face box), face-crop SSIM and PSNR, mouth sharpness (variance of
+the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
+beside the real frames'; then the same frames dubbed with every file in shared/data/audio
+(phone-sync and bilabial closure of the re-tracked result, against the real footage with its
+own audio). Last, the portrait clip's held-out frames as a 4K ACEScg half EXR plate through
+`dub`: windows, metadata and frame numbers compared, and pixels outside the matte checked
+bit for bit. A contact sheet of real and dubbed mouths goes to bench/dub_contact_sheet.jpg.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+import torch
+from results import FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
+from track_bench import write_4k_exr_fixture
+
+from dubplate.core.a2e.store import train_actor_a2e
+from dubplate.core.audio.features import cached_analysis
+from dubplate.core.dub import DubSettings, dub
+from dubplate.core.media import load_audio, open_plate
+from dubplate.core.morph.actor import build_actor
+from dubplate.core.neural.losses import ssim
+from dubplate.core.neural.store import train_actor_renderer
+from dubplate.core.neural.train import RendererSettings
+from dubplate.core.qc.lipsync import track_lip_sync
+from dubplate.core.track import track_plate
+from dubplate.core.track.landmarks import FACE_BOX_PX, LIPS, face_size
+
+TRAIN_SHARE = 0.8
+PORTRAIT = "woman_seated_hd_20s.mp4"
+CROP_PX = 256
+MOUTH_PX = 128
+SHEET_FRAMES = 4
+
+
+def build(clip: Path, numbers: list[int], workdir: Path, steps: int) -> tuple[Path, dict]:
+    plate = open_plate(clip)
+    times = {}
+    began = time.perf_counter()
+    track = track_plate(plate, numbers)
+    times["track"] = time.perf_counter() - began
+    actor_dir = workdir / clip.stem
+    began = time.perf_counter()
+    build_actor(clip.stem, [(plate, track)]).save(actor_dir)
+    times["fit"] = time.perf_counter() - began
+    began = time.perf_counter()
+    train_actor_a2e(actor_dir)
+    times["a2e"] = time.perf_counter() - began
+    began = time.perf_counter()
+    report = train_actor_renderer(actor_dir, RendererSettings(steps=steps))
+    times["renderer"] = time.perf_counter() - began
+    times["seconds_per_step"] = report["seconds_per_step"]
+    return actor_dir, times
+
+
+def face_crops(plate, numbers, track) -> np.ndarray:
+    """(F, 256, 256, 3) float working-space crops, square around each frame's real face."""
+    out = []
+    for row, (_, pixels) in enumerate(plate.frames(numbers)):
+        out.append(_square(plate, pixels, track.landmarks[row][:, :2], 1.3, CROP_PX))
+    return np.stack(out)
+
+
+def mouth_crops(plate, numbers, track) -> np.ndarray:
+    out = []
+    for row, (_, pixels) in enumerate(plate.frames(numbers)):
+        out.append(_square(plate, pixels, track.landmarks[row][list(LIPS), :2], 1.6, MOUTH_PX))
+    return np.stack(out)
+
+
+def _square(plate, pixels, points, margin, size) -> np.ndarray:
+    low, high = points.min(axis=0), points.max(axis=0)
+    centre, side = (low + high) / 2, margin * (high - low).max()
+    k = size / side
+    matrix = np.array([[k, 0, size / 2 - k * centre[0]], [0, k, size / 2 - k * centre[1]]])
+    rgb = plate.analysis_rgb(pixels).astype(np.float32) / 255
+    return cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA)
+
+
+def sharpness(crops: np.ndarray) -> float:
+    grey = crops.mean(axis=-1)
+    return float(np.mean([cv2.Laplacian(g, cv2.CV_32F).var() for g in grey]))
+
+
+def flicker(crops: np.ndarray) -> float:
+    """Mean absolute frame-to-frame change in the crop's lower half (where the matte lies)."""
+    lower = crops[:, CROP_PX // 2 :]
+    return float(np.abs(np.diff(lower, axis=0)).mean())
+
+
+def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdir: Path):
+    plate = open_plate(clip)
+    settings = DubSettings(trim=True, lossless=True)
+    result = _dub(actor_dir, plate, held_out, plate.audio(), workdir / f"{clip.stem}_own", settings)
+    dubbed = open_plate(result["output"])
+    dubbed_numbers = list(dubbed.info.frames)
+    real_track = track_plate(plate, held_out)
+    dubbed_track = track_plate(dubbed, dubbed_numbers)
+    box = FACE_BOX_PX / face_size(real_track.landmarks)
+    lips = list(LIPS)
+    distance = np.linalg.norm(
+        dubbed_track.landmarks[:, lips, :2] - real_track.landmarks[:, lips, :2], axis=-1
+    ).mean(axis=1)
+    real_faces = face_crops(plate, held_out, real_track)
+    dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
+    real_mouths = mouth_crops(plate, held_out, real_track)
+    dubbed_mouths = mouth_crops(dubbed, dubbed_numbers, real_track)
+    mse = ((real_faces - dubbed_faces) ** 2).mean(axis=(1, 2, 3))
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    return {
+        "frames": len(held_out),
+        "mlmd": float(np.nanmean(distance * box)),
+        "ssim": float(ssim(as_tensor(real_faces), as_tensor(dubbed_faces)).mean()),
+        "psnr": float(np.mean(10 * np.log10(1 / np.maximum(mse, 1e-10)))),
+        "sharp_real": sharpness(real_mouths),
+        "sharp_dub": sharpness(dubbed_mouths),
+        "flicker_real": flicker(real_faces),
+        "flicker_dub": flicker(dubbed_faces),
+        "fps": result["frames_per_second"],
+        "size": f"{plate.info.width}x{plate.info.height}",
+        "sheet": _sheet_row(real_mouths, dubbed_mouths),
+        "own_sync": result["lip_sync"],
+    }
+
+
+def _sheet_row(real: np.ndarray, dubbed: np.ndarray) -> np.ndarray:
+    picks = np.linspace(0, len(real) - 1, SHEET_FRAMES).round().astype(int)
+    tiles = [np.concatenate([real[i], dubbed[i]], axis=0) for i in picks]
+    return np.concatenate(tiles, axis=1)
+
+
+def dub_figures(clip: Path, actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
+    plate = open_plate(clip)
+    first = float(plate.time_of(held_out[0]))
+    figures = {}
+    for path in sorted((SHARED / "audio").glob("*.wav")):
+        settings = DubSettings(audio_offset=-first, pad=True, trim=True)
+        out = workdir / f"{clip.stem}_{path.stem}"
+        figures[path.stem] = _dub(actor_dir, plate, held_out, load_audio(path), out, settings)[
+            "lip_sync"
+        ]
+    return figures
+
+
+def real_sync(clip: Path) -> dict:
+    plate = open_plate(clip)
+    track = track_plate(plate, list(plate.select()))
+    analysis = cached_analysis(plate.audio(), Path(tempfile.gettempdir()) / "dubplate-bench-audio")
+    return track_lip_sync(track, analysis, track.times, float(1 / plate.info.fps)).as_dict()
+
+
+def _dub(actor_dir, plate, numbers, audio, out, settings) -> dict:
+    cache = out.parent / "cache"
+    return dub(actor_dir, plate, numbers, audio, out, settings, cache / "tracks", cache / "audio")
+
+
+def exr_row(actor_dir: Path, held_out: list[int], frames: int, workdir: Path) -> dict:
+    movie = open_plate(FOOTAGE / PORTRAIT)
+    folder = workdir / "exr4k"
+    folder.mkdir()
+    pattern = write_4k_exr_fixture(movie, held_out[:frames], folder)
+    plate = open_plate(pattern)
+    numbers = list(plate.select())
+    audio = movie.audio()
+    offset = float(movie.time_of(held_out[0]))
+    settings = DubSettings(audio_offset=offset, trim=True)
+    result = _dub(actor_dir, plate, numbers, audio, workdir / "exr4k_dub", settings)
+    comp, face = open_plate(result["output"]), open_plate(result["face_plate"])
+    differing = outside_changed = 0
+    for number in numbers:
+        source, out = plate.read(number), comp.read(number)
+        alpha = face.read(number)[..., 3]
+        changed = (source.view(np.uint16) != out.view(np.uint16)).any(axis=-1)
+        differing += int(changed.sum())
+        outside_changed += int((changed & (alpha == 0)).sum())
+    same_frames = comp.info.frames == plate.info.frames and face.info.frames == plate.info.frames
+    headers = [_header(plate.source_files([n])[0]) for n in numbers[:1]]
+    out_headers = [_header(comp.source_files([n])[0]) for n in numbers[:1]]
+    return {
+        "frames": len(numbers),
+        "size": f"{plate.info.width}x{plate.info.height}",
+        "fps": result["frames_per_second"],
+        "same_frames": same_frames,
+        "same_header": headers == out_headers,
+        "changed": differing,
+        "outside_changed": outside_changed,
+        "passed": result["frames_passed_through"],
+    }
+
+
+def _header(path: Path) -> dict:
+    """Windows and attributes that must survive the round trip."""
+    inp = oiio.ImageInput.open(str(path))
+    spec = inp.spec()
+    inp.close()
+    names = ("FramesPerSecond", "chromaticities", "compression", "smpte:TimeCode")
+    return {
+        "data": (spec.x, spec.y, spec.width, spec.height),
+        "display": (spec.full_x, spec.full_y, spec.full_width, spec.full_height),
+        "channels": tuple(spec.channelnames),
+        **{n: str(spec.getattribute(n)) for n in names},
+    }
+
+
+def markdown(rows: list[dict], exr: dict, steps: int) -> str:
+    lines = [
+        "## Dub: neural renderer and crop module (issue 5): `bench/dub_bench.py`",
+        "",
+        provenance(),
+        "",
+        f"Actor built on the first {TRAIN_SHARE:.0%} of each clip (renderer: {steps} steps of "
+        "batch 4 at 256 px), its last 20% dubbed. Self-reconstruction with the clip's own "
+        "audio, lossless movie, against the real frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
+        "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real):",
+        "",
+        "| clip | size | held-out frames | M-LMD px | SSIM | PSNR dB | sharpness dub / real |"
+        " flicker dub / real | dub fps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} | {r['ssim']:.3f} |"
+            f" {r['psnr']:.1f} | {r['sharp_dub']:.4f} / {r['sharp_real']:.4f} ="
+            f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['flicker_dub']:.4f} /"
+            f" {r['flicker_real']:.4f} = {r['flicker_dub'] / r['flicker_real']:.2f} |"
+            f" {r['fps']:.2f} |"
+        )
+    dubs = sorted(rows[0]["dubs"])
+    lines += [
+        "",
+        "Phone-sync of the re-tracked result, held-out frames dubbed with each file in "
+        "shared/data/audio (from its start), against the real clip with its own audio "
+        "(target: mean >= 0.8 x real); bilabial closure (target >= 0.8):",
+        "",
+        f"| clip | real | {' | '.join(dubs)} | mean / real | closure (mean) |",
+        "| --- | --- | " + " | ".join("---" for _ in dubs) + " | --- | --- |",
+    ]
+    syncs, reals, closures = [], [], []
+    for r in rows:
+        values = [r["dubs"][d]["phone_sync"] for d in dubs]
+        closed = [r["dubs"][d]["bilabial_closure"] for d in dubs]
+        closed = [c for c in closed if c is not None]
+        syncs.append(np.mean(values))
+        reals.append(r["real"]["phone_sync"])
+        closures += closed
+        lines.append(
+            f"| {r['clip']} | {r['real']['phone_sync']:.2f} | "
+            + " | ".join(f"{v:.2f}" for v in values)
+            + f" | {np.mean(values) / r['real']['phone_sync']:.2f} |"
+            f" {np.mean(closed) if closed else float('nan'):.2f} |"
+        )
+    lines += [
+        "",
+        f"Averaged over clips: phone-sync {np.mean(syncs):.3f} vs real {np.mean(reals):.3f} "
+        f"(ratio {np.mean(syncs) / np.mean(reals):.2f}); bilabial closure "
+        f"{np.mean(closures):.2f} over {len(closures)} dubs with /p b m/.",
+        "",
+        "`actor build` stage times (s) on the 80% of each clip:",
+        "",
+        "| clip | footage s | track | fit | A2E | renderer | s/step | total | per 20 s of footage"
+        " at the default 2000 steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        t = r["times"]
+        total = t["track"] + t["fit"] + t["a2e"] + t["renderer"]
+        default = (t["track"] + t["fit"] + t["a2e"]) * 20 / r["footage_s"] + (
+            2000 * t["seconds_per_step"]
+        )
+        lines.append(
+            f"| {r['clip']} | {r['footage_s']:.1f} | {t['track']:.0f} | {t['fit']:.0f} |"
+            f" {t['a2e']:.0f} | {t['renderer']:.0f} | {t['seconds_per_step']:.2f} |"
+            f" {total:.0f} | {default / 60:.1f} min |"
+        )
+    if exr:
+        lines += [
+            "",
+            f"4K: {PORTRAIT} held-out frames upscaled to a {exr['size']} ACEScg half EXR plate, "
+            f"{exr['frames']} frames through `dub`: {exr['fps']:.2f} frames/s; same frame numbers: "
+            f"{exr['same_frames']}; same windows, channels and metadata: {exr['same_header']}; "
+            f"{exr['changed']} pixels changed, {exr['outside_changed']} of them outside the matte; "
+            f"frames passed through: {exr['passed'] or 'none'}.",
+        ]
+    lines += [
+        "",
+        "Contact sheet (top: real, bottom: dubbed with own audio; four held-out frames a clip): "
+        "`bench/dub_contact_sheet.jpg`.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--steps", type=int, default=RendererSettings.steps)
+    parser.add_argument("--exr-frames", type=int, default=24)
+    parser.add_argument("--clips", nargs="*", help="clip file names (default: all)")
+    args = start(parser)
+    clips = sorted(FOOTAGE.glob("*.mp4"))
+    if args.clips:
+        clips = [c for c in clips if c.name in args.clips]
+    rows, sheet = [], []
+    with tempfile.TemporaryDirectory(prefix="dubplate-dub-bench-") as folder:
+        workdir = Path(folder)
+        actors = {}
+        for clip in clips:
+            numbers = list(open_plate(clip).select())
+            cut = int(len(numbers) * TRAIN_SHARE)
+            actor_dir, times = build(clip, numbers[:cut], workdir, args.steps)
+            actors[clip.name] = (actor_dir, numbers[cut:])
+            row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
+            row.update(
+                clip=clip.name, times=times, footage_s=cut / float(open_plate(clip).info.fps)
+            )
+            row["dubs"] = dub_figures(clip, actor_dir, numbers[cut:], workdir)
+            row["real"] = real_sync(clip)
+            sheet.append(row.pop("sheet"))
+            print({k: v for k, v in row.items()}, file=sys.stderr)
+            rows.append(row)
+        exr = exr_row(*actors[PORTRAIT], args.exr_frames, workdir) if PORTRAIT in actors else None
+    image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
+    cv2.imwrite(str(REPO / "bench" / "dub_contact_sheet.jpg"), image[..., ::-1])
+    publish("dub_bench", markdown(rows, exr, args.steps), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Dub a shot: the actor's plate speaking the dub track, only the lower face replaced.
+
+track the plate -> fit the actor's model (upper face from the plate) -> A2E lower face from the
+dub audio -> synthetic lower face -> neural renderer -> crop module back into the plate ->
+EXR sequences (comp + face plate with alpha) or a movie with the dub audio -> lip-sync QC of
+what was written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import dubplate
+from dubplate.core.a2e.network import A2E
+from dubplate.core.a2e.predict import from_offset
+from dubplate.core.a2e.store import load_a2e
+from dubplate.core.a2e.train import predict
+from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
+from dubplate.core.composite.comp import Composite, composite_frame
+from dubplate.core.composite.crop import crop_track
+from dubplate.core.composite.match import match_colour
+from dubplate.core.composite.matte import lower_face_matte
+from dubplate.core.errors import DubplateError
+from dubplate.core.files import publish_version, staged_dir
+from dubplate.core.manifest import write_manifest
+from dubplate.core.media import open_plate
+from dubplate.core.media.audio import Audio
+from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF, write_movie
+from dubplate.core.media.plate import Plate
+from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.align import generalised_procrustes
+from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX, ActorFit, fit_frames, mesh_points
+from dubplate.core.morph.model import identity_distance_px
+from dubplate.core.neural.frames import FrameMaker
+from dubplate.core.neural.store import NeuralRenderer, load_renderer
+from dubplate.core.neural.train import generator_input
+from dubplate.core.progress import Progress
+from dubplate.core.qc.lipsync import track_lip_sync
+from dubplate.core.track import FaceTrack
+from dubplate.core.track.cache import cached_track
+from dubplate.core.track.landmarks import RIGID
+from dubplate.core.track.tracker import track_plate
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KIND = "dub"
+FORMAT_VERSION = 1
+CHUNK = 8  # frames cut, rendered and generated at once
+MATTE_DILATE = 0.02  # of the crop side, past the hull of the lower face
+MATTE_FEATHER = 0.025  # sigma of the matte's soft edge, of the crop side
+
+
+@dataclass(frozen=True)
+class DubSettings:
+    audio_offset: float = 0.0  # seconds into the audio that line up with the plate's first frame
+    pad: bool = False  # audio missing for frames is silence
+    trim: bool = False  # audio beyond the frames is ignored
+    lossless: bool = False  # movie outputs: lossless H.264 instead of CRF 18
+    grain: bool = True
+    device: str = "cpu"
+
+
+@dataclass
+class DubModels:
+    actor: Actor
+    a2e: A2E
+    a2e_manifest: dict
+    renderer: NeuralRenderer
+
+    @classmethod
+    def load(cls, directory: Path, device: str) -> DubModels:
+        actor = Actor.load(directory)
+        a2e, manifest = load_a2e(directory, device)
+        return cls(actor, a2e, manifest, load_renderer(directory, device))
+
+
+def dub(
+    directory: Path,
+    plate: Plate,
+    numbers: Sequence[int],
+    audio: Audio,
+    out_base: Path,
+    settings: DubSettings,
+    track_cache: Path,
+    audio_cache: Path,
+) -> dict:
+    """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
+    models = DubModels.load(directory, settings.device)
+    track = cached_track(plate, numbers, track_cache)
+    distance = check_identity(models.actor, track)
+    fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
+    analysis = cached_analysis(audio, audio_cache)
+    times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
+    lower = _driven_lower(models.a2e, analysis, times, plate, settings, track.found)
+    passed = track.frames_without_face
+    if passed:
+        log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
+    began = time.monotonic()
+    with staged_dir(out_base) as staged:
+        frames = _dubbed_frames(plate, numbers, models, fit, lower, settings)
+        output, face_output = _write(plate, numbers, frames, staged, audio, settings)
+        seconds = time.monotonic() - began
+        figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
+        manifest = {
+            "kind": MANIFEST_KIND,
+            "format_version": FORMAT_VERSION,
+            "tool": {"name": "dubplate", "version": dubplate.__version__},
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "actor": str(Path(directory).absolute()),
+            "plate": plate.info.manifest(),
+            "audio": {"path": audio.source, "offset": settings.audio_offset},
+            "output": output,
+            "face_plate": face_output,
+            "frames": [int(numbers[0]), int(numbers[-1])],
+            "frames_written": len(numbers),
+            "frames_passed_through": passed,
+            "identity_distance_px": round(distance, 3),
+            "movie_crf": None if face_output else _crf(settings),
+            "frames_per_second": round(len(numbers) / max(seconds, 1e-9), 3),
+            "lip_sync": figures,
+        }
+        write_manifest(staged / "dub.json", MANIFEST_KIND, manifest)
+        out = publish_version(staged, out_base)
+    log.info("dub: wrote %s", out)
+    return {
+        **manifest,
+        "out": str(out),
+        "output": str(out / output),
+        "face_plate": str(out / face_output) if face_output else None,
+    }
+
+
+def check_identity(actor: Actor, track: FaceTrack) -> float:
+    """Refuse a plate whose face is another person's than the actor's."""
+    shapes = mesh_points(track.landmarks[track.found])
+    if len(shapes) == 0:
+        raise DubplateError(f"{track.plate.get('path')}: the face is found in no frame")
+    neutral, _ = generalised_procrustes(shapes, list(RIGID))
+    distance = identity_distance_px(actor.model.neutral, neutral)
+    log.info("dub: identity distance plate to actor %s: %.2f px", actor.name, distance)
+    if distance > IDENTITY_THRESHOLD_PX:
+        raise DubplateError(
+            f"{track.plate.get('path')}: identity distance {distance:.2f} px from actor"
+            f" {actor.name} (threshold {IDENTITY_THRESHOLD_PX}): not the same person"
+        )
+    return distance
+
+
+def _driven_lower(
+    network: A2E,
+    analysis: AudioAnalysis,
+    times: np.ndarray,
+    plate: Plate,
+    settings: DubSettings,
+    found: np.ndarray,
+) -> np.ndarray:
+    """A2E lower-face coefficients of the frames with a face."""
+    frame_seconds = float(1 / plate.info.fps)
+    tail = analysis.duration - (times[-1] + frame_seconds)
+    if tail > frame_seconds and not settings.trim:
+        raise DubplateError(
+            f"audio runs {tail:.2f} s past the last frame (use --trim to ignore the rest)"
+        )
+    features = frame_features(analysis, times, frame_seconds, pad=settings.pad)
+    if not analysis.has_speech:
+        log.warning("dub: no speech in the audio; the mouth stays at rest")
+    return predict(network, features, analysis.has_speech, settings.device)[found]
+
+
+def _dubbed_frames(
+    plate: Plate,
+    numbers: Sequence[int],
+    models: DubModels,
+    fit: ActorFit,
+    lower: np.ndarray,
+    settings: DubSettings,
+) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
+    """(number, source pixels, composite or None where the face is passed through), in order."""
+    renderer = models.renderer
+    size = renderer.size
+    crops = crop_track(models.actor.model, fit, size)
+    maker = FrameMaker(plate, models.actor.model, fit, crops, renderer.hole_lowers, lower)
+    row_of = {int(n): row for row, n in enumerate(fit.frames)}
+    progress = Progress("dub", len(numbers))
+    for start in range(0, len(numbers), CHUNK):
+        chunk = [int(n) for n in numbers[start : start + CHUNK]]
+        pixels = dict(plate.frames(chunk))
+        rows = np.array([row_of[n] for n in chunk if n in row_of], int)
+        patches = {}
+        if len(rows):
+            inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
+            with torch.no_grad():
+                batch = generator_input(
+                    inputs.real, inputs.renders, inputs.hole, renderer.reference
+                ).to(settings.device)
+                generated = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
+            for index, row in enumerate(rows):
+                real = inputs.real[index].permute(1, 2, 0).numpy().astype(np.float32) / 255
+                patches[int(fit.frames[row])] = _comp(
+                    plate, pixels, fit, crops, row, generated[index], real,
+                    inputs.lower_points[index], settings,
+                )  # fmt: skip
+        for number in chunk:
+            yield number, pixels[number], patches.get(number)
+        progress.advance(len(chunk))
+
+
+def _comp(plate, pixels, fit, crops, row, generated, real, points, settings) -> Composite:
+    number = int(fit.frames[row])
+    size = crops.size
+    matte = lower_face_matte(points, size, MATTE_DILATE * size, MATTE_FEATHER * size)
+    patch = match_colour(generated, real, matte)
+    patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
+    rng = np.random.default_rng(number) if settings.grain else None
+    return composite_frame(pixels[number], patch, matte, crops.matrix(row), rng)
+
+
+def _write(
+    plate: Plate,
+    numbers: Sequence[int],
+    frames: Iterator[tuple[int, np.ndarray, Composite | None]],
+    staged: Path,
+    audio: Audio,
+    settings: DubSettings,
+) -> tuple[str, str | None]:
+    """Write the comp (and the face plate for EXR); return their paths relative to `staged`."""
+    if plate.frame_suffix is None:
+        name = f"{Path(plate.info.source).stem}_dub.mp4"
+        start = settings.audio_offset + float(plate.time_of(numbers[0]))
+        # Movie frames are uint8 in the movie's own encoding, and are written back in it.
+        comps = (c.comp[..., :3] if c is not None else p[..., :3] for _, p, c in frames)
+        write_movie(
+            staged / name,
+            comps,
+            plate.info.fps,
+            audio=from_offset(audio, start),
+            crf=_crf(settings),
+        )
+        return name, None
+    (staged / "comp").mkdir()
+    (staged / "face").mkdir()
+    channels = ("R", "G", "B", "A")[: len(plate.info.channels)]
+    for number, pixels, composite in frames:
+        source = plate.source_files([number])[0]
+        comp = composite.comp if composite is not None else pixels
+        plate.write_frame(number, comp, staged / "comp" / source.name, channels)
+        face = composite.face if composite is not None else np.zeros((*pixels.shape[:2], 4))
+        # The face plate in the comp's sample type: half plates give half layers.
+        face = face.astype(np.float16 if pixels.dtype == np.float16 else np.float32)
+        face_path = staged / "face" / _face_name(source.name)
+        plate.write_frame(number, face, face_path, ("R", "G", "B", "A"))
+    pattern = Path(plate.info.source).name
+    return f"comp/{pattern}", f"face/{_face_name(pattern)}"
+
+
+def _face_name(name: str) -> str:
+    stem, dot, rest = name.partition(".")
+    return f"{stem}_face{dot}{rest}"
+
+
+def _crf(settings: DubSettings) -> int:
+    return LOSSLESS_CRF if settings.lossless else REVIEW_CRF
+
+
+def _output_lip_sync(
+    output: Path, numbers: Sequence[int], analysis: AudioAnalysis, times: np.ndarray, plate: Plate
+) -> dict:
+    """`dubplate qc` figures of what was written, tracked afresh."""
+    written = open_plate(output, colourspace=plate.info.colourspace)
+    written_numbers = written.info.frames if plate.frame_suffix is None else numbers
+    track = track_plate(written, written_numbers)
+    figures = track_lip_sync(track, analysis, times, float(1 / plate.info.fps))
+    log.info("dub: lip sync of the result: %s", figures.as_dict())
+    return figures.as_dict()
