@@ -39,6 +39,13 @@ class RendererSettings:
     checkpoint_every: int = 200
     seed: int = 0
 
+    def __post_init__(self):
+        # The U-Net halves the crop six times and normalises what is left: at least 2x2.
+        if self.size < 128 or self.size % 64:
+            raise DubplateError(f"--size {self.size}: must be a multiple of 64, at least 128")
+        if self.steps < 1:
+            raise DubplateError(f"--steps {self.steps}: must be at least 1")
+
 
 @dataclass
 class TrainingSet:

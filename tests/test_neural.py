@@ -1,0 +1,98 @@
+"""The neural renderer: its losses, and training that learns, checkpoints and resumes."""
+
+import numpy as np
+import pytest
+import torch
+
+from dubplate.core.errors import DubplateError
+from dubplate.core.neural.losses import C1, ms_ssim, ssim
+from dubplate.core.neural.network import Generator
+from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
+
+SIZE = 128
+
+
+def test_ssim_of_flat_images_is_their_luminance_term():
+    a, b = torch.full((1, 3, 32, 32), 0.5), torch.full((1, 3, 32, 32), 0.6)
+    expected = (2 * 0.5 * 0.6 + C1) / (0.5**2 + 0.6**2 + C1)
+    assert float(ssim(a, b)) == pytest.approx(expected, rel=1e-3)  # float32 window sums
+    assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ms_ssim_falls_with_noise_and_blur():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, SIZE, SIZE)
+    noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(image, 3, 1, 1)
+    assert float(ms_ssim(image, image)) == pytest.approx(1.0, abs=1e-5)
+    assert float(ms_ssim(image, noisy)) < 0.9
+    assert float(ms_ssim(image, blurred)) < 0.9
+
+
+def test_generator_keeps_the_crop_outside_an_empty_hole_at_start():
+    torch.manual_seed(0)
+    crop = torch.rand(1, 3, SIZE, SIZE) * 0.8 + 0.1
+    inputs = torch.cat([crop, torch.zeros(1, 13, SIZE, SIZE)], dim=1)
+    with torch.no_grad():
+        out = Generator()(inputs)
+    # The untrained head adds a small correction on the crop's logit, not a new picture.
+    assert float((out - crop).abs().mean()) < 0.1
+
+
+def mouth_world(frames=12, seed=0):
+    """A face-coloured crop whose 'mouth' is a dark bar as tall as the render says."""
+    rng = np.random.default_rng(seed)
+    skin = np.array([200, 150, 130], np.uint8).reshape(1, 3, 1, 1)
+    real = np.broadcast_to(skin, (frames, 3, SIZE, SIZE)).copy()
+    renders = np.zeros((frames, 3, 3, SIZE, SIZE), np.uint8)
+    hole = np.zeros((frames, 1, SIZE, SIZE), bool)
+    hole[:, :, 64:112, 32:96] = True
+    for f in range(frames):
+        height = int(rng.integers(2, 20))
+        real[f, :, 88 - height // 2 : 88 + height // 2, 48:80] = 40
+        renders[f, :, :, 88 - height // 2 : 88 + height // 2, 48:80] = 255
+    return TrainingSet(
+        real=torch.from_numpy(real),
+        renders=torch.from_numpy(renders),
+        hole=torch.from_numpy(hole),
+        reference=torch.from_numpy(real[0]),
+    )
+
+
+def hole_error(generator, data):
+    from dubplate.core.neural.train import generator_input
+
+    with torch.no_grad():
+        out = generator(generator_input(data.real, data.renders, data.hole, data.reference))
+    target = data.real.float() / 255
+    return float(((out - target).abs() * data.hole).sum() / (data.hole.sum() * 3))
+
+
+def test_training_draws_the_mouth_the_render_asks_for(tmp_path):
+    data = mouth_world()
+    torch.manual_seed(0)
+    before = hole_error(Generator().eval(), data)
+    settings = RendererSettings(size=SIZE, steps=40, batch=2, checkpoint_every=40)
+    generator, report = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
+    assert report["steps"] == 60 and report["train_frames"] == len(data)
+    assert hole_error(generator, data) < 0.5 * before
+
+
+def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path):
+    data = mouth_world(frames=4)
+    checkpoint = tmp_path / "renderer.ckpt"
+    first = RendererSettings(size=SIZE, steps=4, batch=2, checkpoint_every=2)
+    train_renderer(data, first, "cpu", checkpoint)
+    assert checkpoint.exists()
+    longer = RendererSettings(size=SIZE, steps=4, batch=2, checkpoint_every=2)
+    _, report = train_renderer(data, longer, "cpu", checkpoint)
+    assert report["resumed_from"] == 4
+    other = RendererSettings(size=SIZE, steps=6, batch=2, checkpoint_every=2)
+    with pytest.raises(DubplateError, match="renderer.ckpt: checkpoint of other settings"):
+        train_renderer(data, other, "cpu", checkpoint)
+
+
+@pytest.mark.parametrize("size", [64, 200])
+def test_crop_sizes_the_network_cannot_take_are_refused(size):
+    with pytest.raises(DubplateError, match=f"--size {size}"):
+        RendererSettings(size=size)
