@@ -58,6 +58,18 @@ def test_written_frame_keeps_windows_header_and_exact_values(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["shot.1001.exr"]  # no temporary left
 
 
+def test_lossy_source_compression_is_written_lossless(tmp_path):
+    block = RNG.uniform(0, 4, (16, 16, 3)).astype(np.float32)
+    path = tmp_path / "shot.1001.exr"
+    write_exr(path, block, "half", attributes={"compression": ("string", "dwaa")})
+    plate = open_plate(path)
+    pixels = plate.read(1001)
+    out = tmp_path / "out" / "shot.1001.exr"
+    plate.write_frame(1001, pixels, out, ("R", "G", "B"))
+    assert read_header(out).get_string_attribute("compression") == "zip"
+    np.testing.assert_array_equal(open_plate(out).read(1001).view(np.uint16), pixels.view(np.uint16))
+
+
 def test_pixels_outside_the_data_window_are_not_written(tmp_path):
     plate = half_plate(tmp_path)
     pixels = np.full((12, 16, 3), 0.5, np.float16)

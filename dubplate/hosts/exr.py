@@ -345,6 +345,9 @@ def _overlap(header: FrameHeader) -> tuple[tuple[slice, slice], tuple[slice, sli
     return in_data, in_display
 
 
+_LOSSY_COMPRESSION = {"dwaa", "dwab", "b44", "b44a", "pxr24"}
+
+
 def _output_spec(
     header: FrameHeader, source: oiio.ImageSpec, channels: tuple[str, ...]
 ) -> oiio.ImageSpec:
@@ -358,6 +361,11 @@ def _output_spec(
         name = attribute.name
         if name not in _PART_ATTRIBUTES and not name.startswith("oiio:"):
             spec.attribute(name, attribute.type, attribute.value)
+    compression = spec.get_string_attribute("compression")
+    if compression.split(":")[0] in _LOSSY_COMPRESSION:
+        # Re-compressing lossily would change the pixels outside the matte, which must stay exact.
+        log.warning("%s: compression %s is lossy; writing zip instead", header.path, compression)
+        spec.attribute("compression", "zip")
     return spec
 
 

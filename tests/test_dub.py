@@ -1,0 +1,151 @@
+"""Dubbing a shot end to end: a tiny actor built on real footage, an EXR plate dubbed with a
+real dub track, and what a VFX artist checks in what comes back."""
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from dubplate.core.a2e.store import train_actor_a2e
+from dubplate.core.a2e.train import TrainSettings
+from dubplate.core.colour import default_config
+from dubplate.core.dub import DubSettings, check_identity, dub
+from dubplate.core.errors import DubplateError
+from dubplate.core.media import load_audio, open_plate
+from dubplate.core.morph.actor import Actor, build_actor
+from dubplate.core.neural.store import train_actor_renderer
+from dubplate.core.neural.train import RendererSettings
+from dubplate.core.track import track_plate
+from tests.fixtures import write_exr, write_wav
+from tests.test_cli import last_json, one_line_error, run_cli
+
+CLIP = "man_map_5s.mp4"
+PLATE_FRAMES = range(30, 36)
+BLACK_FRAME = 1003  # the face is lost here: passed through
+INSET = 8
+ATTRIBUTES = {
+    "FramesPerSecond": ("rational", (25, 1)),
+    "studio:shot": ("string", "sq010_sh020"),
+}
+
+
+@pytest.fixture(scope="module")
+def actor_dir(shared_data, tmp_path_factory):
+    movie = open_plate(shared_data / "footage" / CLIP)
+    track = track_plate(movie, list(range(30)))
+    directory = tmp_path_factory.mktemp("actors") / "man"
+    build_actor("man", [(movie, track)], lower_k=8, upper_k=4, texture_px=64).save(directory)
+    train_actor_a2e(directory, TrainSettings(voices=1, steps=50, eval_every=25))
+    train_actor_renderer(directory, RendererSettings(size=128, steps=2))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def exr_plate(shared_data, tmp_path_factory):
+    """Frames 30-35 of the clip as an ACEScg half sequence 1001-1006 with a data window inset
+    inside the display window, one frame black."""
+    movie = open_plate(shared_data / "footage" / CLIP)
+    colour = default_config()
+    folder = tmp_path_factory.mktemp("plate")
+    for index, number in enumerate(PLATE_FRAMES):
+        rgb = movie.read(number).astype(np.float32) / 255
+        linear = colour.convert(rgb, colour.working_space, "ACEScg")
+        if 1001 + index == BLACK_FRAME:
+            linear[:] = 0
+        height, width = linear.shape[:2]
+        block = linear[INSET:-INSET, INSET:-INSET]
+        write_exr(
+            folder / f"shot.{1001 + index}.exr",
+            block,
+            "half",
+            (INSET, INSET),
+            (0, 0, width, height),
+            attributes=ATTRIBUTES,
+        )
+    return folder / "shot.####.exr"
+
+
+def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    out = tmp_path / "dubs"
+    args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--audio", audio, "--out", out]
+    done = run_cli(*args, "--trim", "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_written"] == 6
+    assert result["frames_passed_through"] == [BLACK_FRAME]
+    assert result["identity_distance_px"] < 1.8
+    assert {"phone_sync", "bilabial_closure", "open_vowel_opening"} <= result["lip_sync"].keys()
+
+    source, comp = open_plate(exr_plate), open_plate(result["output"])
+    face = open_plate(result["face_plate"])
+    assert comp.info.frames == face.info.frames == source.info.frames
+    assert comp.info.fps == source.info.fps and comp.info.colourspace == "ACEScg"
+    changed_inside = 0
+    for number in source.info.frames:
+        before, after = source.read(number), comp.read(number)
+        alpha = face.read(number)[..., 3]
+        changed = (before.view(np.uint16) != after.view(np.uint16)).any(axis=-1)
+        assert not (changed & (alpha == 0)).any(), f"frame {number}: changed outside the matte"
+        changed_inside += int(changed.sum())
+        premultiplied = face.read(number)[..., :3].astype(np.float32)
+        assert (np.abs(premultiplied) <= np.abs(alpha[..., None]) * 65504).all()
+        if number == BLACK_FRAME:
+            assert not changed.any() and not alpha.any()
+    assert changed_inside > 1000  # the mouth was replaced
+
+    first = oiio.ImageInput.open(str(comp.source_files([1001])[0]))
+    spec = first.spec()
+    first.close()
+    assert (spec.x, spec.y) == (INSET, INSET)
+    assert (spec.full_width, spec.full_height) == (source.info.width, source.info.height)
+    assert spec.get_string_attribute("studio:shot") == "sq010_sh020"
+
+    again = run_cli(*args, "--trim", "--json")
+    assert again.returncode == 0, again.stderr
+    assert last_json(again.stdout)["out"].endswith("v002")
+    assert open_plate(result["output"]).info.frames == source.info.frames  # v001 kept
+
+
+def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
+    long = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--out", tmp_path / "o"]
+    one_line_error(run_cli(*args, "--audio", long), "past the last frame", "--trim")
+    short = write_wav(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)
+    one_line_error(run_cli(*args, "--audio", short), "--pad")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_another_persons_plate_is_refused_with_the_distance(actor_dir, exr_plate):
+    actor = Actor.load(actor_dir)
+    actor.model.neutral = actor.model.neutral * np.array([1.2, 1.0, 1.0], np.float32)
+    track = track_plate(open_plate(exr_plate), [1001, 1002])
+    with pytest.raises(DubplateError, match=r"identity distance \d+\.\d+ px from actor man"):
+        check_identity(actor, track)
+
+
+def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
+    shared_data, actor_dir, exr_plate, tmp_path, monkeypatch
+):
+    plate = open_plate(exr_plate)
+    writes = []
+
+    def fill_up(number, pixels, path, channels):
+        writes.append(path)
+        if len(writes) == 3:
+            raise DubplateError(f"{path}: cannot write EXR (No space left on device)")
+
+    monkeypatch.setattr(plate, "write_frame", fill_up)
+    audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    out = tmp_path / "dubs"
+    with pytest.raises(DubplateError, match="No space left"):
+        dub(
+            actor_dir,
+            plate,
+            plate.info.frames,
+            audio,
+            out,
+            DubSettings(trim=True),
+            tmp_path / "tracks",
+            tmp_path / "audio",
+        )
+    assert list(out.iterdir()) == []
