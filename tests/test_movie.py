@@ -82,3 +82,16 @@ def test_shared_clips_open_with_their_rates(shared_data):
     assert float(office.time_of(134)) == pytest.approx(6.0667, abs=1e-3)
     portrait = open_plate(shared_data / "footage" / "woman_seated_hd_20s.mp4")
     assert portrait.read(501).shape == (1920, 1080, 3)
+
+
+def test_lossless_movie_decodes_to_the_very_values_written(tmp_path):
+    from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    frames = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), np.uint8) for i in range(3)]
+    encode(tmp_path / "exact.mp4", frames, Fraction(25), crf=LOSSLESS_CRF)
+    encode(tmp_path / "review.mp4", frames, Fraction(25), crf=REVIEW_CRF)
+    exact, review = open_plate(tmp_path / "exact.mp4"), open_plate(tmp_path / "review.mp4")
+    for number, frame in enumerate(frames):
+        np.testing.assert_array_equal(exact.read(number), frame)
+        assert not np.array_equal(review.read(number), frame)  # noise does not survive CRF 18

@@ -17,7 +17,8 @@ from dubplate.core.media.audio import Audio
 
 log = logging.getLogger(__name__)
 
-# x264 CRF 18 is visually lossless for review; CRF 0 with yuv444p is mathematically lossless.
+# x264 CRF 18 is visually lossless for review. Lossless is x264's RGB encoder at QP 0: the
+# frames decode to the very RGB values given (YUV, even 4:4:4, would round them).
 REVIEW_CRF = 18
 LOSSLESS_CRF = 0
 AUDIO_CHUNK = 1024
@@ -41,9 +42,10 @@ def write_movie(
         try:
             with av.open(str(temp), mode="w") as container:
                 # Every stream must exist before the first packet is muxed.
-                video = container.add_stream("libx264", rate=fps)
-                video.options = {"crf": str(crf), "preset": "medium"}
-                video.pix_fmt = "yuv444p" if crf == LOSSLESS_CRF else "yuv420p"
+                lossless = crf == LOSSLESS_CRF
+                video = container.add_stream("libx264rgb" if lossless else "libx264", rate=fps)
+                video.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": "medium"}
+                video.pix_fmt = "rgb24" if lossless else "yuv420p"
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
                 sound = _audio_stream(container, audio) if audio is not None else None
                 for rgb in itertools.chain([first], frames):
