@@ -39,10 +39,18 @@ def publish(name: str, section: str, args: argparse.Namespace) -> None:
         print(f"updated {update_section(name, section)}", file=sys.stderr)
 
 
-def provenance() -> str:
-    commit = subprocess.run(
+def _head() -> str:
+    return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
     ).stdout.strip()
+
+
+# Taken when the benchmark starts: the code it measures, even if commits land while it runs.
+COMMIT = _head()
+
+
+def provenance() -> str:
+    commit = COMMIT
     cpu = platform.processor() or platform.machine()
     return (
         f"Commit `{commit}`, {os.cpu_count()}-core {cpu} CPU, {platform.system()}; "
