@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "the fitted lower-face coefficients; the footage's last 20%% is held out.",
     )
     train.add_argument("actor", type=Path, help="actor directory (from actor fit)")
-    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _device_option(train)
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(command=_train_a2e)
 
@@ -152,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, required=True, help="actor directory")
     build.add_argument("--size", type=int, default=256, help="neural renderer crop size")
     build.add_argument("--steps", type=int, help="renderer training steps (default 2000)")
-    build.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _device_option(build)
     build.add_argument("--seed", type=int, default=0)
     _cache_option(build)
     build.set_defaults(command=_actor_build)
@@ -166,13 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     drive.add_argument("actor", type=Path, help="actor directory with a trained A2E")
     drive.add_argument("--audio", required=True, type=Path, help="dub audio (WAV, FLAC, movie...)")
-    drive.add_argument(
-        "--audio-offset",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="seconds into the audio that line up with frame 0",
-    )
+    _audio_offset_option(drive, "frame 0")
     drive.add_argument("--frames", metavar="A-B", help="frames to drive (default: all the audio)")
     drive.add_argument(
         "--pad", action="store_true", help="treat audio missing for frames as silence"
@@ -192,13 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--plate", required=True, help="movie file or EXR sequence")
     _plate_options(dub)
     dub.add_argument("--audio", type=Path, required=True, help="dub audio (WAV, FLAC, movie...)")
-    dub.add_argument(
-        "--audio-offset",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="seconds into the audio that line up with the plate's first frame",
-    )
+    _audio_offset_option(dub, "the plate's first frame")
     length = dub.add_mutually_exclusive_group()
     length.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
     length.add_argument("--trim", action="store_true", help="ignore audio beyond the frames")
@@ -207,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
-    dub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _device_option(dub)
     _cache_option(dub)
     dub.set_defaults(command=_dub)
 
@@ -222,6 +210,20 @@ def _parser() -> argparse.ArgumentParser:
     _cache_option(qc)
     qc.set_defaults(command=_qc)
     return parser
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def _audio_offset_option(parser: argparse.ArgumentParser, first: str) -> None:
+    parser.add_argument(
+        "--audio-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help=f"seconds into the audio that line up with {first}",
+    )
 
 
 def _cache_option(parser: argparse.ArgumentParser) -> None:
