@@ -194,27 +194,32 @@ def _dubbed_frames(
         chunk = [int(n) for n in numbers[start : start + CHUNK]]
         pixels = dict(plate.frames(chunk))
         rows = np.array([row_of[n] for n in chunk if n in row_of], int)
-        patches = {}
+        generated = {}
         if len(rows):
             inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
             with torch.no_grad():
                 batch = generator_input(
                     inputs.real, inputs.renders, inputs.hole, renderer.reference
                 ).to(settings.device)
-                generated = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
+                crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
             for index, row in enumerate(rows):
                 real = inputs.real[index].permute(1, 2, 0).numpy().astype(np.float32) / 255
-                patches[int(fit.frames[row])] = _comp(
-                    plate, pixels, fit, crops, row, generated[index], real,
-                    inputs.lower_points[index], settings,
-                )  # fmt: skip
+                generated[int(fit.frames[row])] = (
+                    row,
+                    crops_out[index],
+                    real,
+                    inputs.lower_points[index],
+                )
         for number in chunk:
-            yield number, pixels[number], patches.get(number)
+            # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
+            composite = None
+            if number in generated:
+                composite = _comp(plate, pixels, crops, *generated[number], settings, number)
+            yield number, pixels[number], composite
         progress.advance(len(chunk))
 
 
-def _comp(plate, pixels, fit, crops, row, generated, real, points, settings) -> Composite:
-    number = int(fit.frames[row])
+def _comp(plate, pixels, crops, row, generated, real, points, settings, number) -> Composite:
     size = crops.size
     matte = lower_face_matte(points, size, MATTE_DILATE * size, MATTE_FEATHER * size)
     patch = match_colour(generated, real, matte)
