@@ -149,3 +149,18 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
             tmp_path / "audio",
         )
     assert list(out.iterdir()) == []
+
+
+def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tmp_path):
+    clip = shared_data / "footage" / CLIP
+    done = run_cli("actor", "build", "--footage", clip, "--out", actor_dir, "--json")
+    assert done.returncode == 0, done.stderr
+    for stage in ("fitted actor", "trained A2E", "trained renderer"):
+        assert f"reusing the {stage}" in done.stderr
+    assert set(last_json(done.stdout)) == {"actor", "fit"}
+    elsewhere = tmp_path / "new"
+    one_line_error(
+        run_cli("actor", "build", "--footage", clip, "--out", elsewhere, "--size", "100"),
+        "--size 100",
+    )
+    assert not elsewhere.exists()  # refused before any stage ran

@@ -329,6 +329,10 @@ def _actor_build(args: argparse.Namespace) -> dict:
     from dubplate.core.neural.train import RendererSettings
 
     device = _device(args.device)
+    # Settings are checked before any stage runs: a bad --size fails in a second, not an hour.
+    renderer_settings = RendererSettings(size=args.size, seed=args.seed)
+    if args.steps:
+        renderer_settings = dataclasses.replace(renderer_settings, steps=args.steps)
     out = args.out
     if (out / "actor.json").exists():
         log.info("actor build: %s: reusing the fitted actor", out)
@@ -337,7 +341,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     else:
         footage = [_tracked(args, source) for source in args.footage]
         build_actor(out.name, footage).save(out)
-    stages = {"actor": Actor.load(out).figures}
+    stages = {"fit": Actor.load(out).figures}
     if (out / "a2e.json").exists():
         log.info("actor build: %s: reusing the trained A2E", out)
     else:
@@ -345,10 +349,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     if (out / "renderer.json").exists():
         log.info("actor build: %s: reusing the trained renderer", out)
     else:
-        settings = RendererSettings(size=args.size, seed=args.seed)
-        if args.steps:
-            settings = dataclasses.replace(settings, steps=args.steps)
-        stages["renderer"] = train_actor_renderer(out, settings, device)
+        stages["renderer"] = train_actor_renderer(out, renderer_settings, device)
     return {"actor": str(out), **stages}
 
 
