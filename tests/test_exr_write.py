@@ -67,7 +67,9 @@ def test_lossy_source_compression_is_written_lossless(tmp_path):
     out = tmp_path / "out" / "shot.1001.exr"
     plate.write_frame(1001, pixels, out, ("R", "G", "B"))
     assert read_header(out).get_string_attribute("compression") == "zip"
-    np.testing.assert_array_equal(open_plate(out).read(1001).view(np.uint16), pixels.view(np.uint16))
+    np.testing.assert_array_equal(
+        open_plate(out).read(1001).view(np.uint16), pixels.view(np.uint16)
+    )
 
 
 def test_pixels_outside_the_data_window_are_not_written(tmp_path):
