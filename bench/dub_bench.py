@@ -6,7 +6,7 @@ Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out
 with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
 (M-LMD, lips, px of a 256-px face box), face-crop SSIM and PSNR, mouth sharpness (variance of
 the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
-beside the real frames'; then the clip's first 100 frames dubbed with every file in
+beside the real frames'; then the clip's first 75 frames dubbed with every file in
 shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
 footage with its own audio). Last, the portrait clip's held-out frames as a 4K ACEScg half
 EXR plate through `dub`: windows, metadata and frame numbers compared, and pixels outside
@@ -46,7 +46,7 @@ PORTRAIT = "woman_seated_hd_20s.mp4"
 CROP_PX = 256
 MOUTH_PX = 128
 SHEET_FRAMES = 4
-LIPSYNC_FRAMES = 100  # frames dubbed with each dub file
+LIPSYNC_FRAMES = 75  # frames dubbed with each dub file
 LEAD_S = 0.2  # audio kept before a dub file's first speech
 
 

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 # A model needs the face in enough poses and mouth shapes: one second of footage at 25 fps.
 MIN_FRAMES = 25
-# Neutral shapes further apart than this (px of a 256-px face box) are different people: the
-# shared clips give 0.7 for one person's two recordings and 3.1 or more between people.
+# Neutral upper faces further apart than this (px of a 256-px face box) are different people:
+# the shared clips give at most 1.2 for one person and 2.3 or more between people.
 IDENTITY_THRESHOLD_PX = 1.8
 
 
