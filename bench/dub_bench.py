@@ -32,6 +32,7 @@ from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.audio.features import cached_analysis
 from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.dub import DubSettings, dub
+from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.neural.losses import ssim
@@ -184,7 +185,10 @@ def exr_row(actor_dir: Path, held_out: list[int], frames: int, workdir: Path) ->
     audio = movie.audio()
     offset = float(movie.time_of(held_out[0]))
     settings = DubSettings(audio_offset=offset, trim=True)
-    result = _dub(actor_dir, plate, numbers, audio, workdir / "exr4k_dub", settings)
+    try:
+        result = _dub(actor_dir, plate, numbers, audio, workdir / "exr4k_dub", settings)
+    except DubplateError as error:
+        return {"refused": str(error)}
     comp, face = open_plate(result["output"]), open_plate(result["face_plate"])
     differing = outside_changed = 0
     for number in numbers:
@@ -293,7 +297,12 @@ def markdown(rows: list[dict], exr: dict, steps: int) -> str:
             f" {t['a2e']:.0f} | {t['renderer']:.0f} | {t['seconds_per_step']:.2f} |"
             f" {total:.0f} | {default / 60:.1f} min |"
         )
-    if exr:
+    if exr and "refused" in exr:
+        lines += [
+            "",
+            f"4K: {PORTRAIT} held-out frames as a 4K EXR plate: refused: {exr['refused']}",
+        ]
+    elif exr:
         lines += [
             "",
             f"4K: {PORTRAIT} held-out frames upscaled to a {exr['size']} ACEScg half EXR plate, "
