@@ -74,7 +74,7 @@ def test_training_draws_the_mouth_the_render_asks_for(tmp_path):
     before = hole_error(Generator().eval(), data)
     settings = RendererSettings(size=SIZE, steps=40, batch=2, checkpoint_every=40)
     generator, report = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
-    assert report["steps"] == 60 and report["train_frames"] == len(data)
+    assert report["steps"] == 40 and report["train_frames"] == len(data)
     assert hole_error(generator, data) < 0.5 * before
 
 
