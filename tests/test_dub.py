@@ -12,6 +12,7 @@ from dubplate.core.dub import DubSettings, check_identity, dub
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
+from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural.store import train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
@@ -115,12 +116,17 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_another_persons_plate_is_refused_with_the_distance(actor_dir, exr_plate):
+def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_dir):
     actor = Actor.load(actor_dir)
-    actor.model.neutral = actor.model.neutral * np.array([1.2, 1.0, 1.0], np.float32)
-    track = track_plate(open_plate(exr_plate), [1001, 1002])
-    with pytest.raises(DubplateError, match=r"identity distance \d+\.\d+ px from actor man"):
-        check_identity(actor, track)
+    own = open_plate(shared_data / "footage" / CLIP)
+    assert check_identity(actor, track_plate(own, range(60, 85))) < IDENTITY_THRESHOLD_PX
+    woman = open_plate(shared_data / "footage" / "woman_flag_b_8s.mp4")
+    with pytest.raises(
+        DubplateError, match=r"identity distance \d+\.\d+ px from actor man \(threshold 1.15\)"
+    ):
+        check_identity(actor, track_plate(woman, range(25)))
+    with pytest.raises(DubplateError, match=r"px from actor man \(threshold 1.6\)"):
+        check_identity(actor, track_plate(woman, range(8)))
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(

@@ -36,9 +36,13 @@ from dubplate.core.media.audio import Audio
 from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF, write_movie
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
-from dubplate.core.morph.align import generalised_procrustes
-from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX, ActorFit, fit_frames, mesh_points
-from dubplate.core.morph.model import identity_distance_px
+from dubplate.core.morph.fit import (
+    IDENTITY_THRESHOLD_PX,
+    ActorFit,
+    fit_frames,
+    identity_distance_px,
+    identity_threshold_px,
+)
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import generator_input
@@ -46,7 +50,6 @@ from dubplate.core.progress import Progress
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
 from dubplate.core.track.cache import cached_track
-from dubplate.core.track.landmarks import RIGID
 from dubplate.core.track.tracker import track_plate
 
 log = logging.getLogger(__name__)
@@ -140,16 +143,23 @@ def dub(
 
 def check_identity(actor: Actor, track: FaceTrack) -> float:
     """Refuse a plate whose face is another person's than the actor's."""
-    shapes = mesh_points(track.landmarks[track.found])
+    shapes = track.landmarks[track.found]
     if len(shapes) == 0:
         raise DubplateError(f"{track.plate.get('path')}: the face is found in no frame")
-    neutral, _ = generalised_procrustes(shapes, list(RIGID))
-    distance = identity_distance_px(actor.model.neutral, neutral)
+    distance = identity_distance_px(actor.model, shapes)
+    threshold = identity_threshold_px(len(shapes))
     log.info("dub: identity distance plate to actor %s: %.2f px", actor.name, distance)
-    if distance > IDENTITY_THRESHOLD_PX:
+    if threshold > IDENTITY_THRESHOLD_PX:
+        log.warning(
+            "dub: only %d frame(s) with a face: the identity check refuses only distances over"
+            " %.2f px",
+            len(shapes),
+            threshold,
+        )
+    if distance > threshold:
         raise DubplateError(
             f"{track.plate.get('path')}: identity distance {distance:.2f} px from actor"
-            f" {actor.name} (threshold {IDENTITY_THRESHOLD_PX}): not the same person"
+            f" {actor.name} (threshold {threshold}): not the same person"
         )
     return distance
 

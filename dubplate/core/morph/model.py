@@ -7,9 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dubplate.core.morph.align import fit_similarity
-from dubplate.core.track.landmarks import FACE_BOX_PX, MESH_VERTEX_COUNT
-
 # Subnasale: the point below the nose tip. The lower face is what lies below it in the actor's
 # canonical frame: lips, jaw, chin and the cheeks beside them.
 SUBNASALE = 2
@@ -56,20 +53,3 @@ class ActorModel:
             residual.reshape(len(residual), -1)
             @ self.upper_basis.reshape(len(self.upper_basis), -1).T
         )
-
-    def identity_distance_px(self, other_neutral: np.ndarray) -> float:
-        return identity_distance_px(self.neutral, other_neutral)
-
-
-def identity_distance_px(a: np.ndarray, b: np.ndarray) -> float:
-    """RMS distance of two neutral shapes' upper faces after similarity alignment, in px of a
-    256-px face box. The upper face only: a neutral from a few seconds of speech carries the
-    jaw and lips of what was said. On the shared clips one person's footage lies 0.6-1.2 px from
-    itself (first 80% against last 20%) and 0.9 from their other recording; different people
-    2.3 or more."""
-    a, b = a[:MESH_VERTEX_COUNT], b[:MESH_VERTEX_COUNT]
-    upper = np.setdiff1d(np.arange(MESH_VERTEX_COUNT), lower_face_vertices(b))
-    a, b = a[upper], b[upper]
-    aligned = fit_similarity(a, b).apply(a)
-    rms = np.sqrt(((aligned - b) ** 2).sum(axis=1).mean())
-    return float(rms * FACE_BOX_PX / np.ptp(b[:, :2], axis=0).max())
