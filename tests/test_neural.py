@@ -7,7 +7,12 @@ import torch
 from dubplate.core.errors import DubplateError
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import Generator
-from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
+from dubplate.core.neural.train import (
+    RendererSettings,
+    TrainingSet,
+    draw_chances,
+    train_renderer,
+)
 
 SIZE = 128
 
@@ -47,8 +52,8 @@ def mouth_world(frames=12, seed=0):
     renders = np.zeros((frames, 3, 3, SIZE, SIZE), np.uint8)
     hole = np.zeros((frames, 1, SIZE, SIZE), bool)
     hole[:, :, 64:112, 32:96] = True
-    for f in range(frames):
-        height = int(rng.integers(2, 20))
+    heights = rng.integers(2, 20, frames)
+    for f, height in enumerate(heights):
         real[f, :, 88 - height // 2 : 88 + height // 2, 48:80] = 40
         renders[f, :, :, 88 - height // 2 : 88 + height // 2, 48:80] = 255
     return TrainingSet(
@@ -56,6 +61,7 @@ def mouth_world(frames=12, seed=0):
         renders=torch.from_numpy(renders),
         hole=torch.from_numpy(hole),
         reference=torch.from_numpy(real[0]),
+        opening=heights.astype(np.float32),
     )
 
 
@@ -96,3 +102,14 @@ def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_pat
 def test_crop_sizes_the_network_cannot_take_are_refused(size):
     with pytest.raises(DubplateError, match=f"--size {size}"):
         RendererSettings(size=size)
+
+
+def test_rare_mouth_shapes_are_drawn_far_above_their_share():
+    """Speech is mostly half-open mouths: 5% closed and 5% wide frames must not be learnt last."""
+    opening = np.concatenate([np.zeros(5), np.full(90, 0.5), np.ones(5)])
+    chances = draw_chances(opening)
+    assert chances.sum() == pytest.approx(1)
+    closed, wide = chances[:5].sum(), chances[-5:].sum()
+    assert closed == pytest.approx(0.5 * 0.05 + 0.5 / 3) and wide == pytest.approx(closed)
+    assert chances[5:95].sum() < 0.65
+    np.testing.assert_allclose(draw_chances(np.full(10, 0.3)), 0.1)

@@ -71,7 +71,8 @@ def training_set(
             gaps.append(mouth_opening(actor.model.shape(fit.lower[chunk], fit.upper[chunk])))
             progress.advance(len(chunk))
     real = torch.cat([p.real for p in parts])
-    widest = int(np.argmax(np.concatenate(gaps)))
+    opening = np.concatenate(gaps)
+    widest = int(np.argmax(opening))
     log.info(
         "renderer: %d training frames; reference crop from training frame %d", len(real), widest
     )
@@ -80,6 +81,7 @@ def training_set(
         renders=torch.cat([p.renders for p in parts]),
         hole=torch.cat([p.hole for p in parts]),
         reference=real[widest],
+        opening=opening,
     )
 
 
