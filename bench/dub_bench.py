@@ -346,9 +346,9 @@ def main() -> None:
             sheet.append(row.pop("sheet"))
             print({k: v for k, v in row.items()}, file=sys.stderr)
             rows.append(row)
+        image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
+        cv2.imwrite(str(REPO / "bench" / "dub_contact_sheet.jpg"), image[..., ::-1])
         exr = exr_row(*actors[PORTRAIT], args.exr_frames, workdir) if PORTRAIT in actors else None
-    image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
-    cv2.imwrite(str(REPO / "bench" / "dub_contact_sheet.jpg"), image[..., ::-1])
     publish("dub_bench", markdown(rows, exr, args.steps), args)
 
 
