@@ -314,7 +314,8 @@ def markdown(rows: list[dict], exr: dict, steps: int) -> str:
     lines += [
         "",
         "Contact sheet (top: real, bottom: dubbed with own audio; four held-out frames a clip): "
-        "`bench/dub_contact_sheet.jpg`.",
+        "`bench/dub_contact_sheet.jpg`, written by the run and not committed (it is cut from "
+        "the shared footage).",
     ]
     return "\n".join(lines)
 

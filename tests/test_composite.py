@@ -1,19 +1,11 @@
 """Compositing a generated face crop into a plate: matte, colour and grain matching, and a
 frame that is bit-identical to the source wherever the matte does not reach."""
 
-import cv2
 import numpy as np
 import pytest
 
 from dubplate.core.composite.comp import composite_frame
-from dubplate.core.composite.match import (
-    DETAIL_BLUR_SIGMA,
-    MAX_DETAIL_GAIN,
-    add_grain,
-    grain_sigma,
-    match_colour,
-    match_detail,
-)
+from dubplate.core.composite.match import add_grain, grain_sigma, match_colour
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
 
@@ -187,36 +179,3 @@ def test_grain_sigma_ignores_nan_samples():
     reference = grain_sigma(noise, weights)
     noise[30, 30] = np.nan
     np.testing.assert_allclose(grain_sigma(noise, weights), reference, rtol=0.05)
-
-
-def detail_band(pixels):
-    fine = cv2.GaussianBlur(pixels, (0, 0), 1.0, borderType=cv2.BORDER_REFLECT)
-    return fine - cv2.GaussianBlur(pixels, (0, 0), DETAIL_BLUR_SIGMA, borderType=cv2.BORDER_REFLECT)
-
-
-def detail_sigma(pixels, weights):
-    return float(np.sqrt((detail_band(pixels)[weights > 0] ** 2).mean()))
-
-
-def test_detail_match_sharpens_a_soft_patch_to_the_plate_and_never_softens():
-    """A patch upsampled from a coarser crop is softer than the plate: its lip-edge band is
-    brought back to the plate's; a patch as sharp as the plate is left as it is."""
-    texture = np.random.default_rng(6).normal(0, 1, (128, 128, 3)).astype(np.float32)
-    plate = cv2.GaussianBlur(texture, (0, 0), 1.5)
-    soft = cv2.GaussianBlur(plate, (0, 0), 2.0)
-    weights = np.zeros((128, 128), np.float32)
-    weights[32:96, 32:96] = 1
-    assert detail_sigma(soft, weights) < 0.6 * detail_sigma(plate, weights)
-    sharpened = match_detail(soft, plate, weights)
-    assert detail_sigma(sharpened, weights) == pytest.approx(detail_sigma(plate, weights), rel=0.1)
-    np.testing.assert_allclose(sharpened.mean(axis=(0, 1)), soft.mean(axis=(0, 1)), atol=1e-3)
-    np.testing.assert_array_equal(match_detail(plate, soft, weights), plate)
-    flat = np.full_like(plate, 0.5)
-    np.testing.assert_allclose(match_detail(flat, plate, weights), flat, atol=1e-6)
-    blurred = cv2.GaussianBlur(plate, (0, 0), 6.0)
-    capped = match_detail(blurred, plate, weights)
-    band = capped - blurred  # k times the detail band, k capped
-    assert detail_sigma(capped, weights) < 0.5 * detail_sigma(plate, weights)
-    np.testing.assert_allclose(
-        np.abs(band).max(), (MAX_DETAIL_GAIN - 1) * np.abs(detail_band(blurred)).max(), rtol=0.02
-    )

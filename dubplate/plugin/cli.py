@@ -193,9 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument(
         "--lossless", action="store_true", help="movie plates: lossless video (default CRF 18)"
     )
-    dub.add_argument(
-        "--no-grain", action="store_true", help="do not match the plate's detail and grain"
-    )
+    dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
     _cache_option(dub)
