@@ -108,11 +108,12 @@ def _check_one_person(footage_shapes: list[np.ndarray], lower_k: int, upper_k: i
     reference = _geometry(first, min(lower_k, len(first) - 1), min(upper_k, len(first) - 1))
     for index, shapes in enumerate(footage_shapes[1:], start=1):
         distance = identity_distance_px(reference, shapes)
+        threshold = identity_threshold_px(len(shapes))
         log.info("morph: footage %d identity distance to footage 1: %.2f px", index + 1, distance)
-        if distance > identity_threshold_px(len(shapes)):
+        if distance > threshold:
             raise DubplateError(
                 f"footage {index + 1}: identity distance {distance:.2f} px from footage 1"
-                f" (threshold {identity_threshold_px(len(shapes))}): not the same person"
+                f" (threshold {threshold}): not the same person"
             )
 
 
