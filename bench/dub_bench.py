@@ -1,6 +1,7 @@
 """Dub benchmark (issue 5): build an actor on the first 80% of each shared clip, dub the rest.
 
-    .venv/bin/python bench/dub_bench.py [--steps 2000] [--exr-frames 24] [--no-write]
+    .venv/bin/python bench/dub_bench.py [--steps 2000] [--exr-frames 24] [--clips NAME ...]
+        [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
 with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
@@ -11,7 +12,7 @@ shared/data/audio (phone-sync and bilabial closure of the re-tracked result, aga
 footage with its own audio). Last, the portrait clip's held-out frames as a 4K ACEScg half
 EXR plate through `dub`: windows, metadata and frame numbers compared, and pixels outside
 the matte checked bit for bit. A contact sheet of real and dubbed mouths goes to
-bench/dub_contact_sheet.jpg.
+bench/SECTION_contact_sheet.jpg.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def _header(path: Path) -> dict:
     }
 
 
-def markdown(rows: list[dict], exr: dict, steps: int) -> str:
+def markdown(rows: list[dict], exr: dict, steps: int, sheet_name: str) -> str:
     lines = [
         "## Dub: neural renderer and crop module (issue 5): `bench/dub_bench.py`",
         "",
@@ -314,7 +315,7 @@ def markdown(rows: list[dict], exr: dict, steps: int) -> str:
     lines += [
         "",
         "Contact sheet (top: real, bottom: dubbed with own audio; four held-out frames a clip): "
-        "`bench/dub_contact_sheet.jpg`, written by the run and not committed (it is cut from "
+        f"`bench/{sheet_name}`, written by the run and not committed (it is cut from "
         "the shared footage).",
     ]
     return "\n".join(lines)
@@ -325,11 +326,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=RendererSettings.steps)
     parser.add_argument("--exr-frames", type=int, default=24)
     parser.add_argument("--clips", nargs="*", help="clip file names (default: all)")
+    parser.add_argument(
+        "--section",
+        default="dub_bench",
+        help="RESULTS.md section to write: another name keeps a partial run beside the full one",
+    )
     args = start(parser)
     clips = sorted(FOOTAGE.glob("*.mp4"))
     if args.clips:
         clips = [c for c in clips if c.name in args.clips]
     rows, sheet = [], []
+    sheet_name = f"{args.section}_contact_sheet.jpg"
     with tempfile.TemporaryDirectory(prefix="dubplate-dub-bench-") as folder:
         workdir = Path(folder)
         actors = {}
@@ -348,9 +355,9 @@ def main() -> None:
             print({k: v for k, v in row.items()}, file=sys.stderr)
             rows.append(row)
         image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
-        cv2.imwrite(str(REPO / "bench" / "dub_contact_sheet.jpg"), image[..., ::-1])
+        cv2.imwrite(str(REPO / "bench" / sheet_name), image[..., ::-1])
         exr = exr_row(*actors[PORTRAIT], args.exr_frames, workdir) if PORTRAIT in actors else None
-    publish("dub_bench", markdown(rows, exr, args.steps), args)
+    publish(args.section, markdown(rows, exr, args.steps, sheet_name), args)
 
 
 if __name__ == "__main__":

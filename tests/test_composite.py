@@ -78,7 +78,7 @@ def test_composite_leaves_every_pixel_outside_the_matte_bit_identical():
     before = source.copy()
     result = composite_frame(source, patch, face_matte(), MATRIX)
 
-    alpha = result.face[..., 3]
+    alpha = result.face_layer()[..., 3]
     outside = alpha == 0
     assert result.comp.dtype == np.float16 and result.comp.shape == source.shape
     np.testing.assert_array_equal(bits(result.comp)[outside], bits(source)[outside])
@@ -97,7 +97,7 @@ def test_region_bounds_every_changed_pixel_and_nothing_more():
     rows, cols = np.nonzero((bits(result.comp) != bits(source)).any(axis=2))
     assert len(rows) and x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min()
     assert rows.max() < y1
-    alpha = result.face[..., 3]
+    alpha = result.face_layer()[..., 3]
     assert alpha[y0:y1, x0:x1].any(axis=0).all() and alpha[y0:y1, x0:x1].any(axis=1).all()
     alpha[y0:y1, x0:x1] = 0
     assert not alpha.any()
@@ -108,7 +108,7 @@ def test_face_layer_is_premultiplied_and_zero_outside_the_matte():
     rows, cols = np.meshgrid(ramp, ramp, indexing="ij")
     patch = np.stack([rows, cols, (rows + cols) / 2], axis=2)  # smooth: no bicubic overshoot
     result = composite_frame(plate_frame(np.float32), patch, face_matte(), MATRIX)
-    face = result.face
+    face = result.face_layer()
     assert face.dtype == np.float32 and face.shape == (48, 64, 4)
     alpha = face[..., 3:]
     assert alpha.max() == 1 and np.all(face[..., :3] <= alpha * patch.max() + 1e-3)
@@ -120,7 +120,7 @@ def test_uint8_plate_with_alpha_keeps_its_alpha_channel():
     source = plate_frame(np.uint8, channels=4)
     patch = np.full((CROP, CROP, 3), 0.5, np.float32)  # 0-1 patch values: 128 in the plate
     result = composite_frame(source, patch, face_matte(), MATRIX)
-    alpha = result.face[..., 3]
+    alpha = result.face_layer()[..., 3]
     assert result.comp.dtype == np.uint8
     np.testing.assert_array_equal(result.comp[alpha == 0], source[alpha == 0])
     np.testing.assert_array_equal(result.comp[..., 3], source[..., 3])
@@ -141,10 +141,10 @@ def test_grain_is_added_only_under_the_matte_and_repeats_with_the_seed():
     plain = composite_frame(source, patch, face_matte(), MATRIX)
     grainy = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
     again = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
-    outside = grainy.face[..., 3] == 0
+    outside = grainy.face_layer()[..., 3] == 0
     np.testing.assert_array_equal(bits(grainy.comp)[outside], bits(source)[outside])
     np.testing.assert_array_equal(bits(grainy.comp), bits(again.comp))
-    solid = grainy.face[..., 3] == 1
+    solid = grainy.face_layer()[..., 3] == 1
     assert np.all(plain.comp[solid] == 1) and grainy.comp[solid].std() > 0.2
 
 

@@ -12,6 +12,7 @@ import datetime
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,18 +263,35 @@ def _write(
         return name, None
     (staged / "comp").mkdir()
     (staged / "face").mkdir()
-    channels = ("R", "G", "B", "A")[: len(plate.info.channels)]
-    for number, pixels, composite in frames:
-        source = plate.source_files([number])[0]
-        comp = composite.comp if composite is not None else pixels
-        plate.write_frame(number, comp, staged / "comp" / source.name, channels)
-        face = composite.face if composite is not None else np.zeros((*pixels.shape[:2], 4))
-        # The face plate in the comp's sample type: half plates give half layers.
-        face = face.astype(np.float16 if pixels.dtype == np.float16 else np.float32)
-        face_path = staged / "face" / _face_name(source.name)
-        plate.write_frame(number, face, face_path, ("R", "G", "B", "A"))
+    # One frame is written in the background while the next is made: the EXR encoder leaves a
+    # core idle part of the time, and so does the generator. At most one write is in flight.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-write") as writer:
+        pending = None
+        for number, pixels, composite in frames:
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_exr_frame, plate, number, pixels, composite, staged)
+        if pending is not None:
+            pending.result()
     pattern = Path(plate.info.source).name
     return f"comp/{pattern}", f"face/{_face_name(pattern)}"
+
+
+def _write_exr_frame(
+    plate: Plate, number: int, pixels: np.ndarray, composite: Composite | None, staged: Path
+) -> None:
+    """The comp and the face plate of one frame; the face plate in the comp's sample type."""
+    source = plate.source_files([number])[0]
+    channels = ("R", "G", "B", "A")[: len(plate.info.channels)]
+    comp = composite.comp if composite is not None else pixels
+    plate.write_frame(number, comp, staged / "comp" / source.name, channels)
+    dtype = np.float16 if pixels.dtype == np.float16 else np.float32
+    face = (
+        composite.face_layer(dtype)
+        if composite is not None
+        else np.zeros((*pixels.shape[:2], 4), dtype)
+    )
+    plate.write_frame(number, face, staged / "face" / _face_name(source.name), ("R", "G", "B", "A"))
 
 
 def _face_name(name: str) -> str:

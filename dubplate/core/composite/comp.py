@@ -24,8 +24,18 @@ class Composite:
     """The frame with the patch in, the patch alone as a layer, and where it went."""
 
     comp: np.ndarray  # (H, W, C) the frame with the patch in: the source's dtype and channels
-    face: np.ndarray  # (H, W, 4) float32 premultiplied RGBA in patch values; zero outside
+    # (y1 - y0, x1 - x0, 4) float32 premultiplied RGBA in patch values over `box`: kept to the
+    # box because a whole 4K float layer costs more to make than the patch itself.
+    face: np.ndarray
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of `face` in the frame
     region: tuple[int, int, int, int]  # x0, y0, x1, y1 of the pixels the matte touches
+
+    def face_layer(self, dtype: type = np.float32) -> np.ndarray:
+        """(H, W, 4) the face layer over the whole frame: zero outside the box."""
+        layer = np.zeros((*self.comp.shape[:2], 4), dtype)
+        x0, y0, x1, y1 = self.box
+        layer[y0:y1, x0:x1] = self.face
+        return layer
 
 
 def composite_frame(
@@ -40,17 +50,16 @@ def composite_frame(
     With `grain_rng`, the patch gets the plate's grain under the matte first."""
     _check_inputs(source, patch, matte, matrix)
     comp = source.copy()
-    face = np.zeros((*source.shape[:2], 4), np.float32)
     box = _plate_box(matte, matrix, source.shape[:2])
     if box is None:
-        return Composite(comp, face, EMPTY_REGION)
+        return _untouched(comp)
     x0, y0, x1, y1 = box
     local = _from_region(matrix, x0, y0)
     size = (x1 - x0, y1 - y0)
     alpha = _warped(matte, local, size, cv2.INTER_LINEAR)
     shows = alpha > 0
     if not shows.any():
-        return Composite(comp, face, EMPTY_REGION)
+        return _untouched(comp)
     scale = _VALUE_SCALE[source.dtype]
     pixels = _warped(patch, local, size, cv2.INTER_CUBIC) * np.float32(scale)
     plate = as_float32(source[y0:y1, x0:x1, :3])
@@ -58,11 +67,16 @@ def composite_frame(
         pixels = add_grain(pixels, grain_sigma(plate, alpha), grain_rng, alpha)
     blended = _blend(plate, pixels, alpha)
     # Only pixels the matte reaches are assigned: the rest never round-trip through float.
-    comp[y0:y1, x0:x1, :3][shows] = _as_dtype(blended[shows], source.dtype)
-    face_region = face[y0:y1, x0:x1]
-    face_region[shows, :3] = pixels[shows] / np.float32(scale) * alpha[shows, None]
-    face_region[..., 3] = alpha
-    return Composite(comp, face, _bounds(shows, x0, y0))
+    np.copyto(comp[y0:y1, x0:x1, :3], _as_dtype(blended, source.dtype), where=shows[..., None])
+    face = np.empty((*alpha.shape, 4), np.float32)
+    np.multiply(pixels, (alpha / np.float32(scale))[..., None], out=face[..., :3])
+    face[~shows, :3] = 0  # premultiplied: nothing where the matte is 0, whatever the patch holds
+    face[..., 3] = alpha
+    return Composite(comp, face, box, _bounds(shows, x0, y0))
+
+
+def _untouched(comp: np.ndarray) -> Composite:
+    return Composite(comp, np.zeros((0, 0, 4), np.float32), EMPTY_REGION, EMPTY_REGION)
 
 
 def _check_inputs(
