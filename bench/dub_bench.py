@@ -1,6 +1,6 @@
 """Dub benchmark (issue 5): build an actor on the first 80% of each shared clip, dub the rest.
 
-    .venv/bin/python bench/dub_bench.py [--steps 2000] [--exr-frames 24] [--clips NAME ...]
+    .venv/bin/python bench/dub_bench.py [--steps 2000] [--clips NAME ...]
         [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
@@ -9,10 +9,8 @@ with the clip's own audio (lossless movie) against the real frames: mouth landma
 the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
 beside the real frames'; then the clip's first 75 frames dubbed with every file in
 shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
-footage with its own audio). Last, the portrait clip's held-out frames as a 4K ACEScg half
-EXR plate through `dub`: windows, metadata and frame numbers compared, and pixels outside
-the matte checked bit for bit. A contact sheet of real and dubbed mouths goes to
-bench/SECTION_contact_sheet.jpg.
+footage with its own audio). A contact sheet of real and dubbed mouths goes to
+bench/SECTION_contact_sheet.jpg. The 4K EXR plate has its own benchmark: bench/exr4k_bench.py.
 """
 
 from __future__ import annotations
@@ -24,16 +22,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import OpenImageIO as oiio
 import torch
 from results import FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
-from track_bench import write_4k_exr_fixture
 
 from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.audio.features import cached_analysis
 from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.dub import DubSettings, dub
-from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.neural.losses import ssim
@@ -44,7 +39,6 @@ from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import FACE_BOX_PX, LIPS, face_size
 
 TRAIN_SHARE = 0.8
-PORTRAIT = "woman_seated_hd_20s.mp4"
 CROP_PX = 256
 MOUTH_PX = 128
 SHEET_FRAMES = 4
@@ -110,7 +104,8 @@ def flicker(crops: np.ndarray) -> float:
 def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdir: Path):
     plate = open_plate(clip)
     settings = DubSettings(trim=True, lossless=True)
-    result = _dub(actor_dir, plate, held_out, plate.audio(), workdir / f"{clip.stem}_own", settings)
+    own = workdir / f"{clip.stem}_own"
+    result = dub_into(actor_dir, plate, held_out, plate.audio(), own, settings)
     dubbed = open_plate(result["output"])
     dubbed_numbers = list(dubbed.info.frames)
     real_track = track_plate(plate, held_out)
@@ -160,7 +155,7 @@ def dub_figures(clip: Path, actor_dir: Path, workdir: Path) -> dict:
         first_speech = speech[speech[:, 0] != PHONE_INDEX["SIL"], 1].min()
         settings = DubSettings(audio_offset=max(0.0, first_speech - LEAD_S), pad=True, trim=True)
         out = workdir / f"{clip.stem}_{path.stem}"
-        figures[path.stem] = _dub(actor_dir, plate, numbers, audio, out, settings)["lip_sync"]
+        figures[path.stem] = dub_into(actor_dir, plate, numbers, audio, out, settings)["lip_sync"]
     return figures
 
 
@@ -171,63 +166,13 @@ def real_sync(clip: Path) -> dict:
     return track_lip_sync(track, analysis, track.times, float(1 / plate.info.fps)).as_dict()
 
 
-def _dub(actor_dir, plate, numbers, audio, out, settings) -> dict:
+def dub_into(actor_dir, plate, numbers, audio, out, settings) -> dict:
+    """`dub` with its caches beside `out`."""
     cache = out.parent / "cache"
     return dub(actor_dir, plate, numbers, audio, out, settings, cache / "tracks", cache / "audio")
 
 
-def exr_row(actor_dir: Path, held_out: list[int], frames: int, workdir: Path) -> dict:
-    movie = open_plate(FOOTAGE / PORTRAIT)
-    folder = workdir / "exr4k"
-    folder.mkdir()
-    pattern = write_4k_exr_fixture(movie, held_out[:frames], folder)
-    plate = open_plate(pattern)
-    numbers = list(plate.select())
-    audio = movie.audio()
-    offset = float(movie.time_of(held_out[0]))
-    settings = DubSettings(audio_offset=offset, trim=True)
-    try:
-        result = _dub(actor_dir, plate, numbers, audio, workdir / "exr4k_dub", settings)
-    except DubplateError as error:
-        return {"refused": str(error)}
-    comp, face = open_plate(result["output"]), open_plate(result["face_plate"])
-    differing = outside_changed = 0
-    for number in numbers:
-        source, out = plate.read(number), comp.read(number)
-        alpha = face.read(number)[..., 3]
-        changed = (source.view(np.uint16) != out.view(np.uint16)).any(axis=-1)
-        differing += int(changed.sum())
-        outside_changed += int((changed & (alpha == 0)).sum())
-    same_frames = comp.info.frames == plate.info.frames and face.info.frames == plate.info.frames
-    headers = [_header(plate.source_files([n])[0]) for n in numbers[:1]]
-    out_headers = [_header(comp.source_files([n])[0]) for n in numbers[:1]]
-    return {
-        "frames": len(numbers),
-        "size": f"{plate.info.width}x{plate.info.height}",
-        "fps": result["frames_per_second"],
-        "same_frames": same_frames,
-        "same_header": headers == out_headers,
-        "changed": differing,
-        "outside_changed": outside_changed,
-        "passed": result["frames_passed_through"],
-    }
-
-
-def _header(path: Path) -> dict:
-    """Windows and attributes that must survive the round trip."""
-    inp = oiio.ImageInput.open(str(path))
-    spec = inp.spec()
-    inp.close()
-    names = ("FramesPerSecond", "chromaticities", "compression", "smpte:TimeCode")
-    return {
-        "data": (spec.x, spec.y, spec.width, spec.height),
-        "display": (spec.full_x, spec.full_y, spec.full_width, spec.full_height),
-        "channels": tuple(spec.channelnames),
-        **{n: str(spec.getattribute(n)) for n in names},
-    }
-
-
-def markdown(rows: list[dict], exr: dict, steps: int, sheet_name: str) -> str:
+def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
     lines = [
         "## Dub: neural renderer and crop module (issue 5): `bench/dub_bench.py`",
         "",
@@ -298,20 +243,6 @@ def markdown(rows: list[dict], exr: dict, steps: int, sheet_name: str) -> str:
             f" {t['a2e']:.0f} | {t['renderer']:.0f} | {t['seconds_per_step']:.2f} |"
             f" {total:.0f} | {default / 60:.1f} min |"
         )
-    if exr and "refused" in exr:
-        lines += [
-            "",
-            f"4K: {PORTRAIT} held-out frames as a 4K EXR plate: refused: {exr['refused']}",
-        ]
-    elif exr:
-        lines += [
-            "",
-            f"4K: {PORTRAIT} held-out frames upscaled to a {exr['size']} ACEScg half EXR plate, "
-            f"{exr['frames']} frames through `dub`: {exr['fps']:.2f} frames/s; same frame numbers: "
-            f"{exr['same_frames']}; same windows, channels and metadata: {exr['same_header']}; "
-            f"{exr['changed']} pixels changed, {exr['outside_changed']} of them outside the matte; "
-            f"frames passed through: {exr['passed'] or 'none'}.",
-        ]
     lines += [
         "",
         "Contact sheet (top: real, bottom: dubbed with own audio; four held-out frames a clip): "
@@ -324,7 +255,6 @@ def markdown(rows: list[dict], exr: dict, steps: int, sheet_name: str) -> str:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--steps", type=int, default=RendererSettings.steps)
-    parser.add_argument("--exr-frames", type=int, default=24)
     parser.add_argument("--clips", nargs="*", help="clip file names (default: all)")
     parser.add_argument(
         "--section",
@@ -339,12 +269,10 @@ def main() -> None:
     sheet_name = f"{args.section}_contact_sheet.jpg"
     with tempfile.TemporaryDirectory(prefix="dubplate-dub-bench-") as folder:
         workdir = Path(folder)
-        actors = {}
         for clip in clips:
             numbers = list(open_plate(clip).select())
             cut = int(len(numbers) * TRAIN_SHARE)
             actor_dir, times = build(clip, numbers[:cut], workdir, args.steps)
-            actors[clip.name] = (actor_dir, numbers[cut:])
             row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
             row.update(
                 clip=clip.name, times=times, footage_s=cut / float(open_plate(clip).info.fps)
@@ -356,8 +284,7 @@ def main() -> None:
             rows.append(row)
         image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
         cv2.imwrite(str(REPO / "bench" / sheet_name), image[..., ::-1])
-        exr = exr_row(*actors[PORTRAIT], args.exr_frames, workdir) if PORTRAIT in actors else None
-    publish(args.section, markdown(rows, exr, args.steps, sheet_name), args)
+    publish(args.section, markdown(rows, args.steps, sheet_name), args)
 
 
 if __name__ == "__main__":
