@@ -8,7 +8,7 @@ import pytest
 from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings
 from dubplate.core.colour import default_config
-from dubplate.core.dub import DubSettings, check_identity, dub
+from dubplate.core.dub import DubSettings, _made_ahead, check_identity, dub
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
@@ -155,6 +155,18 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
             tmp_path / "audio",
         )
     assert list(out.iterdir()) == []
+
+
+def test_frames_made_ahead_come_in_order_and_the_makers_error_reaches_the_writer():
+    def frames():
+        yield from (1001, 1002, 1003)
+        raise DubplateError("frame 1004: generator failed")
+
+    written = []
+    with pytest.raises(DubplateError, match="frame 1004"):
+        for number in _made_ahead(frames()):
+            written.append(number)
+    assert written == [1001, 1002, 1003]
 
 
 def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tmp_path):

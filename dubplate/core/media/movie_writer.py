@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # frames decode to the very RGB values given (YUV, even 4:4:4, would round them).
 REVIEW_CRF = 18
 LOSSLESS_CRF = 0
+# At QP 0 the preset changes only file size and speed, never a pixel: ultrafast encodes 1080p
+# about four times faster than medium for files about a third larger.
+LOSSLESS_PRESET = "ultrafast"
 AUDIO_CHUNK = 1024
 
 
@@ -44,7 +47,11 @@ def write_movie(
                 # Every stream must exist before the first packet is muxed.
                 lossless = crf == LOSSLESS_CRF
                 video = container.add_stream("libx264rgb" if lossless else "libx264", rate=fps)
-                video.options = {"qp": "0"} if lossless else {"crf": str(crf), "preset": "medium"}
+                video.options = (
+                    {"qp": "0", "preset": LOSSLESS_PRESET}
+                    if lossless
+                    else {"crf": str(crf), "preset": "medium"}
+                )
                 video.pix_fmt = "rgb24" if lossless else "yuv420p"
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
                 sound = _audio_stream(container, audio) if audio is not None else None
