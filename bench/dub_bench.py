@@ -10,7 +10,7 @@ the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame c
 beside the real frames'; then the clip's first 75 frames dubbed with every file in
 shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
 footage with its own audio). A contact sheet of real and dubbed mouths goes to
-bench/SECTION_contact_sheet.jpg. The 4K EXR plate has its own benchmark: bench/exr4k_bench.py.
+bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
