@@ -62,8 +62,8 @@ _END = object()  # what `next` returns once the frames run out
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
 CHUNK = 8  # frames cut, rendered and generated at once
-MATTE_DILATE = 0.02  # of the crop side, past the hull of the lower face
-MATTE_FEATHER = 0.025  # sigma of the matte's soft edge, of the crop side
+MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
+MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
 
 
 @dataclass(frozen=True)
@@ -245,8 +245,8 @@ def _made_ahead(items: Iterator[T]) -> Iterator[T]:
 
 
 def _comp(plate, pixels, crops, row, generated, real, points, settings, number) -> Composite:
-    size = crops.size
-    matte = lower_face_matte(points, size, MATTE_DILATE * size, MATTE_FEATHER * size)
+    face = crops.face_px
+    matte = lower_face_matte(points, crops.size, MATTE_DILATE * face, MATTE_FEATHER * face)
     patch = match_colour(generated, real, matte)
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
     rng = np.random.default_rng(number) if settings.grain else None

@@ -1,5 +1,9 @@
-"""The stabilised face crop: a square around the head, from the rigid pose alone, so the crop
-neither zooms when the jaw opens nor jumps with landmark noise.
+"""The stabilised face crop: a square around the lower face, from the rigid pose alone, so the
+crop neither zooms when the jaw opens nor jumps with landmark noise.
+
+The crop frames the lower face because that is all the generator's pixels are used for: framed on
+the whole head, half of its resolution went to the forehead and the neck, and the mouth it drew
+was upscaled twice over into an HD plate.
 
 Coordinates: plate and crop positions are in pixel-edge units (pixel j spans j..j+1), as the
 landmarks and the rasteriser use them; `matrices` are for OpenCV, whose pixel centres are
@@ -18,7 +22,9 @@ from dubplate.core.media.plate import as_float32, crop_padded
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
 
-CROP_MARGIN = 1.5  # crop side over the neutral face's extent: room for the jaw and the neck
+# Crop side, of the neutral face's size: the lower face's widest hull spans about half of it, and
+# the matte's dilation and feather about 0.15 either side.
+CROP_SIDE = 1.0
 SMOOTH_FRAMES = 1.5  # sigma of the temporal smoothing of crop centre and side
 
 
@@ -33,6 +39,11 @@ class CropTrack:
     @property
     def scale(self) -> np.ndarray:
         return self.size / self.side
+
+    @property
+    def face_px(self) -> float:
+        """Crop pixels across the neutral face's size: the unit of sizes that follow the face."""
+        return self.size / CROP_SIDE
 
     def matrix(self, row: int) -> np.ndarray:
         """2x3 OpenCV affine: plate pixel centres to crop pixel centres."""
@@ -55,12 +66,11 @@ class CropTrack:
 
 
 def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
-    """Crops centred on the posed neutral face's box, sized by the pose's scale."""
-    low, high = model.neutral[:, :2].min(axis=0), model.neutral[:, :2].max(axis=0)
-    centre = (low + high) / 2
-    centre_3d = np.array([centre[0], centre[1], 0.0])
+    """Crops centred on the posed box of the neutral lower face, sized by the pose's scale."""
+    lower = model.neutral[model.lower_vertices]
+    centre_3d = (lower.min(axis=0) + lower.max(axis=0)) / 2
     centres = fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation
-    side = CROP_MARGIN * model.face_size * fit.scale
+    side = CROP_SIDE * model.face_size * fit.scale
     if len(side) > 1:
         centres = gaussian_filter1d(centres[:, :2], SMOOTH_FRAMES, axis=0, mode="nearest")
         side = gaussian_filter1d(side, SMOOTH_FRAMES, mode="nearest")

@@ -22,7 +22,7 @@ from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.render.renderer import FaceRenderer
 
-HOLE_DILATE = 0.04  # of the crop side: past the jaw line, so no real chin edge is left inside
+HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
 # The replaced region spans this many half mouth-widths either side of the mouth's centre: lips
 # and chin, while the cheeks, which the plate's own performance keeps, stay real.
 MOUTH_SPAN = 1.4
@@ -136,6 +136,6 @@ class FrameMaker:
         hull = cv2.convexHull(np.round(self.lower_points[row]).astype(np.int32))
         hole = np.zeros((size, size), np.uint8)
         cv2.fillConvexPoly(hole, hull, 1)
-        radius = max(1, round(HOLE_DILATE * size))
+        radius = max(1, round(HOLE_DILATE * self.crops.face_px))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         return cv2.dilate(hole, kernel).astype(bool)

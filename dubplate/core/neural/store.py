@@ -15,7 +15,7 @@ import torch
 
 import dubplate
 from dubplate.core.a2e.store import rest_coefficients
-from dubplate.core.composite.crop import crop_track
+from dubplate.core.composite.crop import CROP_SIDE, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_versioned_manifest, write_manifest
@@ -30,7 +30,7 @@ from dubplate.core.track.landmarks import mouth_opening
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "renderer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: crops frame the lower face (CROP_SIDE), not the whole head
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
@@ -110,7 +110,12 @@ def train_actor_renderer(
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "weights": "renderer.pt",
         "arrays": "renderer.npz",
-        "network": {"size": settings.size, "widths": list(WIDTHS), "hole_dilate": HOLE_DILATE},
+        "network": {
+            "size": settings.size,
+            "widths": list(WIDTHS),
+            "hole_dilate": HOLE_DILATE,
+            "crop_side": CROP_SIDE,
+        },
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
