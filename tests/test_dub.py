@@ -8,12 +8,15 @@ import pytest
 from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings
 from dubplate.core.colour import default_config
-from dubplate.core.dub import DubSettings, _made_ahead, check_identity, dub
+from dubplate.core.composite.crop import crop_track
+from dubplate.core.composite.matte import EDGE_PX
+from dubplate.core.dub import DubSettings, _made_ahead, check_identity, dub, frame_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
-from dubplate.core.neural.store import train_actor_renderer
+from dubplate.core.neural.frames import FrameMaker
+from dubplate.core.neural.store import extreme_mouths, train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
 from tests.fixtures import write_exr, write_wav
@@ -155,6 +158,20 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
             tmp_path / "audio",
         )
     assert list(out.iterdir()) == []
+
+
+def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, actor_dir):
+    # Where the crop's edge fade cut into the matte, the patch would end in a visible seam.
+    actor = Actor.load(actor_dir)
+    fit = actor.fits[0]
+    crops = crop_track(actor.model, fit, 128)
+    plate = open_plate(shared_data / "footage" / CLIP)
+    maker = FrameMaker(plate, actor.model, fit, crops, extreme_mouths(actor))
+    band = np.ones((crops.size, crops.size), bool)
+    band[2 * EDGE_PX : -2 * EDGE_PX, 2 * EDGE_PX : -2 * EDGE_PX] = False
+    mattes = np.stack([frame_matte(points, crops) for points in maker.lower_points])
+    assert (mattes == 1).sum(axis=(1, 2)).min() > 0.05 * crops.size**2
+    assert not mattes[:, band].any()
 
 
 def test_frames_made_ahead_come_in_order_and_the_makers_error_reaches_the_writer():

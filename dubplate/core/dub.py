@@ -27,7 +27,7 @@ from dubplate.core.a2e.store import load_a2e
 from dubplate.core.a2e.train import predict
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
 from dubplate.core.composite.comp import Composite, composite_frame
-from dubplate.core.composite.crop import crop_track
+from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import match_colour
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
@@ -244,9 +244,14 @@ def _made_ahead(items: Iterator[T]) -> Iterator[T]:
             yield item
 
 
-def _comp(plate, pixels, crops, row, generated, real, points, settings, number) -> Composite:
+def frame_matte(points: np.ndarray, crops: CropTrack) -> np.ndarray:
+    """The matte of one frame in crop pixels, from its lower-face hull points."""
     face = crops.face_px
-    matte = lower_face_matte(points, crops.size, MATTE_DILATE * face, MATTE_FEATHER * face)
+    return lower_face_matte(points, crops.size, MATTE_DILATE * face, MATTE_FEATHER * face)
+
+
+def _comp(plate, pixels, crops, row, generated, real, points, settings, number) -> Composite:
+    matte = frame_matte(points, crops)
     patch = match_colour(generated, real, matte)
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
     rng = np.random.default_rng(number) if settings.grain else None

@@ -23,7 +23,7 @@ def lower_face_matte(
 ) -> np.ndarray:
     """(size, size) float32 in [0, 1]: the hull of `points` (P, 2 crop pixels), grown by
     `dilate_px` over the jaw line and feathered by a Gaussian of sigma `feather_px`."""
-    points = np.asarray(points, dtype=np.float32)
+    points = np.ascontiguousarray(points, dtype=np.float32)  # OpenCV takes no strided points
     if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
         raise DubplateError(f"lower-face matte: points must be (P >= 3, 2), got {points.shape}")
     coverage = _filled_hull(points, size)
