@@ -36,8 +36,7 @@ def dub_movie(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
     movie = open_plate(FOOTAGE / PORTRAIT)
     fps = {}
     for name, lossless in (("review", False), ("lossless", True)):
-        offset = float(movie.time_of(held_out[0]))
-        settings = DubSettings(audio_offset=offset, trim=True, lossless=lossless)
+        settings = DubSettings(trim=True, lossless=lossless)  # the movie's own times and audio
         out = workdir / f"movie_{name}"
         fps[name] = dub_into(actor_dir, movie, held_out, movie.audio(), out, settings)[
             "frames_per_second"
