@@ -10,7 +10,7 @@ from dubplate.core.a2e.train import TrainSettings
 from dubplate.core.colour import default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
-from dubplate.core.dub import DubSettings, _made_ahead, check_identity, dub, frame_matte
+from dubplate.core.dub import DubSettings, check_identity, dub, frame_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
@@ -172,18 +172,6 @@ def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, ac
     mattes = np.stack([frame_matte(points, crops) for points in maker.lower_points])
     assert (mattes == 1).sum(axis=(1, 2)).min() > 0.05 * crops.size**2
     assert not mattes[:, band].any()
-
-
-def test_frames_made_ahead_come_in_order_and_the_makers_error_reaches_the_writer():
-    def frames():
-        yield from (1001, 1002, 1003)
-        raise DubplateError("frame 1004: generator failed")
-
-    written = []
-    with pytest.raises(DubplateError, match="frame 1004"):
-        for number in _made_ahead(frames()):
-            written.append(number)
-    assert written == [1001, 1002, 1003]
 
 
 def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tmp_path):

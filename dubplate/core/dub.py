@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -55,9 +54,6 @@ from dubplate.core.track.cache import cached_track
 from dubplate.core.track.tracker import track_plate
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-_END = object()  # what `next` returns once the frames run out
 
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
@@ -113,7 +109,7 @@ def dub(
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
     with staged_dir(out_base) as staged:
-        frames = _made_ahead(_dubbed_frames(plate, numbers, models, fit, lower, settings))
+        frames = _dubbed_frames(plate, numbers, models, fit, lower, settings)
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
@@ -234,16 +230,6 @@ def _dubbed_frames(
         progress.advance(len(chunk))
 
 
-def _made_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, the next one made in a background thread while the caller writes this one: the
-    encoders (EXR, H.264) and the generator each leave a core idle part of the time."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-make") as worker:
-        pending = worker.submit(next, items, _END)
-        while (item := pending.result()) is not _END:
-            pending = worker.submit(next, items, _END)
-            yield item
-
-
 def frame_matte(points: np.ndarray, crops: CropTrack) -> np.ndarray:
     """The matte of one frame in crop pixels, from its lower-face hull points."""
     face = crops.face_px
@@ -282,8 +268,16 @@ def _write(
         return name, None
     (staged / "comp").mkdir()
     (staged / "face").mkdir()
-    for number, pixels, composite in frames:
-        _write_exr_frame(plate, number, pixels, composite, staged)
+    # A frame is written in the background while the next is made: the EXR encoder leaves a core
+    # idle part of the time. At most one write is in flight, so at most two frames are held.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-write") as writer:
+        pending = None
+        for number, pixels, composite in frames:
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_exr_frame, plate, number, pixels, composite, staged)
+        if pending is not None:
+            pending.result()
     pattern = Path(plate.info.source).name
     return f"comp/{pattern}", f"face/{_face_name(pattern)}"
 
