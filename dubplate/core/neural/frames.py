@@ -20,6 +20,7 @@ from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
+from dubplate.core.render.rasterizer import Fragments
 from dubplate.core.render.renderer import FaceRenderer
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
@@ -91,14 +92,10 @@ class FrameMaker:
             ]
         )
         light = self._light(rows, real_linear)
-        last = len(self.fit.frames) - 1
-        renders = [
-            self._render(np.clip(rows + step, 0, last), light) for step in (-1, 0, 1)
-        ]  # neighbours under frame t's light: only the geometry moves between them
         return FaceFrames(
             rows=rows,
             real=self._working_uint8(real_linear),
-            renders=torch.stack(renders, dim=1),
+            renders=self._renders(rows, light),
             hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
             lower_points=self.lower_points[rows],
         )
@@ -114,14 +111,38 @@ class FrameMaker:
         with torch.no_grad():
             return solve_light(self.renderer, crops, self.texture[0])
 
-    def _render(self, rows: np.ndarray, light: torch.Tensor) -> torch.Tensor:
-        size = self.crops.size
-        screen = torch.from_numpy(self.driven_screen[rows])
+    def _renders(self, rows: np.ndarray, light: torch.Tensor) -> torch.Tensor:
+        """(F, 3, 3, N, N) lower-face renders of frames t-1, t and t+1, all under frame t's
+        light: only the geometry moves between them. Each geometry is rasterised once."""
+        size = (self.crops.size, self.crops.size)
+        last = len(self.fit.frames) - 1
+        neighbours = np.clip(rows[:, None] + np.arange(-1, 2), 0, last)
+        geometry, index = np.unique(neighbours, return_inverse=True)
+        index = torch.from_numpy(index.reshape(neighbours.shape))
+        screen = torch.from_numpy(self.driven_screen[geometry])
+        with torch.no_grad():
+            fragments = Fragments.cat(
+                [
+                    self.renderer.rasterize(screen[start : start + RENDER_BATCH], size)
+                    for start in range(0, len(screen), RENDER_BATCH)
+                ]
+            )
+            renders = [
+                self._shaded(screen[index[:, step]], fragments.select(index[:, step]), light)
+                for step in range(3)
+            ]
+        return torch.stack(renders, dim=1)
+
+    def _shaded(
+        self, screen: torch.Tensor, fragments: Fragments, light: torch.Tensor
+    ) -> torch.Tensor:
+        size = (self.crops.size, self.crops.size)
         out = []
-        for start in range(0, len(rows), RENDER_BATCH):
+        for start in range(0, len(screen), RENDER_BATCH):
             part = slice(start, start + RENDER_BATCH)
-            with torch.no_grad():
-                render = self.renderer.render(screen[part], self.texture, light[part], (size, size))
+            render = self.renderer.render(
+                screen[part], self.texture, light[part], size, fragments.select(part)
+            )
             rgb = render.rgb.clamp(0, 1) * render.lower_mask[..., None]
             out.append(self._working_uint8(rgb.numpy()))
         return torch.cat(out)

@@ -27,6 +27,14 @@ class Fragments:
     def covered(self) -> torch.Tensor:
         return self.face >= 0
 
+    def select(self, index: torch.Tensor | slice) -> Fragments:
+        """The fragments of the images at `index` of the batch."""
+        return Fragments(self.face[index], self.bary[index], self.depth[index])
+
+    @classmethod
+    def cat(cls, parts: list[Fragments]) -> Fragments:
+        return cls(*(torch.cat([getattr(p, n) for p in parts]) for n in ("face", "bary", "depth")))
+
 
 def rasterize(screen: torch.Tensor, faces: torch.Tensor, size: tuple[int, int]) -> Fragments:
     """Rasterise (B, V, 3) screen-space vertices with (F, 3) triangles into an image of `size`

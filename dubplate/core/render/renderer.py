@@ -49,6 +49,9 @@ class FaceRenderer:
         self.uv = torch.as_tensor(uv, dtype=torch.float32, device=device)
         self.device = torch.device(device)
 
+    def rasterize(self, screen: torch.Tensor, size: tuple[int, int]) -> Fragments:
+        return rasterize(screen, self.faces, size)
+
     def vertex_basis(self, screen: torch.Tensor) -> torch.Tensor:
         """(B, V, 9) SH irradiance basis at each vertex. Irradiance under 2nd-order light is
         smooth, so shading the vertices and interpolating (Gouraud) matches per-pixel shading
@@ -61,11 +64,14 @@ class FaceRenderer:
         texture: torch.Tensor,
         light: torch.Tensor | None,
         size: tuple[int, int],
+        fragments: Fragments | None = None,
     ) -> RenderOutput:
         """(B, V, 3) screen vertices, (B or 1, 3, T, T) linear texture, (B, 9, 3) SH light
-        (None: albedo only)."""
+        (None: albedo only). `fragments` of `screen` already rasterised are reused: shading one
+        geometry under several lights costs a fraction of rasterising it again."""
         batch = screen.shape[0]
-        fragments = rasterize(screen, self.faces, size)
+        if fragments is None:
+            fragments = self.rasterize(screen, size)
         attributes = [self.uv.expand(batch, -1, -1)]
         if light is not None:
             attributes.append(self.vertex_basis(screen) @ light)  # irradiance per vertex
