@@ -6,7 +6,7 @@ import pytest
 
 from dubplate.core.composite.comp import composite_frame
 from dubplate.core.composite.match import add_grain, grain_sigma, match_colour
-from dubplate.core.composite.matte import lower_face_matte
+from dubplate.core.composite.matte import grown_hull, lower_face_matte
 from dubplate.core.errors import DubplateError
 
 RNG = np.random.default_rng(5)
@@ -51,6 +51,15 @@ def test_matte_is_solid_inside_and_exactly_zero_beyond_the_feather():
     row = matte[48]
     assert np.all(np.diff(row[:49]) >= 0) and np.all(np.diff(row[48:]) <= 0)
     assert 0 < row[48 - 16] < 1  # the feather is soft, not a step
+
+
+def test_grown_hull_reaches_the_dilation_past_the_hull_and_no_further():
+    hull = grown_hull(ellipse(centre=(48, 48)), 96, dilate_px=0)
+    grown = grown_hull(ellipse(centre=(48, 48)), 96, dilate_px=5)
+    assert hull[48, 48] == grown[48, 48] == 255
+    row_width = (hull[48] >= 128).sum(), (grown[48] >= 128).sum()
+    assert row_width[1] - row_width[0] == 2 * 5
+    assert (grown >= hull).all()
 
 
 def test_matte_is_zero_along_the_crop_edge_even_when_the_hull_covers_it():

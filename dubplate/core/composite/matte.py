@@ -23,19 +23,25 @@ def lower_face_matte(
 ) -> np.ndarray:
     """(size, size) float32 in [0, 1]: the hull of `points` (P, 2 crop pixels), grown by
     `dilate_px` over the jaw line and feathered by a Gaussian of sigma `feather_px`."""
-    points = np.ascontiguousarray(points, dtype=np.float32)  # OpenCV takes no strided points
-    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
-        raise DubplateError(f"lower-face matte: points must be (P >= 3, 2), got {points.shape}")
-    coverage = _filled_hull(points, size)
-    if dilate_px > 0:
-        coverage = cv2.dilate(coverage, _disc(dilate_px))
-    matte = coverage.astype(np.float32) / 255
+    matte = grown_hull(points, size, dilate_px).astype(np.float32) / 255
     if feather_px > 0:
         matte = _feathered(matte, feather_px)
     matte *= _edge_fade(size)
     matte[matte < SNAP] = 0
     matte[matte > 1 - SNAP] = 1
     return matte
+
+
+def grown_hull(points: np.ndarray, size: int, dilate_px: float) -> np.ndarray:
+    """(size, size) anti-aliased uint8 coverage (255 inside) of the convex hull of `points`
+    (P, 2 crop pixels), grown by `dilate_px`."""
+    points = np.ascontiguousarray(points, dtype=np.float32)  # OpenCV takes no strided points
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
+        raise DubplateError(f"lower-face hull: points must be (P >= 3, 2), got {points.shape}")
+    coverage = _filled_hull(points, size)
+    if dilate_px > 0:
+        coverage = cv2.dilate(coverage, _disc(dilate_px))
+    return coverage
 
 
 def _filled_hull(points: np.ndarray, size: int) -> np.ndarray:

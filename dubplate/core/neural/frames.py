@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from dubplate.core.composite.crop import CropTrack, cut_crop
+from dubplate.core.composite.matte import grown_hull
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
 from dubplate.core.morph.fit import ActorFit
@@ -29,6 +29,7 @@ HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edg
 MOUTH_SPAN = 1.4
 MOUTH_CORNERS = (61, 291)
 RENDER_BATCH = 16
+HALF_COVERED = 128  # of the hull's 255: a pixel is in the hole when the hull covers half of it
 
 
 @dataclass
@@ -153,10 +154,5 @@ class FrameMaker:
         return torch.from_numpy(np.ascontiguousarray(working)).permute(0, 3, 1, 2)
 
     def _hole(self, row: int) -> np.ndarray:
-        size = self.crops.size
-        hull = cv2.convexHull(np.round(self.lower_points[row]).astype(np.int32))
-        hole = np.zeros((size, size), np.uint8)
-        cv2.fillConvexPoly(hole, hull, 1)
-        radius = max(1, round(HOLE_DILATE * self.crops.face_px))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        return cv2.dilate(hole, kernel).astype(bool)
+        dilate = HOLE_DILATE * self.crops.face_px
+        return grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED

@@ -30,7 +30,9 @@ from dubplate.core.track.landmarks import mouth_opening
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "renderer"
-FORMAT_VERSION = 2  # 2: crops frame the lower face (CROP_SIDE), not the whole head
+# 2: crops frame the lower face (CROP_SIDE), not the whole head; 3: the hole is the matte's
+# anti-aliased hull, so the network sees a slightly different outline.
+FORMAT_VERSION = 3
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
