@@ -2,6 +2,7 @@
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -95,3 +96,40 @@ def test_lossless_movie_decodes_to_the_very_values_written(tmp_path):
     for number, frame in enumerate(frames):
         np.testing.assert_array_equal(exact.read(number), frame)
         assert not np.array_equal(review.read(number), frame)  # noise does not survive CRF 18
+
+
+def colour_blocks(seed, shape=(64, 96), block=16):
+    """Flat blocks of random colours: 4:2:0 chroma loses little inside a block."""
+    rows, cols = shape[0] // block, shape[1] // block
+    colours = np.random.default_rng(seed).integers(16, 240, (rows, cols, 3), np.uint8)
+    return np.repeat(np.repeat(colours, block, axis=0), block, axis=1)
+
+
+@pytest.mark.parametrize("tags", [(1, 1, 1, 1), (2, 0, 2, 2)], ids=["bt709", "untagged"])
+def test_review_movie_decodes_without_bias_and_keeps_the_source_tags(tmp_path, tags):
+    from dubplate.core.media.movie_writer import REVIEW_CRF
+    from dubplate.core.media.movie_writer import write_movie as encode
+    from dubplate.core.media.yuv import YuvEncoding
+
+    frames = [colour_blocks(seed) for seed in range(3)]
+    encode(tmp_path / "review.mp4", frames, Fraction(25), crf=REVIEW_CRF, yuv=YuvEncoding(*tags))
+    review = open_plate(tmp_path / "review.mp4")
+    assert review.yuv == YuvEncoding(*tags)
+    error = np.stack([review.read(n).astype(int) - f for n, f in enumerate(frames)])
+    # Truncating conversions darkened such frames by 1.2 code values on average.
+    assert np.abs(error.reshape(-1, 3).mean(axis=0)).max() < 0.3
+
+
+def test_a_bt709_movie_decodes_with_the_bt709_matrix(tmp_path):
+    # Pure red in BT.709 limited range; read with BT.601's matrix its red would be 233.
+    planes = np.empty((48 * 3 // 2, 64), np.uint8)
+    planes[:48], planes[48:60], planes[60:] = 63, 102, 240
+    with av.open(str(tmp_path / "red.mp4"), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.height, video.width, video.pix_fmt = 48, 64, "yuv420p"
+        video.options = {"qp": "0"}
+        video.codec_context.colorspace, video.codec_context.color_range = 1, 1
+        container.mux(video.encode(av.VideoFrame.from_ndarray(planes, format="yuv420p")))
+        container.mux(video.encode())
+    red = open_plate(tmp_path / "red.mp4").read(0)
+    np.testing.assert_allclose(red.reshape(-1, 3).mean(axis=0), (255, 0, 0), atol=1.5)

@@ -264,6 +264,7 @@ def _write(
             plate.info.fps,
             audio=from_offset(audio, start),
             crf=_crf(settings),
+            yuv=plate.yuv,
         )
         return name, None
     (staged / "comp").mkdir()

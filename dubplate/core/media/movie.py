@@ -15,6 +15,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import Audio, decode_audio_stream
 from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
 from dubplate.core.media.timing import as_rate
+from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class MoviePlate(Plate):
             raise DubplateError(f"{self.path}: movie file not found")
         self._container = self._open()
         self._stream = self._container.streams.video[0]
+        self.yuv = YuvEncoding.of_stream(self._stream)
         self._pts = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
         self._decoder: Iterator[av.VideoFrame] | None = None
@@ -95,7 +97,11 @@ class MoviePlate(Plate):
             )
         space = self.colour.resolve(colourspace) if colourspace else self.colour.working_space
         log.info(
-            "%s: colourspace %r%s", self.path, space, "" if colourspace else " (movie default)"
+            "%s: colourspace %r%s; %s",
+            self.path,
+            space,
+            "" if colourspace else " (movie default)",
+            self.yuv.describe(),
         )
         timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
         return PlateInfo(
@@ -130,7 +136,7 @@ class MoviePlate(Plate):
                 self._next_index = index + 1
                 if index != number:
                     break
-                return _to_rgb(frame)
+                return self._to_rgb(frame)
         except av.error.FFmpegError as error:
             raise DubplateError(f"{self.path}: frame {number}: cannot decode ({error})") from error
         self._decoder = None
@@ -143,10 +149,9 @@ class MoviePlate(Plate):
         self._container.seek(self._pts[number], stream=self._stream, backward=True)
         self._decoder = self._container.decode(self._stream)
 
-
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """uint8 RGB for 8-bit sources; float32 in [0, 1] when the source carries more bits."""
-    deep = any(component.bits > 8 for component in frame.format.components)
-    if deep:
-        return frame.to_ndarray(format="rgb48le").astype(np.float32) / 65535.0
-    return frame.to_ndarray(format="rgb24")
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """uint8 RGB for 8-bit sources; float32 in [0, 1] when the source carries more bits."""
+        deep = any(component.bits > 8 for component in frame.format.components)
+        if deep:
+            return self.yuv.to_rgb(frame, "rgb48le").astype(np.float32) / 65535.0
+        return self.yuv.to_rgb(frame, "rgb24")

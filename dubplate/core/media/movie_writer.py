@@ -14,6 +14,7 @@ import numpy as np
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.media.audio import Audio
+from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,12 @@ def write_movie(
     fps: Fraction,
     audio: Audio | None = None,
     crf: int = REVIEW_CRF,
+    yuv: YuvEncoding | None = None,
 ) -> int:
-    """Encode uint8 RGB frames (all one size) as H.264; returns the number of frames written."""
+    """Encode uint8 RGB frames (all one size) as H.264; returns the number of frames written.
+    Review movies are 4:2:0 YUV in `yuv`'s encoding (the source's, so they decode as it does);
+    untagged BT.601 by default."""
+    yuv = yuv or YuvEncoding()
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
@@ -54,10 +59,15 @@ def write_movie(
                 )
                 video.pix_fmt = "rgb24" if lossless else "yuv420p"
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
+                if not lossless:
+                    yuv.tag(video)
                 sound = _audio_stream(container, audio) if audio is not None else None
                 for rgb in itertools.chain([first], frames):
-                    frame = av.VideoFrame.from_ndarray(
-                        np.ascontiguousarray(rgb[: video.height, : video.width]), format="rgb24"
+                    rgb = np.ascontiguousarray(rgb[: video.height, : video.width])
+                    frame = (
+                        av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                        if lossless
+                        else yuv.from_rgb(rgb, video.pix_fmt)
                     )
                     container.mux(video.encode(frame))
                     written += 1
