@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from av.video.reformatter import Colorspace, ColorRange, Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
