@@ -3,6 +3,7 @@
 from fractions import Fraction
 
 import numpy as np
+import OpenEXR
 import OpenImageIO as oiio
 import pytest
 
@@ -99,31 +100,39 @@ def test_pixels_of_the_wrong_shape_name_the_frame(tmp_path):
         plate.write_frame(1001, np.zeros((12, 16, 3), np.float16), tmp_path / "out.exr", ("R",))
 
 
+REAL_EXR_FILE = OpenEXR.File
+
+
 class HalfWayFailure:
-    """An ImageOutput that leaves a partial file behind and reports failure, as on a full disk."""
+    """An OpenEXR file that leaves a partial file behind and then fails, as on a full disk;
+    files opened by name (to read a header) are the real thing."""
 
-    def open(self, path, spec):
-        self.path = path
-        return True
+    def __new__(cls, *args, **kwargs):
+        if isinstance(args[0], str):
+            return REAL_EXR_FILE(*args, **kwargs)
+        return super().__new__(cls)
 
-    def write_image(self, pixels):
-        with open(self.path, "wb") as file:
-            file.write(b"\x76\x2f\x31\x01 partial")
+    def __init__(self, header, planes):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         return False
 
-    def close(self):
-        return True
-
-    def geterror(self):
-        return "No space left on device"
+    def write(self, path):
+        with open(path, "wb") as file:
+            file.write(b"\x76\x2f\x31\x01 partial")
+        raise RuntimeError("Error writing pixel data: No space left on device")
 
 
 def test_failed_write_names_the_path_and_leaves_no_file(tmp_path, monkeypatch):
     plate = half_plate(tmp_path)
     pixels = plate.read(1001)
     out = tmp_path / "out" / "shot.1001.exr"
-    monkeypatch.setattr(oiio.ImageOutput, "create", lambda path: HalfWayFailure())
-    with pytest.raises(DubplateError, match=r"shot\.1001\.exr: cannot write EXR \(No space left"):
+    monkeypatch.setattr(OpenEXR, "File", HalfWayFailure)
+    with pytest.raises(DubplateError, match=r"shot\.1001\.exr: cannot write EXR \(.*No space left"):
         plate.write_frame(1001, pixels, out, ("R", "G", "B"))
     assert list(out.parent.iterdir()) == []
 
@@ -142,3 +151,19 @@ def test_movie_plates_cannot_write_frames(tmp_path):
     assert half_plate(tmp_path).frame_suffix == ".exr"
     with pytest.raises(DubplateError, match=r"clip\.mp4: movie plates cannot be written frame by"):
         movie.write_frame(0, movie.read(0), tmp_path / "f.exr", ("R", "G", "B"))
+
+
+def test_a_part_of_a_multipart_source_is_written_as_one_part_with_its_own_header(
+    shared_data, tmp_path
+):
+    plate = open_plate(shared_data / "exr" / "Beachball" / "multipart.0001.exr", layer="rgba_left")
+    pixels = plate.read(1)
+    out = tmp_path / "out" / "left.0001.exr"
+    plate.write_frame(1, pixels, out, ("R", "G", "B", "A"))
+    written = REAL_EXR_FILE(str(out), header_only=True)
+    assert len(written.parts) == 1
+    header = written.parts[0].header
+    assert not {"name", "view", "chunkCount"} & header.keys()
+    assert [tuple(corner) for corner in header["dataWindow"]] == [(688, 245), (1564, 1120)]
+    assert header["compression"] == OpenEXR.ZIPS_COMPRESSION
+    np.testing.assert_array_equal(open_plate(out).read(1), pixels)

@@ -1,7 +1,9 @@
-"""EXR plates through OpenImageIO: sequences in studio notations, parts, layers and windows.
+"""EXR plates: sequences in studio notations, parts, layers and windows.
 
 Frames are placed in the display window (pixels outside the data window read as 0, the EXR
 convention), in the file's own sample type: half stays float16, so values are kept exactly.
+OpenImageIO reads them. OpenEXR's own module writes them: it carries the source part's header
+over attribute for attribute, and zips a mostly empty 4K face plate in a third of OIIO's time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import fileseq
 import numpy as np
+import OpenEXR
 import OpenImageIO as oiio
 
 from dubplate.core.errors import DubplateError
@@ -253,10 +256,11 @@ class ExrSequence(Plate):
                 f"{path}: frame {number} pixels {pixels.shape} are not {expected}"
                 f" (display window by channels {', '.join(channels)})"
             )
-        spec = _output_spec(header, self._spec(header.path, header.layer.part), channels)
         # A float16 array is written as half without conversion, so values stay exact.
         dtype = np.float16 if header.sample_type == "half" else np.float32
-        _write_exr(path, spec, _data_block(pixels.astype(dtype, copy=False), header))
+        block = _data_block(pixels.astype(dtype, copy=False), header)
+        planes = {name: np.ascontiguousarray(block[..., i]) for i, name in enumerate(channels)}
+        _write_exr(path, _output_header(header), planes)
 
 
 def find_frames(path: Path) -> dict[int, Path]:
@@ -345,53 +349,34 @@ def _overlap(header: FrameHeader) -> tuple[tuple[slice, slice], tuple[slice, sli
     return in_data, in_display
 
 
-_LOSSY_COMPRESSION = {"dwaa", "dwab", "b44", "b44a", "pxr24"}
-_ZLIB_COMPRESSION = {"zip", "zips"}
-# The zlib level is not stored in the file (the header still reads zip): level 1 writes a 4K
-# half frame in 0.36 s instead of 0.47 s, for files 8% larger.
-ZLIB_LEVEL = 1
+_LOSSY_COMPRESSION = {"DWAA", "DWAB", "B44", "B44A", "PXR24"}
 
 
-def _output_spec(
-    header: FrameHeader, source: oiio.ImageSpec, channels: tuple[str, ...]
-) -> oiio.ImageSpec:
-    """A single-part spec with the source frame's windows and shot attributes."""
-    dx, dy, dw, dh = header.data_window
-    spec = oiio.ImageSpec(dw, dh, len(channels), header.sample_type)
-    spec.x, spec.y = dx, dy
-    spec.full_x, spec.full_y, spec.full_width, spec.full_height = header.display_window
-    spec.channelnames = channels
-    for attribute in source.extra_attribs:
-        name = attribute.name
-        if name not in _PART_ATTRIBUTES and not name.startswith("oiio:"):
-            spec.attribute(name, attribute.type, attribute.value)
-    kind = spec.get_string_attribute("compression").split(":")[0]
+def _output_header(header: FrameHeader) -> dict:
+    """The source part's header for a single-part scanline file: its windows and shot
+    attributes, without what describes the source part or its channels."""
+    try:
+        source = OpenEXR.File(str(header.path), header_only=True).parts[header.layer.part].header
+    except (RuntimeError, IndexError) as error:
+        raise DubplateError(f"{header.path}: cannot read the header to copy ({error})") from error
+    out = {k: v for k, v in source.items() if k not in _PART_ATTRIBUTES | {"channels", "tiles"}}
+    out["type"] = OpenEXR.scanlineimage
+    kind = out["compression"].name.removesuffix("_COMPRESSION")
     if kind in _LOSSY_COMPRESSION:
         # Re-compressing lossily would change the pixels outside the matte, which must stay exact.
         log.warning("%s: compression %s is lossy; writing zip instead", header.path, kind)
-        kind = "zip"
-    if kind in _ZLIB_COMPRESSION:
-        spec.attribute("compression", f"{kind}:{ZLIB_LEVEL}")
-    return spec
+        out["compression"] = OpenEXR.ZIP_COMPRESSION
+    return out
 
 
-def _write_exr(path: Path, spec: oiio.ImageSpec, block: np.ndarray) -> None:
+def _write_exr(path: Path, header: dict, planes: dict[str, np.ndarray]) -> None:
     """Write through a temporary file: a write that fails half way leaves nothing at `path`."""
     try:
-        with atomic_path(path) as temp:
-            out = oiio.ImageOutput.create(str(temp))
-            if out is None:
-                raise DubplateError(f"{path}: cannot write EXR ({_first_line(oiio.geterror())})")
-            written = out.open(str(temp), spec) and out.write_image(block)
-            if not (out.close() and written):
-                raise DubplateError(f"{path}: cannot write EXR ({_first_line(out.geterror())})")
-    except OSError as error:
-        raise DubplateError(f"{path}: cannot write EXR ({error.strerror or error})") from error
-
-
-def _first_line(message: str) -> str:
-    lines = message.strip().splitlines()
-    return lines[0] if lines else "unknown error"
+        with atomic_path(path) as temp, OpenEXR.File(header, planes) as exr:
+            exr.write(str(temp))
+    except (OSError, RuntimeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else None
+        raise DubplateError(f"{path}: cannot write EXR ({reason or error})") from error
 
 
 def _window(window: tuple[int, int, int, int]) -> str:
