@@ -259,7 +259,7 @@ class ExrSequence(Plate):
         # A float16 array is written as half without conversion, so values stay exact.
         dtype = np.float16 if header.sample_type == "half" else np.float32
         block = _data_block(pixels.astype(dtype, copy=False), header)
-        planes = {name: np.ascontiguousarray(block[..., i]) for i, name in enumerate(channels)}
+        planes = {name: block[..., i] for i, name in enumerate(channels)}  # strided: no copies
         _write_exr(path, _output_header(header), planes)
 
 
