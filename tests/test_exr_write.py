@@ -100,6 +100,13 @@ def test_pixels_of_the_wrong_shape_name_the_frame(tmp_path):
         plate.write_frame(1001, np.zeros((12, 16, 3), np.float16), tmp_path / "out.exr", ("R",))
 
 
+def test_channel_names_longer_than_a_letter_are_refused(tmp_path):
+    plate = half_plate(tmp_path)
+    pixels = np.zeros((12, 16, 2), np.float16)
+    with pytest.raises(DubplateError, match=r"out\.exr: channels \('Z', 'depth'\) must be one"):
+        plate.write_frame(1001, pixels, tmp_path / "out.exr", ("Z", "depth"))
+
+
 REAL_EXR_FILE = OpenEXR.File
 
 

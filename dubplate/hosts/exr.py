@@ -247,6 +247,8 @@ class ExrSequence(Plate):
         with frame `number`'s windows, header attributes and sample type, atomically."""
         if number not in self.files:
             raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
+        if any(len(name) != 1 for name in channels):
+            raise DubplateError(f"{path}: channels {channels} must be one letter each, as RGBA")
         self.validate([number])
         header = self._headers[number]
         _, _, width, height = header.display_window
@@ -259,8 +261,8 @@ class ExrSequence(Plate):
         # A float16 array is written as half without conversion, so values stay exact.
         dtype = np.float16 if header.sample_type == "half" else np.float32
         block = _data_block(pixels.astype(dtype, copy=False), header)
-        planes = {name: block[..., i] for i, name in enumerate(channels)}  # strided: no copies
-        _write_exr(path, _output_header(header), planes)
+        # OpenEXR splits an (H, W, C) array keyed "RGBA" into its channels without copying it.
+        _write_exr(path, _output_header(header), {"".join(channels): block})
 
 
 def find_frames(path: Path) -> dict[int, Path]:
