@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # frames decode to the very RGB values given (YUV, even 4:4:4, would round them).
 REVIEW_CRF = 18
 LOSSLESS_CRF = 0
+# On woman_seated (1080p) CRF 18 at "fast" takes a quarter less CPU than at "medium", with the
+# same error against the source (0.56 code values) and files within a tenth of the size.
+REVIEW_PRESET = "fast"
 # At QP 0 the preset changes only file size and speed, never a pixel: ultrafast encodes 1080p
 # about four times faster than medium for files about a third larger.
 LOSSLESS_PRESET = "ultrafast"
@@ -55,7 +58,7 @@ def write_movie(
                 video.options = (
                     {"qp": "0", "preset": LOSSLESS_PRESET}
                     if lossless
-                    else {"crf": str(crf), "preset": "medium"}
+                    else {"crf": str(crf), "preset": REVIEW_PRESET}
                 )
                 video.pix_fmt = "rgb24" if lossless else "yuv420p"
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
