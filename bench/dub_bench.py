@@ -190,7 +190,7 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} | {r['ssim']:.3f} |"
-            f" {r['psnr']:.1f} | {r['sharp_dub']:.4f} / {r['sharp_real']:.4f} ="
+            f" {r['psnr']:.1f} | {r['sharp_dub']:.2e} / {r['sharp_real']:.2e} ="
             f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['flicker_dub']:.4f} /"
             f" {r['flicker_real']:.4f} = {r['flicker_dub'] / r['flicker_real']:.2f} |"
             f" {r['fps']:.2f} |"
