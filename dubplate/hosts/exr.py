@@ -37,8 +37,8 @@ _PRIMARIES = {
     "Linear Rec.709 (sRGB)": (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290),
     "Linear Rec.2020": (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, 0.3127, 0.3290),
 }
-# Header attributes that describe the source's part, not the shot: a written frame is a single
-# part with its own channels, so these would be wrong there. `oiio:*` are OIIO's reading hints.
+# Header attributes, as OpenEXR names them, that describe the source's part rather than the shot:
+# a written frame is a single scanline part with its own channels, so these would be wrong there.
 _PART_ATTRIBUTES = {
     "name",
     "type",
@@ -46,7 +46,8 @@ _PART_ATTRIBUTES = {
     "multiView",
     "version",
     "chunkCount",
-    "openexr:chunkCount",
+    "tiles",
+    "channels",
 }
 
 
@@ -361,7 +362,7 @@ def _output_header(header: FrameHeader) -> dict:
         source = OpenEXR.File(str(header.path), header_only=True).parts[header.layer.part].header
     except (RuntimeError, IndexError) as error:
         raise DubplateError(f"{header.path}: cannot read the header to copy ({error})") from error
-    out = {k: v for k, v in source.items() if k not in _PART_ATTRIBUTES | {"channels", "tiles"}}
+    out = {k: v for k, v in source.items() if k not in _PART_ATTRIBUTES}
     out["type"] = OpenEXR.scanlineimage
     kind = out["compression"].name.removesuffix("_COMPRESSION")
     if kind in _LOSSY_COMPRESSION:
