@@ -7,10 +7,11 @@ Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out
 with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
 (M-LMD, lips, px of a 256-px face box), face-crop SSIM and PSNR, mouth sharpness (variance of
 the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
-beside the real frames'; then the clip's first 75 frames dubbed with every file in
-shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
-footage with its own audio). A contact sheet of real and dubbed mouths goes to
-bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
+beside the real frames', and the sharpness left when the real crop itself is comped back; then
+the clip's first 75 frames dubbed with every file in shared/data/audio (phone-sync and bilabial
+closure of the re-tracked result, against the real footage with its own audio). A contact sheet
+of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K:
+bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from results import FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
 from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.audio.features import cached_analysis
 from dubplate.core.audio.phones import PHONE_INDEX
-from dubplate.core.dub import DubSettings, dub
+from dubplate.core.composite.crop import crop_track
+from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
+from dubplate.core.morph.fit import fit_frames
+from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.losses import ssim
 from dubplate.core.neural.store import train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
@@ -95,6 +99,25 @@ def sharpness(crops: np.ndarray) -> float:
     return float(np.mean([cv2.Laplacian(g, cv2.CV_32F).var() for g in grey]))
 
 
+def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> float:
+    """Mouth sharpness, of the real frames', with each frame's own real crop comped back in place
+    of the generated one: the most the crop module lets a perfect generator keep."""
+    models = DubModels.load(actor_dir, "cpu")
+    found = np.flatnonzero(track.found)
+    fit = fit_frames(models.actor.model, track.landmarks[found], track.frames[found])
+    crops = crop_track(models.actor.model, fit, models.renderer.size)
+    maker = FrameMaker(plate, models.actor.model, fit, crops, models.renderer.hole_lowers)
+    real_mouths, comped_mouths = [], []
+    for row, (number, pixels) in enumerate(plate.frames(track.frames[found])):
+        inputs = maker.make(np.array([row]), [pixels])
+        real = inputs.real[0].permute(1, 2, 0).numpy().astype(np.float32) / 255
+        comped = comp_patch(plate, pixels, crops, row, real, real, inputs.lower_points[0], number)
+        lips = track.landmarks[found[row]][list(LIPS), :2]
+        real_mouths.append(_square(plate, pixels, lips, 1.6, MOUTH_PX))
+        comped_mouths.append(_square(plate, comped.comp, lips, 1.6, MOUTH_PX))
+    return sharpness(np.stack(comped_mouths)) / sharpness(np.stack(real_mouths))
+
+
 def flicker(crops: np.ndarray) -> float:
     """Mean absolute frame-to-frame change in the crop's lower half (where the matte lies)."""
     lower = crops[:, CROP_PX // 2 :]
@@ -128,6 +151,7 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "psnr": float(np.mean(10 * np.log10(1 / np.maximum(mse, 1e-10)))),
         "sharp_real": sharpness(real_mouths),
         "sharp_dub": sharpness(dubbed_mouths),
+        "sharp_round_trip": round_trip_sharpness(plate, actor_dir, held_out, real_track),
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
         "fps": result["frames_per_second"],
@@ -181,17 +205,20 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
         f"Actor built on the first {TRAIN_SHARE:.0%} of each clip (renderer: {steps} steps of "
         "batch 4 at 256 px), its last 20% dubbed. Self-reconstruction with the clip's own "
         "audio, lossless movie, against the real frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
-        "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real):",
+        "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real). Round trip: the "
+        "sharpness ratio with each frame's real crop comped back instead of the generated one, "
+        "the ceiling the crop module leaves a perfect generator:",
         "",
         "| clip | size | held-out frames | M-LMD px | SSIM | PSNR dB | sharpness dub / real |"
-        " flicker dub / real | dub fps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " round trip | flicker dub / real | dub fps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} | {r['ssim']:.3f} |"
             f" {r['psnr']:.1f} | {r['sharp_dub']:.2e} / {r['sharp_real']:.2e} ="
-            f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['flicker_dub']:.4f} /"
+            f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharp_round_trip']:.2f} |"
+            f" {r['flicker_dub']:.4f} /"
             f" {r['flicker_real']:.4f} = {r['flicker_dub'] / r['flicker_real']:.2f} |"
             f" {r['fps']:.2f} |"
         )

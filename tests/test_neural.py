@@ -10,6 +10,7 @@ from dubplate.core.neural.network import Generator
 from dubplate.core.neural.train import (
     RendererSettings,
     TrainingSet,
+    _jitter_geometry,
     draw_chances,
     train_renderer,
 )
@@ -113,3 +114,18 @@ def test_rare_mouth_shapes_are_drawn_far_above_their_share():
     assert closed == pytest.approx(0.5 * 0.05 + 0.5 / 3) and wide == pytest.approx(closed)
     assert chances[5:95].sum() < 0.65
     np.testing.assert_allclose(draw_chances(np.full(10, 0.3)), 0.1)
+
+
+def _laplacian_variance(images: torch.Tensor) -> float:
+    kernel = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(images.shape[1], 1, 3, 3)
+    return float(torch.nn.functional.conv2d(images, kernel, groups=images.shape[1]).var())
+
+
+def test_shift_and_zoom_augmentation_keeps_the_targets_sharp():
+    # Texture up to the crop's Nyquist, as grain and teeth edges: bilinear resampling kept 0.45
+    # of its Laplacian variance, bicubic 0.70 (0.70 and 0.93 on man_map's mouths).
+    texture = torch.from_numpy(np.random.default_rng(3).uniform(0, 1, (8, 19, 96, 96)))
+    texture = torch.nn.functional.avg_pool2d(texture.float(), 3, 1, 1)
+    moved = _jitter_geometry(texture, RendererSettings(), np.random.default_rng(0))
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert _laplacian_variance(moved[inner]) > 0.6 * _laplacian_variance(texture[inner])

