@@ -30,6 +30,7 @@ from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.audio.features import cached_analysis
 from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.composite.crop import crop_track
+from dubplate.core.composite.match import GrainNoise
 from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
@@ -111,7 +112,8 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> float:
     for row, (number, pixels) in enumerate(plate.frames(track.frames[found])):
         inputs = maker.make(np.array([row]), [pixels])
         real = inputs.real[0].permute(1, 2, 0).numpy().astype(np.float32) / 255
-        comped = comp_patch(plate, pixels, crops, row, real, real, inputs.lower_points[0], number)
+        grain = GrainNoise(seed=number)
+        comped = comp_patch(plate, pixels, crops, row, real, real, inputs.lower_points[0], grain)
         lips = track.landmarks[found[row]][list(LIPS), :2]
         real_mouths.append(_square(plate, pixels, lips, 1.6, MOUTH_PX))
         comped_mouths.append(_square(plate, comped.comp, lips, 1.6, MOUTH_PX))

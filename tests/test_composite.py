@@ -6,7 +6,13 @@ import pytest
 
 from dubplate.core.composite.comp import composite_frame
 from dubplate.core.composite.crop import CropTrack, cut_crop
-from dubplate.core.composite.match import add_grain, grain_sigma, match_colour
+from dubplate.core.composite.match import (
+    GrainNoise,
+    add_grain,
+    fresh_grain_share,
+    grain_sigma,
+    match_colour,
+)
 from dubplate.core.composite.matte import grown_hull, lower_face_matte
 from dubplate.core.errors import DubplateError
 
@@ -149,8 +155,8 @@ def test_grain_is_added_only_under_the_matte_and_repeats_with_the_seed():
     source = plate_frame(np.float16)
     patch = np.full((CROP, CROP, 3), 1.0, np.float32)
     plain = composite_frame(source, patch, face_matte(), MATRIX)
-    grainy = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
-    again = composite_frame(source, patch, face_matte(), MATRIX, np.random.default_rng(1))
+    grainy = composite_frame(source, patch, face_matte(), MATRIX, GrainNoise(seed=1))
+    again = composite_frame(source, patch, face_matte(), MATRIX, GrainNoise(seed=1))
     outside = grainy.face_layer()[..., 3] == 0
     np.testing.assert_array_equal(bits(grainy.comp)[outside], bits(source)[outside])
     np.testing.assert_array_equal(bits(grainy.comp), bits(again.comp))
@@ -176,11 +182,40 @@ def test_add_grain_brings_a_clean_patch_to_the_plate_grain():
     ramp = np.linspace(0, 1, 128, dtype=np.float32)
     clean = np.repeat(np.add.outer(ramp, ramp)[..., None], 3, axis=2)
     target = np.array([0.02, 0.05, 0.1], np.float32)
-    grainy = add_grain(clean, target, np.random.default_rng(3))
+    grainy = add_grain(clean, target, np.random.default_rng(3).standard_normal(clean.shape))
     np.testing.assert_allclose(grain_sigma(grainy, np.ones((128, 128))), target, rtol=0.1)
     assert np.abs((grainy - clean).mean(axis=(0, 1))).max() < 0.01
-    already = add_grain(grainy, target / 4, np.random.default_rng(3))
+    already = add_grain(grainy, target / 4, np.random.default_rng(3).standard_normal(clean.shape))
     np.testing.assert_array_equal(already, grainy)  # never cleaner, never grainier than needed
+
+
+def test_fresh_grain_share_tells_grain_drawn_each_frame_from_grain_that_stays():
+    rng = np.random.default_rng(6)
+    still = rng.normal(0, 0.05, (64, 64, 3))
+    fresh = rng.normal(0, 0.05, (4, 64, 64, 3))
+    weights = np.ones((4, 64, 64))
+    assert fresh_grain_share(0.5 + fresh, weights) > 0.95
+    assert fresh_grain_share(np.broadcast_to(0.5 + still, fresh.shape), weights) == 0
+    mixed = 0.5 + np.sqrt(0.3) * fresh + np.sqrt(0.7) * still
+    assert fresh_grain_share(mixed, weights) == pytest.approx(0.3, abs=0.05)
+
+
+def test_patch_grain_changes_between_frames_only_as_much_as_the_plates():
+    source = plate_frame(np.float16)
+    patch = np.full((CROP, CROP, 3), 0.5, np.float32)
+    still = np.random.default_rng(7).standard_normal((*source.shape[:2], 3), dtype=np.float32)
+
+    def change(share: float) -> float:
+        grain = GrainNoise(share, still)
+        first, second = (
+            composite_frame(source, patch, face_matte(), MATRIX, grain.for_frame(n)) for n in (1, 2)
+        )
+        solid = first.face_layer()[..., 3] == 1
+        return float(np.abs(second.comp[solid] - first.comp[solid]).std())
+
+    # Changes scale with sqrt(share): a compressed movie's 7% fresh grain flickers 0.26 as much.
+    assert change(0.07) == pytest.approx(np.sqrt(0.07) * change(1.0), rel=0.15)
+    assert change(0.0) == 0
 
 
 def test_grain_sigma_ignores_nan_samples():

@@ -27,7 +27,7 @@ from dubplate.core.a2e.train import predict
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
 from dubplate.core.composite.comp import Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
-from dubplate.core.composite.match import match_colour
+from dubplate.core.composite.match import GrainNoise, fresh_grain_share, match_colour
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
@@ -44,7 +44,7 @@ from dubplate.core.morph.fit import (
     identity_distance_px,
     identity_threshold_px,
 )
-from dubplate.core.neural.frames import FrameMaker
+from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import generator_input
 from dubplate.core.progress import Progress
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
 CHUNK = 8  # frames cut, rendered and generated at once
+STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
 
@@ -201,6 +202,7 @@ def _dubbed_frames(
     maker = FrameMaker(plate, models.actor.model, fit, crops, renderer.hole_lowers, lower)
     row_of = {int(n): row for row, n in enumerate(fit.frames)}
     progress = Progress("dub", len(numbers))
+    grain = None
     for start in range(0, len(numbers), CHUNK):
         chunk = [int(n) for n in numbers[start : start + CHUNK]]
         pixels = dict(plate.frames(chunk))
@@ -208,6 +210,8 @@ def _dubbed_frames(
         generated = {}
         if len(rows):
             inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
+            if settings.grain and grain is None:
+                grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             with torch.no_grad():
                 batch = generator_input(
                     inputs.real, inputs.renders, inputs.hole, renderer.reference
@@ -225,8 +229,8 @@ def _dubbed_frames(
             # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
             composite = None
             if number in generated:
-                grain_seed = number if settings.grain else None
-                composite = comp_patch(plate, pixels[number], crops, *generated[number], grain_seed)
+                noise = None if grain is None else grain.for_frame(number)
+                composite = comp_patch(plate, pixels[number], crops, *generated[number], noise)
             yield number, pixels[number], composite
         progress.advance(len(chunk))
 
@@ -245,16 +249,35 @@ def comp_patch(
     generated: np.ndarray,
     real: np.ndarray,
     points: np.ndarray,
-    grain_seed: int | None,
+    grain: GrainNoise | None,
 ) -> Composite:
     """One frame's generated crop (working values) matched to its real crop and comped into the
-    frame's `pixels`; with `grain_seed`, the plate's grain is added (seeded per frame, so a
-    re-render is identical)."""
+    frame's `pixels`; with `grain`, the plate's grain is added."""
     matte = frame_matte(points, crops)
     patch = match_colour(generated, real, matte)
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
-    rng = None if grain_seed is None else np.random.default_rng(grain_seed)
-    return composite_frame(pixels, patch, matte, crops.matrix(row), rng)
+    return composite_frame(pixels, patch, matte, crops.matrix(row), grain)
+
+
+def shot_grain(inputs: FaceFrames, crops: CropTrack, frame_shape: tuple[int, int]) -> GrainNoise:
+    """The shot's grain, measured on consecutive real crops where the face holds still relative
+    to the crop: around the mouth, inside the matte, outside the hole."""
+    real = inputs.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+    mattes = np.stack([frame_matte(points, crops) for points in inputs.lower_points])
+    weights = (mattes > 0) & ~inputs.hole[:, 0].numpy()
+    share = fresh_grain_share(real, weights) if len(real) > 1 else 1.0
+    log.info(
+        "dub: %.0f%% of the plate's grain is new each frame (from %d face crops); the patch's"
+        " grain changes as much",
+        100 * share,
+        len(real),
+    )
+    still = None
+    if share < 1:
+        still = np.random.default_rng(STILL_GRAIN_SEED).standard_normal(
+            (*frame_shape, 3), dtype=np.float32
+        )
+    return GrainNoise(share, still)
 
 
 def _write(

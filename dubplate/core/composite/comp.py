@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dubplate.core.composite.match import add_grain, grain_sigma
+from dubplate.core.composite.match import GrainNoise, add_grain, grain_sigma
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.plate import as_float32
 
@@ -43,11 +43,11 @@ def composite_frame(
     patch: np.ndarray,
     matte: np.ndarray,
     matrix: np.ndarray,
-    grain_rng: np.random.Generator | None = None,
+    grain: GrainNoise | None = None,
 ) -> Composite:
     """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for uint8 plates) into
     `source` (H, W, 3 or 4) by `matte` (N, N); `matrix` (2x3) maps plate pixels to crop pixels.
-    With `grain_rng`, the patch gets the plate's grain under the matte first."""
+    With `grain`, the patch gets the plate's grain under the matte first."""
     _check_inputs(source, patch, matte, matrix)
     comp = source.copy()
     box = _plate_box(matte, matrix, source.shape[:2])
@@ -63,8 +63,8 @@ def composite_frame(
     scale = _VALUE_SCALE[source.dtype]
     pixels = _warped(patch, local, size, cv2.INTER_CUBIC) * np.float32(scale)
     plate = as_float32(source[y0:y1, x0:x1, :3])
-    if grain_rng is not None:
-        pixels = add_grain(pixels, grain_sigma(plate, alpha), grain_rng, alpha)
+    if grain is not None:
+        pixels = add_grain(pixels, grain_sigma(plate, alpha), grain.sample(box), alpha)
     blended = _blend(plate, pixels, alpha)
     # Only pixels the matte reaches are assigned: the rest never round-trip through float.
     np.copyto(comp[y0:y1, x0:x1, :3], _as_dtype(blended, source.dtype), where=shows[..., None])

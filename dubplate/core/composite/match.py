@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -43,21 +45,60 @@ def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.sqrt(variance).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class GrainNoise:
+    """Unit Gaussian noise for the patches of one shot: `fresh_share` of its variance is drawn
+    anew each frame (seeded by `seed`, so a re-render is identical) and the rest comes from
+    `still`, a field fixed in plate pixels, so the patch's grain changes from frame to frame as
+    much as the plate's does. Film grain is all fresh; the grain of a compressed movie is mostly
+    still, and fresh noise there reads as flicker."""
+
+    fresh_share: float = 1.0
+    still: np.ndarray | None = None  # (H, W, 3) float32 unit noise over the whole frame
+    seed: int = 0
+
+    def for_frame(self, number: int) -> GrainNoise:
+        return dataclasses.replace(self, seed=number)
+
+    def sample(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(y1 - y0, x1 - x0, 3) float32 unit noise over the plate box (x0, y0, x1, y1)."""
+        x0, y0, x1, y1 = box
+        rng = np.random.default_rng(self.seed)
+        fresh = rng.standard_normal((y1 - y0, x1 - x0, 3), dtype=np.float32)
+        if self.still is None or self.fresh_share >= 1:
+            return fresh
+        fresh *= np.float32(np.sqrt(self.fresh_share))
+        return fresh + np.float32(np.sqrt(1 - self.fresh_share)) * self.still[y0:y1, x0:x1]
+
+
+def fresh_grain_share(crops: np.ndarray, weights: np.ndarray) -> float:
+    """Share of the grain's variance that is new from one frame to the next, in (F, N, N, 3)
+    stabilised crops of consecutive frames weighted by (F, N, N) `weights` (where the face holds
+    still relative to the crop): 1 for grain drawn anew each frame, 0 for grain that stays."""
+    detail = np.stack([crop - _blurred(crop) for crop in crops.astype(np.float32)])
+    pair_weights = (weights[1:] * weights[:-1])[..., None]
+    change = (pair_weights * np.square(detail[1:] - detail[:-1])).sum()
+    total = (pair_weights * (np.square(detail[1:]) + np.square(detail[:-1]))).sum()
+    if total <= 0:
+        return 1.0
+    return float(np.clip(change / total, 0, 1))
+
+
 def add_grain(
     patch: np.ndarray,
     target_sigma: np.ndarray,
-    rng: np.random.Generator,
+    unit_noise: np.ndarray,
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`patch` plus zero-mean Gaussian noise that brings its `grain_sigma` up to `target_sigma`,
-    so it looks neither cleaner nor softer than the plate. `weights` (H, W) say where the patch's
-    own grain is measured (where it shows); everywhere by default."""
+    """`patch` plus `unit_noise` (zero-mean, unit variance, the patch's shape) scaled to bring
+    its `grain_sigma` up to `target_sigma`, so it looks neither cleaner nor softer than the
+    plate. `weights` (H, W) say where the patch's own grain is measured (where it shows);
+    everywhere by default."""
     if weights is None:
         weights = np.ones(patch.shape[:2], np.float32)
     own = grain_sigma(patch, weights)
     missing = np.sqrt(np.maximum(0, np.square(target_sigma) - np.square(own)))
-    noise = rng.standard_normal(patch.shape, dtype=np.float32)
-    return patch + noise * (missing / _white_noise_gain()).astype(np.float32)
+    return patch + unit_noise * (missing / _white_noise_gain()).astype(np.float32)
 
 
 def _blurred(pixels: np.ndarray) -> np.ndarray:
