@@ -45,7 +45,7 @@ def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.sqrt(variance).astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq would compare the still field element-wise
 class GrainNoise:
     """Unit Gaussian noise for the patches of one shot: `fresh_share` of its variance is drawn
     anew each frame (seeded by `seed`, so a re-render is identical) and the rest comes from
