@@ -111,7 +111,7 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> float:
     real_mouths, comped_mouths = [], []
     for row, (number, pixels) in enumerate(plate.frames(track.frames[found])):
         inputs = maker.make(np.array([row]), [pixels])
-        real = inputs.real[0].permute(1, 2, 0).numpy().astype(np.float32) / 255
+        real = inputs.real_images()[0]
         grain = GrainNoise(seed=number)
         comped = comp_patch(plate, pixels, crops, row, real, real, inputs.lower_points[0], grain)
         lips = track.landmarks[found[row]][list(LIPS), :2]

@@ -217,12 +217,12 @@ def _dubbed_frames(
                     inputs.real, inputs.renders, inputs.hole, renderer.reference
                 ).to(settings.device)
                 crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
+            reals = inputs.real_images()
             for index, row in enumerate(rows):
-                real = inputs.real[index].permute(1, 2, 0).numpy().astype(np.float32) / 255
                 generated[int(fit.frames[row])] = (
                     row,
                     crops_out[index],
-                    real,
+                    reals[index],
                     inputs.lower_points[index],
                 )
         for number in chunk:
@@ -262,7 +262,7 @@ def comp_patch(
 def shot_grain(inputs: FaceFrames, crops: CropTrack, frame_shape: tuple[int, int]) -> GrainNoise:
     """The shot's grain, measured on consecutive real crops where the face holds still relative
     to the crop: around the mouth, inside the matte, outside the hole."""
-    real = inputs.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+    real = inputs.real_images()
     mattes = np.stack([frame_matte(points, crops) for points in inputs.lower_points])
     weights = (mattes > 0) & ~inputs.hole[:, 0].numpy()
     share = fresh_grain_share(real, weights) if len(real) > 1 else 1.0

@@ -42,6 +42,10 @@ class FaceFrames:
     hole: torch.Tensor  # (F, 1, N, N) bool
     lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
 
+    def real_images(self) -> np.ndarray:
+        """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
+        return self.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+
 
 def mouth_region_vertices(model: ActorModel) -> np.ndarray:
     """Lower-face vertices within MOUTH_SPAN half mouth-widths of the mouth's centre line."""
