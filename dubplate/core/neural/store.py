@@ -33,7 +33,7 @@ MANIFEST_KIND = "renderer"
 # 2: crops frame the lower face (CROP_SIDE), not the whole head; 3: the hole is the matte's
 # anti-aliased hull, so the network sees a slightly different outline; 4: crops are shrunk with
 # less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
