@@ -17,7 +17,8 @@ WIDTHS = (32, 64, 128, 192, 256, 256)
 HEAD_WIDTH = 16
 RENDER_AT_T = slice(7, 10)  # input channels of the render of frame t
 REFERENCE = slice(13, 16)  # input channels of the reference crop
-# Largest pull of a reference pixel, in half crop widths: past the widest mouth's opening.
+# Largest pull of a reference pixel, in half crop widths (32 px at 256): bounded, so that no
+# pixel is fetched from across the face while the flow is still untrained.
 FLOW_RANGE = 0.25
 
 
