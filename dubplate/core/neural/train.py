@@ -219,7 +219,12 @@ def _resume(path: Path, modules: dict, settings: RendererSettings, device: str) 
             f"{path}: checkpoint of other settings ({state.get('settings')}); delete it to start"
             " over"
         )
-    for name, module in modules.items():
-        module.load_state_dict(state[name])
+    try:
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+    except (KeyError, RuntimeError) as error:
+        raise DubplateError(
+            f"{path}: checkpoint of another renderer version ({error}); delete it to start over"
+        ) from error
     log.info("renderer: resuming at step %d of %d from %s", state["step"], settings.steps, path)
     return int(state["step"])
