@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -18,6 +19,7 @@ from dubplate.core.morph.appearance import (
     to_screen,
 )
 from dubplate.core.morph.fit import build_geometry, fit_frames, lip_error_px, reprojection_px
+from dubplate.core.morph.model import INNER_LIP_LOOP
 from dubplate.core.track import track_plate
 from tests.fixtures import ArrayPlate, footage_frames
 
@@ -114,6 +116,27 @@ def test_render_masks_and_mouth_cavity(woman_actor):
     assert out.face_mask.sum() > 2 * out.lower_mask.sum() > 0
     cavity = out.fragments.face >= len(renderer_for(model).mesh_faces)
     assert (out.rgb[cavity] < 0.05).all()
+
+
+def test_mouth_cavity_covers_the_opening_between_the_lips_and_nothing_else(woman_actor):
+    model, fit = woman_actor.model, woman_actor.fits[0]
+    posed = fit.posed(model)[:1]
+    screen = torch.from_numpy(to_screen(posed, crop_regions(posed), 256).astype(np.float32))
+    renderer = renderer_for(model)
+    loop = list(INNER_LIP_LOOP)
+    top, bottom = loop[1 : len(loop) // 2], loop[: len(loop) // 2 : -1]
+    # A slit that follows the curve of the upper lip: a fan from one corner spills out of it.
+    slit = screen.clone()
+    slit[:, bottom, :2] = slit[:, top, :2] + torch.tensor([0.0, 4.0])
+    cavity = (renderer.rasterize(slit, (256, 256)).face[0] >= len(renderer.mesh_faces)).numpy()
+    outline = slit[0, loop, :2].numpy()
+    rows, columns = np.nonzero(cavity)
+    outside = [
+        cv2.pointPolygonTest(outline, (float(x) + 0.5, float(y) + 0.5), True)
+        for y, x in zip(rows, columns, strict=True)
+    ]
+    assert len(outside) > 0.8 * cv2.contourArea(outline)
+    assert min(outside) > -0.5  # every cavity pixel's centre is inside the opening
 
 
 def test_actor_figures_and_round_trip(woman_actor, tmp_path):

@@ -37,9 +37,16 @@ class FaceRenderer:
         device: torch.device | str = "cpu",
     ):
         mesh = torch.as_tensor(np.asarray(triangles), dtype=torch.long)
-        # The inner-lip contour, closed by a fan from its first point, covers the mouth opening.
+        # The inner-lip loop runs corner, upper lip, corner, lower lip back. A strip between its
+        # upper and lower points covers the opening; a fan from one corner spilt over the lips
+        # wherever the mouth's line curves.
         loop = list(cavity_loop)
-        cavity = torch.tensor([(loop[0], a, b) for a, b in zip(loop[1:-1], loop[2:], strict=True)])
+        half = len(loop) // 2
+        top, bottom = loop[1:half], loop[:half:-1]
+        strip = [(loop[0], top[0], bottom[0]), (loop[half], bottom[-1], top[-1])]
+        for i in range(len(top) - 1):
+            strip += [(top[i], bottom[i], top[i + 1]), (top[i + 1], bottom[i], bottom[i + 1])]
+        cavity = torch.tensor(strip)
         self.mesh_faces = mesh.to(device)
         self.faces = torch.cat([mesh, cavity]).to(device)
         lower = torch.zeros(int(mesh.max()) + 1, dtype=torch.bool)
