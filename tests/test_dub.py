@@ -1,6 +1,8 @@
 """Dubbing a shot end to end: a tiny actor built on real footage, an EXR plate dubbed with a
 real dub track, and what a VFX artist checks in what comes back."""
 
+import dataclasses
+
 import numpy as np
 import OpenImageIO as oiio
 import pytest
@@ -15,6 +17,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
+from dubplate.core.neural import frames
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.store import extreme_mouths, train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
@@ -172,6 +175,28 @@ def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, ac
     mattes = np.stack([frame_matte(points, crops) for points in maker.lower_points])
     assert (mattes == 1).sum(axis=(1, 2)).min() > 0.05 * crops.size**2
     assert not mattes[:, band].any()
+
+
+def test_a_plates_light_solved_on_shrunk_crops_shades_as_the_full_size_solve(
+    shared_data, actor_dir, monkeypatch
+):
+    actor = Actor.load(actor_dir)
+    fit = dataclasses.replace(actor.fits[0], light=None)  # a plate's fit, as `dub` makes it
+    crops = crop_track(actor.model, fit, 128)
+    plate = open_plate(shared_data / "footage" / CLIP)
+    rows = np.arange(0, len(fit.frames), 5)
+    pixels = [pixels for _, pixels in plate.frames([int(fit.frames[r]) for r in rows])]
+
+    def renders() -> np.ndarray:
+        maker = FrameMaker(plate, actor.model, fit, crops, extreme_mouths(actor))
+        return maker.make(rows, pixels).renders[:, 1].numpy().astype(float)
+
+    shrunk = renders()
+    monkeypatch.setattr(frames, "LIGHT_SHRINK", 1)
+    full = renders()
+    lit = full > 0
+    assert lit.mean() > 0.2
+    assert np.abs(shrunk - full)[lit].mean() < 0.5  # code values of 255
 
 
 def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tmp_path):

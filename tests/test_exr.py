@@ -1,6 +1,7 @@
 """EXR plates: sequence notations, windows, layers, parts, sample types, headers, damage."""
 
 import logging
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import open_plate
+from dubplate.hosts import exr
 from tests.fixtures import write_exr
 
 RNG = np.random.default_rng(7)
@@ -177,3 +179,7 @@ def test_damaged_files_give_an_error_naming_the_file(path):
         assert "\n" not in str(error)
     else:
         assert plate.nonfinite, f"{path.name} read without error and without NaN/inf"
+
+
+def test_exr_frames_are_zipped_on_every_core():
+    assert exr.OpenEXR.global_thread_count() == os.cpu_count()

@@ -9,6 +9,7 @@ over attribute for attribute, and zips a mostly empty 4K face plate in a third o
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
 from dubplate.core.media.timing import as_rate
 
 log = logging.getLogger(__name__)
+
+# OpenEXR's module zips scanline blocks on its own thread pool, which is off until sized: a 4K
+# comp and face plate then write on one core (4K dub: 0.70 frames/s, 0.87 with every core).
+OpenEXR.set_global_thread_count(os.cpu_count() or 1)
 
 EXR_MAGIC = b"\x76\x2f\x31\x01"
 DEFAULT_RATE = 24

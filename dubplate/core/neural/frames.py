@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dubplate.core.composite.crop import CropTrack, cut_crop
 from dubplate.core.composite.matte import grown_hull
@@ -30,6 +31,9 @@ MOUTH_SPAN = 1.4
 MOUTH_CORNERS = (61, 291)
 RENDER_BATCH = 16
 HALF_COVERED = 128  # of the hull's 255: a pixel is in the hole when the hull covers half of it
+# A plate's light (9 smooth SH terms) is solved on crops shrunk this much, at a tenth of the time:
+# its shading is off the full-size solve's by 0.1% (man_map) to 0.9% (woman_seated) of the mean.
+LIGHT_SHRINK = 4
 
 
 @dataclass
@@ -108,9 +112,11 @@ class FrameMaker:
     def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
         if self.fit.light is not None:
             return torch.from_numpy(self.fit.light[rows])
+        pixels = F.avg_pool2d(torch.from_numpy(real_linear).permute(0, 3, 1, 2), LIGHT_SHRINK)
         crops = FaceCrops(
-            pixels=torch.from_numpy(real_linear),
-            screen=torch.from_numpy(self.real_screen[rows]),
+            pixels=pixels.permute(0, 2, 3, 1).contiguous(),
+            # Uniformly, so the normals the shading basis comes from stay as they are.
+            screen=torch.from_numpy(self.real_screen[rows]) / LIGHT_SHRINK,
             regions=np.zeros((len(rows), 4), int),
         )
         with torch.no_grad():
