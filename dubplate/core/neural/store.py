@@ -33,8 +33,8 @@ MANIFEST_KIND = "renderer"
 # 2: crops frame the lower face (CROP_SIDE), not the whole head; 3: the hole is the matte's
 # anti-aliased hull, so the network sees a slightly different outline; 4: crops are shrunk with
 # less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5: the
-# generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: renders
-# draw touching lips closed (render.renderer.LIPS_TOUCH), where 5 learnt them with a dark slit.
+# generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the renders'
+# mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips.
 FORMAT_VERSION = 6
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
