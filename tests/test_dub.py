@@ -2,6 +2,8 @@
 real dub track, and what a VFX artist checks in what comes back."""
 
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import OpenImageIO as oiio
@@ -212,3 +214,21 @@ def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tm
         "--size 100",
     )
     assert not elsewhere.exists()  # refused before any stage ran
+
+
+def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
+    shared_data, actor_dir, tmp_path
+):
+    stale = tmp_path / "man"
+    shutil.copytree(actor_dir, stale)
+    manifest = json.loads((stale / "renderer.json").read_text())
+    manifest["format_version"] -= 1
+    (stale / "renderer.json").write_text(json.dumps(manifest))
+    weights = (stale / "renderer.pt").read_bytes()
+    clip = shared_data / "footage" / CLIP
+    one_line_error(
+        run_cli("actor", "build", "--footage", clip, "--out", stale),
+        "renderer.json: renderer format",
+        "delete renderer.json and run `dubplate actor build` again",
+    )
+    assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten

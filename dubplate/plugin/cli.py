@@ -322,10 +322,10 @@ def _train_a2e(args: argparse.Namespace) -> dict:
 
 
 def _actor_build(args: argparse.Namespace) -> dict:
-    from dubplate.core.a2e.store import train_actor_a2e
+    from dubplate.core.a2e.store import a2e_manifest, train_actor_a2e
     from dubplate.core.a2e.train import TrainSettings
     from dubplate.core.morph.actor import Actor, build_actor
-    from dubplate.core.neural.store import train_actor_renderer
+    from dubplate.core.neural.store import renderer_manifest, train_actor_renderer
     from dubplate.core.neural.train import RendererSettings
 
     device = _device(args.device)
@@ -342,11 +342,14 @@ def _actor_build(args: argparse.Namespace) -> dict:
         footage = [_tracked(args, source) for source in args.footage]
         build_actor(out.name, footage).save(out)
     stages = {"fit": Actor.load(out).figures}
+    # A stage of an older format is refused here, not reused only to be refused by `dub`.
     if (out / "a2e.json").exists():
+        a2e_manifest(out)
         log.info("actor build: %s: reusing the trained A2E", out)
     else:
         stages["a2e"] = train_actor_a2e(out, TrainSettings(seed=args.seed), device)
     if (out / "renderer.json").exists():
+        renderer_manifest(out)
         log.info("actor build: %s: reusing the trained renderer", out)
     else:
         stages["renderer"] = train_actor_renderer(out, renderer_settings, device)

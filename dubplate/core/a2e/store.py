@@ -103,11 +103,19 @@ def train_actor_a2e(
     return report
 
 
+def a2e_manifest(directory: Path) -> dict:
+    """The actor's A2E manifest; one of another format says how to train it again."""
+    return read_versioned_manifest(
+        Path(directory) / "a2e.json",
+        MANIFEST_KIND,
+        FORMAT_VERSION,
+        "delete a2e.json and run `dubplate actor build` again to train it anew",
+    )
+
+
 def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
     directory = Path(directory)
-    manifest = read_versioned_manifest(
-        directory / "a2e.json", MANIFEST_KIND, FORMAT_VERSION, "train it again"
-    )
+    manifest = a2e_manifest(directory)
     shape = manifest["network"]
     network = A2E(
         manifest["features"]["size"],

@@ -133,11 +133,19 @@ def train_actor_renderer(
     return report
 
 
+def renderer_manifest(directory: Path) -> dict:
+    """The actor's renderer manifest; one of another format says how to train it again."""
+    return read_versioned_manifest(
+        Path(directory) / "renderer.json",
+        MANIFEST_KIND,
+        FORMAT_VERSION,
+        "delete renderer.json and run `dubplate actor build` again to train it anew",
+    )
+
+
 def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
     directory = Path(directory)
-    manifest = read_versioned_manifest(
-        directory / "renderer.json", MANIFEST_KIND, FORMAT_VERSION, "train it again"
-    )
+    manifest = renderer_manifest(directory)
     generator = Generator(tuple(manifest["network"]["widths"]))
     weights = directory / manifest["weights"]
     try:
