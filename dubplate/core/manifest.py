@@ -69,3 +69,10 @@ def read_versioned_manifest(path: Path, kind: str, version: int, redo: str) -> d
             f"{path}: {kind} format {body['format_version']}, this dubplate reads {version}; {redo}"
         )
     return body
+
+
+def read_actor_stage_manifest(directory: Path, kind: str, version: int) -> dict[str, Any]:
+    """A trained stage of an actor (`kind`.json); one of another format says how to retrain it."""
+    name = f"{kind}.json"
+    redo = f"delete {name} and run `dubplate actor build` again to train it anew"
+    return read_versioned_manifest(Path(directory) / name, kind, version, redo)

@@ -23,7 +23,7 @@ from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAM
 from dubplate.core.audio.phones import PHONES, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
@@ -104,13 +104,7 @@ def train_actor_a2e(
 
 
 def a2e_manifest(directory: Path) -> dict:
-    """The actor's A2E manifest; one of another format says how to train it again."""
-    return read_versioned_manifest(
-        Path(directory) / "a2e.json",
-        MANIFEST_KIND,
-        FORMAT_VERSION,
-        "delete a2e.json and run `dubplate actor build` again to train it anew",
-    )
+    return read_actor_stage_manifest(directory, MANIFEST_KIND, FORMAT_VERSION)
 
 
 def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:

@@ -18,7 +18,7 @@ from dubplate.core.a2e.store import rest_coefficients
 from dubplate.core.composite.crop import CROP_SIDE, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker
@@ -134,13 +134,7 @@ def train_actor_renderer(
 
 
 def renderer_manifest(directory: Path) -> dict:
-    """The actor's renderer manifest; one of another format says how to train it again."""
-    return read_versioned_manifest(
-        Path(directory) / "renderer.json",
-        MANIFEST_KIND,
-        FORMAT_VERSION,
-        "delete renderer.json and run `dubplate actor build` again to train it anew",
-    )
+    return read_actor_stage_manifest(directory, MANIFEST_KIND, FORMAT_VERSION)
 
 
 def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
