@@ -8,7 +8,13 @@ import torch
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
-from dubplate.core.neural.network import FLOW_RANGE, Generator, _warp
+from dubplate.core.neural.network import (
+    FLOW_RANGE,
+    INPUT_CHANNELS,
+    REFERENCE_COUNT,
+    Generator,
+    _warp,
+)
 from dubplate.core.neural.train import (
     RendererSettings,
     TrainingSet,
@@ -41,7 +47,7 @@ def test_ms_ssim_falls_with_noise_and_blur():
 def test_generator_keeps_the_crop_outside_an_empty_hole_at_start():
     torch.manual_seed(0)
     crop = torch.rand(1, 3, SIZE, SIZE) * 0.8 + 0.1
-    inputs = torch.cat([crop, torch.zeros(1, 13, SIZE, SIZE)], dim=1)
+    inputs = torch.cat([crop, torch.zeros(1, INPUT_CHANNELS - 3, SIZE, SIZE)], dim=1)
     with torch.no_grad():
         out = Generator()(inputs)
     # The untrained head adds a small correction on the crop's logit, not a new picture.
@@ -64,14 +70,14 @@ def mouth_world(frames=12, seed=0):
         real=torch.from_numpy(real),
         renders=torch.from_numpy(renders),
         hole=torch.from_numpy(hole),
-        reference=torch.from_numpy(real[0]),
+        references=torch.from_numpy(real[[np.argmax(heights), np.argmin(heights)]]),
         opening=heights.astype(np.float32),
     )
 
 
 def hole_error(generator, data):
     with torch.no_grad():
-        out = generator(generator_input(data.real, data.renders, data.hole, data.reference))
+        out = generator(generator_input(data.real, data.renders, data.hole, data.references))
     target = data.real.float() / 255
     return float(((out - target).abs() * data.hole).sum() / (data.hole.sum() * 3))
 
@@ -106,7 +112,8 @@ def test_a_checkpoint_of_an_older_generator_is_refused_by_name(tmp_path):
     settings = RendererSettings(size=SIZE, steps=2, batch=2, checkpoint_every=2)
     train_renderer(data, settings, "cpu", checkpoint)
     state = torch.load(checkpoint, weights_only=True)
-    del state["generator"]["warp.weight"]  # as saved before the generator had a flow
+    warp = state["generator"]["warp.weight"]
+    state["generator"]["warp.weight"] = warp[:3]  # as saved when it had one reference
     torch.save(state, checkpoint)
     with pytest.raises(DubplateError, match="renderer.ckpt: checkpoint of another renderer"):
         train_renderer(data, settings, "cpu", checkpoint)
@@ -153,29 +160,44 @@ def test_flow_of_one_pixel_moves_the_reference_by_one_pixel(axis):
     torch.testing.assert_close(moved[..., :-2], image.movedim(3 - axis, -1)[..., 1:-1])
 
 
-def test_generator_pulls_the_reference_into_the_hole_by_its_flow():
+@pytest.mark.parametrize("chosen", range(REFERENCE_COUNT))
+def test_generator_pulls_each_reference_into_the_hole_by_its_own_flow(chosen):
     generator = Generator().eval()
+    step = (2 / SIZE) / FLOW_RANGE  # one pixel to the right
+    bias = torch.zeros(3 * REFERENCE_COUNT + 1)
+    bias[2 * chosen] = math.atanh(step)
+    bias[2 * REFERENCE_COUNT + 1 + chosen] = 20.0  # all of the hole from the chosen one
     with torch.no_grad():
-        step = (2 / SIZE) / FLOW_RANGE  # one pixel to the right, all of the hole from it
-        generator.warp.bias.copy_(torch.tensor([math.atanh(step), 0.0, 20.0]))
+        generator.warp.bias.copy_(bias)
         generator.head[-1].weight.zero_()
         generator.head[-1].bias.zero_()
-        reference = torch.rand(1, 3, SIZE, SIZE) * 0.8 + 0.1
+        references = torch.rand(1, 3 * REFERENCE_COUNT, SIZE, SIZE) * 0.8 + 0.1
         hole = torch.zeros(1, 1, SIZE, SIZE)
         hole[..., 32:96, 32:96] = 1
         inputs = torch.cat([torch.zeros(1, 3, SIZE, SIZE), hole, torch.zeros(1, 9, SIZE, SIZE)], 1)
-        out = generator(torch.cat([inputs, reference], dim=1))
+        out = generator(torch.cat([inputs, references], dim=1))
     inside = (..., slice(34, 94), slice(34, 94))
-    moved = reference[..., 1:][..., slice(34, 94), slice(34, 94)]
-    torch.testing.assert_close(out[inside], moved, atol=1e-3, rtol=0)
+    reference = references[:, 3 * chosen : 3 * chosen + 3]
+    torch.testing.assert_close(out[inside], reference[..., 1:][inside], atol=1e-3, rtol=0)
+
+
+def _texture(rng: np.random.Generator) -> torch.Tensor:
+    """(1, 3, SIZE, SIZE) uint8 grain up to the crop's Nyquist, as teeth edges and lip lines."""
+    noise = torch.from_numpy(rng.integers(60, 200, (1, 3, SIZE, SIZE)).astype(np.float32))
+    return torch.nn.functional.avg_pool2d(noise, 3, 1, 1).round().to(torch.uint8)
+
+
+def _detail_kept(out: torch.Tensor, target: torch.Tensor, inside: tuple) -> tuple[float, float]:
+    """Laplacian variance of `out` over the target's, and their high-pass correlation."""
+    sharpness = _laplacian_variance(out[inside]) / _laplacian_variance(target[inside])
+    detail = torch.stack([_high_pass(out)[inside].flatten(), _high_pass(target)[inside].flatten()])
+    return sharpness, float(torch.corrcoef(detail)[0, 1])
 
 
 def test_training_learns_the_flow_that_keeps_the_reference_detail(tmp_path):
     """Grain and teeth the half-resolution features cannot carry come from the reference's own
-    pixels: a textured face, its reference 2 px off, is drawn back with its texture in place."""
-    rng = np.random.default_rng(5)
-    texture = torch.from_numpy(rng.integers(60, 200, (1, 3, SIZE, SIZE)).astype(np.float32))
-    texture = torch.nn.functional.avg_pool2d(texture, 3, 1, 1).round().to(torch.uint8)
+    pixels: a textured face, its references 2 px off, is drawn back with its texture in place."""
+    texture = _texture(np.random.default_rng(5))
     frames = 6
     hole = torch.zeros(frames, 1, SIZE, SIZE, dtype=torch.bool)
     hole[:, :, 64:112, 32:96] = True
@@ -183,20 +205,54 @@ def test_training_learns_the_flow_that_keeps_the_reference_detail(tmp_path):
         real=texture.expand(frames, -1, -1, -1).clone(),
         renders=torch.zeros(frames, 3, 3, SIZE, SIZE, dtype=torch.uint8),
         hole=hole,
-        reference=texture[0].roll(2, dims=-1),
+        references=texture.roll(2, dims=-1).expand(REFERENCE_COUNT, -1, -1, -1),
         opening=np.arange(frames, dtype=np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=30, batch=2, checkpoint_every=30)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
     with torch.no_grad():
-        out = generator(generator_input(data.real, data.renders, data.hole, data.reference))
+        out = generator(generator_input(data.real, data.renders, data.hole, data.references))
     inside = (slice(None), slice(None), slice(68, 108), slice(36, 92))
-    target = data.real.float() / 255
     # Untrained: 0.25 of the texture's Laplacian variance, high-pass correlation 0.05; drawing
     # the whole hole, as the generator of format 4 did: 0.000.
-    assert _laplacian_variance(out[inside]) > 0.45 * _laplacian_variance(target[inside])
-    detail = torch.stack([_high_pass(out)[inside].flatten(), _high_pass(target)[inside].flatten()])
-    assert float(torch.corrcoef(detail)[0, 1]) > 0.9
+    sharpness, correlation = _detail_kept(out, data.real.float() / 255, inside)
+    assert sharpness > 0.45 and correlation > 0.9
+
+
+def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
+    """Closed lips are rare in speech; with the open mouth as its only reference, the generator
+    drew them as a slit with teeth above. Here the closed frames' lips exist only in the closed
+    reference, and training draws them back from it."""
+    rng = np.random.default_rng(7)
+    skin, open_lips, closed_lips = _texture(rng), _texture(rng), _texture(rng)
+    frames = 8
+    hole = torch.zeros(frames, 1, SIZE, SIZE, dtype=torch.bool)
+    hole[:, :, 64:112, 32:96] = True
+    closed = torch.arange(frames) % 2 == 1
+    real = torch.where(hole, torch.where(closed[:, None, None, None], closed_lips, open_lips), skin)
+    renders = torch.zeros(frames, 3, 3, SIZE, SIZE, dtype=torch.uint8)
+    renders[~closed, :, :, 80:96, 48:80] = 255  # the open render's cavity
+    data = TrainingSet(
+        real=real,
+        renders=renders,
+        hole=hole,
+        references=real[[0, 1]].roll(2, dims=-1),
+        opening=(~closed).float().numpy(),
+    )
+    settings = RendererSettings(size=SIZE, steps=40, batch=2, checkpoint_every=40)
+    generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
+    inside = (slice(None), slice(None), slice(68, 108), slice(36, 92))
+    target = real[closed].float() / 255
+    with torch.no_grad():
+        out = generator(
+            generator_input(real[closed], renders[closed], hole[closed], data.references)
+        )
+        only_open = data.references[[0, 0]]
+        without = generator(generator_input(real[closed], renders[closed], hole[closed], only_open))
+    sharpness, correlation = _detail_kept(out, target, inside)
+    assert sharpness > 0.45 and correlation > 0.8
+    # The lips come from the closed reference: with the open one in its place, they are lost.
+    assert _detail_kept(without, target, inside)[1] < 0.3
 
 
 def _high_pass(images: torch.Tensor) -> torch.Tensor:

@@ -214,7 +214,7 @@ def _dubbed_frames(
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             with torch.no_grad():
                 batch = generator_input(
-                    inputs.real, inputs.renders, inputs.hole, renderer.reference
+                    inputs.real, inputs.renders, inputs.hole, renderer.references
                 ).to(settings.device)
                 crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
             reals = inputs.real_images()

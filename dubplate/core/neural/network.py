@@ -2,7 +2,8 @@
 
 Generator input, per frame t (all crops of one size, working display values 0-1):
 the real crop with the lower face masked out (3), the mask (1), the synthetic lower-face renders
-of t-1, t and t+1 (9) and a fixed reference crop of the actor with the mouth open (3).
+of t-1, t and t+1 (9) and two fixed reference crops of the actor, the mouth at its most open
+(teeth) and at its most closed (the lips pressed together) (6).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-INPUT_CHANNELS = 16
+INPUT_CHANNELS = 19
 # Channels per level, from full resolution down; the deepest level sees 1/64 of the crop.
 WIDTHS = (32, 64, 128, 192, 256, 256)
 HEAD_WIDTH = 16
 RENDER_AT_T = slice(7, 10)  # input channels of the render of frame t
-REFERENCE = slice(13, 16)  # input channels of the reference crop
+REFERENCES = slice(13, 19)  # input channels of the open- and closed-mouth reference crops
+REFERENCE_COUNT = 2
 # Largest pull of a reference pixel, in half crop widths (32 px at 256): bounded, so that no
 # pixel is fetched from across the face while the flow is still untrained.
 FLOW_RANGE = 0.25
@@ -49,11 +51,13 @@ class _Up(nn.Module):
 
 class Generator(nn.Module):
     """U-Net whose output is a correction on top of the real crop, its hole filled with the
-    reference crop's pixels, pulled into place by a learnt flow and blended with a smooth fill
-    of the skin around it. From the first step the output is a plausible face, and the network's
-    capacity goes to drawing the mouth the renders ask for. The pulled pixels carry the detail
-    (teeth, lip lines, grain) its half-resolution features cannot: on man_map at 200 steps the
-    mouth keeps 0.55 of the real frames' sharpness, against 0.30 when it drew the whole hole."""
+    reference crops' pixels, each pulled into place by its own learnt flow, and blended with a
+    smooth fill of the skin around it. From the first step the output is a plausible face, and
+    the network's capacity goes to drawing the mouth the renders ask for. The pulled pixels carry
+    the detail (teeth, lip lines, grain) its half-resolution features cannot: on man_map at 200
+    steps the mouth keeps 0.55 of the real frames' sharpness, against 0.30 when it drew the whole
+    hole. The closed-mouth reference is there because closed lips are rare in speech: with only
+    the open one, the generator drew them as a dark slit with the reference's teeth above it."""
 
     def __init__(self, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
@@ -67,10 +71,10 @@ class Generator(nn.Module):
             cin = widths[level] if level == len(widths) - 1 else 2 * widths[level]
             ups.append(_Up(cin, widths[level - 1]))
         self.ups = nn.ModuleList(ups)
-        # Flow (x, y) that pulls the reference's pixels onto this frame's mouth, and how much
-        # of the hole takes them. Zero at the start: the reference as it is, half and half
-        # with the fill.
-        self.warp = nn.Conv2d(2 * widths[0], 3, 3, padding=1)
+        # Per reference, a flow (x, y) that pulls its pixels onto this frame's mouth; then the
+        # shares of the hole that the fill and each reference take. Zero at the start: the
+        # references as they are, a third each with the fill.
+        self.warp = nn.Conv2d(2 * widths[0], 3 * REFERENCE_COUNT + 1, 3, padding=1)
         nn.init.zeros_(self.warp.weight)
         nn.init.zeros_(self.warp.bias)
         # Narrowed before the full-resolution layers, which cost the most per channel.
@@ -93,9 +97,15 @@ class Generator(nn.Module):
             h = up(h, skips.pop())
         masked, hole = x[:, :3], x[:, 3:4]
         fields = F.interpolate(self.warp(h), scale_factor=2, mode="bilinear", align_corners=False)
-        warped = _warp(x[:, REFERENCE], FLOW_RANGE * torch.tanh(fields[:, :2]))
-        blend = torch.sigmoid(fields[:, 2:3])
-        fill = blend * warped + (1 - blend) * _filled(masked, 1 - hole)
+        size = x.shape[-2:]
+        flows = FLOW_RANGE * torch.tanh(fields[:, : 2 * REFERENCE_COUNT])
+        # Every reference warped in one call, as a batch of B x REFERENCE_COUNT images.
+        pulled = _warp(x[:, REFERENCES].reshape(-1, 3, *size), flows.reshape(-1, 2, *size))
+        sources = torch.cat(
+            [_filled(masked, 1 - hole).unsqueeze(1), pulled.unflatten(0, (len(x), -1))], dim=1
+        )
+        shares = torch.softmax(fields[:, 2 * REFERENCE_COUNT :], dim=1).unsqueeze(2)
+        fill = (sources * shares).sum(1)
         base = masked + hole * fill
         return torch.sigmoid(self.head(h) + _logit(base))
 

@@ -1,5 +1,5 @@
 """The actor's neural renderer on disk, beside the actor: renderer.pt (the generator's
-state_dict), renderer.npz (reference crop and the mouths the hole is cut around) and
+state_dict), renderer.npz (reference crops and the mouths the hole is cut around) and
 renderer.json. Training checkpoints to renderer.ckpt, which a rerun resumes from."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker
 from dubplate.core.neural.network import WIDTHS, Generator
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
-from dubplate.core.track.landmarks import mouth_opening
+from dubplate.core.track.landmarks import FACE_BOX_PX, mouth_opening
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,16 @@ MANIFEST_KIND = "renderer"
 # anti-aliased hull, so the network sees a slightly different outline; 4: crops are shrunk with
 # less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5: the
 # generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the renders'
-# mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips.
-FORMAT_VERSION = 6
+# mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips; 7: a
+# second reference crop, the most closed mouth, which the generator pulls closed lips from.
+FORMAT_VERSION = 7
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
 @dataclass
 class NeuralRenderer:
     generator: Generator
-    reference: torch.Tensor  # (3, N, N) uint8
+    references: torch.Tensor  # (2, 3, N, N) uint8: the most open mouth, then the most closed
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
 
@@ -59,7 +60,7 @@ def training_set(
     actor: Actor, size: int, hole_lowers: np.ndarray, last_frame: int | None = None
 ) -> TrainingSet:
     """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor; the
-    reference is the crop of the most open mouth among them."""
+    references are the crops of the most open and the most closed mouth among them."""
     parts: list[FaceFrames] = []
     gaps = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
@@ -73,19 +74,26 @@ def training_set(
             chunk = rows[start : start + READ_CHUNK]
             pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
             parts.append(maker.make(chunk, pixels))
-            gaps.append(mouth_opening(actor.model.shape(fit.lower[chunk], fit.upper[chunk])))
+            shapes = actor.model.shape(fit.lower[chunk], fit.upper[chunk])
+            gaps.append(mouth_opening(shapes) * FACE_BOX_PX / actor.model.face_size)
             progress.advance(len(chunk))
     real = torch.cat([p.real for p in parts])
     opening = np.concatenate(gaps)
-    widest = int(np.argmax(opening))
+    widest, closest = int(np.argmax(opening)), int(np.argmin(opening))
     log.info(
-        "renderer: %d training frames; reference crop from training frame %d", len(real), widest
+        "renderer: %d training frames; reference crops from training frames %d (open mouth,"
+        " %.1f px) and %d (closed, %.1f px)",
+        len(real),
+        widest,
+        opening[widest],
+        closest,
+        opening[closest],
     )
     return TrainingSet(
         real=real,
         renders=torch.cat([p.renders for p in parts]),
         hole=torch.cat([p.hole for p in parts]),
-        reference=real[widest],
+        references=real[[widest, closest]],
         opening=opening,
     )
 
@@ -107,7 +115,7 @@ def train_actor_renderer(
     with atomic_path(directory / "renderer.pt") as temp:
         torch.save(generator.state_dict(), temp)
     with atomic_path(directory / "renderer.npz") as temp:
-        np.savez_compressed(temp, reference=data.reference.numpy(), hole_lowers=hole_lowers)
+        np.savez_compressed(temp, references=data.references.numpy(), hole_lowers=hole_lowers)
     manifest = {
         "kind": MANIFEST_KIND,
         "format_version": FORMAT_VERSION,
@@ -145,13 +153,13 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
         with np.load(directory / manifest["arrays"]) as arrays:
-            reference, hole_lowers = arrays["reference"], arrays["hole_lowers"]
+            references, hole_lowers = arrays["references"], arrays["hole_lowers"]
     except (OSError, RuntimeError, KeyError, ValueError) as error:
         raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
     generator.load_state_dict(state)
     return NeuralRenderer(
         generator=generator.to(device).eval(),
-        reference=torch.from_numpy(reference),
+        references=torch.from_numpy(references),
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
     )

@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.neural.losses import lsgan, masked_l1, ms_ssim
-from dubplate.core.neural.network import RENDER_AT_T, Discriminator, Generator
+from dubplate.core.neural.network import (
+    INPUT_CHANNELS,
+    REFERENCES,
+    RENDER_AT_T,
+    Discriminator,
+    Generator,
+)
 from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,7 @@ class TrainingSet:
     real: torch.Tensor  # (F, 3, N, N)
     renders: torch.Tensor  # (F, 3, 3, N, N)
     hole: torch.Tensor  # (F, 1, N, N)
-    reference: torch.Tensor  # (3, N, N)
+    references: torch.Tensor  # (2, 3, N, N): the most open mouth, then the most closed
     opening: np.ndarray  # (F,) mouth opening of each frame, for drawing them balanced
 
     def __len__(self) -> int:
@@ -68,14 +74,15 @@ class TrainingSet:
 
 
 def generator_input(
-    real: torch.Tensor, renders: torch.Tensor, hole: torch.Tensor, reference: torch.Tensor
+    real: torch.Tensor, renders: torch.Tensor, hole: torch.Tensor, references: torch.Tensor
 ) -> torch.Tensor:
-    """(B, 16, N, N) float input from uint8 crops: masked real, hole, three renders, reference."""
+    """(B, 19, N, N) float input from uint8 crops: masked real, hole, three renders, the two
+    references."""
     hole = hole.float()
     masked = real.float() / 255 * (1 - hole)
     flat_renders = renders.flatten(1, 2).float() / 255
-    reference = reference.float().expand(len(real), -1, -1, -1) / 255
-    return torch.cat([masked, hole, flat_renders, reference], dim=1)
+    flat_references = references.flatten(0, 1).float().expand(len(real), -1, -1, -1) / 255
+    return torch.cat([masked, hole, flat_renders, flat_references], dim=1)
 
 
 def train_renderer(
@@ -156,11 +163,12 @@ def _batch(
     index = torch.from_numpy(rows)
     real = data.real[index].to(device)
     hole = data.hole[index].to(device)
-    inputs = generator_input(real, data.renders[index].to(device), hole, data.reference.to(device))
+    renders, references = data.renders[index].to(device), data.references.to(device)
+    inputs = generator_input(real, renders, hole, references)
     stacked = torch.cat([inputs, real.float() / 255], dim=1)
     stacked = _jitter_geometry(stacked, settings, rng)
     stacked = _jitter_colour(stacked, settings, rng)
-    inputs, target = stacked[:, :16], stacked[:, 16:]
+    inputs, target = stacked[:, :INPUT_CHANNELS], stacked[:, INPUT_CHANNELS:]
     return inputs, target, (inputs[:, 3:4] > 0.5).float()
 
 
@@ -181,9 +189,9 @@ def _jitter_geometry(
     return moved.clamp(0, 1)  # bicubic overshoots at edges
 
 
-# Channels that are photographs of the actor: masked real, reference and target. The renders
+# Channels that are photographs of the actor: masked real, references and target. The renders
 # keep their colour, so the network learns to take colour from the photographs.
-_PHOTO_CHANNELS = [0, 1, 2, 13, 14, 15, 16, 17, 18]
+_PHOTO_CHANNELS = [0, 1, 2, *range(REFERENCES.start, INPUT_CHANNELS + 3)]
 
 
 def _jitter_colour(
@@ -191,7 +199,8 @@ def _jitter_colour(
 ) -> torch.Tensor:
     count = len(stacked)
     gain = 1 + rng.uniform(-settings.colour_jitter, settings.colour_jitter, (count, 3))
-    gain = torch.from_numpy(np.tile(gain, 3).astype(np.float32)).to(stacked.device)
+    gain = np.tile(gain, len(_PHOTO_CHANNELS) // 3).astype(np.float32)
+    gain = torch.from_numpy(gain).to(stacked.device)
     out = stacked.clone()
     out[:, _PHOTO_CHANNELS] = (stacked[:, _PHOTO_CHANNELS] * gain[..., None, None]).clamp(0, 1)
     return out
