@@ -10,8 +10,10 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
     FLOW_RANGE,
+    FLOWS,
     INPUT_CHANNELS,
     REFERENCE_COUNT,
+    SHARES,
     Generator,
     _warp,
 )
@@ -113,7 +115,7 @@ def test_a_checkpoint_of_an_older_generator_is_refused_by_name(tmp_path):
     train_renderer(data, settings, "cpu", checkpoint)
     state = torch.load(checkpoint, weights_only=True)
     warp = state["generator"]["warp.weight"]
-    state["generator"]["warp.weight"] = warp[:3]  # as saved when it had one reference
+    state["generator"]["warp.weight"] = warp[:3]  # the shape of the generator of format 6
     torch.save(state, checkpoint)
     with pytest.raises(DubplateError, match="renderer.ckpt: checkpoint of another renderer"):
         train_renderer(data, settings, "cpu", checkpoint)
@@ -144,7 +146,9 @@ def _laplacian_variance(images: torch.Tensor) -> float:
 def test_shift_and_zoom_augmentation_keeps_the_targets_sharp():
     # Texture up to the crop's Nyquist, as grain and teeth edges: bilinear resampling kept 0.45
     # of its Laplacian variance, bicubic 0.70 (0.70 and 0.93 on man_map's mouths).
-    texture = torch.from_numpy(np.random.default_rng(3).uniform(0, 1, (8, 19, 96, 96)))
+    texture = torch.from_numpy(
+        np.random.default_rng(3).uniform(0, 1, (8, INPUT_CHANNELS + 3, 96, 96))
+    )
     texture = torch.nn.functional.avg_pool2d(texture.float(), 3, 1, 1)
     moved = _jitter_geometry(texture, RendererSettings(), np.random.default_rng(0))
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
@@ -162,19 +166,23 @@ def test_flow_of_one_pixel_moves_the_reference_by_one_pixel(axis):
 
 @pytest.mark.parametrize("chosen", range(REFERENCE_COUNT))
 def test_generator_pulls_each_reference_into_the_hole_by_its_own_flow(chosen):
+    """Two crops, each with its own references: each is filled from its own chosen reference,
+    moved by that reference's flow, so a mix-up of batch and reference order shows."""
     generator = Generator().eval()
     step = (2 / SIZE) / FLOW_RANGE  # one pixel to the right
-    bias = torch.zeros(3 * REFERENCE_COUNT + 1)
-    bias[2 * chosen] = math.atanh(step)
-    bias[2 * REFERENCE_COUNT + 1 + chosen] = 20.0  # all of the hole from the chosen one
+    bias = torch.zeros(SHARES.stop)
+    bias[FLOWS.start + 2 * chosen] = math.atanh(step)
+    bias[SHARES.start + 1 + chosen] = (
+        20.0  # all of the hole from the chosen one, none from the fill
+    )
     with torch.no_grad():
         generator.warp.bias.copy_(bias)
         generator.head[-1].weight.zero_()
         generator.head[-1].bias.zero_()
-        references = torch.rand(1, 3 * REFERENCE_COUNT, SIZE, SIZE) * 0.8 + 0.1
-        hole = torch.zeros(1, 1, SIZE, SIZE)
+        references = torch.rand(2, 3 * REFERENCE_COUNT, SIZE, SIZE) * 0.8 + 0.1
+        hole = torch.zeros(2, 1, SIZE, SIZE)
         hole[..., 32:96, 32:96] = 1
-        inputs = torch.cat([torch.zeros(1, 3, SIZE, SIZE), hole, torch.zeros(1, 9, SIZE, SIZE)], 1)
+        inputs = torch.cat([torch.zeros(2, 3, SIZE, SIZE), hole, torch.zeros(2, 9, SIZE, SIZE)], 1)
         out = generator(torch.cat([inputs, references], dim=1))
     inside = (..., slice(34, 94), slice(34, 94))
     reference = references[:, 3 * chosen : 3 * chosen + 3]
@@ -242,17 +250,20 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
     settings = RendererSettings(size=SIZE, steps=40, batch=2, checkpoint_every=40)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
     inside = (slice(None), slice(None), slice(68, 108), slice(36, 92))
-    target = real[closed].float() / 255
-    with torch.no_grad():
-        out = generator(
-            generator_input(real[closed], renders[closed], hole[closed], data.references)
+
+    def drawn(rows: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return generator(generator_input(real[rows], renders[rows], hole[rows], references))
+
+    for rows in closed, ~closed:  # each mouth from its own reference, as the render asks
+        sharpness, correlation = _detail_kept(
+            drawn(rows, data.references), real[rows] / 255, inside
         )
-        only_open = data.references[[0, 0]]
-        without = generator(generator_input(real[closed], renders[closed], hole[closed], only_open))
-    sharpness, correlation = _detail_kept(out, target, inside)
-    assert sharpness > 0.45 and correlation > 0.8
-    # The lips come from the closed reference: with the open one in its place, they are lost.
-    assert _detail_kept(without, target, inside)[1] < 0.3
+        assert sharpness > 0.45 and correlation > 0.8
+    # The closed lips come from the closed reference: with the open one in its place, they are
+    # lost.
+    without = drawn(closed, data.references[[0, 0]])
+    assert _detail_kept(without, real[closed] / 255, inside)[1] < 0.3
 
 
 def _high_pass(images: torch.Tensor) -> torch.Tensor:

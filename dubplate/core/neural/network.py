@@ -12,13 +12,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-INPUT_CHANNELS = 19
 # Channels per level, from full resolution down; the deepest level sees 1/64 of the crop.
 WIDTHS = (32, 64, 128, 192, 256, 256)
 HEAD_WIDTH = 16
 RENDER_AT_T = slice(7, 10)  # input channels of the render of frame t
-REFERENCES = slice(13, 19)  # input channels of the open- and closed-mouth reference crops
-REFERENCE_COUNT = 2
+REFERENCE_COUNT = 2  # the actor's most open mouth, then the most closed
+REFERENCES = slice(13, 13 + 3 * REFERENCE_COUNT)  # input channels of the reference crops
+INPUT_CHANNELS = REFERENCES.stop
+# Output channels of the generator's `warp` layer: a flow (x, y) per reference, then the shares
+# of the hole that the smooth fill and each reference take.
+FLOWS = slice(0, 2 * REFERENCE_COUNT)
+SHARES = slice(2 * REFERENCE_COUNT, 3 * REFERENCE_COUNT + 1)
 # Largest pull of a reference pixel, in half crop widths (32 px at 256): bounded, so that no
 # pixel is fetched from across the face while the flow is still untrained.
 FLOW_RANGE = 0.25
@@ -71,10 +75,9 @@ class Generator(nn.Module):
             cin = widths[level] if level == len(widths) - 1 else 2 * widths[level]
             ups.append(_Up(cin, widths[level - 1]))
         self.ups = nn.ModuleList(ups)
-        # Per reference, a flow (x, y) that pulls its pixels onto this frame's mouth; then the
-        # shares of the hole that the fill and each reference take. Zero at the start: the
-        # references as they are, a third each with the fill.
-        self.warp = nn.Conv2d(2 * widths[0], 3 * REFERENCE_COUNT + 1, 3, padding=1)
+        # FLOWS that pull each reference's pixels onto this frame's mouth, and SHARES of the
+        # hole. Zero at the start: the references as they are, a third each with the fill.
+        self.warp = nn.Conv2d(2 * widths[0], SHARES.stop, 3, padding=1)
         nn.init.zeros_(self.warp.weight)
         nn.init.zeros_(self.warp.bias)
         # Narrowed before the full-resolution layers, which cost the most per channel.
@@ -98,15 +101,15 @@ class Generator(nn.Module):
         masked, hole = x[:, :3], x[:, 3:4]
         fields = F.interpolate(self.warp(h), scale_factor=2, mode="bilinear", align_corners=False)
         size = x.shape[-2:]
-        flows = FLOW_RANGE * torch.tanh(fields[:, : 2 * REFERENCE_COUNT])
+        flows = FLOW_RANGE * torch.tanh(fields[:, FLOWS])
         # Every reference warped in one call, as a batch of B x REFERENCE_COUNT images.
         pulled = _warp(x[:, REFERENCES].reshape(-1, 3, *size), flows.reshape(-1, 2, *size))
         sources = torch.cat(
             [_filled(masked, 1 - hole).unsqueeze(1), pulled.unflatten(0, (len(x), -1))], dim=1
         )
-        shares = torch.softmax(fields[:, 2 * REFERENCE_COUNT :], dim=1).unsqueeze(2)
-        fill = (sources * shares).sum(1)
-        base = masked + hole * fill
+        shares = torch.softmax(fields[:, SHARES], dim=1).unsqueeze(2)
+        blended = (sources * shares).sum(1)
+        base = masked + hole * blended
         return torch.sigmoid(self.head(h) + _logit(base))
 
 

@@ -82,7 +82,7 @@ def training_set(
     widest, closest = int(np.argmax(opening)), int(np.argmin(opening))
     log.info(
         "renderer: %d training frames; reference crops from training frames %d (open mouth,"
-        " %.1f px) and %d (closed, %.1f px)",
+        " lips %.1f px apart in a 256-px face box) and %d (closed, %.1f px)",
         len(real),
         widest,
         opening[widest],

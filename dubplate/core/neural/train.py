@@ -191,7 +191,8 @@ def _jitter_geometry(
 
 # Channels that are photographs of the actor: masked real, references and target. The renders
 # keep their colour, so the network learns to take colour from the photographs.
-_PHOTO_CHANNELS = [0, 1, 2, *range(REFERENCES.start, INPUT_CHANNELS + 3)]
+_PHOTO_CHANNELS = [0, 1, 2, *range(REFERENCES.start, REFERENCES.stop)]
+_PHOTO_CHANNELS += range(INPUT_CHANNELS, INPUT_CHANNELS + 3)
 
 
 def _jitter_colour(
