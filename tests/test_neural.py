@@ -15,6 +15,8 @@ from dubplate.core.neural.network import (
     REFERENCE_COUNT,
     SHARES,
     Generator,
+    _box,
+    _UpsampledConv,
     _warp,
 )
 from dubplate.core.neural.train import (
@@ -54,6 +56,29 @@ def test_generator_keeps_the_crop_outside_an_empty_hole_at_start():
         out = Generator()(inputs)
     # The untrained head adds a small correction on the crop's logit, not a new picture.
     assert float((out - crop).abs().mean()) < 0.1
+
+
+def test_upsampled_conv_is_a_3x3_convolution_of_the_nearest_upsampled_input():
+    torch.manual_seed(0)
+    conv = _UpsampledConv(5, 7)
+    image = torch.rand(2, 5, 6, 9)  # not square: swapped phases of rows and columns would show
+    expected = torch.nn.functional.conv2d(
+        torch.nn.functional.interpolate(image, scale_factor=2, mode="nearest"),
+        conv.weight,
+        padding=1,
+    )
+    out = conv(torch.nn.functional.pad(image, (1, 1, 1, 1)))
+    assert out.shape == expected.shape == (2, 7, 12, 18)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_box_mean_counts_only_the_pixels_inside_the_image():
+    torch.manual_seed(0)
+    image = torch.rand(1, 2, 10, 13)
+    expected = torch.nn.functional.avg_pool2d(image, 5, 1, 2, count_include_pad=False)
+    torch.testing.assert_close(_box(image, 5), expected)
+    corner = image[0, :, :3, :3].mean(dim=(1, 2))  # a corner's window holds 3x3 pixels
+    torch.testing.assert_close(_box(image, 5)[0, :, 0, 0], corner)
 
 
 def mouth_world(frames=12, seed=0):

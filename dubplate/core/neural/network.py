@@ -36,6 +36,37 @@ def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# Rows (and columns) of a 3x3 kernel over an image upsampled 2x nearest, folded onto the two
+# input rows they see: output row 2i reads input rows i-1 and i, row 2i+1 rows i and i+1.
+_PHASE_FOLD = torch.tensor([[[1.0, 0, 0], [0, 1, 1]], [[1.0, 1, 0], [0, 0, 1]]])
+
+
+class _UpsampledConv(nn.Conv2d):
+    """A 3x3 convolution of its input upsampled 2x nearest (the input comes padded by 1), done
+    as four 2x2 convolutions at the input's resolution, one per output phase: the same result
+    without the upsampled tensor, at 4/9 of the multiply-adds."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 3, bias=False)
+
+    def forward(self, padded: torch.Tensor) -> torch.Tensor:
+        fold = _PHASE_FOLD.to(self.weight)
+        kernels = torch.einsum("apk,bql,ockl->abocpq", fold, fold, self.weight)
+        height, width = padded.shape[-2] - 2, padded.shape[-1] - 2
+        rows = [
+            torch.stack(
+                [
+                    F.conv2d(padded[..., a : a + height + 1, b : b + width + 1], kernels[a, b])
+                    for b in range(2)
+                ],
+                dim=-1,
+            )
+            for a in range(2)
+        ]
+        # (B, C, H, 2, W, 2): each input pixel's 2x2 outputs, interleaved into rows and columns.
+        return torch.stack(rows, dim=-3).flatten(-4, -3).flatten(-2, -1)
+
+
 class _Up(nn.Module):
     """Nearest upsampling then a 3x3 convolution: no checkerboard artefacts, which a transposed
     convolution leaves in flat skin."""
@@ -43,8 +74,8 @@ class _Up(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.block = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.ZeroPad2d(1),
+            _UpsampledConv(cin, cout),
             nn.InstanceNorm2d(cout, affine=True),
             nn.ReLU(inplace=True),
         )
@@ -130,12 +161,16 @@ def _filled(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     wide, taken at a quarter of the resolution, where it is cheap."""
     small_image, small_known = F.avg_pool2d(image * known, 4), F.avg_pool2d(known, 4)
     width = small_image.shape[-1] // 2 | 1
-    box = F.avg_pool2d
-    padding = width // 2
-    mean = box(small_image, width, 1, padding, count_include_pad=False)
-    weight = box(small_known, width, 1, padding, count_include_pad=False)
-    fill = mean / weight.clamp(min=1e-4)
+    fill = _box(small_image, width) / _box(small_known, width).clamp(min=1e-4)
     return F.interpolate(fill, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _box(image: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean over a `width`-wide square of the pixels inside the image, as a row pass then a
+    column pass: 2 x width reads a pixel instead of width squared."""
+    padding = width // 2
+    rows = F.avg_pool2d(image, (1, width), 1, (0, padding), count_include_pad=False)
+    return F.avg_pool2d(rows, (width, 1), 1, (padding, 0), count_include_pad=False)
 
 
 def _logit(x: torch.Tensor) -> torch.Tensor:
