@@ -119,6 +119,19 @@ def test_training_draws_the_mouth_the_render_asks_for(tmp_path):
     assert hole_error(generator, data) < 0.5 * before
 
 
+def test_both_networks_update_every_weight_at_every_step(tmp_path):
+    """The discriminator is frozen while the generator's loss passes through it: it must come
+    back to learning for its own step."""
+    checkpoint = tmp_path / "renderer.ckpt"
+    settings = RendererSettings(size=SIZE, steps=3, batch=2, checkpoint_every=3)
+    train_renderer(mouth_world(frames=4), settings, "cpu", checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    for network, optimiser in (("generator", "opt_g"), ("discriminator", "opt_d")):
+        weights = [k for k in state[network] if k.endswith(("weight", "bias"))]
+        steps = [int(s["step"]) for s in state[optimiser]["state"].values()]
+        assert steps == [3] * len(weights), network
+
+
 def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path):
     data = mouth_world(frames=4)
     checkpoint = tmp_path / "renderer.ckpt"
