@@ -16,6 +16,7 @@ from dubplate.core.neural.network import (
     SHARES,
     Generator,
     _box,
+    _Up,
     _UpsampledConv,
     _warp,
 )
@@ -61,7 +62,7 @@ def test_generator_keeps_the_crop_outside_an_empty_hole_at_start():
 def test_upsampled_conv_is_a_3x3_convolution_of_the_nearest_upsampled_input():
     torch.manual_seed(0)
     conv = _UpsampledConv(5, 7)
-    image = torch.rand(2, 5, 6, 9)  # not square: swapped phases of rows and columns would show
+    image = torch.rand(2, 5, 6, 9)
     expected = torch.nn.functional.conv2d(
         torch.nn.functional.interpolate(image, scale_factor=2, mode="nearest"),
         conv.weight,
@@ -70,6 +71,23 @@ def test_upsampled_conv_is_a_3x3_convolution_of_the_nearest_upsampled_input():
     out = conv(torch.nn.functional.pad(image, (1, 1, 1, 1)))
     assert out.shape == expected.shape == (2, 7, 12, 18)
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_up_layers_load_renderers_trained_with_the_upsample_layer():
+    """Renderers of format 7 were trained with nn.Upsample before the convolution: their
+    weights load into the up layer as they are and give the same output."""
+    torch.manual_seed(0)
+    trained = torch.nn.Sequential(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"),
+        torch.nn.Conv2d(6, 4, 3, padding=1, bias=False),
+        torch.nn.InstanceNorm2d(4, affine=True),
+        torch.nn.ReLU(),
+    )
+    torch.nn.init.normal_(trained[2].weight)
+    up = _Up(6, 4)
+    up.block.load_state_dict(trained.state_dict(), strict=True)
+    image, skip = torch.rand(2, 6, 5, 7), torch.rand(2, 3, 10, 14)
+    torch.testing.assert_close(up(image, skip), torch.cat([trained(image), skip], dim=1))
 
 
 def test_box_mean_counts_only_the_pixels_inside_the_image():

@@ -34,7 +34,7 @@ from dubplate.core.morph.appearance import (
 )
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import LipSync, lip_sync
-from dubplate.core.track.landmarks import FACE_BOX_PX, mouth_opening
+from dubplate.core.track.landmarks import mouth_opening
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def drive(
 def mouth_gap_px(model: ActorModel, lower: np.ndarray) -> np.ndarray:
     """Inner-lip gap of the driven face in px of a 256-px face box (upper face at neutral)."""
     shapes = model.shape(lower, np.zeros((len(lower), len(model.upper_basis)), np.float32))
-    return mouth_opening(shapes) * FACE_BOX_PX / model.face_size
+    return mouth_opening(shapes) * model.face_box_scale
 
 
 def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction) -> LipSync:

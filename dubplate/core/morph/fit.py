@@ -130,7 +130,7 @@ def identity_distance_px(model: ActorModel, landmarks: np.ndarray) -> float:
         expression = np.tensordot(model.upper_coefficients(residual[None]), model.upper_basis, 1)
         residuals.append((residual - expression[0])[upper])
     mean = np.mean(residuals, axis=0)
-    return float(np.sqrt((mean**2).sum(axis=1).mean()) * FACE_BOX_PX / model.face_size)
+    return float(np.sqrt((mean**2).sum(axis=1).mean()) * model.face_box_scale)
 
 
 def identity_threshold_px(frames: int) -> float:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dubplate.core.track.landmarks import FACE_BOX_PX
+
 # Subnasale: the point below the nose tip. The lower face is what lies below it in the actor's
 # canonical frame: lips, jaw, chin and the cheeks beside them.
 SUBNASALE = 2
@@ -33,6 +35,11 @@ class ActorModel:
     def face_size(self) -> float:
         """Side of the neutral face's square box in model units (for px of a 256-px box)."""
         return float(np.ptp(self.neutral[:, :2], axis=0).max())
+
+    @property
+    def face_box_scale(self) -> float:
+        """Factor from model units to px of a 256-px face box, the unit of every lip figure."""
+        return FACE_BOX_PX / self.face_size
 
     def shape(self, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
         """(F, 468, 3) shapes for (F, K_lower) and (F, K_upper) coefficients."""

@@ -48,10 +48,12 @@ class _UpsampledConv(nn.Conv2d):
 
     def __init__(self, cin: int, cout: int):
         super().__init__(cin, cout, 3, bias=False)
+        # A buffer moves with the module: no copy to the GPU at every call. Not in the
+        # state_dict, whose keys stay those of the plain convolution.
+        self.register_buffer("fold", _PHASE_FOLD.clone(), persistent=False)
 
     def forward(self, padded: torch.Tensor) -> torch.Tensor:
-        fold = _PHASE_FOLD.to(self.weight)
-        kernels = torch.einsum("apk,bql,ockl->abocpq", fold, fold, self.weight)
+        kernels = torch.einsum("apk,bql,ockl->abocpq", self.fold, self.fold, self.weight)
         height, width = padded.shape[-2] - 2, padded.shape[-1] - 2
         rows = [
             torch.stack(

@@ -25,7 +25,7 @@ from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker
 from dubplate.core.neural.network import WIDTHS, Generator
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
-from dubplate.core.track.landmarks import FACE_BOX_PX, mouth_opening
+from dubplate.core.track.landmarks import mouth_opening
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def training_set(
             pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
             parts.append(maker.make(chunk, pixels))
             shapes = actor.model.shape(fit.lower[chunk], fit.upper[chunk])
-            gaps.append(mouth_opening(shapes) * FACE_BOX_PX / actor.model.face_size)
+            gaps.append(mouth_opening(shapes) * actor.model.face_box_scale)
             progress.advance(len(chunk))
     real = torch.cat([p.real for p in parts])
     opening = np.concatenate(gaps)
