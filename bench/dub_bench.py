@@ -7,11 +7,12 @@ Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out
 with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
 (M-LMD, lips, px of a 256-px face box), face-crop SSIM and PSNR, mouth sharpness (variance of
 the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
-beside the real frames', and the sharpness left when the real crop itself is comped back; then
-the clip's first 75 frames dubbed with every file in shared/data/audio (phone-sync and bilabial
-closure of the re-tracked result, against the real footage with its own audio). A contact sheet
-of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K:
-bench/dub_speed_bench.py.
+beside the real frames', and the sharpness left when the real crop itself is comped back
+(without and with the plate's own detail); then the clip's first 75 frames dubbed with every
+file in shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the
+real footage with its own audio, and the dubbed mouth's sharpness against the real frames'). A
+contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p
+and 4K: bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def sharpness(crops: np.ndarray) -> float:
     return float(np.mean([cv2.Laplacian(g, cv2.CV_32F).var() for g in grey]))
 
 
-def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> float:
+def round_trip_sharpness(plate, actor_dir: Path, numbers, track, plate_detail: bool) -> float:
     """Mouth sharpness, of the real frames', with each frame's own real crop comped back in place
     of the generated one: the most the crop module lets a perfect generator keep."""
     models = DubModels.load(actor_dir, "cpu")
@@ -113,7 +114,8 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> float:
         inputs = maker.make(np.array([row]), [pixels])
         real = inputs.real_images()[0]
         grain = GrainNoise(seed=number)
-        comped = comp_patch(plate, pixels, crops, row, real, real, inputs.lower_points[0], grain)
+        points = inputs.lower_points[0]
+        comped = comp_patch(plate, pixels, crops, row, real, real, points, grain, plate_detail)
         lips = track.landmarks[found[row]][list(LIPS), :2]
         real_mouths.append(_square(plate, pixels, lips, 1.6, MOUTH_PX))
         comped_mouths.append(_square(plate, comped.comp, lips, 1.6, MOUTH_PX))
@@ -153,7 +155,10 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "psnr": float(np.mean(10 * np.log10(1 / np.maximum(mse, 1e-10)))),
         "sharp_real": sharpness(real_mouths),
         "sharp_dub": sharpness(dubbed_mouths),
-        "sharp_round_trip": round_trip_sharpness(plate, actor_dir, held_out, real_track),
+        "sharp_round_trip": round_trip_sharpness(plate, actor_dir, held_out, real_track, False),
+        "sharp_round_trip_detail": round_trip_sharpness(
+            plate, actor_dir, held_out, real_track, True
+        ),
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
         "fps": result["frames_per_second"],
@@ -174,6 +179,8 @@ def dub_figures(clip: Path, actor_dir: Path, workdir: Path) -> dict:
     from just before its first speech: the leading silence of a file says nothing of sync."""
     plate = open_plate(clip)
     numbers = list(plate.select())[:LIPSYNC_FRAMES]
+    real_track = track_plate(plate, numbers)
+    real_sharpness = sharpness(mouth_crops(plate, numbers, real_track))
     figures = {}
     for path in sorted((SHARED / "audio").glob("*.wav")):
         audio = load_audio(path)
@@ -181,7 +188,13 @@ def dub_figures(clip: Path, actor_dir: Path, workdir: Path) -> dict:
         first_speech = speech[speech[:, 0] != PHONE_INDEX["SIL"], 1].min()
         settings = DubSettings(audio_offset=max(0.0, first_speech - LEAD_S), pad=True, trim=True)
         out = workdir / f"{clip.stem}_{path.stem}"
-        figures[path.stem] = dub_into(actor_dir, plate, numbers, audio, out, settings)["lip_sync"]
+        result = dub_into(actor_dir, plate, numbers, audio, out, settings)
+        dubbed = open_plate(result["output"])
+        mouths = mouth_crops(dubbed, list(dubbed.info.frames), real_track)
+        figures[path.stem] = {
+            **result["lip_sync"],
+            "sharpness": sharpness(mouths) / real_sharpness,
+        }
     return figures
 
 
@@ -209,7 +222,8 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
         "audio, lossless movie, against the real frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
         "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real). Round trip: the "
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
-        "the ceiling the crop module leaves a perfect generator:",
+        "the ceiling the crop module leaves a perfect generator, without / with the plate's own "
+        "detail where the patch matches the plate (`dub`'s default):",
         "",
         "| clip | size | held-out frames | M-LMD px | SSIM | PSNR dB | sharpness dub / real |"
         " round trip | flicker dub / real | dub fps |",
@@ -219,7 +233,8 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
         lines.append(
             f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} | {r['ssim']:.3f} |"
             f" {r['psnr']:.1f} | {r['sharp_dub']:.2e} / {r['sharp_real']:.2e} ="
-            f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharp_round_trip']:.2f} |"
+            f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharp_round_trip']:.2f} /"
+            f" {r['sharp_round_trip_detail']:.2f} |"
             f" {r['flicker_dub']:.4f} /"
             f" {r['flicker_real']:.4f} = {r['flicker_dub'] / r['flicker_real']:.2f} |"
             f" {r['fps']:.2f} |"
@@ -230,10 +245,11 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
         f"Phone-sync of the re-tracked result, the clip's first {LIPSYNC_FRAMES} frames dubbed "
         "with each file in shared/data/audio (from 0.2 s before its first speech), against the "
         "real clip with its own audio "
-        "(target: mean >= 0.8 x real); bilabial closure (target >= 0.8):",
+        "(target: mean >= 0.8 x real); bilabial closure (target >= 0.8); the dubbed mouths' "
+        "sharpness, mean over the dubs, against the real frames':",
         "",
-        f"| clip | real | {' | '.join(dubs)} | mean / real | closure (mean) |",
-        "| --- | --- | " + " | ".join("---" for _ in dubs) + " | --- | --- |",
+        f"| clip | real | {' | '.join(dubs)} | mean / real | closure (mean) | sharpness (mean) |",
+        "| --- | --- | " + " | ".join("---" for _ in dubs) + " | --- | --- | --- |",
     ]
     syncs, reals, closures = [], [], []
     for r in rows:
@@ -248,6 +264,7 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
             + " | ".join(f"{v:.2f}" for v in values)
             + f" | {np.mean(values) / r['real']['phone_sync']:.2f} |"
             f" {np.mean(closed) if closed else float('nan'):.2f} |"
+            f" {np.mean([r['dubs'][d]['sharpness'] for d in dubs]):.2f} |"
         )
     lines += [
         "",

@@ -1,6 +1,7 @@
 """Compositing a generated face crop into a plate: matte, colour and grain matching, and a
 frame that is bit-identical to the source wherever the matte does not reach."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -9,9 +10,11 @@ from dubplate.core.composite.crop import CropTrack, cut_crop
 from dubplate.core.composite.match import (
     GrainNoise,
     add_grain,
+    detail_agreement,
     fresh_grain_share,
     grain_sigma,
     match_colour,
+    motion_blurred,
 )
 from dubplate.core.composite.matte import grown_hull, lower_face_matte
 from dubplate.core.errors import DubplateError
@@ -242,3 +245,80 @@ def test_crop_keeps_detail_its_grid_holds_and_damps_what_would_alias():
     assert _grating_kept_by_crop(5.0) > 0.72
     # A 2.2-px grating is 1.6 crop px, past the crop's Nyquist: unblurred it would alias at 0.59.
     assert _grating_kept_by_crop(2.2) < 0.5
+
+
+# Plate to crop at half size: a face crop coarser than the plate, as an HD face at 256 px.
+HALF = np.array([[0.5, 0, -0.25], [0, 0.5, -0.25]])
+
+
+def detailed_plate():
+    """(96, 96, 3) float32: smooth shading plus fine texture the half-size crop cannot hold."""
+    ramp = np.linspace(0.3, 0.7, 96, dtype=np.float32)
+    texture = np.random.default_rng(11).uniform(-0.08, 0.08, (96, 96, 3)).astype(np.float32)
+    return (ramp[None, :, None] + texture).astype(np.float32)
+
+
+def half_crop(plate):
+    return cv2.resize(plate, (48, 48), interpolation=cv2.INTER_AREA)
+
+
+def disc_matte():
+    return lower_face_matte(ellipse((24, 24), (16, 16)), 48, dilate_px=0, feather_px=1)
+
+
+def test_plate_detail_puts_back_the_fine_texture_a_coarser_crop_lost():
+    plate = detailed_plate()
+    real = half_crop(plate)  # a perfect generator: the real crop itself
+    soft = composite_frame(plate, real, disc_matte(), HALF)
+    sharp = composite_frame(plate, real, disc_matte(), HALF, None, detail_agreement(real, real))
+    inside = np.zeros((96, 96), bool)
+    inside[36:60, 36:60] = True
+    weights = inside.astype(np.float32)
+    texture = grain_sigma(plate, weights)
+    assert (grain_sigma(soft.comp, weights) < 0.6 * texture).all()
+    np.testing.assert_allclose(grain_sigma(sharp.comp, weights), texture, rtol=0.1)
+    assert (
+        np.abs(sharp.comp - plate)[inside].mean() < 0.3 * np.abs(soft.comp - plate)[inside].mean()
+    )
+    outside = sharp.face_layer()[..., 3] == 0
+    np.testing.assert_array_equal(sharp.comp[outside], plate[outside])
+
+
+def test_plate_detail_stays_out_where_the_patch_differs_from_the_plate():
+    plate = detailed_plate()
+    real = half_crop(plate)
+    patch = real.copy()
+    patch[16:32, 16:32] -= 0.3  # the dub opened the mouth here
+    agreement = detail_agreement(patch, real)
+    assert agreement[16:32, 16:32].max() == 0
+    assert agreement[14, 24] < 0.1  # two pixels away: an edge that moved has two sides
+    assert agreement[4:8, 4:8].min() > 0.99
+    plain = composite_frame(plate, patch, disc_matte(), HALF)
+    detailed = composite_frame(plate, patch, disc_matte(), HALF, None, agreement)
+    mouth = (slice(38, 58), slice(38, 58))  # plate pixels well inside the changed square
+    np.testing.assert_array_equal(detailed.comp[mouth], plain.comp[mouth])
+
+
+def test_plate_detail_ignores_nan_plate_samples():
+    plate = detailed_plate()
+    real = half_crop(plate)
+    plate[48, 48] = np.nan
+    comp = composite_frame(plate, real, disc_matte(), HALF, None, np.ones((48, 48), np.float32))
+    shows = comp.face_layer()[..., 3] == 1
+    assert np.isfinite(comp.comp[shows]).all()
+
+
+def test_motion_blur_smears_the_drawn_region_along_the_mouths_motion_only():
+    image = np.zeros((64, 64, 3), np.float32)
+    image[32, 32] = 1.0  # a highlight on a generated lip
+    image[5, 5] = 1.0  # one on the real skin outside the hole, blurred by the camera already
+    drawn = np.zeros((64, 64), bool)
+    drawn[16:48, 16:48] = True
+    smeared = motion_blurred(image, np.array([6.0, 0.0]), drawn)
+    row = smeared[32, :, 0]
+    assert row.sum() == pytest.approx(1.0, abs=1e-5)  # light is spread, not lost
+    assert smeared[31, :, 0].max() < 1e-6 and smeared[33, :, 0].max() < 1e-6  # along x only
+    spread = np.sqrt((row * (np.arange(64) - 32) ** 2).sum())
+    assert spread == pytest.approx(6 / np.sqrt(12), rel=0.1)  # a 6-px box's deviation
+    np.testing.assert_array_equal(smeared[:12], image[:12])
+    assert motion_blurred(image, np.array([0.3, 0.2]), drawn) is image  # under half a pixel

@@ -179,6 +179,19 @@ def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, ac
     assert not mattes[:, band].any()
 
 
+def test_mouth_motion_is_how_far_the_driven_mouth_moves_in_the_plate(shared_data, actor_dir):
+    actor = Actor.load(actor_dir)
+    fit = actor.fits[0]
+    crops = crop_track(actor.model, fit, 128)
+    plate = open_plate(shared_data / "footage" / CLIP)
+    still = FrameMaker(plate, actor.model, fit, crops, extreme_mouths(actor)).mouth_motion
+    pan = np.arange(len(fit.frames))[:, None] * np.array([3.0, -1.0, 0.0])  # plate px a frame
+    panned = dataclasses.replace(fit, translation=fit.translation + pan)
+    moving = FrameMaker(plate, actor.model, panned, crops, extreme_mouths(actor)).mouth_motion
+    expected = np.stack([3 * crops.scale, -crops.scale], axis=1)  # in crop pixels
+    np.testing.assert_allclose(moving - still, expected, rtol=1e-4)
+
+
 def test_a_plates_light_solved_on_shrunk_crops_shades_as_the_full_size_solve(
     shared_data, actor_dir, monkeypatch
 ):

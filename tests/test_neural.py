@@ -303,7 +303,7 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
         references=real[[0, 1]].roll(2, dims=-1),
         opening=(~closed).float().numpy(),
     )
-    settings = RendererSettings(size=SIZE, steps=40, batch=2, checkpoint_every=40)
+    settings = RendererSettings(size=SIZE, steps=60, batch=2, checkpoint_every=60)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
     inside = (slice(None), slice(None), slice(68, 108), slice(36, 92))
 
@@ -315,7 +315,8 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
         sharpness, correlation = _detail_kept(
             drawn(rows, data.references), real[rows] / 255, inside
         )
-        # Measured: sharpness 0.55 and 0.44, correlation 0.95 and 0.93.
+        # Measured: sharpness 0.50 and 0.69, correlation 0.91 and 0.99. At 40 steps the open
+        # frames' sharpness was 0.44 on one CPU and 0.37 on another: too close to the bar.
         assert sharpness > 0.4 and correlation > 0.85
     # The closed lips come from the closed reference: with the open one in its place, they are
     # lost.

@@ -27,7 +27,13 @@ from dubplate.core.a2e.train import predict
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
 from dubplate.core.composite.comp import Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
-from dubplate.core.composite.match import GrainNoise, fresh_grain_share, match_colour
+from dubplate.core.composite.match import (
+    GrainNoise,
+    detail_agreement,
+    fresh_grain_share,
+    match_colour,
+    motion_blurred,
+)
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
@@ -70,7 +76,17 @@ class DubSettings:
     trim: bool = False  # audio beyond the frames is ignored
     lossless: bool = False  # movie outputs: lossless H.264 instead of CRF 18
     grain: bool = True
+    plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
+    # The camera's shutter angle: the generated mouth is smeared by the way it moves while the
+    # shutter is open (180: half the frame interval, film's usual; 0: no motion blur).
+    shutter_angle: float = 180.0
     device: str = "cpu"
+
+    def __post_init__(self):
+        if not 0 <= self.shutter_angle <= 360:
+            raise DubplateError(
+                f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"
+            )
 
 
 @dataclass
@@ -200,6 +216,12 @@ def _dubbed_frames(
     size = renderer.size
     crops = crop_track(models.actor.model, fit, size)
     maker = FrameMaker(plate, models.actor.model, fit, crops, renderer.hole_lowers, lower)
+    longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
+    log.info(
+        "dub: the mouth is smeared by its motion over a %g-degree shutter (at most %.1f crop px)",
+        settings.shutter_angle,
+        longest,
+    )
     row_of = {int(n): row for row, n in enumerate(fit.frames)}
     progress = Progress("dub", len(numbers))
     grain = None
@@ -218,10 +240,12 @@ def _dubbed_frames(
                 ).to(settings.device)
                 crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
             reals = inputs.real_images()
+            streaks = inputs.mouth_motion * (settings.shutter_angle / 360)
             for index, row in enumerate(rows):
+                drawn = inputs.hole[index, 0].numpy()
                 generated[int(fit.frames[row])] = (
                     row,
-                    crops_out[index],
+                    motion_blurred(crops_out[index], streaks[index], drawn),
                     reals[index],
                     inputs.lower_points[index],
                 )
@@ -230,7 +254,9 @@ def _dubbed_frames(
             composite = None
             if number in generated:
                 noise = None if grain is None else grain.for_frame(number)
-                composite = comp_patch(plate, pixels[number], crops, *generated[number], noise)
+                composite = comp_patch(
+                    plate, pixels[number], crops, *generated[number], noise, settings.plate_detail
+                )
             yield number, pixels[number], composite
         progress.advance(len(chunk))
 
@@ -250,13 +276,16 @@ def comp_patch(
     real: np.ndarray,
     points: np.ndarray,
     grain: GrainNoise | None,
+    plate_detail: bool = True,
 ) -> Composite:
     """One frame's generated crop (working values) matched to its real crop and comped into the
-    frame's `pixels`; with `grain`, the plate's grain is added."""
+    frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, the
+    plate's own fine detail stays where the generated crop matches the real one."""
     matte = frame_matte(points, crops)
     patch = match_colour(generated, real, matte)
+    agreement = detail_agreement(patch, real) if plate_detail else None
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
-    return composite_frame(pixels, patch, matte, crops.matrix(row), grain)
+    return composite_frame(pixels, patch, matte, crops.matrix(row), grain, agreement)
 
 
 def shot_grain(inputs: FaceFrames, crops: CropTrack, frame_shape: tuple[int, int]) -> GrainNoise:

@@ -194,6 +194,18 @@ def _parser() -> argparse.ArgumentParser:
         "--lossless", action="store_true", help="movie plates: lossless video (default CRF 18)"
     )
     dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
+    dub.add_argument(
+        "--shutter-angle",
+        type=float,
+        default=180.0,
+        metavar="DEG",
+        help="the plate camera's shutter angle, for the mouth's motion blur (default 180; 0: none)",
+    )
+    dub.add_argument(
+        "--no-plate-detail",
+        action="store_true",
+        help="do not keep the plate's own fine detail where the generated face matches it",
+    )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
     _cache_option(dub)
@@ -369,6 +381,8 @@ def _dub(args: argparse.Namespace) -> dict:
         trim=args.trim,
         lossless=args.lossless,
         grain=not args.no_grain,
+        plate_detail=not args.no_plate_detail,
+        shutter_angle=args.shutter_angle,
         device=_device(args.device),
     )
     audio = load_audio(args.audio)

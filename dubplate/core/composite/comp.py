@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dubplate.core.composite.match import GrainNoise, add_grain, grain_sigma
+from dubplate.core.composite.match import (
+    GRAIN_BLUR_SIGMA,
+    GrainNoise,
+    add_grain,
+    grain_sigma,
+    transfer_detail,
+)
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.plate import as_float32
 
@@ -44,10 +50,12 @@ def composite_frame(
     matte: np.ndarray,
     matrix: np.ndarray,
     grain: GrainNoise | None = None,
+    plate_detail: np.ndarray | None = None,
 ) -> Composite:
     """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for uint8 plates) into
     `source` (H, W, 3 or 4) by `matte` (N, N); `matrix` (2x3) maps plate pixels to crop pixels.
-    With `grain`, the patch gets the plate's grain under the matte first."""
+    With `grain`, the patch gets the plate's grain under the matte first; with `plate_detail`
+    (N, N, weights in [0, 1]), the plate's own fine detail replaces the patch's by its weight."""
     _check_inputs(source, patch, matte, matrix)
     comp = source.copy()
     box = _plate_box(matte, matrix, source.shape[:2])
@@ -65,6 +73,9 @@ def composite_frame(
     plate = as_float32(source[y0:y1, x0:x1, :3])
     if grain is not None:
         pixels = add_grain(pixels, grain_sigma(plate, alpha), grain.sample(box), alpha)
+    if plate_detail is not None:
+        weights = _warped(plate_detail, local, size, cv2.INTER_LINEAR)
+        pixels = transfer_detail(pixels, plate, weights, detail_sigma(matrix))
     blended = _blend(plate, pixels, alpha)
     # Only pixels the matte reaches are assigned: the rest never round-trip through float.
     np.copyto(comp[y0:y1, x0:x1, :3], _as_dtype(blended, source.dtype), where=shows[..., None])
@@ -73,6 +84,13 @@ def composite_frame(
     face[~shows, :3] = 0  # premultiplied: nothing where the matte is 0, whatever the patch holds
     face[..., 3] = alpha
     return Composite(comp, face, box, _bounds(shows, x0, y0))
+
+
+def detail_sigma(matrix: np.ndarray) -> float:
+    """Plate pixels: the Gaussian whose detail a crop `matrix` (plate to crop) cannot carry back
+    (its half-power point at the crop's Nyquist), and at least the grain's."""
+    crop_px_per_plate_px = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return max(GRAIN_BLUR_SIGMA, 0.375 / crop_px_per_plate_px)
 
 
 def _untouched(comp: np.ndarray) -> Composite:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dubplate.core.composite.matte import SNAP
+
 SEAM_ALPHA = 0.5  # the matte below it is the ring where the patch meets the plate
 GRAIN_BLUR_SIGMA = 1.0
 _GRAIN_BLUR_WIDTH = 2 * math.ceil(3 * GRAIN_BLUR_SIGMA) + 1
@@ -102,8 +104,7 @@ def add_grain(
 
 
 def _blurred(pixels: np.ndarray) -> np.ndarray:
-    width = (_GRAIN_BLUR_WIDTH, _GRAIN_BLUR_WIDTH)
-    return cv2.GaussianBlur(pixels, width, GRAIN_BLUR_SIGMA, borderType=cv2.BORDER_REFLECT)
+    return _gaussian(pixels, GRAIN_BLUR_SIGMA)
 
 
 @functools.cache
@@ -114,3 +115,91 @@ def _white_noise_gain() -> float:
     high_pass = -blur
     high_pass[_GRAIN_BLUR_WIDTH // 2, _GRAIN_BLUR_WIDTH // 2] += 1
     return float(np.sqrt(np.square(high_pass).sum()))
+
+
+# Luma difference (working display values) of the patch's and the real crop's coarse content at
+# or below which the plate's own detail may stand in for the patch's, and at or above which it
+# may not: a lip the dub moved differs by far more, skin the generator redrew by less.
+DETAIL_AGREE = 0.015
+DETAIL_DISAGREE = 0.04
+_AGREEMENT_BLUR_SIGMA = 1.0  # crop pixels: the coarse content compared
+_DISAGREEMENT_REACH_PX = 2  # crop pixels: detail stays away this far from where they differ
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def detail_agreement(patch: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """(N, N) float32 in [0, 1]: where the patch's coarse content matches the real crop's (both
+    (N, N, 3) working values), so the plate's own fine detail can be put back there."""
+    difference = np.abs(
+        _coarse(np.nan_to_num(patch) @ _LUMA) - _coarse(np.nan_to_num(real) @ _LUMA)
+    )
+    reach = 2 * _DISAGREEMENT_REACH_PX + 1
+    # Where they differ, the neighbourhood differs too: a moved edge has two sides.
+    difference = cv2.dilate(difference, np.ones((reach, reach), np.uint8))
+    ramp = (DETAIL_DISAGREE - difference) / (DETAIL_DISAGREE - DETAIL_AGREE)
+    agreement = _coarse(np.clip(ramp, 0, 1).astype(np.float32))
+    # The blur's far tail would put a trace of the old lip back where the dub moved it.
+    agreement[agreement < SNAP] = 0
+    agreement[agreement > 1 - SNAP] = 1
+    return agreement
+
+
+def transfer_detail(
+    patch: np.ndarray, plate: np.ndarray, weights: np.ndarray, sigma: float
+) -> np.ndarray:
+    """`patch` (H, W, 3) with its detail finer than a Gaussian of `sigma` plate pixels swapped for
+    the `plate`'s (H, W, 3, same values) by `weights` (H, W): a crop coarser than the plate
+    cannot hold the plate's finest detail, and where the patch matches the plate, the plate's own
+    detail and grain are the truth. NaN/inf plate samples and the pixels their blur reaches give
+    none."""
+    # The plate's detail minus the patch's, in one blur: (plate - patch) less its blur.
+    difference = plate - patch
+    if not np.isfinite(plate).all():  # checked whole first: the per-pixel test costs 20x more
+        finite = np.isfinite(plate).all(axis=2)
+        difference[~finite] = 0
+        width = 2 * math.ceil(3 * sigma) + 1
+        weights = weights * cv2.erode(finite.astype(np.uint8), np.ones((width, width), np.uint8))
+    detail = difference - _gaussian(difference, sigma)
+    return patch + weights.astype(np.float32)[..., None] * detail
+
+
+def _coarse(image: np.ndarray) -> np.ndarray:
+    return _gaussian(image, _AGREEMENT_BLUR_SIGMA)
+
+
+def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
+    width = 2 * math.ceil(3 * sigma) + 1
+    return cv2.GaussianBlur(image, (width, width), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+SHORTEST_STREAK_PX = 0.5  # a shorter smear is lost in the crop's own resampling
+_HOLE_EDGE_SIGMA = 2.0  # crop pixels: the smear fades in over the hole's edge
+
+
+def motion_blurred(image: np.ndarray, streak: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`image` (N, N, 3) smeared along `streak` (2,: x, y crop pixels, the distance the mouth
+    moved while the shutter was open) inside `region` (N, N bool, what the generator drew): the
+    plate's real pixels around it are blurred already, a generated mouth is not."""
+    length = float(np.hypot(*streak))
+    if length < SHORTEST_STREAK_PX:
+        return image
+    smeared = cv2.filter2D(image, -1, _line_kernel(streak), borderType=cv2.BORDER_REFLECT)
+    weights = _gaussian(region.astype(np.float32), _HOLE_EDGE_SIGMA)[..., None]
+    return image + weights * (smeared - image)
+
+
+def _line_kernel(streak: np.ndarray) -> np.ndarray:
+    """A box filter along the segment `streak` centred on the pixel, anti-aliased: sample points
+    along it, each splatted bilinearly, so a fractional length smears by just that much."""
+    reach = math.ceil(float(np.abs(streak).max()) / 2) + 1
+    kernel = np.zeros((2 * reach + 1, 2 * reach + 1), np.float32)
+    samples = max(2, math.ceil(4 * float(np.hypot(*streak))))
+    for t in np.linspace(-0.5, 0.5, samples):
+        x, y = reach + t * streak[0], reach + t * streak[1]
+        x0, y0 = math.floor(x), math.floor(y)
+        fx, fy = x - x0, y - y0
+        kernel[y0, x0] += (1 - fx) * (1 - fy)
+        kernel[y0, x0 + 1] += fx * (1 - fy)
+        kernel[y0 + 1, x0] += (1 - fx) * fy
+        kernel[y0 + 1, x0 + 1] += fx * fy
+    return kernel / kernel.sum()

@@ -45,6 +45,7 @@ class FaceFrames:
     renders: torch.Tensor  # (F, 3, 3, N, N) uint8: lower-face renders of t-1, t, t+1
     hole: torch.Tensor  # (F, 1, N, N) bool
     lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
+    mouth_motion: np.ndarray  # (F, 2) crop pixels a frame that the driven mouth moves in the plate
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
@@ -89,6 +90,7 @@ class FrameMaker:
         self.lower_points = np.concatenate(
             [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
+        self.mouth_motion = _mouth_motion(driven.posed(model)[:, region, :2], fit.frames, crops)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
@@ -107,6 +109,7 @@ class FrameMaker:
             renders=self._renders(rows, light),
             hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
             lower_points=self.lower_points[rows],
+            mouth_motion=self.mouth_motion[rows],
         )
 
     def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
@@ -166,3 +169,14 @@ class FrameMaker:
     def _hole(self, row: int) -> np.ndarray:
         dilate = HOLE_DILATE * self.crops.face_px
         return grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED
+
+
+def _mouth_motion(mouth: np.ndarray, frames: np.ndarray, crops: CropTrack) -> np.ndarray:
+    """(F, 2) crop pixels a frame that the centre of the posed `mouth` (F, P, 2 plate pixels)
+    moves in the plate, by central differences over frame numbers (a frame without a face
+    between two rows counts)."""
+    if len(frames) < 2:
+        return np.zeros((len(frames), 2), np.float32)
+    centre = mouth.mean(axis=1)
+    velocity = np.gradient(centre, np.asarray(frames, np.float64), axis=0)
+    return (velocity * crops.scale[:, None]).astype(np.float32)
