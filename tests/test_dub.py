@@ -77,10 +77,12 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     audio = shared_data / "audio" / "en_speech_5s.wav"
     out = tmp_path / "dubs"
     args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--audio", audio, "--out", out]
-    done = run_cli(*args, "--trim", "--json")
+    done = run_cli(*args, "--trim", "--shutter-angle", "90", "--json")
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
     assert result["frames_written"] == 6
+    manifest = json.loads((out / "v001" / "dub.json").read_text())
+    assert manifest["settings"]["shutter_angle"] == 90 and manifest["settings"]["trim"]
     assert result["frames_passed_through"] == [BLACK_FRAME]
     assert result["identity_distance_px"] < 1.8
     assert {"phone_sync", "bilabial_closure", "open_vowel_opening"} <= result["lip_sync"].keys()
@@ -121,6 +123,7 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
     one_line_error(run_cli(*args, "--audio", long), "past the last frame", "--trim")
     short = write_wav(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)
     one_line_error(run_cli(*args, "--audio", short), "--pad")
+    one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 

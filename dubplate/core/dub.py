@@ -8,6 +8,7 @@ what was written.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import time
@@ -145,6 +146,7 @@ def dub(
             "frames_passed_through": passed,
             "identity_distance_px": round(distance, 3),
             "movie_crf": None if face_output else _crf(settings),
+            "settings": _settings_record(settings),
             "frames_per_second": round(len(numbers) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
         }
@@ -368,6 +370,13 @@ def _write_exr_frame(
 def _face_name(name: str) -> str:
     stem, dot, rest = name.partition(".")
     return f"{stem}_face{dot}{rest}"
+
+
+def _settings_record(settings: DubSettings) -> dict:
+    """How the frames were made, for the manifest (the audio offset is under `audio`)."""
+    record = dataclasses.asdict(settings)
+    del record["audio_offset"]
+    return record
 
 
 def _crf(settings: DubSettings) -> int:

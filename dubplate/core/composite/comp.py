@@ -86,11 +86,15 @@ def composite_frame(
     return Composite(comp, face, box, _bounds(shows, x0, y0))
 
 
+# A Gaussian of sigma s passes half the amplitude at the frequency sqrt(ln 2 / 2) / (pi s).
+_HALF_AMPLITUDE_SIGMA_CYCLES = math.sqrt(math.log(2) / 2) / math.pi
+
+
 def detail_sigma(matrix: np.ndarray) -> float:
     """Plate pixels: the Gaussian whose detail a crop `matrix` (plate to crop) cannot carry back
-    (its half-power point at the crop's Nyquist), and at least the grain's."""
-    crop_px_per_plate_px = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    return max(GRAIN_BLUR_SIGMA, 0.375 / crop_px_per_plate_px)
+    (its response halved at the crop's Nyquist frequency), and at least the grain's."""
+    nyquist = math.sqrt(abs(np.linalg.det(matrix[:, :2]))) / 2  # cycles a plate pixel
+    return max(GRAIN_BLUR_SIGMA, _HALF_AMPLITUDE_SIGMA_CYCLES / nyquist)
 
 
 def _untouched(comp: np.ndarray) -> Composite:

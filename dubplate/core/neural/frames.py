@@ -80,8 +80,9 @@ class FrameMaker:
         self.linear = plate.colour.resolve(LINEAR_SPACE)
         self.working = plate.colour.working_space
         driven = dataclasses.replace(fit, lower=fit.lower if lower is None else lower)
+        driven_posed = driven.posed(model)
         self.real_screen = crops.to_crop(fit.posed(model)).astype(np.float32)
-        self.driven_screen = crops.to_crop(driven.posed(model)).astype(np.float32)
+        self.driven_screen = crops.to_crop(driven_posed).astype(np.float32)
         hull_screens = [self.real_screen, self.driven_screen]
         for extreme in hole_lowers:
             posed = dataclasses.replace(fit, lower=np.broadcast_to(extreme, fit.lower.shape))
@@ -90,7 +91,7 @@ class FrameMaker:
         self.lower_points = np.concatenate(
             [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
-        self.mouth_motion = _mouth_motion(driven.posed(model)[:, region, :2], fit.frames, crops)
+        self.mouth_motion = _mouth_motion(driven_posed[:, region, :2], fit.frames, crops)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
