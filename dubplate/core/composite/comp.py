@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from dubplate.core.composite.match import (
+    AGREEMENT_BLUR_SIGMA,
     GRAIN_BLUR_SIGMA,
     GrainNoise,
     add_grain,
@@ -86,15 +87,13 @@ def composite_frame(
     return Composite(comp, face, box, _bounds(shows, x0, y0))
 
 
-# A Gaussian of sigma s passes half the amplitude at the frequency sqrt(ln 2 / 2) / (pi s).
-_HALF_AMPLITUDE_SIGMA_CYCLES = math.sqrt(math.log(2) / 2) / math.pi
-
-
 def detail_sigma(matrix: np.ndarray) -> float:
-    """Plate pixels: the Gaussian whose detail a crop `matrix` (plate to crop) cannot carry back
-    (its response halved at the crop's Nyquist frequency), and at least the grain's."""
-    nyquist = math.sqrt(abs(np.linalg.det(matrix[:, :2]))) / 2  # cycles a plate pixel
-    return max(GRAIN_BLUR_SIGMA, _HALF_AMPLITUDE_SIGMA_CYCLES / nyquist)
+    """Plate pixels: the scale at which the patch was found to match the real crop (a blur of
+    AGREEMENT_BLUR_SIGMA crop pixels, through the crop `matrix`, plate to crop), and at least the
+    grain's. Finer than that, where they match, the plate's detail is the truth; the crop's
+    Nyquist alone would leave out what the generator draws softer than its crop could hold."""
+    crop_px_per_plate_px = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return max(GRAIN_BLUR_SIGMA, AGREEMENT_BLUR_SIGMA / crop_px_per_plate_px)
 
 
 def _untouched(comp: np.ndarray) -> Composite:

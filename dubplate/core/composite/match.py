@@ -122,7 +122,7 @@ def _white_noise_gain() -> float:
 # may not: a lip the dub moved differs by far more, skin the generator redrew by less.
 DETAIL_AGREE = 0.015
 DETAIL_DISAGREE = 0.04
-_AGREEMENT_BLUR_SIGMA = 1.0  # crop pixels: the coarse content compared
+AGREEMENT_BLUR_SIGMA = 1.0  # crop pixels: the coarse content compared
 _DISAGREEMENT_REACH_PX = 2  # crop pixels: detail stays away this far from where they differ
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -164,7 +164,7 @@ def transfer_detail(
 
 
 def _coarse(image: np.ndarray) -> np.ndarray:
-    return _gaussian(image, _AGREEMENT_BLUR_SIGMA)
+    return _gaussian(image, AGREEMENT_BLUR_SIGMA)
 
 
 def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
