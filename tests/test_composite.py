@@ -15,6 +15,7 @@ from dubplate.core.composite.match import (
     grain_sigma,
     match_colour,
     motion_blurred,
+    transfer_detail,
 )
 from dubplate.core.composite.matte import grown_hull, lower_face_matte
 from dubplate.core.errors import DubplateError
@@ -266,20 +267,22 @@ def disc_matte():
     return lower_face_matte(ellipse((24, 24), (16, 16)), 48, dilate_px=0, feather_px=1)
 
 
-def test_plate_detail_puts_back_the_fine_texture_a_coarser_crop_lost():
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_plate_detail_puts_back_the_fine_texture_a_coarser_crop_lost(dtype):
     plate = detailed_plate()
-    real = half_crop(plate)  # a perfect generator: the real crop itself
+    real = half_crop(plate)  # a perfect generator: the real crop itself, 0-1 for either dtype
+    if dtype == np.uint8:
+        plate = np.rint(plate * 255).astype(np.uint8)
     soft = composite_frame(plate, real, disc_matte(), HALF)
     sharp = composite_frame(plate, real, disc_matte(), HALF, None, detail_agreement(real, real))
     inside = np.zeros((96, 96), bool)
     inside[36:60, 36:60] = True
     weights = inside.astype(np.float32)
-    texture = grain_sigma(plate, weights)
-    assert (grain_sigma(soft.comp, weights) < 0.6 * texture).all()
-    np.testing.assert_allclose(grain_sigma(sharp.comp, weights), texture, rtol=0.1)
-    assert (
-        np.abs(sharp.comp - plate)[inside].mean() < 0.3 * np.abs(soft.comp - plate)[inside].mean()
-    )
+    plate_f, soft_f, sharp_f = (a.astype(np.float32) for a in (plate, soft.comp, sharp.comp))
+    texture = grain_sigma(plate_f, weights)
+    assert (grain_sigma(soft_f, weights) < 0.6 * texture).all()
+    np.testing.assert_allclose(grain_sigma(sharp_f, weights), texture, rtol=0.1)
+    assert np.abs(sharp_f - plate_f)[inside].mean() < 0.3 * np.abs(soft_f - plate_f)[inside].mean()
     outside = sharp.face_layer()[..., 3] == 0
     np.testing.assert_array_equal(sharp.comp[outside], plate[outside])
 
@@ -311,7 +314,7 @@ def test_plate_detail_ignores_nan_plate_samples():
 def test_motion_blur_smears_the_drawn_region_along_the_mouths_motion_only():
     image = np.zeros((64, 64, 3), np.float32)
     image[32, 32] = 1.0  # a highlight on a generated lip
-    image[5, 5] = 1.0  # one on the real skin outside the hole, blurred by the camera already
+    image[8, 32] = 1.0  # one on the real skin above the hole, blurred by the camera already
     drawn = np.zeros((64, 64), bool)
     drawn[16:48, 16:48] = True
     smeared = motion_blurred(image, np.array([6.0, 0.0]), drawn)
@@ -320,5 +323,20 @@ def test_motion_blur_smears_the_drawn_region_along_the_mouths_motion_only():
     assert smeared[31, :, 0].max() < 1e-6 and smeared[33, :, 0].max() < 1e-6  # along x only
     spread = np.sqrt((row * (np.arange(64) - 32) ** 2).sum())
     assert spread == pytest.approx(6 / np.sqrt(12), rel=0.1)  # a 6-px box's deviation
-    np.testing.assert_array_equal(smeared[:12], image[:12])
+    np.testing.assert_array_equal(smeared[:10], image[:10])  # the hole's edge fades in below
     assert motion_blurred(image, np.array([0.3, 0.2]), drawn) is image  # under half a pixel
+
+
+def test_plate_detail_crossfades_the_two_grains_at_equal_power():
+    # The patch's matched grain and the plate's are independent: a linear half-and-half mix of
+    # the two would leave 0.71 of the grain in the ring where the patch starts to differ.
+    rng = np.random.default_rng(4)
+    patch = (0.5 + rng.normal(0, 0.05, (96, 96, 3))).astype(np.float32)
+    plate = (0.5 + rng.normal(0, 0.05, (96, 96, 3))).astype(np.float32)
+    halfway = transfer_detail(patch, plate, np.full((96, 96), 0.5, np.float32), 1.0)
+    weights = np.ones((96, 96), np.float32)
+    np.testing.assert_allclose(
+        grain_sigma(halfway, weights), grain_sigma(plate, weights), rtol=0.05
+    )
+    untouched = transfer_detail(patch, plate, np.zeros((96, 96), np.float32), 1.0)
+    np.testing.assert_array_equal(untouched, patch)
