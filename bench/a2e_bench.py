@@ -31,9 +31,9 @@ from dubplate.core.audio.features import analyse, frame_features
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import fit_frames
-from dubplate.core.qc.lipsync import lip_sync
+from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import track_plate
-from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_opening
+from dubplate.core.track.landmarks import FACE_BOX_PX, face_size
 
 TRAIN_SHARE = 0.8
 
@@ -100,10 +100,7 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     true_lower = fit_frames(actor.model, track.landmarks[tail], track.frames[tail]).lower
     oracle = opening_oracle(actor.model, actor.fits[0].lower, true_lower)
 
-    gap = mouth_opening(track.landmarks) * FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))
-    real = lip_sync(
-        gap, own, frame_features(own, track.times, frame_seconds, pad=True), frame_seconds
-    )
+    real = track_lip_sync(track, own, track.times, frame_seconds)
     dub_figures = {}
     for dub in dubs:
         prediction = drive(network, load_audio(dub), plate.info.fps)

@@ -4,7 +4,10 @@ import numpy as np
 
 from dubplate.core.audio.features import AudioAnalysis, frame_features
 from dubplate.core.audio.phones import PHONE_INDEX
-from dubplate.core.qc.lipsync import lip_sync
+from dubplate.core.qc.lipsync import CLOSED_PX, lip_sync, track_lip_sync
+from dubplate.core.track.facetrack import FaceTrack
+from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+from dubplate.core.track.smoothing import OneEuro, smooth_track
 
 FRAME = 0.0625  # 1/16 s: frame and segment edges exact in binary, so no edge is ambiguous
 
@@ -55,3 +58,39 @@ def test_no_bilabials_is_not_a_failure():
     analysis.phones[:, 0] = PHONE_INDEX["AA"]
     result = lip_sync(mouth_following(times), analysis, features, FRAME)
     assert result.bilabial_closure is None and result.bilabial_segments == 0
+
+
+def test_a_one_frame_closure_counts_though_the_smoothed_track_lifts_it():
+    # 25 fps; each /b/ lies inside the interval of one frame, with /aa/ for three either side.
+    frame, cycle, count = 0.04, 7, 6
+    rows = []
+    for i in range(count):
+        start = i * cycle * frame
+        rows.append((PHONE_INDEX["AA"], start, start + 3 * frame))
+        rows.append((PHONE_INDEX["B"], start + 3.25 * frame, start + 3.75 * frame))
+        rows.append((PHONE_INDEX["AA"], start + 4 * frame, start + 7 * frame))
+    duration = count * cycle * frame
+    analysis = AudioAnalysis(
+        np.array(rows), np.zeros((int(duration * 100), 80), np.float32), duration
+    )
+    times = (np.arange(count * cycle) + 0.5) * frame
+    closed = np.arange(len(times)) % cycle == 3
+    rng = np.random.default_rng(0)
+    raw = np.repeat(rng.uniform(0, 256, (1, 478, 3)).astype(np.float32), len(times), axis=0)
+    raw[:, LOWER_LIP_INNER] = raw[:, UPPER_LIP_INNER]
+    raw[:, LOWER_LIP_INNER, 1] += np.where(closed, 0.5, 16.0)
+    found = np.ones(len(times), bool)
+    smoothed = smooth_track(raw, found, times, OneEuro()).astype(np.float32)
+    smoothed_gap = smoothed[:, LOWER_LIP_INNER, 1] - smoothed[:, UPPER_LIP_INNER, 1]
+    assert smoothed_gap[closed].min() > CLOSED_PX  # the closure the smoothing hides
+    track = FaceTrack(
+        frames=np.arange(len(times)),
+        landmarks=smoothed,
+        raw_landmarks=raw,
+        boxes=np.zeros((len(times), 4), np.float32),
+        confidence=found.astype(np.float32),
+        found=found,
+        times=times,
+    )
+    result = track_lip_sync(track, analysis, times, frame)
+    assert result.bilabial_closure == 1.0 and result.bilabial_segments == count
