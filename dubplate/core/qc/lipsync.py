@@ -119,9 +119,9 @@ def track_lip_sync(
 ) -> LipSync:
     """Figures for a tracked video against audio; `times` are its frames' seconds in the audio.
     The gap is the mesh's own per frame, before the track's smoothing: a /p b m/ closure lasts
-    one or two frames, and the smoothing, tuned on still heads, lifts it above CLOSED_PX (on
+    one or two frames, and the smoothing, tuned on still heads, lifts it, often over CLOSED_PX (on
     man_map, real closures measured 0.2-1.0 px raw against 1.8-2.3 smoothed, and dubbed ones
-    0.7-2.4 against 4.6-6.9)."""
+    0.7-2.4 against 2.9-6.9)."""
     gap = track_mouth_gap(track)
     features = frame_features(analysis, times, frame_seconds, pad=True)
     return lip_sync(gap, analysis, features, frame_seconds)
