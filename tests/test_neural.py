@@ -26,7 +26,6 @@ from dubplate.core.neural.train import (
     _jitter_geometry,
     draw_chances,
     generator_input,
-    openness,
     train_renderer,
 )
 
@@ -112,25 +111,18 @@ def mouth_world(frames=12, seed=0):
     for f, height in enumerate(heights):
         real[f, :, 88 - height // 2 : 88 + height // 2, 48:80] = 40
         renders[f, :, :, 88 - height // 2 : 88 + height // 2, 48:80] = 255
-    extremes = [np.argmax(heights), np.argmin(heights)]
     return TrainingSet(
         real=torch.from_numpy(real),
         renders=torch.from_numpy(renders),
         hole=torch.from_numpy(hole),
-        references=torch.from_numpy(real[extremes]),
+        references=torch.from_numpy(real[[np.argmax(heights), np.argmin(heights)]]),
         opening=heights.astype(np.float32),
-        reference_gaps=heights[extremes].astype(np.float32),
     )
-
-
-def all_inputs(data: TrainingSet) -> torch.Tensor:
-    mouth_openness = openness(data.opening, data.reference_gaps)
-    return generator_input(data.real, data.renders, data.hole, data.references, mouth_openness)
 
 
 def hole_error(generator, data):
     with torch.no_grad():
-        out = generator(all_inputs(data))
+        out = generator(generator_input(data.real, data.renders, data.hole, data.references))
     target = data.real.float() / 255
     return float(((out - target).abs() * data.hole).sum() / (data.hole.sum() * 3))
 
@@ -247,45 +239,10 @@ def test_generator_pulls_each_reference_into_the_hole_by_its_own_flow(chosen):
         hole = torch.zeros(2, 1, SIZE, SIZE)
         hole[..., 32:96, 32:96] = 1
         inputs = torch.cat([torch.zeros(2, 3, SIZE, SIZE), hole, torch.zeros(2, 9, SIZE, SIZE)], 1)
-        openness_plane = torch.zeros(2, 1, SIZE, SIZE)
-        out = generator(torch.cat([inputs, references, openness_plane], dim=1))
+        out = generator(torch.cat([inputs, references], dim=1))
     inside = (..., slice(34, 94), slice(34, 94))
     reference = references[:, 3 * chosen : 3 * chosen + 3]
     torch.testing.assert_close(out[inside], reference[..., 1:][inside], atol=1e-3, rtol=0)
-
-
-@pytest.mark.parametrize("gap, chosen", [(2.0, 1), (3.0, 1), (12.0, 0), (24.0, 0)])
-def test_an_untrained_generator_fills_the_hole_from_the_reference_nearest_the_mouth(gap, chosen):
-    """Closed lips (gap near the closed reference's 2 px) from the closed mouth, speech's
-    half-open and wide mouths from the open one (24 px): not a ghost of both, which hides each
-    one's detail and drew closed lips as a dark band."""
-    rng = np.random.default_rng(11)
-    references = torch.cat([_texture(rng), _texture(rng)])
-    hole = torch.zeros(1, 1, SIZE, SIZE, dtype=torch.bool)
-    hole[..., 32:96, 32:96] = True
-    mouth_openness = openness(np.array([gap]), np.array([24.0, 2.0]))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        out = Generator().eval()(
-            generator_input(
-                _texture(rng),
-                torch.zeros(1, 3, 3, SIZE, SIZE, dtype=torch.uint8),
-                hole,
-                references,
-                mouth_openness,
-            )
-        )
-    inside = (slice(None), slice(None), slice(36, 92), slice(36, 92))
-    near, far = (_detail_kept(out, references[[i]] / 255, inside)[1] for i in (chosen, 1 - chosen))
-    # Measured: 0.99-1.00 and 0.02-0.15; with equal shares, as format 7 started, 0.69-0.71 both.
-    assert near > 0.8 and far < 0.3
-
-
-def test_openness_places_a_gap_between_the_closed_and_the_open_reference():
-    np.testing.assert_allclose(
-        openness(np.array([0.0, 2.0, 13.0, 24.0, 30.0]), np.array([24.0, 2.0])),
-        [0, 0, 0.5, 1, 1],
-    )
 
 
 def _texture(rng: np.random.Generator) -> torch.Tensor:
@@ -314,12 +271,11 @@ def test_training_learns_the_flow_that_keeps_the_reference_detail(tmp_path):
         hole=hole,
         references=texture.roll(2, dims=-1).expand(REFERENCE_COUNT, -1, -1, -1),
         opening=np.arange(frames, dtype=np.float32),
-        reference_gaps=np.array([frames - 1, 0], np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=30, batch=2, checkpoint_every=30)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
     with torch.no_grad():
-        out = generator(all_inputs(data))
+        out = generator(generator_input(data.real, data.renders, data.hole, data.references))
     inside = (slice(None), slice(None), slice(68, 108), slice(36, 92))
     # Untrained: 0.25 of the texture's Laplacian variance, high-pass correlation 0.05; drawing
     # the whole hole, as the generator of format 4 did: 0.000.
@@ -346,7 +302,6 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
         hole=hole,
         references=real[[0, 1]].roll(2, dims=-1),
         opening=(~closed).float().numpy(),
-        reference_gaps=np.array([1, 0], np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=60, batch=2, checkpoint_every=60)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
@@ -354,10 +309,7 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
 
     def drawn(rows: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            mouth_openness = data.opening[rows.numpy()]
-            return generator(
-                generator_input(real[rows], renders[rows], hole[rows], references, mouth_openness)
-            )
+            return generator(generator_input(real[rows], renders[rows], hole[rows], references))
 
     for rows in closed, ~closed:  # each mouth from its own reference, as the render asks
         sharpness, correlation = _detail_kept(

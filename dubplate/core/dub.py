@@ -53,7 +53,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
-from dubplate.core.neural.train import generator_input, openness
+from dubplate.core.neural.train import generator_input
 from dubplate.core.progress import Progress
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
@@ -237,9 +237,8 @@ def _dubbed_frames(
             if settings.grain and grain is None:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             with torch.no_grad():
-                mouth_openness = openness(inputs.mouth_gap, renderer.reference_gaps)
                 batch = generator_input(
-                    inputs.real, inputs.renders, inputs.hole, renderer.references, mouth_openness
+                    inputs.real, inputs.renders, inputs.hole, renderer.references
                 ).to(settings.device)
                 crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
             reals = inputs.real_images()

@@ -23,7 +23,6 @@ from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.render.rasterizer import Fragments
 from dubplate.core.render.renderer import FaceRenderer
-from dubplate.core.track.landmarks import mouth_opening
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
 # The replaced region spans this many half mouth-widths either side of the mouth's centre: lips
@@ -47,7 +46,6 @@ class FaceFrames:
     hole: torch.Tensor  # (F, 1, N, N) bool
     lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
     mouth_motion: np.ndarray  # (F, 2) crop pixels a frame that the driven mouth moves in the plate
-    mouth_gap: np.ndarray  # (F,) the driven mouth's inner-lip gap, px of a 256-px face box
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
@@ -94,8 +92,6 @@ class FrameMaker:
             [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
         self.mouth_motion = _mouth_motion(driven_posed[:, region, :2], fit.frames, crops)
-        shapes = model.shape(driven.lower, driven.upper)
-        self.mouth_gap = (mouth_opening(shapes) * model.face_box_scale).astype(np.float32)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
@@ -115,7 +111,6 @@ class FrameMaker:
             hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
-            mouth_gap=self.mouth_gap[rows],
         )
 
     def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:

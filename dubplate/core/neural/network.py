@@ -2,10 +2,8 @@
 
 Generator input, per frame t (all crops of one size, working display values 0-1):
 the real crop with the lower face masked out (3), the mask (1), the synthetic lower-face renders
-of t-1, t and t+1 (9), two fixed reference crops of the actor, the mouth at its most open
-(teeth) and at its most closed (the lips pressed together) (6), and the driven mouth's openness
-between the two references' (1, a constant plane: 0 as closed as the closed one, 1 as open as the
-open one).
+of t-1, t and t+1 (9) and two fixed reference crops of the actor, the mouth at its most open
+(teeth) and at its most closed (the lips pressed together) (6).
 """
 
 from __future__ import annotations
@@ -20,8 +18,7 @@ HEAD_WIDTH = 16
 RENDER_AT_T = slice(7, 10)  # input channels of the render of frame t
 REFERENCE_COUNT = 2  # the actor's most open mouth, then the most closed
 REFERENCES = slice(13, 13 + 3 * REFERENCE_COUNT)  # input channels of the reference crops
-OPENNESS = slice(REFERENCES.stop, REFERENCES.stop + 1)
-INPUT_CHANNELS = OPENNESS.stop
+INPUT_CHANNELS = REFERENCES.stop
 # Output channels of the generator's `warp` layer: a flow (x, y) per reference, then the shares
 # of the hole that the smooth fill and each reference take.
 FLOWS = slice(0, 2 * REFERENCE_COUNT)
@@ -29,14 +26,6 @@ SHARES = slice(2 * REFERENCE_COUNT, 3 * REFERENCE_COUNT + 1)
 # Largest pull of a reference pixel, in half crop widths (32 px at 256): bounded, so that no
 # pixel is fetched from across the face while the flow is still untrained.
 FLOW_RANGE = 0.25
-# The shares' prior, in logits: the reference nearer the driven mouth's openness takes the hole,
-# the two crossing over at SHARE_MIDPOINT (speech's half-open mouths are pulled from the open
-# one), and the smooth fill starts small. Without it the shares start equal and barely move in
-# 200 steps: the hole is a ghost of both mouths, closed lips come out as a dark band and the
-# detail of each reference is averaged away.
-SHARE_MIDPOINT = 0.15
-SHARE_SLOPE = 20.0
-FILL_PRIOR = -2.0
 
 
 def _down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
@@ -120,7 +109,7 @@ class Generator(nn.Module):
             ups.append(_Up(cin, widths[level - 1]))
         self.ups = nn.ModuleList(ups)
         # FLOWS that pull each reference's pixels onto this frame's mouth, and SHARES of the
-        # hole. Zero at the start: the references as they are, shared as share_prior says.
+        # hole. Zero at the start: the references as they are, a third each with the fill.
         self.warp = nn.Conv2d(2 * widths[0], SHARES.stop, 3, padding=1)
         nn.init.zeros_(self.warp.weight)
         nn.init.zeros_(self.warp.bias)
@@ -151,18 +140,10 @@ class Generator(nn.Module):
         sources = torch.cat(
             [_filled(masked, 1 - hole).unsqueeze(1), pulled.unflatten(0, (len(x), -1))], dim=1
         )
-        openness = x[:, OPENNESS].mean(dim=(2, 3))
-        shares = torch.softmax(fields[:, SHARES] + share_prior(openness), dim=1).unsqueeze(2)
+        shares = torch.softmax(fields[:, SHARES], dim=1).unsqueeze(2)
         blended = (sources * shares).sum(1)
         base = masked + hole * blended
         return torch.sigmoid(self.head(h) + _logit(base))
-
-
-def share_prior(openness: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 1, 1) logits of the fill, the open and the closed reference for (B, 1) openness."""
-    lean = SHARE_SLOPE * (openness - SHARE_MIDPOINT) / 2
-    fill = torch.full_like(lean, FILL_PRIOR)
-    return torch.cat([fill, lean, -lean], dim=1)[..., None, None]
 
 
 def _warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

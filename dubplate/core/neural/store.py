@@ -35,9 +35,8 @@ MANIFEST_KIND = "renderer"
 # less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5: the
 # generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the renders'
 # mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips; 7: a
-# second reference crop, the most closed mouth, which the generator pulls closed lips from; 8: the
-# driven mouth's openness between the references' is an input, and the hole's shares lean on it.
-FORMAT_VERSION = 8
+# second reference crop, the most closed mouth, which the generator pulls closed lips from.
+FORMAT_VERSION = 7
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
@@ -45,7 +44,6 @@ READ_CHUNK = 32  # frames cut and rendered at once while building the training s
 class NeuralRenderer:
     generator: Generator
     references: torch.Tensor  # (2, 3, N, N) uint8: the most open mouth, then the most closed
-    reference_gaps: np.ndarray  # (2,) their inner-lip gaps, px of a 256-px face box
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
 
@@ -64,6 +62,7 @@ def training_set(
     """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor; the
     references are the crops of the most open and the most closed mouth among them."""
     parts: list[FaceFrames] = []
+    gaps = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
         plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
@@ -75,9 +74,11 @@ def training_set(
             chunk = rows[start : start + READ_CHUNK]
             pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
             parts.append(maker.make(chunk, pixels))
+            shapes = actor.model.shape(fit.lower[chunk], fit.upper[chunk])
+            gaps.append(mouth_opening(shapes) * actor.model.face_box_scale)
             progress.advance(len(chunk))
     real = torch.cat([p.real for p in parts])
-    opening = np.concatenate([p.mouth_gap for p in parts])
+    opening = np.concatenate(gaps)
     widest, closest = int(np.argmax(opening)), int(np.argmin(opening))
     log.info(
         "renderer: %d training frames; reference crops from training frames %d (open mouth,"
@@ -94,7 +95,6 @@ def training_set(
         hole=torch.cat([p.hole for p in parts]),
         references=real[[widest, closest]],
         opening=opening,
-        reference_gaps=opening[[widest, closest]],
     )
 
 
@@ -115,12 +115,7 @@ def train_actor_renderer(
     with atomic_path(directory / "renderer.pt") as temp:
         torch.save(generator.state_dict(), temp)
     with atomic_path(directory / "renderer.npz") as temp:
-        np.savez_compressed(
-            temp,
-            references=data.references.numpy(),
-            reference_gaps=data.reference_gaps,
-            hole_lowers=hole_lowers,
-        )
+        np.savez_compressed(temp, references=data.references.numpy(), hole_lowers=hole_lowers)
     manifest = {
         "kind": MANIFEST_KIND,
         "format_version": FORMAT_VERSION,
@@ -159,14 +154,12 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
         state = torch.load(weights, map_location=device, weights_only=True)
         with np.load(directory / manifest["arrays"]) as arrays:
             references, hole_lowers = arrays["references"], arrays["hole_lowers"]
-            reference_gaps = arrays["reference_gaps"]
     except (OSError, RuntimeError, KeyError, ValueError) as error:
         raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
     generator.load_state_dict(state)
     return NeuralRenderer(
         generator=generator.to(device).eval(),
         references=torch.from_numpy(references),
-        reference_gaps=reference_gaps,
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
     )

@@ -67,37 +67,22 @@ class TrainingSet:
     renders: torch.Tensor  # (F, 3, 3, N, N)
     hole: torch.Tensor  # (F, 1, N, N)
     references: torch.Tensor  # (2, 3, N, N): the most open mouth, then the most closed
-    opening: np.ndarray  # (F,) inner-lip gap of each frame, px of a 256-px face box
-    reference_gaps: np.ndarray  # (2,) the references' inner-lip gaps: open, then closed
+    opening: np.ndarray  # (F,) mouth opening of each frame, for drawing them balanced
 
     def __len__(self) -> int:
         return len(self.real)
 
 
-def openness(gaps: np.ndarray, reference_gaps: np.ndarray) -> np.ndarray:
-    """(F,) float32 in [0, 1]: where each inner-lip gap lies between the closed reference's (0)
-    and the open one's (1)."""
-    open_gap, closed_gap = (float(g) for g in reference_gaps)
-    span = max(open_gap - closed_gap, 1e-6)
-    return np.clip((np.asarray(gaps, np.float32) - closed_gap) / span, 0, 1).astype(np.float32)
-
-
 def generator_input(
-    real: torch.Tensor,
-    renders: torch.Tensor,
-    hole: torch.Tensor,
-    references: torch.Tensor,
-    mouth_openness: np.ndarray,
+    real: torch.Tensor, renders: torch.Tensor, hole: torch.Tensor, references: torch.Tensor
 ) -> torch.Tensor:
-    """(B, 20, N, N) float input from uint8 crops: masked real, hole, three renders, the two
-    references, and each frame's (B,) `mouth_openness` as a plane."""
+    """(B, 19, N, N) float input from uint8 crops: masked real, hole, three renders, the two
+    references."""
     hole = hole.float()
     masked = real.float() / 255 * (1 - hole)
     flat_renders = renders.flatten(1, 2).float() / 255
     flat_references = references.flatten(0, 1).float().expand(len(real), -1, -1, -1) / 255
-    plane = torch.from_numpy(np.asarray(mouth_openness, np.float32)).to(real.device)
-    plane = plane.view(-1, 1, 1, 1).expand(-1, 1, *real.shape[-2:])
-    return torch.cat([masked, hole, flat_renders, flat_references, plane], dim=1)
+    return torch.cat([masked, hole, flat_renders, flat_references], dim=1)
 
 
 def train_renderer(
@@ -183,8 +168,7 @@ def _batch(
     real = data.real[index].to(device)
     hole = data.hole[index].to(device)
     renders, references = data.renders[index].to(device), data.references.to(device)
-    mouth_openness = openness(data.opening[rows], data.reference_gaps)
-    inputs = generator_input(real, renders, hole, references, mouth_openness)
+    inputs = generator_input(real, renders, hole, references)
     stacked = torch.cat([inputs, real.float() / 255], dim=1)
     stacked = _jitter_geometry(stacked, settings, rng)
     stacked = _jitter_colour(stacked, settings, rng)
