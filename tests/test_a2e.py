@@ -6,7 +6,14 @@ import torch
 
 from dubplate.core.a2e.augment import Voice
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
-from dubplate.core.a2e.train import BILABIAL, Sequence, TrainSettings, predict, train
+from dubplate.core.a2e.train import (
+    BILABIAL,
+    MouthPrior,
+    Sequence,
+    TrainSettings,
+    predict,
+    train,
+)
 from dubplate.core.audio.features import FEATURE_SIZE, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.media.audio import ANALYSIS_RATE
@@ -23,6 +30,9 @@ def test_each_output_sees_a_third_of_a_second_either_side():
         range(30 - FRAMES_EACH_SIDE, 31 + FRAMES_EACH_SIDE)
     )
     assert FRAMES_EACH_SIDE / 25 == pytest.approx(0.32)
+
+
+NO_PRIOR = MouthPrior(rest=np.zeros(2), visemes=np.zeros((len(VISEMES), 2)))
 
 
 def synthetic_footage(frames=400, seed=0):
@@ -44,12 +54,28 @@ def synthetic_footage(frames=400, seed=0):
 
 def test_training_learns_what_the_audio_says_and_stops_early():
     settings = TrainSettings(voices=0, steps=400, eval_every=25, patience=4)
-    network, report = train([[synthetic_footage()]], np.zeros(2), settings)
+    network, report = train([[synthetic_footage()]], NO_PRIOR, settings)
     assert report["validation_loss"] < 0.3 * report["validation_loss_mean_expression"]
-    again, report_again = train([[synthetic_footage()]], np.zeros(2), settings)
+    again, report_again = train([[synthetic_footage()]], NO_PRIOR, settings)
     assert report_again == {**report, "seconds": report_again["seconds"]}  # seeded
     for a, b in zip(network.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_viseme_prior_moves_the_mouth_where_the_network_learnt_nothing():
+    """The first coefficient is 2 x the open-vowel share: the prior, fitted in closed form,
+    carries it with the network's gain at zero."""
+    footage = synthetic_footage()
+    open_vowel = len(PHONES) + list(VISEMES).index("open_vowel")
+    footage.targets[:, 0] = 2.0 * footage.features[:, open_vowel] * footage.mask
+    settings = TrainSettings(voices=0, steps=50, eval_every=25, patience=1)
+    network, report = train([[footage]], NO_PRIOR, settings)
+    network.gain.fill_(0.0)
+    with torch.no_grad():
+        driven = network.coefficients(torch.from_numpy(footage.features)[None])[0].numpy()
+    error = np.abs(driven[footage.mask, 0] - footage.targets[footage.mask, 0])
+    assert error.mean() < 0.1
+    assert report["validation_loss_viseme_prior"] < 0.5 * report["validation_loss_mean_expression"]
 
 
 def frame_features(frames, bilabial_from=None):
@@ -68,7 +94,7 @@ def frame_features(frames, bilabial_from=None):
 def test_silence_rests_and_bilabials_close():
     network = A2E(FEATURE_SIZE, 3)
     network.rest.copy_(torch.tensor([1.0, -2.0, 0.5]))
-    network.target_mean.copy_(torch.tensor([9.0, 9.0, 9.0]))
+    network.viseme_map[list(VISEMES).index("open_vowel")] = 9.0
     silent = predict(network, frame_features(10), speech=False)
     assert np.allclose(silent, [1.0, -2.0, 0.5])
     spoken = predict(network, frame_features(20, bilabial_from=10), speech=True)

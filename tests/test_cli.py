@@ -191,6 +191,14 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     with np.load(rest["coefficients"]) as arrays:
         assert np.ptp(arrays["lower"], axis=0).max() == 0  # one mouth, held
 
+    # An A2E of an earlier format (before the viseme prior) is refused with what to do.
+    manifest = json.loads((actor / "a2e.json").read_text())
+    manifest["format_version"] = 1
+    del manifest["validation"]["validation_loss_viseme_prior"]
+    (actor / "a2e.json").write_text(json.dumps(manifest))
+    old_format = run_cli("a2e", "predict", actor, "--audio", dub, "--out", out)
+    one_line_error(old_format, "a2e.json", "a2e format 1", "train it anew")
+
 
 def test_a2e_needs_an_actor(shared_data, tmp_path):
     one_line_error(

@@ -8,6 +8,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from dubplate.core.a2e.store import mouth_prior
+from dubplate.core.audio.phones import VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.align import fit_similarity
@@ -21,6 +23,7 @@ from dubplate.core.morph.appearance import (
 from dubplate.core.morph.fit import build_geometry, fit_frames, lip_error_px, reprojection_px
 from dubplate.core.morph.model import INNER_LIP_LOOP
 from dubplate.core.track import track_plate
+from dubplate.core.track.landmarks import mouth_opening
 from tests.fixtures import ArrayPlate, footage_frames
 
 FRAMES = 30
@@ -165,3 +168,20 @@ def test_damaged_actor_directories(woman_actor, tmp_path):
     (path / "fit_0.npz").unlink()
     with pytest.raises(DubplateError, match=r"fit_0\.npz: missing or damaged"):
         Actor.load(path)
+
+
+def test_phonetic_mouths_span_the_actors_own_opening(woman_actor):
+    """Open vowels open the mouth to the actor's 95th-percentile inner-lip gap, bilabials shut
+    it to the 5th, and the rest lie between in phonetic order."""
+    model = woman_actor.model
+    fit = woman_actor.fits[0]
+    upper = np.zeros((len(VISEMES), len(model.upper_basis)), np.float32)
+    mouths = mouth_prior(model, woman_actor.fits).visemes.astype(np.float32)
+    gap = dict(zip(VISEMES, mouth_opening(model.shape(mouths, upper)), strict=True))
+    footage = mouth_opening(model.shape(fit.lower, fit.upper))
+    shut, wide = np.percentile(footage, [5, 95])
+    assert (wide - shut) * model.face_box_scale > 7  # px: the footage speaks, a real range
+    assert gap["open_vowel"] == pytest.approx(wide, abs=0.1 * (wide - shut))
+    assert gap["bilabial"] == pytest.approx(shut, abs=0.1 * (wide - shut))
+    order = ["bilabial", "silence", "alveolar", "close_vowel", "mid_vowel", "open_vowel"]
+    assert [gap[v] for v in order] == sorted(gap[v] for v in order)

@@ -49,26 +49,31 @@ def write_manifest(path: Path, kind: str, body: dict[str, Any]) -> Path:
 
 
 def read_manifest(path: Path, kind: str) -> dict[str, Any]:
+    body = _read_json(path)
+    validate(kind, body, str(path))
+    return body
+
+
+def read_versioned_manifest(path: Path, kind: str, version: int, redo: str) -> dict[str, Any]:
+    """A manifest of this dubplate's format version; another version says what to `redo`
+    (checked first: another format may not match this one's schema)."""
+    body = _read_json(path)
+    found = body.get("format_version") if isinstance(body, dict) else None
+    if found != version:
+        raise DubplateError(f"{path}: {kind} format {found}, this dubplate reads {version}; {redo}")
+    validate(kind, body, str(path))
+    return body
+
+
+def _read_json(path: Path) -> Any:
     try:
-        body = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError as error:
         raise DubplateError(f"{path}: manifest not found") from error
     except json.JSONDecodeError as error:
         raise DubplateError(
             f"{path}: not valid JSON ({error.msg} at line {error.lineno})"
         ) from error
-    validate(kind, body, str(path))
-    return body
-
-
-def read_versioned_manifest(path: Path, kind: str, version: int, redo: str) -> dict[str, Any]:
-    """A manifest of this dubplate's format version; another version says what to `redo`."""
-    body = read_manifest(path, kind)
-    if body["format_version"] != version:
-        raise DubplateError(
-            f"{path}: {kind} format {body['format_version']}, this dubplate reads {version}; {redo}"
-        )
-    return body
 
 
 def read_actor_stage_manifest(directory: Path, kind: str, version: int) -> dict[str, Any]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dubplate.core.audio.features import VISEME_COLUMNS
+from dubplate.core.audio.phones import VISEMES
+
 # Dilations 1, 2, 4 after a 3-tap input layer: each output sees +-8 frames (+-0.32 s at 25 fps).
 DILATIONS = (1, 2, 4)
 FRAMES_EACH_SIDE = 1 + sum(DILATIONS)  # the input layer adds one
@@ -39,10 +42,10 @@ class Member(nn.Module):
 
 
 class A2E(nn.Module):
-    """(B, F, features) -> (B, F, coefficients): the mean of a few independently initialised
-    members, which averages away what each one learnt from noise. Targets are learnt
-    normalised; the buffers carry the normalisation, the calibrated gain and the actor's rest
-    (closed-mouth) coefficients with the weights."""
+    """(B, F, features) -> (B, F, coefficients): a linear viseme prior, plus what the members
+    (averaged: each alone learns some noise) add to it, learnt normalised. The buffers carry
+    the prior, the normalisation, the calibrated gain and the actor's rest (closed-mouth)
+    coefficients with the weights."""
 
     def __init__(
         self,
@@ -59,6 +62,8 @@ class A2E(nn.Module):
         self.register_buffer("target_mean", torch.zeros(coefficients))
         self.register_buffer("target_std", torch.ones(coefficients))
         self.register_buffer("rest", torch.zeros(coefficients))
+        # Each viseme's coefficients: the prior is their mix by the frame's viseme shares.
+        self.register_buffer("viseme_map", torch.zeros(len(VISEMES), coefficients))
         # How far to trust the network over the mean expression, calibrated on held-out data.
         self.register_buffer("gain", torch.ones(()))
 
@@ -67,8 +72,11 @@ class A2E(nn.Module):
         return torch.stack([member(features) for member in self.members])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Normalised coefficients."""
+        """The normalised departure from the prior."""
         return self.member_outputs(features).mean(dim=0)
 
+    def prior(self, features: torch.Tensor) -> torch.Tensor:
+        return features[..., VISEME_COLUMNS] @ self.viseme_map
+
     def coefficients(self, features: torch.Tensor) -> torch.Tensor:
-        return self.gain * self(features) * self.target_std + self.target_mean
+        return self.prior(features) + self.gain * self(features) * self.target_std

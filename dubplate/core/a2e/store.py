@@ -14,13 +14,15 @@ import dubplate
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
+    VISEME_RIDGE,
+    MouthPrior,
     TrainSettings,
     footage_sequences,
     train,
     voices_for,
 )
 from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES
-from dubplate.core.audio.phones import PHONES, VISEMES
+from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
@@ -33,7 +35,7 @@ from dubplate.core.track.landmarks import mouth_opening
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "a2e"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the linear viseme prior
 
 
 def train_actor_a2e(
@@ -57,7 +59,7 @@ def train_actor_a2e(
         )
         log.info("train-a2e: %s in %d voices", plate_info["path"], len(voices))
         sequences.append(footage_sequences(plate, fit, voices, rng, last_frame))
-    network, report = train(sequences, rest_coefficients(actor.model, actor.fits), settings, device)
+    network, report = train(sequences, mouth_prior(actor.model, actor.fits), settings, device)
     fps = actor.sources[0]["plate"]["fps"]
     with atomic_path(directory / "a2e.pt") as temp:
         torch.save(network.state_dict(), temp)
@@ -81,6 +83,7 @@ def train_actor_a2e(
             "members": len(network.members),
             "window_frames": FRAMES_EACH_SIDE,
             "fps": fps,
+            "viseme_ridge": VISEME_RIDGE,
         },
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
@@ -93,6 +96,7 @@ def train_actor_a2e(
             k: report[k]
             for k in (
                 "validation_loss",
+                "validation_loss_viseme_prior",
                 "validation_loss_mean_expression",
                 "validation_frames",
                 "gain",
@@ -130,8 +134,29 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
 def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
     """The actor's closed mouth: mean lower-face coefficients of their most-closed 3% frames
     (at least one), where the lips meet if they ever do in the footage."""
-    lower = np.concatenate([f.lower for f in fits])
-    upper = np.concatenate([f.upper for f in fits])
-    gap = mouth_opening(model.shape(lower, upper))
+    lower, gap = _lower_and_gap(model, fits)
     closed = np.argsort(gap)[: max(1, len(gap) * 3 // 100)]
     return lower[closed].mean(axis=0)
+
+
+def mouth_prior(model: ActorModel, fits) -> MouthPrior:
+    """The closed mouth, and each viseme's phonetic mouth: its openness placed between the
+    actor's closed (5th percentile) and wide open (95th) inner-lip gap, along the least-squares
+    line of the coefficients on the gap."""
+    lower, gap = _lower_and_gap(model, fits)
+    centred = gap - gap.mean()
+    spread = float(centred @ centred)
+    per_gap = centred @ (lower - lower.mean(axis=0)) / spread if spread > 0 else 0 * lower[0]
+    shut, wide = np.percentile(gap, [5, 95])
+    openness = np.array([VISEME_OPENNESS[v] for v in VISEMES])
+    wanted = shut + openness * (wide - shut) - gap.mean()
+    return MouthPrior(
+        rest=rest_coefficients(model, fits),
+        visemes=lower.mean(axis=0) + wanted[:, None] * per_gap,
+    )
+
+
+def _lower_and_gap(model: ActorModel, fits) -> tuple[np.ndarray, np.ndarray]:
+    lower = np.concatenate([f.lower for f in fits])
+    upper = np.concatenate([f.upper for f in fits])
+    return lower, mouth_opening(model.shape(lower, upper))

@@ -15,6 +15,7 @@ from dubplate.core.a2e.augment import DRY, Voice, random_voice
 from dubplate.core.a2e.network import A2E
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
+    VISEME_COLUMNS,
     FrameFeatures,
     analyse_samples,
     frame_features,
@@ -89,9 +90,17 @@ def voices_for(settings: TrainSettings, rng: np.random.Generator) -> list[Voice]
     return [DRY] + [random_voice(rng) for _ in range(settings.voices)]
 
 
+@dataclass
+class MouthPrior:
+    """What an actor's fitted footage says of their mouth before any audio is heard."""
+
+    rest: np.ndarray  # (K,) the closed mouth
+    visemes: np.ndarray  # (visemes, K) each viseme's mouth by phonetics, at the actor's scale
+
+
 def train(
     sequences: list[list[Sequence]],
-    rest: np.ndarray,
+    mouth: MouthPrior,
     settings: TrainSettings = DEFAULT_SETTINGS,
     device: str = "cpu",
 ) -> tuple[A2E, dict]:
@@ -100,12 +109,14 @@ def train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     train_parts, held_out = _split(sequences, settings.validation_share)
-    every_target = np.concatenate([s.targets[s.mask] for s in (v[0] for v in train_parts)])
+    originals = [voices[0] for voices in train_parts]
+    every_target = np.concatenate([s.targets[s.mask] for s in originals])
     coefficients = every_target.shape[1]
     network = A2E(FEATURE_SIZE, coefficients).to(device)
     network.target_mean.copy_(torch.from_numpy(every_target.mean(axis=0)))
     network.target_std.copy_(torch.from_numpy(every_target.std(axis=0) + 1e-6))
-    network.rest.copy_(torch.from_numpy(rest.astype(np.float32)))
+    network.rest.copy_(torch.from_numpy(mouth.rest.astype(np.float32)))
+    network.viseme_map.copy_(torch.from_numpy(fit_viseme_map(originals, mouth.visemes)))
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
@@ -115,17 +126,20 @@ def train(
     progress = Progress("train-a2e", settings.steps, unit="steps", every_s=5)
     stale = step = 0
     for step in range(1, settings.steps + 1):
-        features, targets, mask = _batch(flat, settings, rng, network, device)
+        features, targets, mask = _batch(flat, settings, rng, device)
         network.train()
+        prior = network.prior(features)
         # Each member learns on its own; their mean is the prediction.
-        outputs = network.member_outputs(features)
-        loss = sum(_masked_mse(o, targets, mask, network.target_std**2) for o in outputs)
+        loss = sum(
+            _coefficient_error(prior + output * network.target_std, targets, mask, network)
+            for output in network.member_outputs(features)
+        )
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         progress.advance()
         if step % settings.eval_every == 0:
-            validation = _loss(network, held_out, device)
+            validation = _loss(network, held_out, device, network.coefficients)
             if validation < best[0] - 1e-4:
                 best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
             else:
@@ -135,15 +149,18 @@ def train(
                     break
     network.load_state_dict(best[2])
     network.gain.fill_(_calibrated_gain(network, held_out, device))
-    baseline = _loss(None, held_out, device, network)
+    predictors = {
+        "validation_loss": network.coefficients,
+        "validation_loss_viseme_prior": network.prior,
+        "validation_loss_mean_expression": lambda f: network.target_mean.expand(*f.shape[:-1], -1),
+    }
     report = {
         "steps": step,
         "best_step": best[1],
         "seconds": round(time.perf_counter() - started, 1),
-        "validation_loss": round(_loss(network, held_out, device), 5),
         "gain": round(float(network.gain), 3),
-        "validation_loss_mean_expression": round(baseline, 5),
-        "train_frames": int(sum(s.mask.sum() for s in (v[0] for v in train_parts))),
+        **{k: round(_loss(network, held_out, device, p), 5) for k, p in predictors.items()},
+        "train_frames": int(sum(s.mask.sum() for s in originals)),
         "validation_frames": int(sum(s.mask.sum() for s in held_out)),
         "voices": len(sequences[0]),
     }
@@ -151,22 +168,42 @@ def train(
     return network.eval(), report
 
 
+# Frames of a viseme it takes for the footage to weigh as much as phonetics in its mouth
+# (10 held out best of 3-1000 on the shared clips, bench/a2e_bench.py).
+VISEME_RIDGE = 10.0
+
+
+def fit_viseme_map(
+    sequences: list[Sequence], phonetic: np.ndarray, ridge: float = VISEME_RIDGE
+) -> np.ndarray:
+    """(visemes, K): the mouth each viseme, silence included, makes on this actor. Least
+    squares of the fitted coefficients on the viseme shares (which sum to one per frame) over
+    the sequences' masked frames, drawn towards the phonetic mouths by `ridge`: a few seconds
+    of footage hold a viseme in a handful of frames, and its mean there is mostly noise.
+    This is the network's prior: fitted in closed form, it keeps the mouth following the
+    sounds where the network's held-out gain finds too little learnt to trust."""
+    visemes = np.concatenate([s.features[s.mask][:, VISEME_COLUMNS] for s in sequences])
+    targets = np.concatenate([s.targets[s.mask] for s in sequences])
+    penalty = ridge * np.eye(visemes.shape[1])
+    return np.linalg.solve(
+        visemes.T @ visemes + penalty, visemes.T @ targets + penalty @ phonetic
+    ).astype(np.float32)
+
+
 @torch.no_grad()
 def _calibrated_gain(network: A2E, held_out: list[Sequence], device: str) -> float:
-    """The factor in [0, 1] on the network's departure from the mean expression that fits the
-    held-out frames best (least squares, variance-weighted): a few seconds of footage may teach
-    little, and a network that has learnt little should say little."""
+    """The factor in [0, 1] on the network's departure from the prior that fits the held-out
+    frames best (least squares in coefficient space, which is vertex space: the bases are
+    orthonormal): a few seconds of footage may teach little, and a network that has learnt
+    little should say little."""
     network.eval()
-    weights = network.target_std**2
     numerator = denominator = 0.0
     for sequence in held_out:
-        target = (
-            torch.from_numpy(sequence.targets).to(device) - network.target_mean
-        ) / network.target_std
-        output = network(torch.from_numpy(sequence.features)[None].to(device))[0]
-        mask = torch.from_numpy(sequence.mask).to(device)
-        numerator += float((output * target * weights)[mask].sum())
-        denominator += float((output * output * weights)[mask].sum())
+        features, targets, mask = _tensors(sequence, device)
+        departure = network(features[None])[0] * network.target_std
+        wanted = targets - network.prior(features)
+        numerator += float((departure * wanted)[mask].sum())
+        denominator += float((departure * departure)[mask].sum())
     return min(max(numerator / denominator, 0.0), 1.0) if denominator > 0 else 0.0
 
 
@@ -187,7 +224,7 @@ def _split(sequences, share):
     return train_parts, held_out
 
 
-def _batch(flat, settings, rng, network, device):
+def _batch(flat, settings, rng, device):
     features, targets, masks = [], [], []
     length = min(settings.window, min(len(s.mask) for s in flat))
     for _ in range(settings.batch):
@@ -197,40 +234,31 @@ def _batch(flat, settings, rng, network, device):
         features.append(sequence.features[window])
         targets.append(sequence.targets[window])
         masks.append(sequence.mask[window])
-    normalised = (
-        torch.from_numpy(np.stack(targets)).to(device) - network.target_mean
-    ) / network.target_std
-    return (
-        torch.from_numpy(np.stack(features)).to(device),
-        normalised,
-        torch.from_numpy(np.stack(masks)).to(device),
+    return tuple(torch.from_numpy(np.stack(a)).to(device) for a in (features, targets, masks))
+
+
+def _tensors(sequence: Sequence, device: str):
+    return tuple(
+        torch.from_numpy(a).to(device) for a in (sequence.features, sequence.targets, sequence.mask)
     )
 
 
-def _masked_mse(prediction, targets, mask, weights):
-    """MSE weighted by each coefficient's variance: the error in vertex space (the bases are
-    orthonormal), so the few components that carry the mouth count most."""
-    return (((prediction - targets) ** 2) * weights)[mask].sum(dim=-1).mean() / weights.sum()
+def _coefficient_error(prediction, targets, mask, network):
+    """Squared error in coefficient space, which is vertex space (the bases are orthonormal),
+    so the few components that carry the mouth count most; relative to the targets' total
+    variance."""
+    return ((prediction - targets) ** 2)[mask].sum(dim=-1).mean() / (network.target_std**2).sum()
 
 
 @torch.no_grad()
-def _loss(network, held_out, device, reference=None):
-    """Variance-weighted MSE on the held-out tails; with no network, of the training mean
-    (the mean-expression baseline)."""
-    norm = reference or network
+def _loss(network, held_out, device, predictor) -> float:
+    """`_coefficient_error` over the held-out tails of `predictor` (features -> coefficients)."""
+    network.eval()
     total, count = 0.0, 0
     for sequence in held_out:
-        targets = (
-            torch.from_numpy(sequence.targets).to(device) - norm.target_mean
-        ) / norm.target_std
-        mask = torch.from_numpy(sequence.mask).to(device)
-        if network is None:
-            prediction = torch.zeros_like(targets)
-        else:
-            network.eval()
-            features = torch.from_numpy(sequence.features)[None].to(device)
-            prediction = network.gain * network(features)[0]
-        total += float(_masked_mse(prediction, targets, mask, norm.target_std**2)) * int(mask.sum())
+        features, targets, mask = _tensors(sequence, device)
+        prediction = predictor(features[None])[0]
+        total += float(_coefficient_error(prediction, targets, mask, network)) * int(mask.sum())
         count += int(mask.sum())
     return total / max(count, 1)
 

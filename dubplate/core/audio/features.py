@@ -125,6 +125,7 @@ class FrameFeatures:
 
 
 FEATURE_SIZE = len(PHONES) + len(VISEMES) + MEL_BANDS
+VISEME_COLUMNS = slice(len(PHONES), len(PHONES) + len(VISEMES))
 
 
 def frame_features(

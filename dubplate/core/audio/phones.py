@@ -34,6 +34,21 @@ VISEMES = {
     "close_vowel": ("IH", "IY", "Y"),
     "rounded": ("UW", "UH", "OW", "OY", "W", "R"),
 }
+# How far each viseme opens the lips, 0 (closed) to 1 (widest), by phonetics alone: what the A2E
+# prior expects of any actor until their own footage says otherwise.
+VISEME_OPENNESS = {
+    "silence": 0.1,
+    "bilabial": 0.0,
+    "labiodental": 0.15,
+    "dental": 0.3,
+    "alveolar": 0.35,
+    "postalveolar": 0.35,
+    "velar": 0.4,
+    "open_vowel": 1.0,
+    "mid_vowel": 0.75,
+    "close_vowel": 0.45,
+    "rounded": 0.4,
+}
 PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
 # Utterances this long at most: the decoder's search memory grows with utterance length.
 CHUNK_SECONDS = 30.0
