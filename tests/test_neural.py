@@ -7,14 +7,13 @@ import pytest
 import torch
 
 from dubplate.core.errors import DubplateError
-from dubplate.core.neural.losses import C1, feature_matching, ms_ssim, ssim
+from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
     FLOW_RANGE,
     FLOWS,
     INPUT_CHANNELS,
     REFERENCE_COUNT,
     SHARES,
-    Discriminator,
     Generator,
     _box,
     _Up,
@@ -48,21 +47,6 @@ def test_ms_ssim_falls_with_noise_and_blur():
     assert float(ms_ssim(image, image)) == pytest.approx(1.0, abs=1e-5)
     assert float(ms_ssim(image, noisy)) < 0.9
     assert float(ms_ssim(image, blurred)) < 0.9
-
-
-def test_feature_matching_compares_the_discriminators_layers_of_real_and_generated_crops():
-    torch.manual_seed(0)
-    discriminator = Discriminator().eval()
-    render, real = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
-    scores, real_features = discriminator.judge(render, real)
-    assert torch.equal(scores, discriminator(render, real))
-    assert [f.shape[1] for f in real_features] == [32, 64, 128, 256]
-    assert feature_matching(real_features, real_features) == 0
-    fake = real.clone().requires_grad_(True)
-    blurred = torch.nn.functional.avg_pool2d(fake, 3, stride=1, padding=1)
-    loss = feature_matching(discriminator.judge(render, blurred)[1], real_features)
-    loss.backward()
-    assert loss > 0 and fake.grad.abs().sum() > 0
 
 
 def test_generator_keeps_the_crop_outside_an_empty_hole_at_start():

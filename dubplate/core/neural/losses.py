@@ -73,10 +73,3 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.T
 def lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     """Least-squares GAN loss (Mao et al. 2017): steadier than the log loss on small data."""
     return ((scores - (1.0 if real else 0.0)) ** 2).mean()
-
-
-def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
-    """Mean L1 between the discriminator's hidden activations on the generated and the real
-    crop (pix2pixHD): the statistics of texture a photograph has, which L1 on pixels averages
-    away where the mouth's detail is uncertain."""
-    return sum(F.l1_loss(f, r) for f, r in zip(fake, real, strict=True)) / len(fake)

@@ -198,14 +198,3 @@ class Discriminator(nn.Module):
 
     def forward(self, render: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([render, face], dim=1))
-
-    def judge(
-        self, render: torch.Tensor, face: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The patch scores and the activations of every hidden layer on the way to them."""
-        x, features = torch.cat([render, face], dim=1), []
-        for block in self.net[:-1]:
-            x = block(x)
-            if not isinstance(block, (nn.Conv2d, nn.InstanceNorm2d)):
-                features.append(x)
-        return self.net[-1](x), features

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.neural.losses import feature_matching, lsgan, masked_l1, ms_ssim
+from dubplate.core.neural.losses import lsgan, masked_l1, ms_ssim
 from dubplate.core.neural.network import (
     INPUT_CHANNELS,
     REFERENCES,
@@ -45,7 +45,6 @@ class RendererSettings:
     mouth_weight: float = 4.0  # extra L1 weight inside the hole, where the mouth is drawn
     ssim_weight: float = 1.0
     adversarial_weight: float = 0.05
-    feature_matching_weight: float = 1.0
     shift: float = 0.03  # of the crop side
     zoom: float = 0.05
     colour_jitter: float = 0.08
@@ -123,14 +122,10 @@ def train_renderer(
         # The discriminator only passes the gradient on to the generator's output: its own
         # weights' gradients would be thrown away (skipping them saves 4% of the step).
         discriminator.requires_grad_(False)
-        with torch.no_grad():
-            _, real_features = discriminator.judge(render, target)
-        scores, fake_features = discriminator.judge(render, fake)
         loss_g = (
             masked_l1(fake, target, weight)
             + settings.ssim_weight * (1 - ms_ssim(fake, target)).mean()
-            + settings.adversarial_weight * lsgan(scores, True)
-            + settings.feature_matching_weight * feature_matching(fake_features, real_features)
+            + settings.adversarial_weight * lsgan(discriminator(render, fake), True)
         )
         loss_g.backward()
         discriminator.requires_grad_(True)
