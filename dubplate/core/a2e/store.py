@@ -134,9 +134,7 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
 def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
     """The actor's closed mouth: mean lower-face coefficients of their most-closed 3% frames
     (at least one), where the lips meet if they ever do in the footage."""
-    lower, gap = _lower_and_gap(model, fits)
-    closed = np.argsort(gap)[: max(1, len(gap) * 3 // 100)]
-    return lower[closed].mean(axis=0)
+    return _closed_mouth(*_lower_and_gap(model, fits))
 
 
 def mouth_prior(model: ActorModel, fits) -> MouthPrior:
@@ -146,12 +144,14 @@ def mouth_prior(model: ActorModel, fits) -> MouthPrior:
     lower, gap = _lower_and_gap(model, fits)
     centred = gap - gap.mean()
     spread = float(centred @ centred)
-    per_gap = centred @ (lower - lower.mean(axis=0)) / spread if spread > 0 else 0 * lower[0]
+    per_gap = (
+        centred @ (lower - lower.mean(axis=0)) / spread if spread > 0 else np.zeros_like(lower[0])
+    )
     shut, wide = np.percentile(gap, [5, 95])
     openness = np.array([VISEME_OPENNESS[v] for v in VISEMES])
     wanted = shut + openness * (wide - shut) - gap.mean()
     return MouthPrior(
-        rest=rest_coefficients(model, fits),
+        rest=_closed_mouth(lower, gap),
         visemes=lower.mean(axis=0) + wanted[:, None] * per_gap,
     )
 
@@ -160,3 +160,8 @@ def _lower_and_gap(model: ActorModel, fits) -> tuple[np.ndarray, np.ndarray]:
     lower = np.concatenate([f.lower for f in fits])
     upper = np.concatenate([f.upper for f in fits])
     return lower, mouth_opening(model.shape(lower, upper))
+
+
+def _closed_mouth(lower: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    closed = np.argsort(gap)[: max(1, len(gap) * 3 // 100)]
+    return lower[closed].mean(axis=0)
