@@ -5,12 +5,13 @@
 
 Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
 with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
-(M-LMD, lips, px of a 256-px face box), face-crop SSIM and PSNR, mouth sharpness (variance of
-the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each
-beside the real frames', and the sharpness left when the real crop itself is comped back
-(without and with the plate's own detail); then the clip's first 75 frames dubbed with every
-file in shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the
-real footage with its own audio, and the dubbed mouth's sharpness against the real frames'). A
+(M-LMD, lips, px of a 256-px face box; again without the plate's held expression), face-crop
+SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker inside the lower face
+(mean absolute frame-to-frame change), each beside the real frames', and the sharpness left
+when the real crop itself is comped back (without and with the plate's own detail); then the
+clip's first 75 frames dubbed with every file in shared/data/audio (phone-sync and bilabial
+closure of the re-tracked result, against the real footage with its own audio, and the dubbed
+mouth's sharpness against the real frames'). A
 contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p
 and 4K: bench/dub_speed_bench.py.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -141,11 +143,15 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     dubbed_numbers = list(dubbed.info.frames)
     real_track = track_plate(plate, held_out)
     dubbed_track = track_plate(dubbed, dubbed_numbers)
-    box = FACE_BOX_PX / face_size(real_track.landmarks)
-    lips = list(LIPS)
-    distance = np.linalg.norm(
-        dubbed_track.landmarks[:, lips, :2] - real_track.landmarks[:, lips, :2], axis=-1
-    ).mean(axis=1)
+    audio_only = dub_into(
+        actor_dir,
+        plate,
+        held_out,
+        plate.audio(),
+        workdir / f"{clip.stem}_own_audio_only",
+        replace(settings, plate_expression=False),
+    )
+    audio_only_track = track_plate(open_plate(audio_only["output"]), dubbed_numbers)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
     real_mouths = mouth_crops(plate, held_out, real_track)
@@ -155,7 +161,8 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
     return {
         "frames": len(held_out),
-        "mlmd": float(np.nanmean(distance * box)),
+        "mlmd": mouth_landmark_distance(real_track, dubbed_track),
+        "mlmd_audio_only": mouth_landmark_distance(real_track, audio_only_track),
         "ssim": float(ssim(as_tensor(real_faces), as_tensor(dubbed_faces)).mean()),
         "psnr": float(np.mean(10 * np.log10(1 / np.maximum(mse, 1e-10)))),
         "sharp_real": sharpness(real_mouths),
@@ -168,6 +175,15 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "sheet": _sheet_row(real_mouths, dubbed_mouths),
         "own_sync": result["lip_sync"],
     }
+
+
+def mouth_landmark_distance(real_track, dubbed_track) -> float:
+    """M-LMD: mean distance of the lip landmarks, px of a 256-px face box."""
+    lips = list(LIPS)
+    distance = np.linalg.norm(
+        dubbed_track.landmarks[:, lips, :2] - real_track.landmarks[:, lips, :2], axis=-1
+    ).mean(axis=1)
+    return float(np.nanmean(distance * FACE_BOX_PX / face_size(real_track.landmarks)))
 
 
 def _sheet_row(real: np.ndarray, dubbed: np.ndarray) -> np.ndarray:
@@ -225,15 +241,17 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
         "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real). Round trip: the "
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
         "the ceiling the crop module leaves a perfect generator, without / with the plate's own "
-        "detail where the patch matches the plate (`dub`'s default):",
+        "detail where the patch matches the plate (`dub`'s default). M-LMD audio only: the same "
+        "frames dubbed without the plate's held expression (`--no-plate-expression`):",
         "",
-        "| clip | size | held-out frames | M-LMD px | SSIM | PSNR dB | sharpness dub / real |"
-        " round trip | flicker dub / real | dub fps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | size | held-out frames | M-LMD px | M-LMD audio only | SSIM | PSNR dB |"
+        " sharpness dub / real | round trip | flicker dub / real | dub fps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} | {r['ssim']:.3f} |"
+            f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} |"
+            f" {r['mlmd_audio_only']:.2f} | {r['ssim']:.3f} |"
             f" {r['psnr']:.1f} | {r['sharp_dub']:.2e} / {r['sharp_real']:.2e} ="
             f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharp_round_trip'][0]:.2f} /"
             f" {r['sharp_round_trip'][1]:.2f} |"

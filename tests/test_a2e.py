@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dubplate.core.a2e.augment import Voice
+from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.train import (
     BILABIAL,
@@ -114,3 +115,25 @@ def test_voice_changes():
     mel = np.zeros((1, 80), np.float32)
     mel[0, 40] = 1.0
     assert np.argmax(Voice(0.0, 1.0, 1.1, 60.0, 0.0).warp_mel(mel)[0]) == 44
+
+
+def test_the_plate_keeps_its_held_expression_but_not_its_words():
+    """Coefficient 0 opens the mouth and, in this actor, pulls coefficient 1 along; the plate
+    smiles (coefficient 1) from frame 100, talks (coefficient 2 at syllable rate) and holds its
+    mouth 0.3 more open than the dub. The smile stays, less what the opening carried with it;
+    the talk and the opening stay the dub's."""
+    frames, fps = 200, 25
+    t = np.arange(frames) / fps
+    opening = MouthOpening(gradient=np.array([1.0, 0, 0]), direction=np.array([1.0, 0.5, 0]))
+    driven = np.zeros((frames, 3), np.float32)
+    driven[:, 0] = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+    plate = np.zeros((frames, 3), np.float32)
+    plate[:, 0] = 0.8 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    plate[100:, 1] = 0.8
+    plate[:, 2] = 0.5 * np.sin(2 * np.pi * 4 * t)
+    kept = keep_plate_expression(driven, plate, opening, 1 / fps)
+    np.testing.assert_allclose(kept[:, 0], driven[:, 0], atol=1e-5)
+    assert np.abs(kept[150:, 1] - (0.8 - 0.5 * 0.3)).max() < 0.02
+    assert np.abs(kept[:50, 1] - (0.0 - 0.5 * 0.3)).max() < 0.02
+    assert np.abs(kept[25:-25, 2]).max() < 0.005  # the talk, 0.5 in the plate
+    assert np.abs(kept[:, 2]).max() < 0.05  # a half window at the shot's ends

@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from dubplate.core.a2e.expression import mouth_opening_of
 from dubplate.core.a2e.store import mouth_prior
 from dubplate.core.audio.phones import VISEMES
 from dubplate.core.errors import DubplateError
@@ -185,3 +186,27 @@ def test_phonetic_mouths_span_the_actors_own_opening(woman_actor):
     assert gap["bilabial"] == pytest.approx(shut, abs=0.1 * (wide - shut))
     order = ["bilabial", "silence", "alveolar", "close_vowel", "mid_vowel", "open_vowel"]
     assert [gap[v] for v in order] == sorted(gap[v] for v in order)
+
+
+def test_an_expression_kept_from_the_plate_leaves_the_lips_as_open_as_they_were(woman_actor):
+    """Any change of the lower face, its opening taken out, moves the lips but not the gap
+    between them: the dub alone decides how open the mouth is."""
+    model, fit = woman_actor.model, woman_actor.fits[0]
+    opening = mouth_opening_of(model, woman_actor.fits)
+    rng = np.random.default_rng(0)
+    change = rng.normal(size=fit.lower.shape) * fit.lower.std(axis=0)
+    kept = opening.without_opening(change)
+
+    def gap_px(lower):
+        return mouth_opening(model.shape(lower, fit.upper)) * model.face_box_scale
+
+    def lips_moved_px(lower):
+        shapes = model.shape(lower, fit.upper) - model.shape(fit.lower, fit.upper)
+        return np.linalg.norm(shapes[:, INNER_LIP_LOOP, :2], axis=-1).mean() * model.face_box_scale
+
+    is_open = gap_px(fit.lower) > 3
+    assert is_open.sum() > 5
+    before = gap_px(fit.lower)[is_open]
+    assert np.abs(gap_px(fit.lower + change)[is_open] - before).mean() > 2
+    assert np.abs(gap_px(fit.lower + kept)[is_open] - before).max() < 0.2
+    assert lips_moved_px(fit.lower + kept).mean() > 2

@@ -21,6 +21,11 @@ import numpy as np
 import torch
 
 import dubplate
+from dubplate.core.a2e.expression import (
+    EXPRESSION_SIGMA_S,
+    keep_plate_expression,
+    mouth_opening_of,
+)
 from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.predict import from_offset
 from dubplate.core.a2e.store import load_a2e
@@ -81,6 +86,8 @@ class DubSettings:
     # The camera's shutter angle: the generated mouth is smeared by the way it moves while the
     # shutter is open (180: half the frame interval, film's usual; 0: no motion blur).
     shutter_angle: float = 180.0
+    # The plate's held expression (a smile, a pout) kept under the dub's mouth movements.
+    plate_expression: bool = True
     device: str = "cpu"
 
     def __post_init__(self):
@@ -122,6 +129,13 @@ def dub(
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
     lower = _driven_lower(models.a2e, analysis, times, plate, settings, track.found)
+    if settings.plate_expression:
+        opening = mouth_opening_of(models.actor.model, models.actor.fits)
+        lower = keep_plate_expression(lower, fit.lower, opening, float(1 / plate.info.fps))
+        log.info(
+            "dub: the plate's held expression (over %.1f s and longer) kept under the dub's mouth",
+            EXPRESSION_SIGMA_S,
+        )
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)

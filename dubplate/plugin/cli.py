@@ -206,6 +206,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not keep the plate's own fine detail where the generated face matches it",
     )
+    dub.add_argument(
+        "--no-plate-expression",
+        action="store_true",
+        help="drive the whole lower face from the audio, without the plate's held expression",
+    )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
     _cache_option(dub)
@@ -383,6 +388,7 @@ def _dub(args: argparse.Namespace) -> dict:
         grain=not args.no_grain,
         plate_detail=not args.no_plate_detail,
         shutter_angle=args.shutter_angle,
+        plate_expression=not args.no_plate_expression,
         device=_device(args.device),
     )
     audio = load_audio(args.audio)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 import dubplate
+from dubplate.core.a2e.expression import footage_mouths, opening_direction
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
@@ -30,7 +31,6 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
-from dubplate.core.track.landmarks import mouth_opening
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +142,7 @@ def mouth_prior(model: ActorModel, fits) -> MouthPrior:
     actor's closed (5th percentile) and wide open (95th) inner-lip gap, along the least-squares
     line of the coefficients on the gap."""
     lower, gap = _lower_and_gap(model, fits)
-    centred = gap - gap.mean()
-    spread = float(centred @ centred)
-    per_gap = (
-        centred @ (lower - lower.mean(axis=0)) / spread if spread > 0 else np.zeros_like(lower[0])
-    )
+    per_gap = opening_direction(lower, gap)
     shut, wide = np.percentile(gap, [5, 95])
     openness = np.array([VISEME_OPENNESS[v] for v in VISEMES])
     wanted = shut + openness * (wide - shut) - gap.mean()
@@ -157,9 +153,8 @@ def mouth_prior(model: ActorModel, fits) -> MouthPrior:
 
 
 def _lower_and_gap(model: ActorModel, fits) -> tuple[np.ndarray, np.ndarray]:
-    lower = np.concatenate([f.lower for f in fits])
-    upper = np.concatenate([f.upper for f in fits])
-    return lower, mouth_opening(model.shape(lower, upper))
+    lower, _, gap = footage_mouths(model, fits)
+    return lower, gap
 
 
 def _closed_mouth(lower: np.ndarray, gap: np.ndarray) -> np.ndarray:
