@@ -82,7 +82,9 @@ def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
 def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:
     """(size, size, C) float32 crop of a frame in its own values; zero beyond the frame. Only the
     crop's box is converted to float, and it is blurred first when shrinking, so fine detail
-    (grain) does not alias."""
+    (grain) does not alias. Bicubic: bilinear sampling between pixels is a blur of its own,
+    which the renderer learnt from its targets (a 5-px grating at a 0.73 shrink kept 0.78 of
+    its contrast, 0.89 bicubic)."""
     x0, y0, x1, y1 = crops.region(row)
     box = crop_padded(pixels, (x0, y0, x1, y1))
     box = as_float32(box) if box.dtype != np.uint8 else box.astype(np.float32) / 255
@@ -93,7 +95,7 @@ def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:
     matrix[:, 2] += matrix[:, :2] @ np.array([x0, y0], float)  # box origin, not the frame's
     size = crops.size
     return cv2.warpAffine(
-        box, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        box, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT
     )
 
 
