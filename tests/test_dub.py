@@ -111,10 +111,19 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     assert (spec.full_width, spec.full_height) == (source.info.width, source.info.height)
     assert spec.get_string_attribute("studio:shot") == "sq010_sh020"
 
-    again = run_cli(*args, "--trim", "--json")
+    again = run_cli(*args, "--trim", "--no-plate-expression", "--json")
     assert again.returncode == 0, again.stderr
-    assert last_json(again.stdout)["out"].endswith("v002")
+    second = last_json(again.stdout)
+    assert second["out"].endswith("v002")
     assert open_plate(result["output"]).info.frames == source.info.frames  # v001 kept
+    # Without the plate's held expression the audio alone drives the mouth: other pixels.
+    assert manifest["settings"]["plate_expression"] and not second["settings"]["plate_expression"]
+    audio_only = open_plate(second["output"])
+    assert any(
+        (comp.read(n).view(np.uint16) != audio_only.read(n).view(np.uint16)).any()
+        for n in source.info.frames
+        if n != BLACK_FRAME
+    )
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
