@@ -133,7 +133,7 @@ def dub(
         opening = mouth_opening_of(models.actor.model, models.actor.fits)
         lower = keep_plate_expression(lower, fit.lower, opening, float(1 / plate.info.fps))
         log.info(
-            "dub: the plate's held expression (over %.1f s and longer) kept under the dub's mouth",
+            "dub: the plate's expression held %.1f s or longer kept under the dub's mouth",
             EXPRESSION_SIGMA_S,
         )
     passed = track.frames_without_face
@@ -215,7 +215,7 @@ def _driven_lower(
         )
     features = frame_features(analysis, times, frame_seconds, pad=settings.pad)
     if not analysis.has_speech:
-        log.warning("dub: no speech in the audio; the mouth stays at rest")
+        log.warning("dub: no speech in the audio; the mouth stays closed")
     return predict(network, features, analysis.has_speech, settings.device)[found]
 
 

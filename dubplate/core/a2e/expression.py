@@ -20,7 +20,8 @@ from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER, mout
 
 # Half gain at 0.37 Hz: a held expression passes, words (about 2 Hz) and syllables (3-6 Hz) do
 # not. On the shared clips' held-out tails (own audio), 0.5 s left the lower face 0.71 of the
-# mean expression's error and 1 s 0.77, against 0.91 from the audio alone (bench/a2e_bench.py).
+# mean expression's error (bench/a2e_bench.py; 0.91 from the audio alone), and 1 s 0.77 in a
+# one-off run of the same measure.
 EXPRESSION_SIGMA_S = 0.5
 
 
