@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dubplate.core.errors import DubplateError
+from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
     FLOW_RANGE,
@@ -28,6 +29,7 @@ from dubplate.core.neural.train import (
     generator_input,
     train_renderer,
 )
+from dubplate.core.render.rasterizer import rasterize
 
 SIZE = 128
 
@@ -99,6 +101,11 @@ def test_box_mean_counts_only_the_pixels_inside_the_image():
     torch.testing.assert_close(_box(image, 5)[0, :, 0, 0], corner)
 
 
+def _every_frame(references: torch.Tensor, frames: int) -> torch.Tensor:
+    """(frames, R, 3, N, N): the same references for every frame, as a still mesh pulls them."""
+    return references[None].expand(frames, -1, -1, -1, -1)
+
+
 def mouth_world(frames=12, seed=0):
     """A face-coloured crop whose 'mouth' is a dark bar as tall as the render says."""
     rng = np.random.default_rng(seed)
@@ -115,7 +122,9 @@ def mouth_world(frames=12, seed=0):
         real=torch.from_numpy(real),
         renders=torch.from_numpy(renders),
         hole=torch.from_numpy(hole),
-        references=torch.from_numpy(real[[np.argmax(heights), np.argmin(heights)]]),
+        references=_every_frame(
+            torch.from_numpy(real[[np.argmax(heights), np.argmin(heights)]]), frames
+        ),
         opening=heights.astype(np.float32),
     )
 
@@ -269,7 +278,9 @@ def test_training_learns_the_flow_that_keeps_the_reference_detail(tmp_path):
         real=texture.expand(frames, -1, -1, -1).clone(),
         renders=torch.zeros(frames, 3, 3, SIZE, SIZE, dtype=torch.uint8),
         hole=hole,
-        references=texture.roll(2, dims=-1).expand(REFERENCE_COUNT, -1, -1, -1),
+        references=_every_frame(
+            texture.roll(2, dims=-1).expand(REFERENCE_COUNT, -1, -1, -1), frames
+        ),
         opening=np.arange(frames, dtype=np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=30, batch=2, checkpoint_every=30)
@@ -300,7 +311,7 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
         real=real,
         renders=renders,
         hole=hole,
-        references=real[[0, 1]].roll(2, dims=-1),
+        references=_every_frame(real[[0, 1]].roll(2, dims=-1), frames),
         opening=(~closed).float().numpy(),
     )
     settings = RendererSettings(size=SIZE, steps=60, batch=2, checkpoint_every=60)
@@ -313,16 +324,37 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
 
     for rows in closed, ~closed:  # each mouth from its own reference, as the render asks
         sharpness, correlation = _detail_kept(
-            drawn(rows, data.references), real[rows] / 255, inside
+            drawn(rows, data.references[rows]), real[rows] / 255, inside
         )
         # Measured: sharpness 0.50 and 0.69, correlation 0.91 and 0.99. At 40 steps the open
         # frames' sharpness was 0.44 on one CPU and 0.37 on another: too close to the bar.
         assert sharpness > 0.4 and correlation > 0.85
     # The closed lips come from the closed reference: with the open one in its place, they are
     # lost.
-    without = drawn(closed, data.references[[0, 0]])
+    without = drawn(closed, data.references[closed][:, [0, 0]])
     assert _detail_kept(without, real[closed] / 255, inside)[1] < 0.3
 
 
 def _high_pass(images: torch.Tensor) -> torch.Tensor:
     return images - torch.nn.functional.avg_pool2d(images, 5, 1, 2)
+
+
+def test_references_are_pulled_onto_the_frame_along_the_mesh():
+    """Each reference's pixel at a point of the surface lands where the frame's mesh has that
+    point: here a square whose place differs per reference, so a mix-up of references or of x
+    and y shows. Inside the square and in the 4-px ring around it that it does not cover (the
+    smooth fill) the pull is the shift."""
+    rng = np.random.default_rng(3)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    corners = torch.tensor([[32.0, 32], [96, 32], [96, 96], [32, 96]])
+    shifts = torch.tensor([[5.0, 3], [-4, 2]])
+    pixels = torch.from_numpy(rng.integers(0, 256, (2, 3, SIZE, SIZE), dtype=np.uint8))
+    references = ReferenceCrops(pixels=pixels, screen=corners + shifts[:, None])
+    frame = torch.cat([corners, torch.zeros(4, 1)], dim=1)[None]
+    fragments = rasterize(frame, faces, (SIZE, SIZE))
+    pulled = pull_references(fragments, faces, references)
+    assert pulled.shape == (1, 2, 3, SIZE, SIZE) and pulled.dtype == torch.uint8
+    inside = (slice(28, 100), slice(28, 100))
+    for k, (dx, dy) in enumerate(shifts.int().tolist()):
+        moved = pixels[k, :, 28 + dy : 100 + dy, 28 + dx : 100 + dx]
+        torch.testing.assert_close(pulled[0, k][(slice(None), *inside)], moved)

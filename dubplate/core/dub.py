@@ -231,7 +231,9 @@ def _dubbed_frames(
     renderer = models.renderer
     size = renderer.size
     crops = crop_track(models.actor.model, fit, size)
-    maker = FrameMaker(plate, models.actor.model, fit, crops, renderer.hole_lowers, lower)
+    maker = FrameMaker(
+        plate, models.actor.model, fit, crops, renderer.hole_lowers, lower, renderer.references
+    )
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
         "dub: the mouth is smeared by its motion over a %g-degree shutter (at most %.1f crop px)",
@@ -252,7 +254,7 @@ def _dubbed_frames(
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             with torch.no_grad():
                 batch = generator_input(
-                    inputs.real, inputs.renders, inputs.hole, renderer.references
+                    inputs.real, inputs.renders, inputs.hole, inputs.references
                 ).to(settings.device)
                 crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
             reals = inputs.real_images()

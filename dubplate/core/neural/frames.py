@@ -4,6 +4,12 @@ lower face of the driven expression, and the hole cut where the lower face is re
 The hole does not follow the frame's own mouth: it is the hull of the lower face over the
 actor's closed and most open mouths (plus the driven and real ones), so its outline never tells
 the network where the real jaw was.
+
+The actor's reference crops (most open and most closed mouth) come pulled onto each frame's
+driven mouth along the mesh: every pixel the mesh covers takes the reference's pixel at the same
+point of the surface, the mouth's inside the same point of the strip between the lips. So the
+reference's teeth and lip lines arrive where this frame's mouth is, and the generator only
+corrects what the mesh gets wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
-from dubplate.core.render.rasterizer import Fragments
+from dubplate.core.neural.network import smooth_fill
+from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
@@ -46,10 +53,22 @@ class FaceFrames:
     hole: torch.Tensor  # (F, 1, N, N) bool
     lower_points: np.ndarray  # (F, P, 2) crop pixels (OpenCV centres) of every lower-face hull
     mouth_motion: np.ndarray  # (F, 2) crop pixels a frame that the driven mouth moves in the plate
+    # (F, R, 3, N, N) uint8: the reference crops pulled onto each frame's driven mouth; None
+    # when the maker was given no references (the frames that choose them).
+    references: torch.Tensor | None = None
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
         return self.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+
+
+@dataclass
+class ReferenceCrops:
+    """The actor's reference crops and where the mesh lies in each: the most open mouth, then
+    the most closed."""
+
+    pixels: torch.Tensor  # (R, 3, N, N) uint8 working display values
+    screen: torch.Tensor  # (R, V, 2) float32 crop pixels (edge units) of the mesh's vertices
 
 
 def mouth_region_vertices(model: ActorModel) -> np.ndarray:
@@ -63,7 +82,8 @@ def mouth_region_vertices(model: ActorModel) -> np.ndarray:
 
 class FrameMaker:
     """Makes FaceFrames for one plate, fit and crop track; `lower` is the driven expression
-    (the fit's own when None) and `hole_lowers` the actor's extreme mouths."""
+    (the fit's own when None), `hole_lowers` the actor's extreme mouths and `references` the
+    crops pulled onto each frame's mouth."""
 
     def __init__(
         self,
@@ -73,8 +93,10 @@ class FrameMaker:
         crops: CropTrack,
         hole_lowers: np.ndarray,
         lower: np.ndarray | None = None,
+        references: ReferenceCrops | None = None,
     ):
         self.plate, self.model, self.fit, self.crops = plate, model, fit, crops
+        self.references = references
         self.renderer: FaceRenderer = renderer_for(model)
         self.texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
         self.linear = plate.colour.resolve(LINEAR_SPACE)
@@ -104,13 +126,20 @@ class FrameMaker:
             ]
         )
         light = self._light(rows, real_linear)
+        screen, fragments, index = self._rasterized(rows)
+        pulled = None
+        if self.references is not None:
+            pulled = pull_references(
+                fragments.select(index[:, 1]), self.renderer.faces, self.references
+            )
         return FaceFrames(
             rows=rows,
             real=self._working_uint8(real_linear),
-            renders=self._renders(rows, light),
+            renders=self._renders(light, screen, fragments, index),
             hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
+            references=pulled,
         )
 
     def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
@@ -126,14 +155,13 @@ class FrameMaker:
         with torch.no_grad():
             return solve_light(self.renderer, crops, self.texture[0])
 
-    def _renders(self, rows: np.ndarray, light: torch.Tensor) -> torch.Tensor:
-        """(F, 3, 3, N, N) lower-face renders of frames t-1, t and t+1, all under frame t's
-        light: only the geometry moves between them. Each geometry is rasterised once."""
+    def _rasterized(self, rows: np.ndarray) -> tuple[torch.Tensor, Fragments, torch.Tensor]:
+        """The driven geometries of frames t-1, t and t+1 of `rows` (screen vertices), each
+        rasterised once, and (F, 3) the index of each row's three among them."""
         size = (self.crops.size, self.crops.size)
         last = len(self.fit.frames) - 1
         neighbours = np.clip(rows[:, None] + np.arange(-1, 2), 0, last)
         geometry, index = np.unique(neighbours, return_inverse=True)
-        index = torch.from_numpy(index.reshape(neighbours.shape))
         screen = torch.from_numpy(self.driven_screen[geometry])
         with torch.no_grad():
             fragments = Fragments.cat(
@@ -142,6 +170,14 @@ class FrameMaker:
                     for start in range(0, len(screen), RENDER_BATCH)
                 ]
             )
+        return screen, fragments, torch.from_numpy(index.reshape(neighbours.shape))
+
+    def _renders(
+        self, light: torch.Tensor, screen: torch.Tensor, fragments: Fragments, index: torch.Tensor
+    ) -> torch.Tensor:
+        """(F, 3, 3, N, N) lower-face renders of frames t-1, t and t+1, all under frame t's
+        light: only the geometry moves between them."""
+        with torch.no_grad():
             renders = [
                 self._shaded(screen[index[:, step]], fragments.select(index[:, step]), light)
                 for step in range(3)
@@ -170,6 +206,33 @@ class FrameMaker:
     def _hole(self, row: int) -> np.ndarray:
         dilate = HOLE_DILATE * self.crops.face_px
         return grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED
+
+
+def pull_references(
+    fragments: Fragments, faces: torch.Tensor, references: ReferenceCrops
+) -> torch.Tensor:
+    """(B, R, 3, N, N) uint8: each reference crop moved onto each of the B rasterised meshes.
+    A covered pixel takes the reference's pixel at the same barycentric point of the same
+    triangle; uncovered pixels move as the covered ones within a quarter crop around them do
+    (a smooth fill of the displacement)."""
+    batch, height, width = fragments.face.shape
+    count = len(references.pixels)
+    where = references.screen.permute(1, 0, 2).reshape(1, -1, 2 * count)  # (1, V, R x 2)
+    points = interpolate(fragments, faces, where.expand(batch, -1, -1))
+    points = points.view(batch, height, width, count, 2).permute(0, 3, 4, 1, 2)
+    columns = torch.arange(width, dtype=points.dtype) + 0.5
+    rows = torch.arange(height, dtype=points.dtype)[:, None] + 0.5
+    centres = torch.stack(torch.broadcast_tensors(columns, rows))  # (2, H, W): x, y
+    covered = fragments.covered[:, None, None].to(points.dtype)
+    moved = ((points - centres) * covered).flatten(1, 2)  # (B, R x 2, H, W)
+    moved = torch.where(covered[:, 0].bool(), moved, smooth_fill(moved, covered[:, 0]))
+    target = centres + moved.view(batch, count, 2, height, width)
+    scale = torch.tensor([2 / width, 2 / height], dtype=points.dtype).view(2, 1, 1)
+    grid = (target * scale - 1).flatten(0, 1).permute(0, 2, 3, 1)
+    images = references.pixels.float().expand(batch, -1, -1, -1, -1).flatten(0, 1)
+    # Bicubic, so the pulled teeth and lip lines keep the reference's detail.
+    pulled = F.grid_sample(images, grid, mode="bicubic", padding_mode="border", align_corners=False)
+    return pulled.round().clamp(0, 255).to(torch.uint8).unflatten(0, (batch, count))
 
 
 def _mouth_motion(mouth: np.ndarray, frames: np.ndarray, crops: CropTrack) -> np.ndarray:

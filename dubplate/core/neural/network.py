@@ -2,8 +2,9 @@
 
 Generator input, per frame t (all crops of one size, working display values 0-1):
 the real crop with the lower face masked out (3), the mask (1), the synthetic lower-face renders
-of t-1, t and t+1 (9) and two fixed reference crops of the actor, the mouth at its most open
-(teeth) and at its most closed (the lips pressed together) (6).
+of t-1, t and t+1 (9) and two reference crops of the actor, the mouth at its most open (teeth)
+and at its most closed (the lips pressed together), each already pulled onto frame t's mouth
+along the face mesh (6).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ INPUT_CHANNELS = REFERENCES.stop
 # of the hole that the smooth fill and each reference take.
 FLOWS = slice(0, 2 * REFERENCE_COUNT)
 SHARES = slice(2 * REFERENCE_COUNT, 3 * REFERENCE_COUNT + 1)
-# Largest pull of a reference pixel, in half crop widths (32 px at 256): bounded, so that no
-# pixel is fetched from across the face while the flow is still untrained.
+# Largest pull of a reference pixel beyond where the mesh put it, in half crop widths (32 px at
+# 256): bounded, so that no pixel is fetched from across the face while the flow is untrained.
 FLOW_RANGE = 0.25
 
 
@@ -138,7 +139,7 @@ class Generator(nn.Module):
         # Every reference warped in one call, as a batch of B x REFERENCE_COUNT images.
         pulled = _warp(x[:, REFERENCES].reshape(-1, 3, *size), flows.reshape(-1, 2, *size))
         sources = torch.cat(
-            [_filled(masked, 1 - hole).unsqueeze(1), pulled.unflatten(0, (len(x), -1))], dim=1
+            [smooth_fill(masked, 1 - hole).unsqueeze(1), pulled.unflatten(0, (len(x), -1))], dim=1
         )
         shares = torch.softmax(fields[:, SHARES], dim=1).unsqueeze(2)
         blended = (sources * shares).sum(1)
@@ -158,7 +159,7 @@ def _warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return sampled.clamp(0, 1)
 
 
-def _filled(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+def smooth_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Normalised convolution: each pixel the mean of the known pixels in a box half the crop
     wide, taken at a quarter of the resolution, where it is cheap."""
     small_image, small_known = F.avg_pool2d(image * known, 4), F.avg_pool2d(known, 4)

@@ -9,19 +9,22 @@ import datetime
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 import dubplate
 from dubplate.core.a2e.store import rest_coefficients
-from dubplate.core.composite.crop import CROP_SIDE, crop_track
+from dubplate.core.composite.crop import CROP_SIDE, CropTrack, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
+from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
-from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker
+from dubplate.core.morph.fit import ActorFit
+from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import WIDTHS, Generator
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
@@ -35,15 +38,27 @@ MANIFEST_KIND = "renderer"
 # less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5: the
 # generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the renders'
 # mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips; 7: a
-# second reference crop, the most closed mouth, which the generator pulls closed lips from.
-FORMAT_VERSION = 7
+# second reference crop, the most closed mouth, which the generator pulls closed lips from; 8: the
+# references come pulled onto each frame's mouth along the mesh (renderer.npz keeps where the
+# mesh lies in each), and the learnt flow only corrects that.
+FORMAT_VERSION = 8
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
+
+
+class _Footage(NamedTuple):
+    """One footage's training frames: `rows` of its fit, and their mouth openings."""
+
+    plate: Plate
+    fit: ActorFit
+    rows: np.ndarray
+    crops: CropTrack
+    opening: np.ndarray
 
 
 @dataclass
 class NeuralRenderer:
     generator: Generator
-    references: torch.Tensor  # (2, 3, N, N) uint8: the most open mouth, then the most closed
+    references: ReferenceCrops  # the most open mouth, then the most closed
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
 
@@ -58,43 +73,66 @@ def extreme_mouths(actor: Actor) -> np.ndarray:
 
 def training_set(
     actor: Actor, size: int, hole_lowers: np.ndarray, last_frame: int | None = None
-) -> TrainingSet:
-    """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor; the
-    references are the crops of the most open and the most closed mouth among them."""
-    parts: list[FaceFrames] = []
-    gaps = []
+) -> tuple[TrainingSet, ReferenceCrops]:
+    """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor, and the
+    references: the crops of the most open and the most closed mouth among them."""
+    footage: list[_Footage] = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
         plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
-        rows = np.flatnonzero(fit.frames <= last_frame) if last_frame is not None else None
-        rows = np.arange(len(fit.frames)) if rows is None else rows
-        maker = FrameMaker(plate, actor.model, fit, crop_track(actor.model, fit, size), hole_lowers)
-        progress = Progress(f"renderer inputs {Path(info['path']).name}", len(rows))
-        for start in range(0, len(rows), READ_CHUNK):
-            chunk = rows[start : start + READ_CHUNK]
-            pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
-            parts.append(maker.make(chunk, pixels))
-            shapes = actor.model.shape(fit.lower[chunk], fit.upper[chunk])
-            gaps.append(mouth_opening(shapes) * actor.model.face_box_scale)
-            progress.advance(len(chunk))
-    real = torch.cat([p.real for p in parts])
-    opening = np.concatenate(gaps)
+        rows = np.arange(len(fit.frames))
+        if last_frame is not None:
+            rows = np.flatnonzero(fit.frames <= last_frame)
+        shapes = actor.model.shape(fit.lower[rows], fit.upper[rows])
+        opening = mouth_opening(shapes) * actor.model.face_box_scale
+        footage.append(_Footage(plate, fit, rows, crop_track(actor.model, fit, size), opening))
+    opening = np.concatenate([part.opening for part in footage])
     widest, closest = int(np.argmax(opening)), int(np.argmin(opening))
     log.info(
         "renderer: %d training frames; reference crops from training frames %d (open mouth,"
         " lips %.1f px apart in a 256-px face box) and %d (closed, %.1f px)",
-        len(real),
+        len(opening),
         widest,
         opening[widest],
         closest,
         opening[closest],
     )
-    return TrainingSet(
-        real=real,
+    references = _reference_crops(actor, footage, [widest, closest], hole_lowers)
+    parts: list[FaceFrames] = []
+    for plate, fit, rows, crops, _ in footage:
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers, references=references)
+        progress = Progress(f"renderer inputs {Path(plate.info.source).name}", len(rows))
+        for start in range(0, len(rows), READ_CHUNK):
+            chunk = rows[start : start + READ_CHUNK]
+            pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
+            parts.append(maker.make(chunk, pixels))
+            progress.advance(len(chunk))
+    data = TrainingSet(
+        real=torch.cat([p.real for p in parts]),
         renders=torch.cat([p.renders for p in parts]),
         hole=torch.cat([p.hole for p in parts]),
-        references=real[[widest, closest]],
+        references=torch.cat([p.references for p in parts]),
         opening=opening,
+    )
+    return data, references
+
+
+def _reference_crops(
+    actor: Actor, footage: list[_Footage], picks: list[int], hole_lowers: np.ndarray
+) -> ReferenceCrops:
+    """The crops of training frames `picks` (counted over all footage) and their meshes."""
+    starts = np.cumsum([0] + [len(part.rows) for part in footage])
+    pixels, screens = [], []
+    for pick in picks:
+        source = int(np.searchsorted(starts, pick, side="right")) - 1
+        plate, fit, rows, crops, _ = footage[source]
+        row = rows[pick - starts[source]]
+        frame = next(iter(plate.frames([int(fit.frames[row])])))[1]
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
+        pixels.append(maker.make(np.array([row]), [frame]).real[0])
+        screens.append(crops.to_crop(fit.posed(actor.model))[row, :, :2])
+    return ReferenceCrops(
+        pixels=torch.stack(pixels), screen=torch.from_numpy(np.stack(screens).astype(np.float32))
     )
 
 
@@ -110,12 +148,17 @@ def train_actor_renderer(
         raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
     actor = Actor.load(directory)
     hole_lowers = extreme_mouths(actor)
-    data = training_set(actor, settings.size, hole_lowers, last_frame)
+    data, references = training_set(actor, settings.size, hole_lowers, last_frame)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
     with atomic_path(directory / "renderer.pt") as temp:
         torch.save(generator.state_dict(), temp)
     with atomic_path(directory / "renderer.npz") as temp:
-        np.savez_compressed(temp, references=data.references.numpy(), hole_lowers=hole_lowers)
+        np.savez_compressed(
+            temp,
+            references=references.pixels.numpy(),
+            reference_screen=references.screen.numpy(),
+            hole_lowers=hole_lowers,
+        )
     manifest = {
         "kind": MANIFEST_KIND,
         "format_version": FORMAT_VERSION,
@@ -153,13 +196,17 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
     try:
         state = torch.load(weights, map_location=device, weights_only=True)
         with np.load(directory / manifest["arrays"]) as arrays:
-            references, hole_lowers = arrays["references"], arrays["hole_lowers"]
+            references = ReferenceCrops(
+                torch.from_numpy(arrays["references"]),
+                torch.from_numpy(arrays["reference_screen"]),
+            )
+            hole_lowers = arrays["hole_lowers"]
     except (OSError, RuntimeError, KeyError, ValueError) as error:
         raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
     generator.load_state_dict(state)
     return NeuralRenderer(
         generator=generator.to(device).eval(),
-        references=torch.from_numpy(references),
+        references=references,
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
     )

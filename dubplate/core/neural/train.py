@@ -66,7 +66,8 @@ class TrainingSet:
     real: torch.Tensor  # (F, 3, N, N)
     renders: torch.Tensor  # (F, 3, 3, N, N)
     hole: torch.Tensor  # (F, 1, N, N)
-    references: torch.Tensor  # (2, 3, N, N): the most open mouth, then the most closed
+    # (F, 2, 3, N, N): the most open mouth, then the most closed, pulled onto each frame's mouth
+    references: torch.Tensor
     opening: np.ndarray  # (F,) mouth opening of each frame, for drawing them balanced
 
     def __len__(self) -> int:
@@ -77,11 +78,11 @@ def generator_input(
     real: torch.Tensor, renders: torch.Tensor, hole: torch.Tensor, references: torch.Tensor
 ) -> torch.Tensor:
     """(B, 19, N, N) float input from uint8 crops: masked real, hole, three renders, the two
-    references."""
+    references (B, 2, 3, N, N) pulled onto each frame's mouth."""
     hole = hole.float()
     masked = real.float() / 255 * (1 - hole)
     flat_renders = renders.flatten(1, 2).float() / 255
-    flat_references = references.flatten(0, 1).float().expand(len(real), -1, -1, -1) / 255
+    flat_references = references.flatten(1, 2).float() / 255
     return torch.cat([masked, hole, flat_renders, flat_references], dim=1)
 
 
@@ -167,7 +168,7 @@ def _batch(
     index = torch.from_numpy(rows)
     real = data.real[index].to(device)
     hole = data.hole[index].to(device)
-    renders, references = data.renders[index].to(device), data.references.to(device)
+    renders, references = data.renders[index].to(device), data.references[index].to(device)
     inputs = generator_input(real, renders, hole, references)
     stacked = torch.cat([inputs, real.float() / 255], dim=1)
     stacked = _jitter_geometry(stacked, settings, rng)
