@@ -21,9 +21,10 @@ from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.store import extreme_mouths, train_actor_renderer
+from dubplate.core.neural.store import extreme_mouths, load_renderer, train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
+from dubplate.core.track.landmarks import mouth_opening
 from tests.fixtures import write_exr, write_wav
 from tests.test_cli import last_json, one_line_error, run_cli
 
@@ -202,6 +203,36 @@ def test_mouth_motion_is_how_far_the_driven_mouth_moves_in_the_plate(shared_data
     moving = FrameMaker(plate, actor.model, panned, crops, extreme_mouths(actor)).mouth_motion
     expected = np.stack([3 * crops.scale, -crops.scale], axis=1)  # in crop pixels
     np.testing.assert_allclose(moving - still, expected, rtol=1e-4)
+
+
+def test_the_references_land_on_each_frames_mouth_on_real_footage(shared_data, actor_dir):
+    """Pulled along the mesh, the open-mouth reference matches every frame's real mouth better
+    than as it was cut, and on its own frame it comes back as it was."""
+    actor = Actor.load(actor_dir)
+    fit = actor.fits[0]
+    renderer = load_renderer(actor_dir)
+    crops = crop_track(actor.model, fit, renderer.size)
+    plate = open_plate(shared_data / "footage" / CLIP)
+    maker = FrameMaker(
+        plate, actor.model, fit, crops, renderer.hole_lowers, None, renderer.references
+    )
+    rows = np.arange(len(fit.frames))
+    made = maker.make(rows, [pixels for _, pixels in plate.frames(fit.frames.tolist())])
+    hole = made.hole[:, 0].numpy()
+    real = made.real.permute(0, 2, 3, 1).numpy().astype(float)
+
+    def error(references) -> np.ndarray:
+        """Per frame: mean absolute difference from the real crop in the hole, code values."""
+        difference = np.abs(references.permute(0, 2, 3, 1).numpy() - real).mean(axis=-1)
+        return (difference * hole).sum(axis=(1, 2)) / hole.sum(axis=(1, 2))
+
+    pulled = error(made.references[:, 0])
+    as_cut = error(renderer.references.pixels[0].expand(len(rows), -1, -1, -1))
+    widest = int(np.argmax(mouth_opening(actor.model.shape(fit.lower, fit.upper))))
+    assert pulled[widest] < 1.0
+    assert as_cut[widest] < 1.0  # the same crop: only the pull could differ
+    others = np.arange(len(rows)) != widest
+    assert np.median(pulled[others]) < 0.8 * np.median(as_cut[others])
 
 
 def test_a_plates_light_solved_on_shrunk_crops_shades_as_the_full_size_solve(
