@@ -173,6 +173,20 @@ def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_pat
         train_renderer(data, other, "cpu", checkpoint)
 
 
+def test_a_checkpoint_of_another_renderer_format_is_refused(tmp_path):
+    """A format-7 run stopped half way has the same settings and weights' shapes; resumed, it
+    would go on training on inputs it was not trained on."""
+    data = mouth_world(frames=4)
+    checkpoint = tmp_path / "renderer.ckpt"
+    settings = RendererSettings(size=SIZE, steps=2, batch=2, checkpoint_every=2)
+    train_renderer(data, settings, "cpu", checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    del state["format_version"]  # as format 7 wrote them
+    torch.save(state, checkpoint)
+    with pytest.raises(DubplateError, match="renderer.ckpt: checkpoint of renderer format None"):
+        train_renderer(data, settings, "cpu", checkpoint)
+
+
 def test_a_checkpoint_of_an_older_generator_is_refused_by_name(tmp_path):
     data = mouth_world(frames=4)
     checkpoint = tmp_path / "renderer.ckpt"

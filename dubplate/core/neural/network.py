@@ -13,6 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# What a trained generator expects of its inputs: a renderer or checkpoint of another format is
+# refused. 2: crops frame the lower face (CROP_SIDE), not the whole head; 3: the hole is the
+# matte's anti-aliased hull, so the network sees a slightly different outline; 4: crops are shrunk
+# with less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5:
+# the generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the
+# renders' mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved
+# lips; 7: a second reference crop, the most closed mouth, which the generator pulls closed lips
+# from; 8: the references come pulled onto each frame's mouth along the mesh (renderer.npz keeps
+# where the mesh lies in each), and the learnt flow only corrects that.
+FORMAT_VERSION = 8
 # Channels per level, from full resolution down; the deepest level sees 1/64 of the crop.
 WIDTHS = (32, 64, 128, 192, 256, 256)
 HEAD_WIDTH = 16
@@ -95,9 +105,9 @@ class Generator(nn.Module):
     capacity goes to drawing the mouth the renders ask for. The pulled pixels carry the detail
     (teeth, lip lines, grain) its half-resolution features cannot: at 200 steps the dubbed
     mouths keep 0.56-0.92 of the real frames' sharpness, against 0.37-0.67 when its own flow had
-    to learn the whole move (dub_bench). The closed-mouth reference is there because closed lips are rare in
-    speech: with only the open one, the generator drew them as a dark slit with the reference's
-    teeth above it."""
+    to learn the whole move (dub_bench). The closed-mouth reference is there because closed lips
+    are rare in speech: with only the open one, the generator drew them as a dark slit with the
+    reference's teeth above it."""
 
     def __init__(self, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
@@ -111,8 +121,8 @@ class Generator(nn.Module):
             cin = widths[level] if level == len(widths) - 1 else 2 * widths[level]
             ups.append(_Up(cin, widths[level - 1]))
         self.ups = nn.ModuleList(ups)
-        # FLOWS that pull each reference's pixels onto this frame's mouth, and SHARES of the
-        # hole. Zero at the start: the references as they are, a third each with the fill.
+        # FLOWS that move each reference further than the mesh pulled it, and SHARES of the
+        # hole. Zero at the start: the references as pulled, a third each with the fill.
         self.warp = nn.Conv2d(2 * widths[0], SHARES.stop, 3, padding=1)
         nn.init.zeros_(self.warp.weight)
         nn.init.zeros_(self.warp.bias)

@@ -1,6 +1,7 @@
 """The actor's neural renderer on disk, beside the actor: renderer.pt (the generator's
-state_dict), renderer.npz (reference crops and the mouths the hole is cut around) and
-renderer.json. Training checkpoints to renderer.ckpt, which a rerun resumes from."""
+state_dict), renderer.npz (reference crops, where the mesh lies in each, and the mouths the hole
+is cut around) and renderer.json. Training checkpoints to renderer.ckpt, which a rerun resumes
+from."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
-from dubplate.core.neural.network import WIDTHS, Generator
+from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import mouth_opening
@@ -33,15 +34,6 @@ from dubplate.core.track.landmarks import mouth_opening
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "renderer"
-# 2: crops frame the lower face (CROP_SIDE), not the whole head; 3: the hole is the matte's
-# anti-aliased hull, so the network sees a slightly different outline; 4: crops are shrunk with
-# less blur (crop.antialias_sigma), so a renderer of 3 would draw softer than its crops; 5: the
-# generator pulls the reference into the hole by a learnt flow (its `warp` layer); 6: the renders'
-# mouth cavity is a strip between the lips, where 5 learnt a fan that spilt over curved lips; 7: a
-# second reference crop, the most closed mouth, which the generator pulls closed lips from; 8: the
-# references come pulled onto each frame's mouth along the mesh (renderer.npz keeps where the
-# mesh lies in each), and the learnt flow only corrects that.
-FORMAT_VERSION = 8
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
 
 
@@ -130,7 +122,7 @@ def _reference_crops(
         frame = next(iter(plate.frames([int(fit.frames[row])])))[1]
         maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
         pixels.append(maker.make(np.array([row]), [frame]).real[0])
-        screens.append(crops.to_crop(fit.posed(actor.model))[row, :, :2])
+        screens.append(maker.real_screen[row, :, :2])
     return ReferenceCrops(
         pixels=torch.stack(pixels), screen=torch.from_numpy(np.stack(screens).astype(np.float32))
     )

@@ -19,6 +19,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.neural.losses import lsgan, masked_l1, ms_ssim
 from dubplate.core.neural.network import (
+    FORMAT_VERSION,
     INPUT_CHANNELS,
     REFERENCES,
     RENDER_AT_T,
@@ -216,6 +217,7 @@ def _save(path: Path, modules: dict, settings: RendererSettings, step: int) -> N
     state = {name: module.state_dict() for name, module in modules.items()}
     state["step"] = step
     state["settings"] = asdict(settings)
+    state["format_version"] = FORMAT_VERSION
     with atomic_path(path) as temp:
         torch.save(state, temp)
 
@@ -229,6 +231,11 @@ def _resume(path: Path, modules: dict, settings: RendererSettings, device: str) 
         raise DubplateError(
             f"{path}: damaged checkpoint ({error}); delete it to start over"
         ) from error
+    if state.get("format_version") != FORMAT_VERSION:
+        raise DubplateError(
+            f"{path}: checkpoint of renderer format {state.get('format_version')} (this dubplate"
+            f" trains format {FORMAT_VERSION}); delete it to start over"
+        )
     if state.get("settings") != asdict(settings):
         raise DubplateError(
             f"{path}: checkpoint of other settings ({state.get('settings')}); delete it to start"
