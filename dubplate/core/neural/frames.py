@@ -223,9 +223,9 @@ def pull_references(
     columns = torch.arange(width, dtype=points.dtype) + 0.5
     rows = torch.arange(height, dtype=points.dtype)[:, None] + 0.5
     centres = torch.stack(torch.broadcast_tensors(columns, rows))  # (2, H, W): x, y
-    covered = fragments.covered[:, None, None].to(points.dtype)
-    moved = ((points - centres) * covered).flatten(1, 2)  # (B, R x 2, H, W)
-    moved = torch.where(covered[:, 0].bool(), moved, smooth_fill(moved, covered[:, 0]))
+    covered = fragments.covered[:, None]  # (B, 1, H, W)
+    moved = (points - centres).flatten(1, 2)  # (B, R x 2, H, W)
+    moved = torch.where(covered, moved, smooth_fill(moved, covered.to(moved.dtype)))
     target = centres + moved.view(batch, count, 2, height, width)
     scale = torch.tensor([2 / width, 2 / height], dtype=points.dtype).view(2, 1, 1)
     grid = (target * scale - 1).flatten(0, 1).permute(0, 2, 3, 1)
