@@ -119,6 +119,10 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     assert open_plate(result["output"]).info.frames == source.info.frames  # v001 kept
     # Without the plate's held expression the audio alone drives the mouth: other pixels.
     assert manifest["settings"]["plate_expression"] and not second["settings"]["plate_expression"]
+    # Without --shutter-angle, the smear is the one measured when the renderer was built.
+    measured = json.loads((actor_dir / "renderer.json").read_text())["shutter"]
+    assert second["settings"]["shutter_angle"] == measured["angle"]
+    assert set(measured["drawn_fast_to_slow"]) == {"0", "45", "90", "135", "180", "270", "360"}
     audio_only = open_plate(second["output"])
     assert any(
         (comp.read(n).view(np.uint16) != audio_only.read(n).view(np.uint16)).any()

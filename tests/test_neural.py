@@ -2,10 +2,12 @@
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
@@ -21,6 +23,7 @@ from dubplate.core.neural.network import (
     _UpsampledConv,
     _warp,
 )
+from dubplate.core.neural.shutter import measure_shutter
 from dubplate.core.neural.train import (
     RendererSettings,
     TrainingSet,
@@ -126,6 +129,7 @@ def mouth_world(frames=12, seed=0):
             torch.from_numpy(real[[np.argmax(heights), np.argmin(heights)]]), frames
         ),
         opening=heights.astype(np.float32),
+        mouth_motion=np.zeros((frames, 2), np.float32),
     )
 
 
@@ -296,6 +300,7 @@ def test_training_learns_the_flow_that_keeps_the_reference_detail(tmp_path):
             texture.roll(2, dims=-1).expand(REFERENCE_COUNT, -1, -1, -1), frames
         ),
         opening=np.arange(frames, dtype=np.float32),
+        mouth_motion=np.zeros((frames, 2), np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=30, batch=2, checkpoint_every=30)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
@@ -327,6 +332,7 @@ def test_closed_lips_are_pulled_from_the_closed_mouth_reference(tmp_path):
         hole=hole,
         references=_every_frame(real[[0, 1]].roll(2, dims=-1), frames),
         opening=(~closed).float().numpy(),
+        mouth_motion=np.zeros((frames, 2), np.float32),
     )
     settings = RendererSettings(size=SIZE, steps=60, batch=2, checkpoint_every=60)
     generator, _ = train_renderer(data, settings, "cpu", tmp_path / "renderer.ckpt")
@@ -372,3 +378,47 @@ def test_references_are_pulled_onto_the_frame_along_the_mesh():
     for k, (dx, dy) in enumerate(shifts.int().tolist()):
         moved = pixels[k, :, 28 + dy : 100 + dy, 28 + dx : 100 + dx]
         torch.testing.assert_close(pulled[0, k][(slice(None), *inside)], moved)
+
+
+class _CopiesFirstReference(torch.nn.Module):
+    """A stand-in generator that draws each frame's first pulled reference back unchanged."""
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        first = INPUT_CHANNELS - 3 * REFERENCE_COUNT
+        return inputs[:, first : first + 3]
+
+
+def _moving_mouths(drawn_blurred: bool, frames: int = 16) -> TrainingSet:
+    """Half the frames' mouths still, half moving 8 crop px a frame; the real frames show that
+    motion through a 180-degree shutter. The drawn mouths (the first reference, which the
+    stand-in generator copies) are blurred the same way or left sharp."""
+    rng = np.random.default_rng(3)
+    blocks = rng.uniform(0.2, 0.8, (SIZE // 4, SIZE // 4, 3)).astype(np.float32)
+    texture = cv2.resize(blocks, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+    hole = np.zeros((SIZE, SIZE), bool)
+    hole[64:112, 32:96] = True
+    motion = np.zeros((frames, 2), np.float32)
+    motion[frames // 2 :, 0] = 8.0
+    real = np.stack([motion_blurred(texture, m * 0.5, hole) for m in motion])
+    as_uint8 = lambda images: torch.from_numpy(  # noqa: E731
+        np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
+    ).permute(0, 3, 1, 2)
+    drawn = real if drawn_blurred else np.repeat(texture[None], frames, axis=0)
+    references = torch.stack([as_uint8(drawn), as_uint8(drawn)], dim=1)
+    return TrainingSet(
+        real=as_uint8(real),
+        renders=torch.zeros(frames, 3, 3, SIZE, SIZE, dtype=torch.uint8),
+        hole=torch.from_numpy(np.repeat(hole[None, None], frames, axis=0)),
+        references=references,
+        opening=np.zeros(frames, np.float32),
+        mouth_motion=motion,
+    )
+
+
+@pytest.mark.parametrize(("drawn_blurred", "angle"), [(False, 180.0), (True, 0.0)])
+def test_the_shutter_smears_only_the_motion_blur_the_generator_did_not_draw(drawn_blurred, angle):
+    data = _moving_mouths(drawn_blurred)
+    measure = measure_shutter(_CopiesFirstReference(), data, "cpu")
+    assert measure.footage_ratio < 0.8  # the real moving mouths are the softer
+    assert measure.angle == angle
+    assert measure.drawn_ratios[360.0] < measure.drawn_ratios[0.0]

@@ -83,15 +83,16 @@ class DubSettings:
     lossless: bool = False  # movie outputs: lossless H.264 instead of CRF 18
     grain: bool = True
     plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
-    # The camera's shutter angle: the generated mouth is smeared by the way it moves while the
-    # shutter is open (180: half the frame interval, film's usual; 0: no motion blur).
-    shutter_angle: float = 180.0
+    # The shutter angle over which the generated mouth is smeared by the way it moves (180: half
+    # the frame interval, film's usual; 0: none). None: the one measured when the renderer was
+    # built, which leaves out the blur the generator learnt to draw itself.
+    shutter_angle: float | None = None
     # The plate's held expression (a smile, a pout) kept under the dub's mouth movements.
     plate_expression: bool = True
     device: str = "cpu"
 
     def __post_init__(self):
-        if not 0 <= self.shutter_angle <= 360:
+        if self.shutter_angle is not None and not 0 <= self.shutter_angle <= 360:
             raise DubplateError(
                 f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"
             )
@@ -123,6 +124,12 @@ def dub(
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
     models = DubModels.load(directory, settings.device)
+    if settings.shutter_angle is None:
+        settings = dataclasses.replace(settings, shutter_angle=models.renderer.shutter_angle)
+        log.info(
+            "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
+            settings.shutter_angle,
+        )
     track = cached_track(plate, numbers, track_cache)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])

@@ -197,9 +197,9 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument(
         "--shutter-angle",
         type=float,
-        default=180.0,
         metavar="DEG",
-        help="the plate camera's shutter angle, for the mouth's motion blur (default 180; 0: none)",
+        help="smear the generated mouth along its motion over this shutter angle (0: none;"
+        " default: the one measured on the actor's footage when the renderer was built)",
     )
     dub.add_argument(
         "--no-plate-detail",

@@ -27,6 +27,7 @@ from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
+from dubplate.core.neural.shutter import FILM_SHUTTER_ANGLE, measure_shutter
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import mouth_opening
@@ -53,6 +54,7 @@ class NeuralRenderer:
     references: ReferenceCrops  # the most open mouth, then the most closed
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
+    shutter_angle: float  # the smear the comp adds to what the generator draws
 
 
 def extreme_mouths(actor: Actor) -> np.ndarray:
@@ -105,6 +107,7 @@ def training_set(
         hole=torch.cat([p.hole for p in parts]),
         references=torch.cat([p.references for p in parts]),
         opening=opening,
+        mouth_motion=np.concatenate([p.mouth_motion for p in parts]),
     )
     return data, references
 
@@ -142,6 +145,14 @@ def train_actor_renderer(
     hole_lowers = extreme_mouths(actor)
     data, references = training_set(actor, settings.size, hole_lowers, last_frame)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
+    shutter = measure_shutter(generator, data, device)
+    log.info(
+        "renderer: fast mouths are %s as sharp as still ones in the footage; the drawn ones"
+        " match that with a %g-degree shutter's smear (%s)",
+        "unmeasured" if shutter.footage_ratio is None else f"{shutter.footage_ratio:.2f}",
+        shutter.angle,
+        ", ".join(f"{a:g}: {r:.2f}" for a, r in shutter.drawn_ratios.items()) or "too few frames",
+    )
     with atomic_path(directory / "renderer.pt") as temp:
         torch.save(generator.state_dict(), temp)
     with atomic_path(directory / "renderer.npz") as temp:
@@ -164,6 +175,7 @@ def train_actor_renderer(
             "hole_dilate": HOLE_DILATE,
             "crop_side": CROP_SIDE,
         },
+        "shutter": shutter.manifest(),
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
@@ -201,4 +213,6 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
         references=references,
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
+        # Renderers made before the measure smear as film cameras usually do.
+        shutter_angle=float(manifest.get("shutter", {}).get("angle", FILM_SHUTTER_ANGLE)),
     )

@@ -70,6 +70,7 @@ class TrainingSet:
     # (F, 2, 3, N, N): the most open mouth, then the most closed, pulled onto each frame's mouth
     references: torch.Tensor
     opening: np.ndarray  # (F,) mouth opening of each frame, for drawing them balanced
+    mouth_motion: np.ndarray  # (F, 2) crop px a frame each mouth moves, for the shutter's measure
 
     def __len__(self) -> int:
         return len(self.real)
