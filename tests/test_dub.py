@@ -292,3 +292,15 @@ def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
         "delete renderer.json and run `dubplate actor build` again",
     )
     assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten
+
+
+def test_a_renderer_built_before_the_shutter_was_measured_smears_over_180_degrees(
+    actor_dir, tmp_path
+):
+    older = tmp_path / "man"
+    shutil.copytree(actor_dir, older)
+    manifest = json.loads((older / "renderer.json").read_text())
+    measured = manifest.pop("shutter")["angle"]
+    (older / "renderer.json").write_text(json.dumps(manifest))
+    assert load_renderer(older).shutter_angle == 180.0
+    assert load_renderer(actor_dir).shutter_angle == measured
