@@ -137,7 +137,8 @@ def train_actor_renderer(
     device: str = "cpu",
     last_frame: int | None = None,
 ) -> dict:
-    """Train the actor's renderer and save it beside the actor; resumes a stopped run."""
+    """Train the actor's renderer and save it beside the actor; resumes a stopped run. Returns
+    the training report and the shutter measured on the footage."""
     directory = Path(directory)
     if (directory / "renderer.json").exists():
         raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
@@ -185,7 +186,7 @@ def train_actor_renderer(
     }
     write_manifest(directory / "renderer.json", MANIFEST_KIND, manifest)
     (directory / "renderer.ckpt").unlink(missing_ok=True)
-    return report
+    return {**report, "shutter": manifest["shutter"]}
 
 
 def renderer_manifest(directory: Path) -> dict:
