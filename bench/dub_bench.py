@@ -1,6 +1,6 @@
 """Dub benchmark (issue 5): build an actor on the first 80% of each shared clip, dub the rest.
 
-    .venv/bin/python bench/dub_bench.py [--steps 2000] [--clips NAME ...]
+    .venv/bin/python bench/dub_bench.py [--steps 2000] [--size 256] [--clips NAME ...]
         [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
@@ -53,7 +53,9 @@ LIPSYNC_FRAMES = 75  # frames dubbed with each dub file
 LEAD_S = 0.2  # audio kept before a dub file's first speech
 
 
-def build(clip: Path, numbers: list[int], workdir: Path, steps: int) -> tuple[Path, dict]:
+def build(
+    clip: Path, numbers: list[int], workdir: Path, settings: RendererSettings
+) -> tuple[Path, dict]:
     plate = open_plate(clip)
     times = {}
     began = time.perf_counter()
@@ -67,7 +69,7 @@ def build(clip: Path, numbers: list[int], workdir: Path, steps: int) -> tuple[Pa
     train_actor_a2e(actor_dir)
     times["a2e"] = time.perf_counter() - began
     began = time.perf_counter()
-    report = train_actor_renderer(actor_dir, RendererSettings(steps=steps))
+    report = train_actor_renderer(actor_dir, settings)
     times["renderer"] = time.perf_counter() - began
     times["seconds_per_step"] = report["seconds_per_step"]
     return actor_dir, times
@@ -229,15 +231,16 @@ def dub_into(actor_dir, plate, numbers, audio, out, settings) -> dict:
     return dub(actor_dir, plate, numbers, audio, out, settings, cache / "tracks", cache / "audio")
 
 
-def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
+def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> str:
     lines = [
         "## Dub: neural renderer and crop module (issue 5): `bench/dub_bench.py`",
         "",
         provenance(),
         "",
-        f"Actor built on the first {TRAIN_SHARE:.0%} of each clip (renderer: {steps} steps of "
-        "batch 4 at 256 px), its last 20% dubbed. Self-reconstruction with the clip's own "
-        "audio, lossless movie, against the real frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
+        f"Actor built on the first {TRAIN_SHARE:.0%} of each clip (renderer: {settings.steps} steps"
+        f" of batch {settings.batch} at {settings.size} px), its last 20% dubbed. "
+        "Self-reconstruction with the clip's own audio, lossless movie, against the real "
+        "frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
         "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real). Round trip: the "
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
         "the ceiling the crop module leaves a perfect generator, without / with the plate's own "
@@ -322,6 +325,7 @@ def markdown(rows: list[dict], steps: int, sheet_name: str) -> str:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--steps", type=int, default=RendererSettings.steps)
+    parser.add_argument("--size", type=int, default=RendererSettings.size, help="crop side")
     parser.add_argument("--clips", nargs="*", help="clip file names (default: all)")
     parser.add_argument(
         "--section",
@@ -329,6 +333,7 @@ def main() -> None:
         help="RESULTS.md section to write: another name keeps a partial run beside the full one",
     )
     args = start(parser)
+    settings = RendererSettings(steps=args.steps, size=args.size)
     clips = sorted(FOOTAGE.glob("*.mp4"))
     if args.clips:
         clips = [c for c in clips if c.name in args.clips]
@@ -339,7 +344,7 @@ def main() -> None:
         for clip in clips:
             numbers = list(open_plate(clip).select())
             cut = int(len(numbers) * TRAIN_SHARE)
-            actor_dir, times = build(clip, numbers[:cut], workdir, args.steps)
+            actor_dir, times = build(clip, numbers[:cut], workdir, settings)
             row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
             row.update(
                 clip=clip.name, times=times, footage_s=cut / float(open_plate(clip).info.fps)
@@ -351,7 +356,7 @@ def main() -> None:
             rows.append(row)
         image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
         cv2.imwrite(str(REPO / "bench" / sheet_name), image[..., ::-1])
-    publish(args.section, markdown(rows, args.steps, sheet_name), args)
+    publish(args.section, markdown(rows, settings, sheet_name), args)
 
 
 if __name__ == "__main__":
