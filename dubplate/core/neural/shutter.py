@@ -21,7 +21,7 @@ from dubplate.core.neural.network import Generator
 from dubplate.core.neural.train import TrainingSet, generator_input
 
 ANGLES = (0.0, 45.0, 90.0, 135.0, 180.0, 270.0, 360.0)
-FILM_SHUTTER_ANGLE = 180.0  # the smear when the footage is too short to measure it
+FILM_SHUTTER_ANGLE = 180.0  # film's usual: for footage too short to measure, older renderers
 FRAMES_PER_GROUP = 32  # the fastest and the slowest mouths drawn, each
 _BATCH = 8
 # Crop pixels: the real mouths' grain, which the generator does not draw, is blurred away before
