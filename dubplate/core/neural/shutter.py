@@ -38,7 +38,9 @@ class ShutterMeasure:
     def manifest(self) -> dict:
         return {
             "angle": self.angle,
-            "footage_fast_to_slow": self.footage_ratio,
+            "footage_fast_to_slow": None
+            if self.footage_ratio is None
+            else round(self.footage_ratio, 4),
             "drawn_fast_to_slow": {f"{a:g}": round(r, 4) for a, r in self.drawn_ratios.items()},
         }
 

@@ -150,7 +150,7 @@ def train_actor_renderer(
     log.info(
         "renderer: fast mouths are %s as sharp as still ones in the footage; the drawn ones"
         " match that with a %g-degree shutter's smear (%s)",
-        "unmeasured" if shutter.footage_ratio is None else f"{shutter.footage_ratio:.2f}",
+        "unmeasured" if shutter.footage_ratio is None else f"{shutter.footage_ratio:.2f}x",
         shutter.angle,
         ", ".join(f"{a:g}: {r:.2f}" for a, r in shutter.drawn_ratios.items()) or "too few frames",
     )
