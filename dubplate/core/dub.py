@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import dubplate
 from dubplate.core.a2e.expression import (
@@ -58,7 +57,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
-from dubplate.core.neural.train import generator_input
+from dubplate.core.neural.train import draw
 from dubplate.core.progress import Progress
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
@@ -259,11 +258,14 @@ def _dubbed_frames(
             inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
             if settings.grain and grain is None:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
-            with torch.no_grad():
-                batch = generator_input(
-                    inputs.real, inputs.renders, inputs.hole, inputs.references
-                ).to(settings.device)
-                crops_out = renderer.generator(batch).permute(0, 2, 3, 1).cpu().numpy()
+            crops_out = draw(
+                renderer.generator,
+                inputs.real,
+                inputs.renders,
+                inputs.hole,
+                inputs.references,
+                settings.device,
+            )
             reals = inputs.real_images()
             streaks = inputs.mouth_motion * (settings.shutter_angle / 360)
             for index, row in enumerate(rows):

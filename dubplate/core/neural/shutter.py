@@ -18,7 +18,7 @@ import torch
 
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.neural.network import Generator
-from dubplate.core.neural.train import TrainingSet, generator_input
+from dubplate.core.neural.train import TrainingSet, draw
 
 ANGLES = (0.0, 45.0, 90.0, 135.0, 180.0, 270.0, 360.0)
 FILM_SHUTTER_ANGLE = 180.0  # film's usual: for footage too short to measure, older renderers
@@ -70,14 +70,11 @@ def measure_shutter(generator: Generator, data: TrainingSet, device: str) -> Shu
 def _drawn(generator: Generator, data: TrainingSet, rows: np.ndarray, device: str) -> np.ndarray:
     """(len(rows), N, N, 3) float32 generated crops of training frames `rows`."""
     out = []
-    with torch.no_grad():
-        for start in range(0, len(rows), _BATCH):
-            batch = torch.from_numpy(rows[start : start + _BATCH])
-            inputs = generator_input(
-                data.real[batch], data.renders[batch], data.hole[batch], data.references[batch]
-            ).to(device)
-            out.append(generator(inputs).permute(0, 2, 3, 1).cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+    for start in range(0, len(rows), _BATCH):
+        batch = torch.from_numpy(rows[start : start + _BATCH])
+        tensors = (data.real, data.renders, data.hole, data.references)
+        out.append(draw(generator, *(t[batch] for t in tensors), device))
+    return np.concatenate(out)
 
 
 def _fast_to_slow(images: np.ndarray, holes: np.ndarray, count: int) -> float:

@@ -88,6 +88,20 @@ def generator_input(
     return torch.cat([masked, hole, flat_renders, flat_references], dim=1)
 
 
+@torch.no_grad()
+def draw(
+    generator: Generator,
+    real: torch.Tensor,
+    renders: torch.Tensor,
+    hole: torch.Tensor,
+    references: torch.Tensor,
+    device: str,
+) -> np.ndarray:
+    """(B, N, N, 3) float32 crops the generator draws from a batch of uint8 inputs."""
+    inputs = generator_input(real, renders, hole, references).to(device)
+    return generator(inputs).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+
+
 def train_renderer(
     data: TrainingSet,
     settings: RendererSettings,
