@@ -172,6 +172,7 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
         "fps": result["frames_per_second"],
+        "sharpen": result["settings"]["sharpen"],
         "shutter": result["settings"]["shutter_angle"],
         "size": f"{plate.info.width}x{plate.info.height}",
         "sheet": _sheet_row(real_mouths, dubbed_mouths),
@@ -245,12 +246,14 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
         "the ceiling the crop module leaves a perfect generator, without / with the plate's own "
         "detail where the patch matches the plate (`dub`'s default). M-LMD audio only: the same "
-        "frames dubbed without the plate's held expression (`--no-plate-expression`). Shutter: "
-        "the angle the drawn mouth is smeared over, measured when the renderer was built:",
+        "frames dubbed without the plate's held expression (`--no-plate-expression`). Sharpen and "
+        "shutter: how much of its fine detail the drawn mouth gets back and the angle it is "
+        "smeared over, both measured when the renderer was built:",
         "",
         "| clip | size | held-out frames | M-LMD px | M-LMD audio only | SSIM | PSNR dB |"
-        " sharpness dub / real | round trip | flicker dub / real | shutter | dub fps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " sharpness dub / real | round trip | flicker dub / real | sharpen | shutter |"
+        " dub fps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
@@ -261,7 +264,7 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
             f" {r['sharp_round_trip'][1]:.2f} |"
             f" {r['flicker_dub']:.4f} /"
             f" {r['flicker_real']:.4f} = {r['flicker_dub'] / r['flicker_real']:.2f} |"
-            f" {r['shutter']:g} | {r['fps']:.2f} |"
+            f" {r['sharpen']:g} | {r['shutter']:g} | {r['fps']:.2f} |"
         )
     dubs = sorted(rows[0]["dubs"])
     lines += [

@@ -15,6 +15,7 @@ from dubplate.core.composite.match import (
     grain_sigma,
     match_colour,
     motion_blurred,
+    sharpened,
     transfer_detail,
 )
 from dubplate.core.composite.matte import grown_hull, lower_face_matte
@@ -326,6 +327,21 @@ def test_motion_blur_smears_the_drawn_region_along_the_mouths_motion_only():
     assert spread == pytest.approx(6 / np.sqrt(12), rel=0.1)  # a 6-px box's deviation
     np.testing.assert_array_equal(smeared[:10], image[:10])  # the hole's edge fades in below
     assert motion_blurred(image, np.array([0.3, 0.2]), drawn) is image  # under half a pixel
+
+
+def test_sharpening_lifts_the_drawn_regions_edges_and_leaves_the_rest():
+    image = np.full((64, 64, 3), 0.3, np.float32)
+    image[:, 32:] = 0.6
+    image = cv2.GaussianBlur(image, (0, 0), 2.0)  # a soft lip edge across the whole crop
+    drawn = np.zeros((64, 64), bool)
+    drawn[16:48, 16:48] = True
+    sharp = sharpened(image, 1.0, drawn)
+    slope = lambda picture, row: np.abs(np.diff(picture[row, :, 0])).max()  # noqa: E731
+    assert slope(sharp, 32) > 1.15 * slope(image, 32)  # the edge is steeper where drawn
+    assert sharp[32, 24:30, 0].min() < image[32, 24:30, 0].min()  # an unsharp mask's undershoot
+    np.testing.assert_array_equal(sharp[:6], image[:6])  # the hole's edge fades in below
+    assert sharp.min() >= 0 and sharp.max() <= 1
+    assert sharpened(image, 0.0, drawn) is image
 
 
 def test_plate_detail_crossfades_the_two_grains_at_equal_power():

@@ -119,10 +119,14 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     assert open_plate(result["output"]).info.frames == source.info.frames  # v001 kept
     # Without the plate's held expression the audio alone drives the mouth: other pixels.
     assert manifest["settings"]["plate_expression"] and not second["settings"]["plate_expression"]
-    # Without --shutter-angle, the smear is the one measured when the renderer was built.
-    measured = json.loads((actor_dir / "renderer.json").read_text())["shutter"]
+    # Without --sharpen and --shutter-angle, the finish is the one measured when the renderer
+    # was built.
+    renderer = json.loads((actor_dir / "renderer.json").read_text())
+    measured = renderer["shutter"]
     assert second["settings"]["shutter_angle"] == measured["angle"]
     assert set(measured["drawn_fast_to_slow"]) == {"0", "45", "90", "135", "180", "270", "360"}
+    assert second["settings"]["sharpen"] == renderer["sharpen"]["amount"]
+    assert len(renderer["sharpen"]["drawn_to_footage"]) == 21
     audio_only = open_plate(second["output"])
     assert any(
         (comp.read(n).view(np.uint16) != audio_only.read(n).view(np.uint16)).any()
@@ -138,6 +142,7 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
     short = write_wav(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)
     one_line_error(run_cli(*args, "--audio", short), "--pad")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
+    one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
@@ -294,13 +299,15 @@ def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
     assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten
 
 
-def test_a_renderer_built_before_the_shutter_was_measured_smears_over_180_degrees(
+def test_a_renderer_built_before_the_finish_was_measured_smears_over_180_degrees_unsharpened(
     actor_dir, tmp_path
 ):
     older = tmp_path / "man"
     shutil.copytree(actor_dir, older)
     manifest = json.loads((older / "renderer.json").read_text())
     measured = manifest.pop("shutter")["angle"]
+    amount = manifest.pop("sharpen")["amount"]
     (older / "renderer.json").write_text(json.dumps(manifest))
-    assert load_renderer(older).shutter_angle == 180.0
+    assert (load_renderer(older).shutter_angle, load_renderer(older).sharpen_amount) == (180.0, 0)
     assert load_renderer(actor_dir).shutter_angle == measured
+    assert load_renderer(actor_dir).sharpen_amount == amount

@@ -9,6 +9,7 @@ import torch
 
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
+from dubplate.core.neural.finish import measure_finish
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
@@ -23,7 +24,6 @@ from dubplate.core.neural.network import (
     _UpsampledConv,
     _warp,
 )
-from dubplate.core.neural.shutter import measure_shutter
 from dubplate.core.neural.train import (
     RendererSettings,
     TrainingSet,
@@ -388,10 +388,11 @@ class _CopiesFirstReference(torch.nn.Module):
         return inputs[:, first : first + 3]
 
 
-def _moving_mouths(drawn_blurred: bool, frames: int = 16) -> TrainingSet:
+def _moving_mouths(drawn_blurred: bool, drawn_soft: float = 0.0, frames: int = 16) -> TrainingSet:
     """Half the frames' mouths still, half moving 8 crop px a frame; the real frames show that
     motion through a 180-degree shutter. The drawn mouths (the first reference, which the
-    stand-in generator copies) are blurred the same way or left sharp."""
+    stand-in generator copies) are blurred the same way or left sharp of motion, and softened
+    by a Gaussian of `drawn_soft` crop px as a generator's drawing is."""
     rng = np.random.default_rng(3)
     blocks = rng.uniform(0.2, 0.8, (SIZE // 4, SIZE // 4, 3)).astype(np.float32)
     texture = cv2.resize(blocks, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
@@ -404,6 +405,8 @@ def _moving_mouths(drawn_blurred: bool, frames: int = 16) -> TrainingSet:
         np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8)
     ).permute(0, 3, 1, 2)
     drawn = real if drawn_blurred else np.repeat(texture[None], frames, axis=0)
+    if drawn_soft:
+        drawn = np.stack([cv2.GaussianBlur(d, (0, 0), drawn_soft) for d in drawn])
     references = torch.stack([as_uint8(drawn), as_uint8(drawn)], dim=1)
     return TrainingSet(
         real=as_uint8(real),
@@ -418,7 +421,17 @@ def _moving_mouths(drawn_blurred: bool, frames: int = 16) -> TrainingSet:
 @pytest.mark.parametrize(("drawn_blurred", "angle"), [(False, 180.0), (True, 0.0)])
 def test_the_shutter_smears_only_the_motion_blur_the_generator_did_not_draw(drawn_blurred, angle):
     data = _moving_mouths(drawn_blurred)
-    measure = measure_shutter(_CopiesFirstReference(), data, "cpu")
-    assert measure.footage_ratio < 0.8  # the real moving mouths are the softer
-    assert measure.angle == angle
-    assert measure.drawn_ratios[360.0] < measure.drawn_ratios[0.0]
+    sharpen, shutter = measure_finish(_CopiesFirstReference(), data, "cpu")
+    assert sharpen.amount == 0.0  # drawn as sharp as the footage: nothing to add
+    assert shutter.footage_ratio < 0.8  # the real moving mouths are the softer
+    assert shutter.angle == angle
+    assert shutter.drawn_ratios[360.0] < shutter.drawn_ratios[0.0]
+
+
+def test_soft_drawn_mouths_are_sharpened_until_the_still_ones_match_the_footage():
+    data = _moving_mouths(drawn_blurred=False, drawn_soft=1.0)
+    sharpen, shutter = measure_finish(_CopiesFirstReference(), data, "cpu")
+    assert sharpen.drawn_to_footage[0.0] < 0.7  # the stand-in draws softer than the footage
+    assert sharpen.amount > 0
+    assert sharpen.drawn_to_footage[sharpen.amount] == pytest.approx(1.0, abs=0.1)
+    assert shutter.angle == 180.0  # the motion blur is still the camera's, measured after

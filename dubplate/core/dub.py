@@ -35,9 +35,9 @@ from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import (
     GrainNoise,
     detail_agreement,
+    finished,
     fresh_grain_share,
     match_colour,
-    motion_blurred,
 )
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
 CHUNK = 8  # frames cut, rendered and generated at once
+MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
@@ -82,6 +83,10 @@ class DubSettings:
     lossless: bool = False  # movie outputs: lossless H.264 instead of CRF 18
     grain: bool = True
     plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
+    # How much of its fine detail the generated mouth gets added back (0: none). None: the
+    # amount measured when the renderer was built, which makes the drawn mouths as sharp as the
+    # footage's.
+    sharpen: float | None = None
     # The shutter angle over which the generated mouth is smeared by the way it moves (180: half
     # the frame interval, film's usual; 0: none). None: the one measured when the renderer was
     # built, which leaves out the blur the generator learnt to draw itself.
@@ -91,6 +96,8 @@ class DubSettings:
     device: str = "cpu"
 
     def __post_init__(self):
+        if self.sharpen is not None and not 0 <= self.sharpen <= MAX_SHARPEN:
+            raise DubplateError(f"--sharpen {self.sharpen}: must be from 0 to {MAX_SHARPEN:g}")
         if self.shutter_angle is not None and not 0 <= self.shutter_angle <= 360:
             raise DubplateError(
                 f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"
@@ -123,12 +130,7 @@ def dub(
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
     models = DubModels.load(directory, settings.device)
-    if settings.shutter_angle is None:
-        settings = dataclasses.replace(settings, shutter_angle=models.renderer.shutter_angle)
-        log.info(
-            "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
-            settings.shutter_angle,
-        )
+    settings = _measured_finish(settings, models.renderer)
     track = cached_track(plate, numbers, track_cache)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
@@ -179,6 +181,21 @@ def dub(
         "output": str(out / output),
         "face_plate": str(out / face_output) if face_output else None,
     }
+
+
+def _measured_finish(settings: DubSettings, renderer: NeuralRenderer) -> DubSettings:
+    """`settings` with the sharpening and shutter angle it leaves open set to those measured on
+    the actor's footage when the renderer was built."""
+    if settings.sharpen is None:
+        settings = dataclasses.replace(settings, sharpen=renderer.sharpen_amount)
+        log.info("dub: sharpening %g, measured when the renderer was built", settings.sharpen)
+    if settings.shutter_angle is None:
+        settings = dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
+        log.info(
+            "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
+            settings.shutter_angle,
+        )
+    return settings
 
 
 def check_identity(actor: Actor, track: FaceTrack) -> float:
@@ -272,7 +289,7 @@ def _dubbed_frames(
                 drawn = inputs.hole[index, 0].numpy()
                 generated[int(fit.frames[row])] = (
                     row,
-                    motion_blurred(crops_out[index], streaks[index], drawn),
+                    finished(crops_out[index], settings.sharpen, streaks[index], drawn),
                     reals[index],
                     inputs.lower_points[index],
                 )

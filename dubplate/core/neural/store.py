@@ -25,9 +25,9 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
+from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
-from dubplate.core.neural.shutter import FILM_SHUTTER_ANGLE, measure_shutter
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import mouth_opening
@@ -54,7 +54,8 @@ class NeuralRenderer:
     references: ReferenceCrops  # the most open mouth, then the most closed
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
-    shutter_angle: float  # the smear the comp adds to what the generator draws
+    sharpen_amount: float  # the sharpening the comp gives what the generator draws
+    shutter_angle: float  # and the smear, after it
 
 
 def extreme_mouths(actor: Actor) -> np.ndarray:
@@ -138,7 +139,7 @@ def train_actor_renderer(
     last_frame: int | None = None,
 ) -> dict:
     """Train the actor's renderer and save it beside the actor; resumes a stopped run. Returns
-    the training report and the shutter measured on the footage."""
+    the training report and the finish (sharpening and shutter) measured on the footage."""
     directory = Path(directory)
     if (directory / "renderer.json").exists():
         raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
@@ -146,7 +147,14 @@ def train_actor_renderer(
     hole_lowers = extreme_mouths(actor)
     data, references = training_set(actor, settings.size, hole_lowers, last_frame)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
-    shutter = measure_shutter(generator, data, device)
+    sharpen, shutter = measure_finish(generator, data, device)
+    log.info(
+        "renderer: the drawn still mouths are %s as sharp as the footage's; sharpened by %g (%s)",
+        f"{sharpen.drawn_to_footage[0.0]:.2f}x" if sharpen.drawn_to_footage else "unmeasured",
+        sharpen.amount,
+        ", ".join(f"{a:g}: {r:.2f}" for a, r in sharpen.drawn_to_footage.items())
+        or "too few frames",
+    )
     log.info(
         "renderer: fast mouths are %s as sharp as still ones in the footage; the drawn ones"
         " match that with a %g-degree shutter's smear (%s)",
@@ -176,6 +184,7 @@ def train_actor_renderer(
             "hole_dilate": HOLE_DILATE,
             "crop_side": CROP_SIDE,
         },
+        "sharpen": sharpen.manifest(),
         "shutter": shutter.manifest(),
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
@@ -186,7 +195,7 @@ def train_actor_renderer(
     }
     write_manifest(directory / "renderer.json", MANIFEST_KIND, manifest)
     (directory / "renderer.ckpt").unlink(missing_ok=True)
-    return {**report, "shutter": manifest["shutter"]}
+    return {**report, "sharpen": manifest["sharpen"], "shutter": manifest["shutter"]}
 
 
 def renderer_manifest(directory: Path) -> dict:
@@ -214,6 +223,7 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
         references=references,
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
-        # Renderers made before the measure smear as film cameras usually do.
+        # Renderers made before the measures are not sharpened and smear as film cameras do.
+        sharpen_amount=float(manifest.get("sharpen", {}).get("amount", 0.0)),
         shutter_angle=float(manifest.get("shutter", {}).get("angle", FILM_SHUTTER_ANGLE)),
     )
