@@ -51,8 +51,10 @@ def write_movie(
     fps: Fraction = Fraction(25),
     times: list[Fraction] | None = None,
     audio: tuple[np.ndarray, int] | None = None,
+    audio_start: float = 0.0,
 ) -> Path:
-    """H.264 movie of uint8 RGB frames; `times` (seconds) makes a variable-rate one."""
+    """H.264 movie of uint8 RGB frames; `times` (seconds) makes a variable-rate one (or, evenly
+    spaced, a movie whose video starts late). The audio stream starts at `audio_start` s."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
         video.height, video.width = frames[0].shape[:2]
@@ -73,10 +75,12 @@ def write_movie(
         container.mux(video.encode())
         if sound is not None:
             samples, rate = audio
+            delay = round(audio_start * rate)
             for start in range(0, len(samples), 1024):
                 chunk = np.ascontiguousarray(samples[start : start + 1024].T, dtype=np.float32)
                 frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+                frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+                frame.pts = delay + start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode())
     return path

@@ -1,5 +1,7 @@
 """Audio at any rate and channel count: originals kept, 16 kHz mono for analysis."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,39 @@ def test_audio_from_a_movie(tmp_path):
     assert (audio.rate, audio.channels) == (rate, 2)
     assert float(audio.duration) == pytest.approx(1.0, abs=0.05)
     assert dominant_hz(audio.analysis, 16000) == pytest.approx(300, abs=2)
+
+
+def _burst_audio(onset_s: float, rate: int = 44100) -> np.ndarray:
+    """Two seconds of stereo silence with a 1 kHz burst from `onset_s` on."""
+    t = np.arange(2 * rate) / rate
+    tone = np.where(t >= onset_s, 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+    return np.stack([tone, tone], axis=1)
+
+
+def _onset_s(audio) -> float:
+    return np.flatnonzero(np.abs(audio.analysis) > 0.1)[0] / 16000
+
+
+@pytest.mark.parametrize(
+    ("video_start", "audio_start", "burst_at", "heard_at"),
+    [(0.0, 0.4, 0.2, 0.6), (0.4, 0.0, 0.6, 0.2)],  # audio starting after, then before, the video
+)
+def test_a_movies_audio_is_timed_from_its_first_frame(
+    tmp_path, video_start, audio_start, burst_at, heard_at
+):
+    times = [Fraction(video_start) + Fraction(i, 25) for i in range(25)]
+    path = write_movie(
+        tmp_path / "m.mp4",
+        numbered_frames(25),
+        times=times,
+        audio=(_burst_audio(burst_at), 44100),
+        audio_start=audio_start,
+    )
+    plate = open_plate(path)
+    assert plate.time_of(0) == 0
+    assert _onset_s(plate.audio()) == pytest.approx(heard_at, abs=0.005)
+    # As a dub file, its clock is the file's, where both streams start at 0 here.
+    assert _onset_s(load_audio(path)) == pytest.approx(burst_at + audio_start, abs=0.005)
 
 
 def test_movie_without_audio(tmp_path):

@@ -26,7 +26,6 @@ from dubplate.core.a2e.expression import (
     mouth_opening_of,
 )
 from dubplate.core.a2e.network import A2E
-from dubplate.core.a2e.predict import from_offset
 from dubplate.core.a2e.store import load_a2e
 from dubplate.core.a2e.train import predict
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
@@ -44,7 +43,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
 from dubplate.core.manifest import write_manifest
 from dubplate.core.media import open_plate
-from dubplate.core.media.audio import Audio
+from dubplate.core.media.audio import Audio, from_offset
 from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF, write_movie
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor

@@ -22,7 +22,7 @@ from dubplate.core.audio.features import (
 )
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio
+from dubplate.core.media.audio import Audio, from_offset
 from dubplate.core.media.movie_writer import write_movie
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.appearance import (
@@ -127,15 +127,3 @@ def write_prediction_preview(
                 yield colour.to_working_uint8(rgb, linear)
 
     return write_movie(path, frames(), fps, audio=from_offset(audio, offset))
-
-
-def from_offset(audio: Audio, offset: float) -> Audio:
-    """The audio that plays from frame 0: cut by a positive offset, led by silence for a
-    negative one."""
-    shift = int(round(offset * audio.rate))
-    if shift >= 0:
-        samples = audio.samples[shift:]
-    else:
-        silence = np.zeros((-shift, audio.channels), np.float32)
-        samples = np.concatenate([silence, audio.samples])
-    return Audio(samples, audio.rate, audio.source)

@@ -60,17 +60,25 @@ def load_audio(path: str | Path) -> Audio:
     return _checked(Audio(samples, int(rate), str(path)))
 
 
-def decode_audio_stream(path: str | Path) -> Audio | None:
-    """The first audio stream of a media file, or None when it has none."""
+def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
+    """The first audio stream of a media file, or None when it has none; its first sample is
+    the one played at `starts_at` seconds on the file's clock (default: where the file starts,
+    as players count), silence where the stream starts later. A movie's audio and video streams
+    need not start together, and a plate times its frames from the first one."""
+    first_time = None
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 return None
             stream = container.streams.audio[0]
+            if starts_at is None:
+                starts_at = Fraction(container.start_time or 0, av.time_base)
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
             chunks = []
             for frame in container.decode(stream):
+                if first_time is None and frame.pts is not None:
+                    first_time = Fraction(frame.pts) * frame.time_base
                 for planar in resampler.resample(frame):
                     chunks.append(planar.to_ndarray())
             rate = stream.codec_context.sample_rate
@@ -79,7 +87,29 @@ def decode_audio_stream(path: str | Path) -> Audio | None:
     if not chunks:
         raise DubplateError(f"{path}: audio stream holds no samples")
     samples = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
-    return _checked(Audio(np.ascontiguousarray(samples), int(rate), str(path)))
+    audio = Audio(np.ascontiguousarray(samples), int(rate), str(path))
+    if first_time is not None and first_time != starts_at:
+        log.info(
+            "%s: the audio stream starts %.1f ms %s %.3f s; aligned to it",
+            path,
+            abs(float(starts_at - first_time)) * 1000,
+            "before" if first_time < starts_at else "after",
+            float(starts_at),
+        )
+        audio = from_offset(audio, float(starts_at - first_time))
+    return _checked(audio)
+
+
+def from_offset(audio: Audio, offset: float) -> Audio:
+    """The audio that plays from `offset` seconds into it: cut by a positive offset, led by
+    silence for a negative one."""
+    shift = int(round(offset * audio.rate))
+    if shift >= 0:
+        samples = audio.samples[shift:]
+    else:
+        silence = np.zeros((-shift, audio.channels), np.float32)
+        samples = np.concatenate([silence, audio.samples])
+    return Audio(samples, audio.rate, audio.source)
 
 
 def _checked(audio: Audio) -> Audio:

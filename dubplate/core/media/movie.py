@@ -118,7 +118,8 @@ class MoviePlate(Plate):
         )
 
     def audio(self) -> Audio | None:
-        return decode_audio_stream(self.path)
+        """The movie's audio from its first frame's time on."""
+        return decode_audio_stream(self.path, Fraction(self._pts[0]) * self._stream.time_base)
 
     def _decode(self, number: int) -> np.ndarray:
         with self._decoder_lock:  # one decoder state: seeks and reads must not interleave
