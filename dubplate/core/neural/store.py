@@ -148,12 +148,12 @@ def train_actor_renderer(
     data, references = training_set(actor, settings.size, hole_lowers, last_frame)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
     sharpen, shutter = measure_finish(generator, data, device)
+    ratios = sharpen.drawn_to_footage
     log.info(
-        "renderer: the drawn still mouths are %s as sharp as the footage's; sharpened by %g (%s)",
-        f"{sharpen.drawn_to_footage[0.0]:.2f}x" if sharpen.drawn_to_footage else "unmeasured",
+        "renderer: the drawn still mouths are %s as sharp as the footage's; sharpened by %g, %s",
+        f"{ratios[0.0]:.2f}x" if ratios else "unmeasured",
         sharpen.amount,
-        ", ".join(f"{a:g}: {r:.2f}" for a, r in sharpen.drawn_to_footage.items())
-        or "too few frames",
+        f"{ratios[sharpen.amount]:.2f}x" if ratios else "too few frames to measure",
     )
     log.info(
         "renderer: fast mouths are %s as sharp as still ones in the footage; the drawn ones"
