@@ -1,5 +1,6 @@
 """The neural renderer: its losses, and training that learns, checkpoints and resumes."""
 
+import json
 import math
 
 import cv2
@@ -9,7 +10,7 @@ import torch
 
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
-from dubplate.core.neural.finish import measure_finish
+from dubplate.core.neural.finish import SharpenMeasure, measure_finish, still_sharpness
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
@@ -435,3 +436,21 @@ def test_soft_drawn_mouths_are_sharpened_until_the_still_ones_match_the_footage(
     assert sharpen.amount > 0
     assert sharpen.drawn_to_footage[sharpen.amount] == pytest.approx(1.0, abs=0.1)
     assert shutter.angle == 180.0  # the motion blur is still the camera's, measured after
+
+
+def test_a_plate_softer_than_the_footage_gets_less_sharpening_and_a_sharper_one_more():
+    data = _moving_mouths(drawn_blurred=False, drawn_soft=1.0)
+    sharpen, _ = measure_finish(_CopiesFirstReference(), data, "cpu")
+    real = data.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+    holes, motion = data.hole[:, 0].numpy(), data.mouth_motion
+    as_sharp = still_sharpness(real, holes, motion)
+    softer = still_sharpness(
+        np.stack([cv2.GaussianBlur(r, (0, 0), 0.7) for r in real]), holes, motion
+    )
+    assert as_sharp == pytest.approx(sharpen.footage_sharpness, rel=0.05)  # the same still mouths
+    assert sharpen.amount_for(as_sharp) == sharpen.amount
+    assert sharpen.amount_for(softer) < sharpen.amount
+    assert sharpen.amount_for(2 * as_sharp) > sharpen.amount
+    reloaded = SharpenMeasure.from_manifest(json.loads(json.dumps(sharpen.manifest())))
+    assert reloaded.amount_for(softer) == sharpen.amount_for(softer)
+    assert SharpenMeasure(0.0, {}).amount_for(softer) == 0.0  # renderers from before the measure

@@ -54,6 +54,7 @@ from dubplate.core.morph.fit import (
     identity_distance_px,
     identity_threshold_px,
 )
+from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
@@ -69,6 +70,7 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
+SHARPNESS_SAMPLES = 16  # plate frames the sharpening is set by: a 4K read each
 STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
@@ -83,8 +85,8 @@ class DubSettings:
     grain: bool = True
     plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
     # How much of its fine detail the generated mouth gets added back (0: none). None: the
-    # amount measured when the renderer was built, which makes the drawn mouths as sharp as the
-    # footage's.
+    # amount that makes the drawn still mouths as sharp as the plate's own, by the measure taken
+    # when the renderer was built.
     sharpen: float | None = None
     # The shutter angle over which the generated mouth is smeared by the way it moves (180: half
     # the frame interval, film's usual; 0: none). None: the one measured when the renderer was
@@ -129,7 +131,6 @@ def dub(
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
     models = DubModels.load(directory, settings.device)
-    settings = _measured_finish(settings, models.renderer)
     track = cached_track(plate, numbers, track_cache)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
@@ -147,8 +148,19 @@ def dub(
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
+    crops = crop_track(models.actor.model, fit, models.renderer.size)
+    maker = FrameMaker(
+        plate,
+        models.actor.model,
+        fit,
+        crops,
+        models.renderer.hole_lowers,
+        lower,
+        models.renderer.references,
+    )
+    settings = _measured_finish(settings, models.renderer, maker, fit)
     with staged_dir(out_base) as staged:
-        frames = _dubbed_frames(plate, numbers, models, fit, lower, settings)
+        frames = _dubbed_frames(plate, numbers, models, fit, crops, maker, settings)
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
@@ -182,12 +194,13 @@ def dub(
     }
 
 
-def _measured_finish(settings: DubSettings, renderer: NeuralRenderer) -> DubSettings:
-    """`settings` with the sharpening and shutter angle it leaves open set to those measured on
-    the actor's footage when the renderer was built."""
+def _measured_finish(
+    settings: DubSettings, renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit
+) -> DubSettings:
+    """`settings` with the sharpening and shutter angle it leaves open set by the measures taken
+    on the actor's footage when the renderer was built: the sharpening for this plate's own."""
     if settings.sharpen is None:
-        settings = dataclasses.replace(settings, sharpen=renderer.sharpen_amount)
-        log.info("dub: sharpening %g, measured when the renderer was built", settings.sharpen)
+        settings = dataclasses.replace(settings, sharpen=_plate_sharpening(renderer, maker, fit))
     if settings.shutter_angle is None:
         settings = dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
         log.info(
@@ -195,6 +208,28 @@ def _measured_finish(settings: DubSettings, renderer: NeuralRenderer) -> DubSett
             settings.shutter_angle,
         )
     return settings
+
+
+def _plate_sharpening(renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit) -> float:
+    """The sharpening that makes the drawn still mouths as sharp as the plate's, measured on up
+    to SHARPNESS_SAMPLES of its frames spread over the shot."""
+    measure = renderer.sharpen
+    if not measure.footage_sharpness or not len(fit.frames):
+        log.info("dub: sharpening %g, measured when the renderer was built", measure.amount)
+        return measure.amount
+    rows = np.unique(np.linspace(0, len(fit.frames) - 1, SHARPNESS_SAMPLES).round().astype(int))
+    pixels = [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
+    inputs = maker.make(rows, pixels)
+    plate = still_sharpness(inputs.real_images(), inputs.hole[:, 0].numpy(), inputs.mouth_motion)
+    amount = measure.amount_for(plate)
+    log.info(
+        "dub: the plate's still mouths are %.2fx as sharp as the footage's (%d frames);"
+        " the drawn ones are sharpened by %g to match",
+        plate / measure.footage_sharpness,
+        len(rows),
+        amount,
+    )
+    return amount
 
 
 def check_identity(actor: Actor, track: FaceTrack) -> float:
@@ -246,16 +281,12 @@ def _dubbed_frames(
     numbers: Sequence[int],
     models: DubModels,
     fit: ActorFit,
-    lower: np.ndarray,
+    crops: CropTrack,
+    maker: FrameMaker,
     settings: DubSettings,
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
     """(number, source pixels, composite or None where the face is passed through), in order."""
     renderer = models.renderer
-    size = renderer.size
-    crops = crop_track(models.actor.model, fit, size)
-    maker = FrameMaker(
-        plate, models.actor.model, fit, crops, renderer.hole_lowers, lower, renderer.references
-    )
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
         "dub: the mouth is smeared by its motion over a %g-degree shutter (at most %.1f crop px)",

@@ -2,8 +2,9 @@
 
 The generator learns from real frames, which the camera blurred already, and sees the mesh of
 t-1, t and t+1: it may draw a moving mouth's blur itself, wholly, partly or not at all. Trained
-on L1 and SSIM, it also draws edges softer than the footage holds them. So the comp sharpens
-what it drew, by the amount that makes the drawn still mouths as sharp as the footage's, then
+on L1 and SSIM, it also draws edges softer than the footage holds them, and as sharp in every
+shot, where a plate may be softer or sharper than the footage was. So the comp sharpens what it
+drew, by the amount that makes the drawn still mouths as sharp as the plate's own, then
 smears it along the mouth's motion over the shutter angle that leaves the drawn fast-moving
 mouths as much sharper or softer than the still ones as the footage's real mouths are. Too
 little sharpening leaves a soft patch; too long a smear makes every fast syllable one.
@@ -34,14 +35,27 @@ _STRUCTURE_SIGMA = 1.0
 
 @dataclass(frozen=True)
 class SharpenMeasure:
-    amount: float
+    amount: float  # for plates as sharp as the footage
     drawn_to_footage: dict[float, float]  # still mouths' sharpness, drawn and sharpened by each
+    footage_sharpness: float | None = None  # the real still mouths'
+
+    def amount_for(self, plate_sharpness: float) -> float:
+        """The amount that makes the drawn still mouths as sharp as a plate's still mouths."""
+        if not self.drawn_to_footage or not self.footage_sharpness:
+            return self.amount
+        return _closest(self.drawn_to_footage, plate_sharpness / self.footage_sharpness)
 
     def manifest(self) -> dict:
         return {
             "amount": self.amount,
             "drawn_to_footage": {f"{a:g}": round(r, 4) for a, r in self.drawn_to_footage.items()},
+            "footage_sharpness": self.footage_sharpness,
         }
+
+    @classmethod
+    def from_manifest(cls, entry: dict) -> SharpenMeasure:
+        ratios = {float(a): float(r) for a, r in entry["drawn_to_footage"].items()}
+        return cls(float(entry["amount"]), ratios, entry.get("footage_sharpness"))
 
 
 @dataclass(frozen=True)
@@ -92,9 +106,16 @@ def measure_finish(
     ratios = {a: _fast_to_slow(_sharpness(finish(amount, a), holes), count) for a in ANGLES}
     footage_ratio = _fast_to_slow(footage, count)
     return (
-        SharpenMeasure(amount, to_footage),
+        SharpenMeasure(amount, to_footage, footage_still),
         ShutterMeasure(_closest(ratios, footage_ratio), footage_ratio, ratios),
     )
+
+
+def still_sharpness(real: np.ndarray, holes: np.ndarray, mouth_motion: np.ndarray) -> float:
+    """Mean sharpness, inside the hole, of the stiller half of real crops (F, N, N, 3, 0-1) by
+    (F, 2) `mouth_motion`: a plate's, to set the sharpening by."""
+    order = np.argsort(np.hypot(*mouth_motion.T), kind="stable")[: max(1, len(real) // 2)]
+    return float(_sharpness(real[order], holes[order]).mean())
 
 
 def _drawn(generator: Generator, data: TrainingSet, rows: np.ndarray, device: str) -> np.ndarray:

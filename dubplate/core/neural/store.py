@@ -25,7 +25,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, measure_finish
+from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
@@ -54,7 +54,7 @@ class NeuralRenderer:
     references: ReferenceCrops  # the most open mouth, then the most closed
     hole_lowers: np.ndarray  # (K, lower coefficients)
     size: int
-    sharpen_amount: float  # the sharpening the comp gives what the generator draws
+    sharpen: SharpenMeasure  # how much the comp sharpens what the generator draws
     shutter_angle: float  # and the smear, after it
 
 
@@ -224,6 +224,8 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
         hole_lowers=hole_lowers,
         size=int(manifest["network"]["size"]),
         # Renderers made before the measures are not sharpened and smear as film cameras do.
-        sharpen_amount=float(manifest.get("sharpen", {}).get("amount", 0.0)),
+        sharpen=SharpenMeasure.from_manifest(manifest["sharpen"])
+        if "sharpen" in manifest
+        else SharpenMeasure(0.0, {}),
         shutter_angle=float(manifest.get("shutter", {}).get("angle", FILM_SHUTTER_ANGLE)),
     )
