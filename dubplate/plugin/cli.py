@@ -198,8 +198,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sharpen",
         type=float,
         metavar="AMOUNT",
-        help="add back this much of the generated mouth's fine detail (0: none; default: the"
-        " amount measured on the actor's footage when the renderer was built)",
+        help="add back this much of the generated mouth's fine detail (0: none; default: what"
+        " makes it as sharp as the plate's own mouth, by the renderer's measure)",
     )
     dub.add_argument(
         "--shutter-angle",
