@@ -227,9 +227,14 @@ def test_the_references_land_on_each_frames_mouth_on_real_footage(shared_data, a
         plate, actor.model, fit, crops, renderer.hole_lowers, None, renderer.references
     )
     rows = np.arange(len(fit.frames))
-    made = maker.make(rows, [pixels for _, pixels in plate.frames(fit.frames.tolist())])
+    frames = [pixels for _, pixels in plate.frames(fit.frames.tolist())]
+    made = maker.make(rows, frames)
     hole = made.hole[:, 0].numpy()
     real = made.real.permute(0, 2, 3, 1).numpy().astype(float)
+    # The plate's sharpness is measured on the very crops and holes the generator is given.
+    real_crops, holes = maker.real_crops(rows[:4], frames[:4])
+    np.testing.assert_array_equal(real_crops, made.real_images()[:4])
+    np.testing.assert_array_equal(holes, hole[:4])
 
     def error(references) -> np.ndarray:
         """Per frame: mean absolute difference from the real crop in the hole, code values."""

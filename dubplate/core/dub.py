@@ -219,8 +219,7 @@ def _plate_sharpening(renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit
         return measure.amount
     rows = np.unique(np.linspace(0, len(fit.frames) - 1, SHARPNESS_SAMPLES).round().astype(int))
     pixels = [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
-    inputs = maker.make(rows, pixels)
-    plate = still_sharpness(inputs.real_images(), inputs.hole[:, 0].numpy(), inputs.mouth_motion)
+    plate = still_sharpness(*maker.real_crops(rows, pixels), maker.mouth_motion[rows])
     amount = measure.amount_for(plate)
     log.info(
         "dub: the plate's still mouths are %.2fx as sharp as the footage's (%d frames);"

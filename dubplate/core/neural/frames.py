@@ -117,14 +117,7 @@ class FrameMaker:
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
-        real_linear = np.stack(
-            [
-                self.plate.colour.convert(
-                    cut_crop(frame, self.crops, row), self.plate.info.colourspace, self.linear
-                )
-                for row, frame in zip(rows, pixels, strict=True)
-            ]
-        )
+        real_linear = self._real_linear(rows, pixels)
         light = self._light(rows, real_linear)
         screen, fragments, index = self._rasterized(rows)
         pulled = None
@@ -140,6 +133,25 @@ class FrameMaker:
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
             references=pulled,
+        )
+
+    def real_crops(
+        self, rows: np.ndarray, pixels: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(F, N, N, 3) float32 0-1 real crops of `rows`, as `make` gives them, and (F, N, N) their
+        holes, without the renders: what measuring the plate needs."""
+        real = self._working_uint8(self._real_linear(rows, pixels)).permute(0, 2, 3, 1)
+        holes = np.stack([self._hole(row) for row in rows])
+        return real.numpy().astype(np.float32) / 255, holes
+
+    def _real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
+        return np.stack(
+            [
+                self.plate.colour.convert(
+                    cut_crop(frame, self.crops, row), self.plate.info.colourspace, self.linear
+                )
+                for row, frame in zip(rows, pixels, strict=True)
+            ]
         )
 
     def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
