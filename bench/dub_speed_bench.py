@@ -26,6 +26,7 @@ from track_bench import INSET, PORTRAIT, write_4k_exr_fixture
 
 from dubplate.core.dub import DubSettings
 from dubplate.core.media import open_plate
+from dubplate.core.neural.train import RendererSettings
 
 # What must survive the round trip, besides the windows.
 HEADER_ATTRIBUTES = ("FramesPerSecond", "chromaticities", "compression", "smpte:TimeCode")
@@ -150,7 +151,7 @@ def main() -> None:
     held_out = numbers[cut:][: args.frames]
     with tempfile.TemporaryDirectory(prefix="dubplate-speed-bench-") as folder:
         workdir = Path(folder)
-        actor_dir, _ = build(clip, numbers[:cut], workdir, args.steps)
+        actor_dir, _ = build(clip, numbers[:cut], workdir, RendererSettings(steps=args.steps))
         movie = dub_movie(actor_dir, held_out, workdir)
         exr = dub_4k(actor_dir, held_out, workdir)
     publish("dub_speed_bench", markdown(movie, exr, args.steps), args)
