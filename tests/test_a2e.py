@@ -103,6 +103,39 @@ def test_silence_rests_and_bilabials_close():
     assert np.abs(spoken[:5] - [1.0, -2.0, 0.5]).max() > 1.0
 
 
+def spoken_features(labels):
+    """FrameFeatures of one phone a frame."""
+    phones = np.zeros((len(labels), len(PHONES)), np.float32)
+    visemes = np.zeros((len(labels), len(VISEMES)), np.float32)
+    for frame, phone in enumerate(labels):
+        phones[frame, PHONE_INDEX[phone]] = 1
+        group = next(i for i, members in enumerate(VISEMES.values()) if phone in members)
+        visemes[frame, group] = 1
+    times = np.arange(len(labels)) / 25
+    return FrameFeatures(times, phones, visemes, np.zeros((len(labels), 80), np.float32))
+
+
+def test_lips_stay_shut_in_the_silence_before_a_bilabial():
+    """A network that opens the mouth in silence (as one trained on a few seconds anticipates
+    the vowel it hears coming) is held shut over the frames from which it hears a /p b m/ coming,
+    and only there: the same silence before a vowel, or further back, is left as it is."""
+    network = A2E(FEATURE_SIZE, 3)
+    rest = np.array([1.0, -2.0, 0.5])
+    network.rest.copy_(torch.from_numpy(rest))
+    for group in ("silence", "open_vowel"):
+        network.viseme_map[list(VISEMES).index(group)] = 9.0
+    silence = 20
+    before_bilabial = predict(
+        network, spoken_features(["SIL"] * silence + ["P", "AA", "AA"]), speech=True
+    )
+    before_vowel = predict(network, spoken_features(["SIL"] * silence + ["AA"] * 3), speech=True)
+    held = slice(silence - FRAMES_EACH_SIDE, silence + 1)
+    assert np.allclose(before_bilabial[held], rest, atol=1e-5)
+    assert np.abs(before_bilabial[: silence - FRAMES_EACH_SIDE] - rest).min() > 5
+    assert np.abs(before_vowel[:silence] - rest).min() > 5
+    assert np.abs(before_bilabial[-1] - rest).min() > 5
+
+
 def test_voice_changes():
     rng = np.random.default_rng(0)
     t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE

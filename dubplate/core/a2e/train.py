@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dubplate.core.a2e.augment import DRY, Voice, random_voice
-from dubplate.core.a2e.network import A2E
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
     VISEME_COLUMNS,
@@ -270,7 +270,7 @@ def predict(network: A2E, features: FrameFeatures, speech: bool, device: str = "
 
     Bilabials are enforced: /p b m/ cannot be made with open lips in any language, and a few
     seconds of footage hold too few of them for the network to learn that reliably, so frames
-    are drawn towards the rest (closed) mouth by their bilabial share.
+    are drawn towards the rest (closed) mouth by `closing_weights`.
     """
     network.eval()
     rest = network.rest.cpu().numpy()
@@ -278,5 +278,24 @@ def predict(network: A2E, features: FrameFeatures, speech: bool, device: str = "
         return np.repeat(rest[None], len(features.times), axis=0)
     matrix = torch.from_numpy(features.matrix())[None].to(device)
     lower = network.coefficients(matrix)[0].cpu().numpy()
-    closing = np.clip((features.visemes[:, BILABIAL] - 0.2) / 0.5, 0.0, 1.0)[:, None]
+    closing = closing_weights(features)[:, None]
     return lower + closing * (rest - lower)
+
+
+def closing_weights(features: FrameFeatures) -> np.ndarray:
+    """(F,) how far each frame is drawn to the closed mouth: its bilabial share; and in a
+    silence before speech that starts with a bilabial, that bilabial's, over the frames from
+    which the network hears it coming. Trained on a few seconds of footage, the network opens
+    the mouth that early for the vowel after the /p b m/ (man_office's "P AY" after a pause:
+    9-11 px of a 256-px face open in the silence), where a speaker keeps the lips shut."""
+    bilabial = np.clip((features.visemes[:, BILABIAL] - 0.2) / 0.5, 0.0, 1.0)
+    closing = bilabial.copy()
+    coming, frames_before = 0.0, 0
+    for frame in range(len(closing) - 1, -1, -1):
+        if features.speech[frame]:
+            coming, frames_before = bilabial[frame], 0
+            continue
+        frames_before += 1
+        if frames_before <= FRAMES_EACH_SIDE:
+            closing[frame] = max(closing[frame], coming)
+    return closing
