@@ -290,9 +290,10 @@ def closing_weights(features: FrameFeatures) -> np.ndarray:
     9-11 px of a 256-px face open in the silence), where a speaker keeps the lips shut."""
     bilabial = np.clip((features.visemes[:, BILABIAL] - 0.2) / 0.5, 0.0, 1.0)
     closing = bilabial.copy()
+    speech = features.speech
     coming, frames_before = 0.0, 0
     for frame in range(len(closing) - 1, -1, -1):
-        if features.speech[frame]:
+        if speech[frame]:
             coming, frames_before = bilabial[frame], 0
             continue
         frames_before += 1
