@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from results import FOOTAGE, SHARED, arguments, provenance, publish, start
 
-from dubplate.core.a2e.expression import keep_plate_expression, mouth_opening_of
-from dubplate.core.a2e.predict import drive, mouth_gap_px, prediction_lip_sync
+from dubplate.core.a2e.expression import mouth_gap_px, mouth_opening_of, with_plate_expression
+from dubplate.core.a2e.predict import drive, prediction_lip_sync
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
-from dubplate.core.a2e.train import predict
+from dubplate.core.a2e.train import closing_weights, predict
 from dubplate.core.audio.features import analyse, frame_features
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
@@ -103,8 +103,13 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     plate_lower = fit_frames(actor.model, track.landmarks[found], track.frames[found]).lower
     opening = mouth_opening_of(actor.model, actor.fits)
 
+    speech, closing = features.speech, closing_weights(features)
+
     def with_expression(lower):
-        return keep_plate_expression(lower, plate_lower, opening, frame_seconds)[in_tail]
+        kept, _ = with_plate_expression(
+            lower, plate_lower, actor.model, opening, speech, closing, frame_seconds
+        )
+        return kept[in_tail]
 
     oracle = opening_oracle(actor.model, actor.fits[0].lower, plate_lower[in_tail])
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dubplate.core.a2e.augment import Voice
-from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression
+from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression, keep_plate_pauses
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.train import (
     BILABIAL,
@@ -18,6 +18,8 @@ from dubplate.core.a2e.train import (
 from dubplate.core.audio.features import FEATURE_SIZE, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.media.audio import ANALYSIS_RATE
+from dubplate.core.morph.model import ActorModel
+from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 
 
 def test_each_output_sees_a_third_of_a_second_either_side():
@@ -170,3 +172,41 @@ def test_the_plate_keeps_its_held_expression_but_not_its_words():
     assert np.abs(kept[:50, 1] - (0.0 - 0.5 * 0.3)).max() < 0.02
     assert np.abs(kept[25:-25, 2]).max() < 0.005  # the talk, 0.5 in the plate
     assert np.abs(kept[:, 2]).max() < 0.05  # a half window at the shot's ends
+
+
+def opening_model() -> ActorModel:
+    """An actor whose one lower coefficient opens the inner lips by that many px of a 256-px
+    face box."""
+    rng = np.random.default_rng(0)
+    neutral = rng.uniform(0, 256, (468, 3))
+    neutral[LOWER_LIP_INNER] = neutral[UPPER_LIP_INNER]
+    lower_basis = np.zeros((1, 468, 3))
+    lower_basis[0, LOWER_LIP_INNER, 1] = 1.0
+    vertices = np.flatnonzero(lower_basis[0].any(axis=1))
+    return ActorModel(neutral, lower_basis, np.zeros((1, 468, 3)), vertices, np.zeros((468, 2)))
+
+
+def test_in_the_dubs_pauses_the_plates_held_mouth_is_kept():
+    """The dub pauses over frames 15-35 (0.84 s); the A2E drives a 2-px gap. Where the plate
+    holds its lips 10 px apart, the middle of the pause is the plate's and the speech stays the
+    dub's; where the plate's mouth moves as speech does, or the dub's lips are held shut for a
+    coming /p b m/, the pause stays the dub's."""
+    model, frames, fps = opening_model(), 50, 25
+    speech = np.ones(frames, bool)
+    speech[15:36] = False
+    no_closing = np.zeros(frames)
+    driven = np.full((frames, 1), 2.0, np.float32)
+    held = np.full((frames, 1), 10.0, np.float32)
+    kept, weight = keep_plate_pauses(driven, held, model, speech, no_closing, 1 / fps)
+    np.testing.assert_allclose(kept[22:29], held[22:29], atol=0.05)
+    np.testing.assert_allclose(kept[:14], driven[:14])
+    np.testing.assert_allclose(kept[37:], driven[37:])
+    assert weight.max() == pytest.approx(1.0)
+    talking = np.where((np.arange(frames) // 3) % 2 == 0, 0.0, 12.0)[:, None].astype(np.float32)
+    kept, weight = keep_plate_pauses(driven, talking, model, speech, no_closing, 1 / fps)
+    np.testing.assert_allclose(kept, driven)
+    closing = np.zeros(frames)
+    closing[20:36] = 1.0
+    kept, _ = keep_plate_pauses(driven, held, model, speech, closing, 1 / fps)
+    np.testing.assert_allclose(kept[20:36], driven[20:36])
+    assert kept[17, 0] > 3.0

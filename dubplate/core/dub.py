@@ -22,13 +22,18 @@ import numpy as np
 import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
-    keep_plate_expression,
     mouth_opening_of,
+    with_plate_expression,
 )
 from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.store import load_a2e
-from dubplate.core.a2e.train import predict
-from dubplate.core.audio.features import AudioAnalysis, cached_analysis, frame_features
+from dubplate.core.a2e.train import closing_weights, predict
+from dubplate.core.audio.features import (
+    AudioAnalysis,
+    FrameFeatures,
+    cached_analysis,
+    frame_features,
+)
 from dubplate.core.composite.comp import Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import (
@@ -136,14 +141,10 @@ def dub(
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
-    lower = _driven_lower(models.a2e, analysis, times, plate, settings, track.found)
+    features = _dub_features(analysis, times, plate, settings)
+    lower = predict(models.a2e, features, analysis.has_speech, settings.device)[track.found]
     if settings.plate_expression:
-        opening = mouth_opening_of(models.actor.model, models.actor.fits)
-        lower = keep_plate_expression(lower, fit.lower, opening, float(1 / plate.info.fps))
-        log.info(
-            "dub: the plate's expression held %.1f s or longer kept under the dub's mouth",
-            EXPRESSION_SIGMA_S,
-        )
+        lower = _with_plate_expression(lower, fit, models.actor, features, track.found, plate)
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
@@ -254,15 +255,10 @@ def check_identity(actor: Actor, track: FaceTrack) -> float:
     return distance
 
 
-def _driven_lower(
-    network: A2E,
-    analysis: AudioAnalysis,
-    times: np.ndarray,
-    plate: Plate,
-    settings: DubSettings,
-    found: np.ndarray,
-) -> np.ndarray:
-    """A2E lower-face coefficients of the frames with a face."""
+def _dub_features(
+    analysis: AudioAnalysis, times: np.ndarray, plate: Plate, settings: DubSettings
+) -> FrameFeatures:
+    """The dub's audio features at every frame's time."""
     frame_seconds = float(1 / plate.info.fps)
     tail = analysis.duration - (times[-1] + frame_seconds)
     if tail > frame_seconds and not settings.trim:
@@ -271,8 +267,38 @@ def _driven_lower(
         )
     features = frame_features(analysis, times, frame_seconds, pad=settings.pad)
     if not analysis.has_speech:
-        log.warning("dub: no speech in the audio; the mouth stays closed")
-    return predict(network, features, analysis.has_speech, settings.device)[found]
+        log.warning(
+            "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
+        )
+    return features
+
+
+def _with_plate_expression(
+    lower: np.ndarray,
+    fit: ActorFit,
+    actor: Actor,
+    features: FrameFeatures,
+    found: np.ndarray,
+    plate: Plate,
+) -> np.ndarray:
+    """The A2E's `lower` face of the `found` frames, with the plate's held expression under it
+    and the plate's own held mouth where the dub pauses."""
+    frame_seconds = float(1 / plate.info.fps)
+    opening = mouth_opening_of(actor.model, actor.fits)
+    closing = closing_weights(features)[found]
+    speech = features.speech[found]
+    lower, weight = with_plate_expression(
+        lower, fit.lower, actor.model, opening, speech, closing, frame_seconds
+    )
+    log.info(
+        "dub: the plate's expression held %.1f s or longer kept under the dub's mouth",
+        EXPRESSION_SIGMA_S,
+    )
+    log.info(
+        "dub: the plate's own mouth kept in %d frame(s) where the dub pauses and it is held still",
+        int((weight > 0.5).sum()),
+    )
+    return lower
 
 
 def _dubbed_frames(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dubplate.core.a2e.expression import mouth_gap_px
 from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.train import predict
 from dubplate.core.audio.features import (
@@ -34,7 +35,6 @@ from dubplate.core.morph.appearance import (
 )
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import LipSync, lip_sync
-from dubplate.core.track.landmarks import mouth_opening
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,6 @@ def drive(
         log.warning("a2e: no speech found in %s; the mouth stays at rest", audio.source)
     lower = predict(network, features, analysis.has_speech)
     return Prediction(numbers, times, lower, analysis.has_speech, analysis, features)
-
-
-def mouth_gap_px(model: ActorModel, lower: np.ndarray) -> np.ndarray:
-    """Inner-lip gap of the driven face in px of a 256-px face box (upper face at neutral)."""
-    shapes = model.shape(lower, np.zeros((len(lower), len(model.upper_basis)), np.float32))
-    return mouth_opening(shapes) * model.face_box_scale
 
 
 def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction) -> LipSync:
