@@ -216,7 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument(
         "--no-plate-expression",
         action="store_true",
-        help="drive the whole lower face from the audio, without the plate's held expression",
+        help="drive the whole lower face from the audio, without the plate's held expression "
+        "or its held mouth in the dub's pauses",
     )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
