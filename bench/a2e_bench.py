@@ -167,8 +167,9 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "The same, with the plate's held expression kept under the driven mouth, as `dub` drives "
         "a shot (`core/a2e/expression.py`): the slow part (Gaussian of 0.5 s) of the fitted "
         "plate's departure from the drive, less its mouth opening, is added to it, and where "
-        "the audio pauses and the plate's mouth is held still the mouth is the plate's. Beside "
-        "it, the same over the mean expression's opening, which says what the audio adds. The plate here is the clip itself, so its held expression is the truth's.",
+        "the audio pauses and the plate's mouth is held still or shut the mouth is the "
+        "plate's. Beside it, the same over the mean expression's opening, which says what the "
+        "audio adds. The plate here is the clip itself, so its held expression is the truth's.",
         "",
         "| clip | A2E + plate expression | mean + plate expression | ratio to the mean "
         "expression's error | ratio to the mean + plate expression's |",

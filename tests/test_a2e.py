@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from dubplate.core.a2e.augment import Voice
-from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression, keep_plate_pauses
+from dubplate.core.a2e.expression import (
+    MouthOpening,
+    keep_plate_expression,
+    keep_plate_pauses,
+)
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.train import (
     BILABIAL,
@@ -210,3 +214,21 @@ def test_in_the_dubs_pauses_the_plates_held_mouth_is_kept():
     kept, _ = keep_plate_pauses(driven, held, model, speech, closing, 1 / fps)
     np.testing.assert_allclose(kept[20:36], driven[20:36])
     assert kept[17, 0] > 3.0
+
+
+def test_in_the_dubs_pauses_the_plates_shut_mouth_is_kept():
+    """The dub pauses over frames 15-35; the A2E drives a 6-px gap. The plate talks (lips
+    shut for 3 frames, 0.12 s, as in a /p b m/, then 12 px apart) into the pause, then shuts its
+    mouth over frames 24-32: there the mouth is the plate's, shut; where the plate talks, the
+    dub's."""
+    model, frames, fps = opening_model(), 50, 25
+    speech = np.ones(frames, bool)
+    speech[15:36] = False
+    driven = np.full((frames, 1), 6.0, np.float32)
+    plate = np.where((np.arange(frames) // 3) % 2 == 0, 0.0, 12.0)[:, None].astype(np.float32)
+    plate[24:33] = 0.5
+    kept, weight = keep_plate_pauses(driven, plate, model, speech, np.zeros(frames), 1 / fps)
+    np.testing.assert_allclose(kept[26:30], plate[26:30], atol=0.05)
+    np.testing.assert_allclose(kept[:24], driven[:24])
+    np.testing.assert_allclose(kept[33:], driven[33:])
+    assert weight[18:21].max() == 0.0

@@ -295,7 +295,8 @@ def _with_plate_expression(
         EXPRESSION_SIGMA_S,
     )
     log.info(
-        "dub: the plate's own mouth kept in %d frame(s) where the dub pauses and it is held still",
+        "dub: the plate's own mouth kept in %d frame(s) where the dub pauses and it is held "
+        "still or shut",
         int((weight > 0.5).sum()),
     )
     return lower

@@ -6,7 +6,7 @@ smiles nor frowns, under an upper face that still does. So the driven face takes
 of how the plate's lower face differs from it (a smile, a pout, a lopsided mouth held over a
 phrase), less whatever of that would open or close the lips: how open the mouth is stays the
 dub's, and a /p b m/ the A2E closed stays closed. Where the dub pauses and the plate's mouth is
-held still, neither speaks: there the mouth is the plate's own, open or shut as the actor held it.
+held still or shut, neither speaks: there the mouth is the plate's own, as the actor held it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ PAUSE_EDGE_S = 0.1
 # frames of the first 80% of the five shared clips, 9 in 10 range over 2.8-8.4 px or more.
 HELD_REACH_S = 0.2
 HELD_RANGE_PX = (1.5, 3.0)
+# Lips shut (inner-lip gap under the first figure, px of a 256-px face box, none of it over the
+# second) for SHUT_REACH_S either side are shut at rest: speech's /p b m/ closures last 50-100 ms.
+# A mouth that closes into a pause and opens out of it ranges too far to count as held, yet is
+# shut between: on the shared clips' held-out tails this took the lower face's error with the
+# plate's expression from 2.14 to 2.05 px (woman_flag_a 3.22 to 2.96, woman_seated 2.94 to 2.78,
+# the others within 0.03; bench/a2e_bench.py).
+SHUT_REACH_S = 0.1
+SHUT_GAP_PX = (2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,15 @@ def held_weights(gap: np.ndarray, frame_seconds: float) -> np.ndarray:
     return np.clip((moving - spread) / (moving - still), 0.0, 1.0)
 
 
+def shut_weights(gap: np.ndarray, frame_seconds: float) -> np.ndarray:
+    """(F,) 1 where the (F,) inner-lip gap stays shut over SHUT_REACH_S either side, 0 where it
+    opens within it."""
+    size = 2 * max(1, round(SHUT_REACH_S / frame_seconds)) + 1
+    widest = maximum_filter1d(gap, size, mode="nearest")
+    shut, open_ = SHUT_GAP_PX
+    return np.clip((open_ - widest) / (open_ - shut), 0.0, 1.0)
+
+
 def pause_weights(speech: np.ndarray, closing: np.ndarray, frame_seconds: float) -> np.ndarray:
     """(F,) 1 inside the dub's pauses (`speech` False), fading to 0 at their edges; 0 where the
     lips are held shut for a coming /p b m/ (`closing`)."""
@@ -134,11 +151,12 @@ def keep_plate_pauses(
     frame_seconds: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(F, K) `driven`, drawn to the `plate`'s own lower face where the dub pauses and the
-    plate's mouth is held (a smile with the lips apart, lips pressed shut): nobody speaks there,
-    so what the mouth does is the actor's. `speech` and `closing` are the dub's, per frame.
-    Also (F,) how far each frame was drawn."""
+    plate's mouth is held (a smile with the lips apart) or shut: nobody speaks there, so what
+    the mouth does is the actor's. `speech` and `closing` are the dub's, per frame. Also (F,)
+    how far each frame was drawn."""
+    gap = mouth_gap_px(model, plate)
     weight = pause_weights(speech, closing, frame_seconds)
-    weight *= held_weights(mouth_gap_px(model, plate), frame_seconds)
+    weight *= np.maximum(held_weights(gap, frame_seconds), shut_weights(gap, frame_seconds))
     return (driven + weight[:, None] * (plate - driven)).astype(driven.dtype), weight
 
 
