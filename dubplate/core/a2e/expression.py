@@ -38,7 +38,7 @@ HELD_RANGE_PX = (1.5, 3.0)
 # second) for SHUT_REACH_S either side are shut at rest: speech's /p b m/ closures last 50-100 ms.
 # A mouth that closes into a pause and opens out of it ranges too far to count as held, yet is
 # shut between: on the shared clips' held-out tails this took the lower face's error with the
-# plate's expression from 2.14 to 2.05 px (woman_flag_a 3.22 to 2.96, woman_seated 2.94 to 2.78,
+# plate's expression from 2.14 to 2.05 px (woman_flag_a 3.22 to 2.96, woman_seated 2.95 to 2.78,
 # the others within 0.03; bench/a2e_bench.py).
 SHUT_REACH_S = 0.1
 SHUT_GAP_PX = (2.0, 4.0)
