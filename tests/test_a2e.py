@@ -5,11 +5,7 @@ import pytest
 import torch
 
 from dubplate.core.a2e.augment import Voice
-from dubplate.core.a2e.expression import (
-    MouthOpening,
-    keep_plate_expression,
-    keep_plate_pauses,
-)
+from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression, keep_plate_pauses
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.train import (
     BILABIAL,
@@ -190,6 +186,12 @@ def opening_model() -> ActorModel:
     return ActorModel(neutral, lower_basis, np.zeros((1, 468, 3)), vertices, np.zeros((468, 2)))
 
 
+def talking_gap(frames: int) -> np.ndarray:
+    """(frames, 1) an inner-lip gap that moves as speech does: shut for 3 frames (0.12 s at 25
+    fps, a /p b m/), then 12 px apart for 3."""
+    return np.where((np.arange(frames) // 3) % 2 == 0, 0.0, 12.0)[:, None].astype(np.float32)
+
+
 def test_in_the_dubs_pauses_the_plates_held_mouth_is_kept():
     """The dub pauses over frames 15-35 (0.84 s); the A2E drives a 2-px gap. Where the plate
     holds its lips 10 px apart, the middle of the pause is the plate's and the speech stays the
@@ -206,7 +208,7 @@ def test_in_the_dubs_pauses_the_plates_held_mouth_is_kept():
     np.testing.assert_allclose(kept[:14], driven[:14])
     np.testing.assert_allclose(kept[37:], driven[37:])
     assert weight.max() == pytest.approx(1.0)
-    talking = np.where((np.arange(frames) // 3) % 2 == 0, 0.0, 12.0)[:, None].astype(np.float32)
+    talking = talking_gap(frames)
     kept, weight = keep_plate_pauses(driven, talking, model, speech, no_closing, 1 / fps)
     np.testing.assert_allclose(kept, driven)
     closing = np.zeros(frames)
@@ -225,7 +227,7 @@ def test_in_the_dubs_pauses_the_plates_shut_mouth_is_kept():
     speech = np.ones(frames, bool)
     speech[15:36] = False
     driven = np.full((frames, 1), 6.0, np.float32)
-    plate = np.where((np.arange(frames) // 3) % 2 == 0, 0.0, 12.0)[:, None].astype(np.float32)
+    plate = talking_gap(frames)
     plate[24:33] = 0.5
     kept, weight = keep_plate_pauses(driven, plate, model, speech, np.zeros(frames), 1 / fps)
     np.testing.assert_allclose(kept[26:30], plate[26:30], atol=0.05)

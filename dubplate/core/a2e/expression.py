@@ -118,7 +118,7 @@ def keep_plate_expression(
 
 def held_weights(gap: np.ndarray, frame_seconds: float) -> np.ndarray:
     """(F,) 1 where the (F,) inner-lip gap is held still, 0 where it moves as speech does."""
-    size = 2 * max(1, round(HELD_REACH_S / frame_seconds)) + 1
+    size = _window(HELD_REACH_S, frame_seconds)
     spread = maximum_filter1d(gap, size, mode="nearest") - minimum_filter1d(
         gap, size, mode="nearest"
     )
@@ -129,10 +129,14 @@ def held_weights(gap: np.ndarray, frame_seconds: float) -> np.ndarray:
 def shut_weights(gap: np.ndarray, frame_seconds: float) -> np.ndarray:
     """(F,) 1 where the (F,) inner-lip gap stays shut over SHUT_REACH_S either side, 0 where it
     opens within it."""
-    size = 2 * max(1, round(SHUT_REACH_S / frame_seconds)) + 1
-    widest = maximum_filter1d(gap, size, mode="nearest")
+    widest = maximum_filter1d(gap, _window(SHUT_REACH_S, frame_seconds), mode="nearest")
     shut, open_ = SHUT_GAP_PX
     return np.clip((open_ - widest) / (open_ - shut), 0.0, 1.0)
+
+
+def _window(reach_s: float, frame_seconds: float) -> int:
+    """Frames in a window reaching `reach_s` either side of its middle, at least one a side."""
+    return 2 * max(1, round(reach_s / frame_seconds)) + 1
 
 
 def pause_weights(speech: np.ndarray, closing: np.ndarray, frame_seconds: float) -> np.ndarray:
