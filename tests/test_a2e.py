@@ -7,6 +7,7 @@ import torch
 from dubplate.core.a2e.augment import Voice
 from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression, keep_plate_pauses
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.predict import drive_frames
 from dubplate.core.a2e.train import (
     BILABIAL,
     MouthPrior,
@@ -15,7 +16,8 @@ from dubplate.core.a2e.train import (
     predict,
     train,
 )
-from dubplate.core.audio.features import FEATURE_SIZE, FrameFeatures
+from dubplate.core.audio import features as audio_features
+from dubplate.core.audio.features import FEATURE_SIZE, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.model import ActorModel
@@ -136,6 +138,30 @@ def test_lips_stay_shut_in_the_silence_before_a_bilabial():
     assert np.abs(before_bilabial[: silence - FRAMES_EACH_SIDE] - rest).min() > 5
     assert np.abs(before_vowel[:silence] - rest).min() > 5
     assert np.abs(before_bilabial[-1] - rest).min() > 5
+
+
+def test_a_range_of_frames_is_driven_as_the_whole_shot_drives_it():
+    """A shot dubbed in parts (a --frames range, a farm task) gets the mouth the whole shot
+    gets, at its first and last frames too: the network hears the audio past the range's ends.
+    Heard from the range alone, its first frames come out otherwise."""
+    rng = np.random.default_rng(3)
+    sounds = ["AA", "M", "IY", "SIL", "B", "OW", "S", "AE"]
+    starts = np.arange(0, 4.0, 0.13)
+    phones = np.array(
+        [(PHONE_INDEX[sounds[i % len(sounds)]], a, a + 0.13) for i, a in enumerate(starts)]
+    )
+    analysis = AudioAnalysis(phones, rng.normal(size=(400, 80)).astype(np.float32), 4.0)
+    torch.manual_seed(3)
+    network = A2E(FEATURE_SIZE, 5)
+    network.viseme_map.normal_()
+    times = np.arange(100) / 25
+    whole = drive_frames(network, analysis, times, 0.04)
+    part = drive_frames(network, analysis, times[40:70], 0.04)
+    assert np.allclose(part.lower, whole.lower[40:70], atol=1e-5)
+    assert np.allclose(part.closing, whole.closing[40:70])
+    assert np.allclose(part.features.matrix(), whole.features.matrix()[40:70], atol=1e-6)
+    alone = predict(network, audio_features.frame_features(analysis, times[40:70], 0.04), True)
+    assert np.abs(alone[:4] - whole.lower[40:44]).max() > 1e-2
 
 
 def test_voice_changes():

@@ -26,14 +26,9 @@ from dubplate.core.a2e.expression import (
     with_plate_expression,
 )
 from dubplate.core.a2e.network import A2E
+from dubplate.core.a2e.predict import Driven, drive_frames
 from dubplate.core.a2e.store import load_a2e
-from dubplate.core.a2e.train import closing_weights, predict
-from dubplate.core.audio.features import (
-    AudioAnalysis,
-    FrameFeatures,
-    cached_analysis,
-    frame_features,
-)
+from dubplate.core.audio.features import AudioAnalysis, cached_analysis
 from dubplate.core.composite.comp import Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import (
@@ -141,10 +136,10 @@ def dub(
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
-    features = _dub_features(analysis, times, plate, settings)
-    lower = predict(models.a2e, features, analysis.has_speech, settings.device)[track.found]
+    driven = _drive(models.a2e, analysis, times, plate, settings)
+    lower = driven.lower[track.found]
     if settings.plate_expression:
-        lower = _with_plate_expression(lower, fit, models.actor, features, track.found, plate)
+        lower = _with_plate_expression(lower, fit, models.actor, driven, track.found, plate)
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
@@ -255,29 +250,29 @@ def check_identity(actor: Actor, track: FaceTrack) -> float:
     return distance
 
 
-def _dub_features(
-    analysis: AudioAnalysis, times: np.ndarray, plate: Plate, settings: DubSettings
-) -> FrameFeatures:
-    """The dub's audio features at every frame's time."""
+def _drive(
+    network: A2E, analysis: AudioAnalysis, times: np.ndarray, plate: Plate, settings: DubSettings
+) -> Driven:
+    """The A2E's lower face at every frame's time in the dub."""
     frame_seconds = float(1 / plate.info.fps)
     tail = analysis.duration - (times[-1] + frame_seconds)
     if tail > frame_seconds and not settings.trim:
         raise DubplateError(
             f"audio runs {tail:.2f} s past the last frame (use --trim to ignore the rest)"
         )
-    features = frame_features(analysis, times, frame_seconds, pad=settings.pad)
+    driven = drive_frames(network, analysis, times, frame_seconds, settings.pad, settings.device)
     if not analysis.has_speech:
         log.warning(
             "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
         )
-    return features
+    return driven
 
 
 def _with_plate_expression(
     lower: np.ndarray,
     fit: ActorFit,
     actor: Actor,
-    features: FrameFeatures,
+    driven: Driven,
     found: np.ndarray,
     plate: Plate,
 ) -> np.ndarray:
@@ -285,8 +280,8 @@ def _with_plate_expression(
     and the plate's own held mouth where the dub pauses."""
     frame_seconds = float(1 / plate.info.fps)
     opening = mouth_opening_of(actor.model, actor.fits)
-    closing = closing_weights(features)[found]
-    speech = features.speech[found]
+    closing = driven.closing[found]
+    speech = driven.features.speech[found]
     lower, weight = with_plate_expression(
         lower, fit.lower, actor.model, opening, speech, closing, frame_seconds
     )

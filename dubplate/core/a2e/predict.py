@@ -12,14 +12,15 @@ import numpy as np
 import torch
 
 from dubplate.core.a2e.expression import mouth_gap_px
-from dubplate.core.a2e.network import A2E
-from dubplate.core.a2e.train import predict
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.train import closing_weights, predict
 from dubplate.core.audio.features import (
     AudioAnalysis,
     FrameFeatures,
     analyse,
     cached_analysis,
     frame_features,
+    require_audio_for,
 )
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
@@ -62,6 +63,39 @@ def frame_numbers(
     return np.arange(frames[0], frames[1] + 1)
 
 
+@dataclass
+class Driven:
+    features: FrameFeatures  # of the driven frames
+    lower: np.ndarray  # (F, K) lower-face coefficients
+    closing: np.ndarray  # (F,) how far each frame is held shut for a /p b m/
+
+
+def drive_frames(
+    network: A2E,
+    analysis: AudioAnalysis,
+    times: np.ndarray,
+    frame_seconds: float,
+    pad: bool = False,
+    device: str = "cpu",
+) -> Driven:
+    """The lower face of frames centred at `times` (seconds into the audio). The network and
+    the closing rule also hear the audio of the FRAMES_EACH_SIDE frames either side, where
+    there is audio: a range cut from a longer shot, or a shot inside a longer dub, starts and
+    ends its mouth as the whole would, not as if nothing were said past its ends."""
+    if not pad:
+        require_audio_for(analysis, times, frame_seconds)
+    steps = np.arange(1, FRAMES_EACH_SIDE + 1) * frame_seconds
+    before = float(times[0]) - steps[::-1]
+    after = float(times[-1]) + steps
+    before, after = before[before >= 0], after[after <= analysis.duration]
+    context = frame_features(
+        analysis, np.concatenate([before, times, after]), frame_seconds, pad=True
+    )
+    inner = slice(len(before), len(before) + len(times))
+    lower = predict(network, context, analysis.has_speech, device)[inner]
+    return Driven(context.rows(inner), lower, closing_weights(context)[inner])
+
+
 def drive(
     network: A2E,
     audio: Audio,
@@ -77,13 +111,12 @@ def drive(
     numbers = frame_numbers(analysis, fps, offset, frames)
     times = numbers / float(fps) + offset
     try:
-        features = frame_features(analysis, times, float(1 / fps), pad=pad)
+        driven = drive_frames(network, analysis, times, float(1 / fps), pad=pad)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}") from error
     if not analysis.has_speech:
         log.warning("a2e: no speech found in %s; the mouth stays at rest", audio.source)
-    lower = predict(network, features, analysis.has_speech)
-    return Prediction(numbers, times, lower, analysis.has_speech, analysis, features)
+    return Prediction(numbers, times, driven.lower, analysis.has_speech, analysis, driven.features)
 
 
 def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction) -> LipSync:

@@ -118,6 +118,15 @@ class FrameFeatures:
     def matrix(self) -> np.ndarray:
         return np.concatenate([self.phones, self.visemes, self.mel], axis=1).astype(np.float32)
 
+    def rows(self, selection: slice) -> FrameFeatures:
+        """The features of the frames in `selection`."""
+        return FrameFeatures(
+            self.times[selection],
+            self.phones[selection],
+            self.visemes[selection],
+            self.mel[selection],
+        )
+
     @property
     def speech(self) -> np.ndarray:
         """(F,) frames where speech (not silence) dominates."""
@@ -132,14 +141,8 @@ def frame_features(
     analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float, pad: bool = False
 ) -> FrameFeatures:
     """Features for video frames centred at `times` (seconds into the audio, offset applied)."""
-    need = float(times[-1]) + frame_seconds / 2
-    if need > analysis.duration + frame_seconds and not pad:
-        raise DubplateError(
-            f"audio is {analysis.duration:.2f} s but the frames need {need:.2f} s"
-            " (use --pad to treat the rest as silence)"
-        )
-    if float(times[0]) < -frame_seconds / 2 and not pad:
-        raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
+    if not pad:
+        require_audio_for(analysis, times, frame_seconds)
     starts, ends = times - frame_seconds / 2, times + frame_seconds / 2
     phones = np.zeros((len(times), len(PHONES)), np.float32)
     for index, start, end in analysis.phones:
@@ -153,6 +156,18 @@ def frame_features(
         axis=1,
     )
     return FrameFeatures(times, phones, visemes, _mel_per_frame(analysis.log_mel, starts, ends))
+
+
+def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float) -> None:
+    """Refuse frames centred at `times` that the audio does not cover (`--pad` allows them)."""
+    need = float(times[-1]) + frame_seconds / 2
+    if need > analysis.duration + frame_seconds:
+        raise DubplateError(
+            f"audio is {analysis.duration:.2f} s but the frames need {need:.2f} s"
+            " (use --pad to treat the rest as silence)"
+        )
+    if float(times[0]) < -frame_seconds / 2:
+        raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
 
 
 def _mel_per_frame(log_mel: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
