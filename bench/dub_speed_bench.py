@@ -1,15 +1,17 @@
 """Dub speed benchmark (issue 5): the portrait HD clip's held-out frames dubbed as the 1080p
-movie it is, and upscaled to a 2160x3840 ACEScg half-float EXR plate.
+movie it is, as a 1080p 10-bit DPX sequence, and upscaled to a 2160x3840 ACEScg half-float EXR
+plate.
 
     .venv/bin/python bench/dub_speed_bench.py [--steps 50] [--frames 48] [--no-write]
 
 An actor is built on the first 80% of the portrait clip. Its renderer trains for only --steps
 steps: how fast `dub` runs depends on the renderer's size, not on how long it trained. The first
---frames held-out frames are dubbed with the clip's own audio three ways: the movie to a review
-movie (CRF 18) and to a lossless one (targets >= 3 frames/s), and as a 4K EXR plate (data window
-inset from the display window; target >= 1 frame/s), with what one 4K frame's two EXR writes
-cost alone. For the 4K plate also: frame numbers, windows, channels and metadata of the comp and
-of the face plate against the source's; changed pixels, and how many lie outside the matte.
+--frames held-out frames are dubbed with the clip's own audio four ways: the movie to a review
+movie (CRF 18) and to a lossless one, the same frames as a 10-bit DPX sequence (targets >= 3
+frames/s), and as a 4K EXR plate (data window inset from the display window; target >= 1
+frame/s), with what one 4K frame's two EXR writes cost alone. For the DPX and 4K plates also:
+frame numbers, windows, channels and metadata of the comp and of the face plate against the
+source's; changed pixels, and how many lie outside the matte.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from dubplate.core.neural.train import RendererSettings
 
 # What must survive the round trip, besides the windows.
 HEADER_ATTRIBUTES = ("FramesPerSecond", "chromaticities", "compression", "smpte:TimeCode")
+DPX_ATTRIBUTES = ("oiio:BitsPerSample", "dpx:Transfer", "dpx:FrameRate", "smpte:TimeCode")
+DPX_TIMECODE = (0x01000000, 0)  # 01:00:00:00
 
 
 def dub_movie(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
@@ -50,38 +54,76 @@ def dub_4k(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
     folder = workdir / "exr4k"
     folder.mkdir()
     plate = open_plate(write_4k_exr_fixture(movie, held_out, folder))
+    row, comp, face = dub_frame_files(actor_dir, plate, movie, held_out, workdir / "exr4k_dub")
+    return {**row, "write_s": _write_seconds(plate, comp, face, plate.info.frames[0], workdir)}
+
+
+def dub_dpx(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
+    """The movie's frames as a 10-bit DPX sequence, dubbed: speed, headers, pixels kept."""
+    movie = open_plate(FOOTAGE / PORTRAIT)
+    folder = workdir / "dpx"
+    folder.mkdir()
+    plate = open_plate(_write_dpx_fixture(movie, held_out, folder), colourspace="srgb_tx")
+    out = workdir / "dpx_dub"
+    return dub_frame_files(actor_dir, plate, movie, held_out, out, DPX_ATTRIBUTES)[0]
+
+
+def dub_frame_files(actor_dir, plate, movie, held_out, out, attributes=HEADER_ATTRIBUTES):
+    """A plate of `movie`'s `held_out` frames dubbed with the movie's audio: its figures, and
+    the comp and face plates written."""
     numbers = list(plate.select())
     settings = DubSettings(audio_offset=float(movie.time_of(held_out[0])), trim=True)
-    result = dub_into(actor_dir, plate, numbers, movie.audio(), workdir / "exr4k_dub", settings)
+    result = dub_into(actor_dir, plate, numbers, movie.audio(), out, settings)
     comp, face = open_plate(result["output"]), open_plate(result["face_plate"])
     changed, outside = _changed_pixels(plate, comp, face, numbers)
-    source_header = _header(plate.source_files(numbers[:1])[0])
-    return {
+
+    def header(written) -> dict:
+        return _header(written.source_files(numbers[:1])[0], attributes)
+
+    row = {
         "frames": len(numbers),
         "size": f"{plate.info.width}x{plate.info.height}",
         "fps": result["frames_per_second"],
         "same_frames": comp.info.frames == plate.info.frames == face.info.frames,
-        "comp_header": _header(comp.source_files(numbers[:1])[0]) == source_header,
-        "face_header": _header(face.source_files(numbers[:1])[0])
-        == {**source_header, "channels": ("R", "G", "B", "A")},
+        "comp_header": header(comp) == header(plate),
+        "face_header": header(face) == {**header(plate), "channels": ("R", "G", "B", "A")},
         "changed": changed,
         "outside_changed": outside,
         "passed": result["frames_passed_through"],
-        "write_s": _write_seconds(plate, comp, face, numbers[0], workdir),
     }
+    return row, comp, face
+
+
+def _write_dpx_fixture(movie, numbers: list[int], folder: Path) -> Path:
+    """The movie's frames widened to 10 bits, with a DPX film header's rate and a timecode."""
+    for number in numbers:
+        ten_bit = np.rint(movie.read(number).astype(np.float32) * (1023 / 255)).astype(np.uint16)
+        height, width = ten_bit.shape[:2]
+        spec = oiio.ImageSpec(width, height, 3, "uint16")
+        spec.attribute("oiio:BitsPerSample", 10)
+        spec.attribute("dpx:FrameRate", float(movie.info.fps))
+        spec.attribute("dpx:Transfer", "User defined")
+        spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), DPX_TIMECODE)
+        path = folder / f"portrait.{1001 + number:04d}.dpx"
+        out = oiio.ImageOutput.create(str(path))
+        out.open(str(path), spec)
+        out.write_image(ten_bit << 6 | ten_bit >> 4)  # widened as OpenImageIO reads 10 bits
+        out.close()
+    return folder / "portrait.####.dpx"
 
 
 def _changed_pixels(plate, comp, face, numbers) -> tuple[int, int]:
     """Pixels whose bits differ from the source's, and those of them where the face's alpha is 0."""
     changed = outside = 0
     for number in numbers:
-        differs = (plate.read(number).view(np.uint16) != comp.read(number).view(np.uint16)).any(-1)
+        source, result = plate.read(number), comp.read(number)
+        differs = (source.view(np.uint16) != result.view(np.uint16)).any(-1)
         changed += int(differs.sum())
         outside += int((differs & (face.read(number)[..., 3] == 0)).sum())
     return changed, outside
 
 
-def _header(path: Path) -> dict:
+def _header(path: Path, attributes: tuple[str, ...]) -> dict:
     inp = oiio.ImageInput.open(str(path))
     spec = inp.spec()
     inp.close()
@@ -89,7 +131,7 @@ def _header(path: Path) -> dict:
         "data": (spec.x, spec.y, spec.width, spec.height),
         "display": (spec.full_x, spec.full_y, spec.full_width, spec.full_height),
         "channels": tuple(spec.channelnames),
-        **{name: str(spec.getattribute(name)) for name in HEADER_ATTRIBUTES},
+        **{name: str(spec.getattribute(name)) for name in attributes},
     }
 
 
@@ -106,11 +148,11 @@ def _write_seconds(plate, comp, face, number: int, workdir: Path) -> dict:
     return seconds
 
 
-def markdown(movie: dict, exr: dict, steps: int) -> str:
+def markdown(movie: dict, dpx: dict, exr: dict, steps: int) -> str:
     write = exr["write_s"]
     return "\n".join(
         [
-            "## Dub speed, 1080p movie and 4K EXR plate (issue 5): `bench/dub_speed_bench.py`",
+            "## Dub speed, 1080p movie and DPX, 4K EXR plate (issue 5): `bench/dub_speed_bench.py`",
             "",
             provenance(),
             "",
@@ -124,18 +166,26 @@ def markdown(movie: dict, exr: dict, steps: int) -> str:
             f"| {movie['size']} movie | H.264 CRF 18 movie | {movie['review']:.2f} | >= 3 |",
             f"| {movie['size']} movie | lossless H.264 RGB movie | {movie['lossless']:.2f} |"
             " >= 3 |",
+            f"| {dpx['size']} 10-bit DPX sequence | DPX comp + face plate | {dpx['fps']:.2f} |"
+            " >= 3 |",
             f"| {exr['size']} ACEScg half EXR (zip, data window inset {INSET} px) | EXR comp +"
             f" face plate | {exr['fps']:.2f} | >= 1 |",
             "",
             f"One 4K frame's writes, each timed alone: comp {write['comp']:.2f} s, face plate"
             f" {write['face']:.2f} s.",
             "",
-            "| 4K: same frame numbers | comp: same windows, channels, metadata |"
+            "| plate | same frame numbers | comp: same windows, channels, metadata |"
             " face plate: same windows and metadata, RGBA | pixels changed |"
             " changed outside the matte | passed through |",
-            "| --- | --- | --- | --- | --- | --- |",
-            f"| {exr['same_frames']} | {exr['comp_header']} | {exr['face_header']} |"
-            f" {exr['changed']} | {exr['outside_changed']} | {exr['passed'] or 'none'} |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *(
+                f"| {name} | {row['same_frames']} | {row['comp_header']} | {row['face_header']} |"
+                f" {row['changed']} | {row['outside_changed']} | {row['passed'] or 'none'} |"
+                for name, row in (("10-bit DPX", dpx), ("4K EXR", exr))
+            ),
+            "",
+            f"DPX metadata compared: bit depth, transfer, frame rate, timecode"
+            f" ({', '.join(DPX_ATTRIBUTES)}).",
         ]
     )
 
@@ -153,8 +203,9 @@ def main() -> None:
         workdir = Path(folder)
         actor_dir, _ = build(clip, numbers[:cut], workdir, RendererSettings(steps=args.steps))
         movie = dub_movie(actor_dir, held_out, workdir)
+        dpx = dub_dpx(actor_dir, held_out, workdir)
         exr = dub_4k(actor_dir, held_out, workdir)
-    publish("dub_speed_bench", markdown(movie, exr, args.steps), args)
+    publish("dub_speed_bench", markdown(movie, dpx, exr, args.steps), args)
 
 
 if __name__ == "__main__":

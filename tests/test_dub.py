@@ -136,6 +136,43 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     )
 
 
+def test_dub_of_a_10_bit_dpx_plate_keeps_its_bits_outside_the_matte(
+    shared_data, actor_dir, tmp_path
+):
+    movie = open_plate(shared_data / "footage" / CLIP)
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    for index, number in enumerate(PLATE_FRAMES):
+        ten_bit = np.rint(movie.read(number).astype(np.float32) * (1023 / 255)).astype(np.uint16)
+        spec = oiio.ImageSpec(movie.info.width, movie.info.height, 3, "uint16")
+        spec.attribute("oiio:BitsPerSample", 10)
+        spec.attribute("dpx:Transfer", "Printing density")
+        out = oiio.ImageOutput.create(str(folder / f"shot.{1001 + index}.dpx"))
+        assert out.open(str(folder / f"shot.{1001 + index}.dpx"), spec)
+        assert out.write_image(ten_bit << 6 | ten_bit >> 4)
+        out.close()
+    plate = folder / "shot.####.dpx"
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["dub", "--actor", actor_dir, "--plate", plate, "--audio", audio, "--out", tmp_path]
+    done = run_cli(*args, "--trim", "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_written"] == 6 and result["frames_passed_through"] == []
+    source, comp = open_plate(plate), open_plate(result["output"])
+    face = open_plate(result["face_plate"])
+    assert comp.info.frames == face.info.frames == source.info.frames
+    changed_inside = 0
+    for number in source.info.frames:
+        changed = (source.read(number) != comp.read(number)).any(axis=-1)
+        alpha = face.read(number)[..., 3]
+        assert not (changed & (alpha == 0)).any(), f"frame {number}: changed outside the matte"
+        changed_inside += int(changed.sum())
+    assert changed_inside > 1000  # the mouth was replaced
+    spec = oiio.ImageInput.open(str(comp.source_files([1001])[0])).spec()
+    assert spec.get_int_attribute("oiio:BitsPerSample") == 10
+    assert spec.get_string_attribute("dpx:Transfer") == "Printing density"
+
+
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
     long = shared_data / "audio" / "en_speech_5s.wav"
     args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--out", tmp_path / "o"]

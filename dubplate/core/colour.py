@@ -47,6 +47,10 @@ class ColourConfig:
         space = self._config.getColorSpace(name.strip())
         return space.getName() if space is not None else None
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` is a colourspace, alias or role of this config."""
+        return self._known(name) is not None
+
     def resolve(self, name: str, where: str = "colourspace") -> str:
         """The config's own name for `name` (case-insensitive; aliases and roles allowed)."""
         found = self._known(name)

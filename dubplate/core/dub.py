@@ -412,7 +412,8 @@ def _write(
     audio: Audio,
     settings: DubSettings,
 ) -> tuple[str, str | None]:
-    """Write the comp (and the face plate for EXR); return their paths relative to `staged`."""
+    """Write the comp (and the face plate for frame files); return their paths relative to
+    `staged`."""
     if plate.frame_suffix is None:
         name = f"{Path(plate.info.source).stem}_dub.mp4"
         start = settings.audio_offset + float(plate.time_of(numbers[0]))
@@ -436,14 +437,14 @@ def _write(
         for number, pixels, composite in frames:
             if pending is not None:
                 pending.result()
-            pending = writer.submit(_write_exr_frame, plate, number, pixels, composite, staged)
+            pending = writer.submit(_write_frame_files, plate, number, pixels, composite, staged)
         if pending is not None:
             pending.result()
     pattern = Path(plate.info.source).name
     return f"comp/{pattern}", f"face/{_face_name(pattern)}"
 
 
-def _write_exr_frame(
+def _write_frame_files(
     plate: Plate, number: int, pixels: np.ndarray, composite: Composite | None, staged: Path
 ) -> None:
     """The comp and the face plate of one frame; the face plate in the comp's sample type."""

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import fileseq
 import numpy as np
 import OpenEXR
 import OpenImageIO as oiio
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
-from dubplate.core.media.timing import as_rate
+from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, PlateInfo
+from dubplate.hosts.sequence import FrameFiles, header_rate, open_image
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +29,7 @@ log = logging.getLogger(__name__)
 OpenEXR.set_global_thread_count(os.cpu_count() or 1)
 
 EXR_MAGIC = b"\x76\x2f\x31\x01"
-DEFAULT_RATE = 24
 DEFAULT_COLOURSPACE = "ACEScg"
-# Padding notations: '####' and '@' (one digit each), '%04d' (printf), '$F4' (Houdini).
-_PADDING = re.compile(r"#|@|%0?\d*d|\$F\d*")
 # CIE xy of red, green, blue and white: the header's `chromaticities` names the primaries.
 _PRIMARIES = {
     "ACEScg": (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767),
@@ -83,10 +78,9 @@ class FrameHeader:
     sample_type: str  # "half" or "float"
 
 
-class ExrSequence(Plate):
+class ExrSequence(FrameFiles[FrameHeader]):
     """An EXR frame sequence (`shot.####.exr`, `shot.%04d.exr`, `shot.@.exr`) or a single file."""
 
-    parallel_decodes = 2  # one file per frame: no shared decoder state
     frame_suffix = ".exr"
 
     @classmethod
@@ -106,24 +100,14 @@ class ExrSequence(Plate):
         layer: str | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
     ):
-        super().__init__(cache_bytes)
-        self.pattern = str(path)
-        self.files = find_frames(Path(path))
         self.wanted_layer = layer
-        first_number = min(self.files)
-        self.first = self._header(first_number)
-        self._headers: dict[int, FrameHeader] = {first_number: self.first}
+        super().__init__(path, cache_bytes)
         self.info = self._describe(colourspace)
 
     def _describe(self, colourspace: str | None) -> PlateInfo:
         spec = self._spec(self.first.path, self.first.layer.part)
         space = self._colourspace(colourspace, spec)
-        fps_attr = spec.getattribute("FramesPerSecond")
-        if fps_attr:
-            fps = as_rate(fps_attr, f"{self.first.path}: FramesPerSecond")
-        else:
-            fps = as_rate(DEFAULT_RATE)
-            log.info("%s: no FramesPerSecond in the header; assuming %s fps", self.pattern, fps)
+        fps = header_rate(spec, self.first.path, self.pattern)
         timecode = spec.get_string_attribute("smpte:TimeCode") or None
         _, _, width, height = self.first.display_window
         channels = tuple(spec.channelnames[i] for i in self.first.layer.channel_indices)
@@ -168,16 +152,6 @@ class ExrSequence(Plate):
         log.info("%s: colourspace %r (EXR default; set --colourspace)", self.pattern, space)
         return space
 
-    def source_files(self, numbers) -> list[Path]:
-        return [self.files[n] for n in numbers]
-
-    def validate(self, numbers) -> None:
-        for number in numbers:
-            if number not in self._headers:
-                header = self._header(number)
-                self._check_same(header, number)
-                self._headers[number] = header
-
     def _check_same(self, header: FrameHeader, number: int) -> None:
         first = self.first
         if header.display_window != first.display_window:
@@ -193,7 +167,7 @@ class ExrSequence(Plate):
 
     def _header(self, number: int) -> FrameHeader:
         path = self.files[number]
-        inp = _open(path)
+        inp = open_image(path, "EXR")
         try:
             layers = []
             part = 0
@@ -218,7 +192,7 @@ class ExrSequence(Plate):
         )
 
     def _spec(self, path: Path, part: int) -> oiio.ImageSpec:
-        inp = _open(path)
+        inp = open_image(path, "EXR")
         try:
             inp.seek_subimage(part, 0)
             return inp.spec()
@@ -226,11 +200,10 @@ class ExrSequence(Plate):
             inp.close()
 
     def _decode(self, number: int) -> np.ndarray:
-        self.validate([number])
-        header = self._headers[number]
+        header = self.header(number)
         channels = header.layer.channel_indices
         begin, end = min(channels), max(channels) + 1
-        inp = _open(header.path)
+        inp = open_image(header.path, "EXR")
         try:
             if not inp.seek_subimage(header.layer.part, 0):
                 raise DubplateError(f"{header.path}: frame {number}: {inp.geterror()}")
@@ -251,12 +224,9 @@ class ExrSequence(Plate):
     ) -> None:
         """Write `pixels` (display window, one plane per channel) as a single-part EXR at `path`
         with frame `number`'s windows, header attributes and sample type, atomically."""
-        if number not in self.files:
-            raise DubplateError(f"{self.info.source}: no frame {number} in this plate")
         if any(len(name) != 1 for name in channels):
             raise DubplateError(f"{path}: channels {channels} must be one letter each, as RGBA")
-        self.validate([number])
-        header = self._headers[number]
+        header = self.header(number)
         _, _, width, height = header.display_window
         expected = (height, width, len(channels))
         if pixels.shape != expected:
@@ -269,29 +239,6 @@ class ExrSequence(Plate):
         block = _data_block(pixels.astype(dtype, copy=False), header)
         # OpenEXR splits an (H, W, C) array keyed "RGBA" into its channels without copying it.
         _write_exr(path, _output_header(header), {"".join(channels): block})
-
-
-def find_frames(path: Path) -> dict[int, Path]:
-    """Frame number -> file, for a sequence pattern or one existing file."""
-    text = str(path)
-    if _PADDING.search(path.name):
-        try:
-            found = fileseq.findSequenceOnDisk(text, pad_style=fileseq.PAD_STYLE_HASH1)
-        except fileseq.FileSeqException as error:
-            raise DubplateError(f"{path}: no frames on disk match this sequence") from error
-        return {int(n): Path(found.frame(n)) for n in found.frameSet()}
-    if not path.is_file():
-        raise DubplateError(f"{path}: file not found")
-    frame = fileseq.FileSequence(text, pad_style=fileseq.PAD_STYLE_HASH1).frameSet()
-    return {int(frame[0]) if frame else 1: path}
-
-
-def _open(path: Path) -> oiio.ImageInput:
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        message = oiio.geterror().strip().splitlines()
-        raise DubplateError(f"{path}: not a readable EXR ({message[0] if message else 'unknown'})")
-    return inp
 
 
 def _layers(part: int, spec: oiio.ImageSpec) -> list[Layer]:

@@ -18,12 +18,10 @@ from dubplate.core.composite.match import (
     transfer_detail,
 )
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.plate import as_float32
+from dubplate.core.media.plate import PLATE_DTYPES, as_float32, to_plate_values, value_scale
 
 EMPTY_REGION = (0, 0, 0, 0)
 REGION_PAD_PX = 2
-# Plate units per patch unit: uint8 plates hold 0-255 where the patch holds 0-1.
-_VALUE_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.float16): 1.0, np.dtype(np.float32): 1.0}
 
 
 @dataclass
@@ -53,7 +51,7 @@ def composite_frame(
     grain: GrainNoise | None = None,
     plate_detail: np.ndarray | None = None,
 ) -> Composite:
-    """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for uint8 plates) into
+    """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for integer plates) into
     `source` (H, W, 3 or 4) by `matte` (N, N); `matrix` (2x3) maps plate pixels to crop pixels.
     With `grain`, the patch gets the plate's grain under the matte first; with `plate_detail`
     (N, N, weights in [0, 1]), the plate's own fine detail replaces the patch's by its weight."""
@@ -69,7 +67,7 @@ def composite_frame(
     shows = alpha > 0
     if not shows.any():
         return _untouched(comp)
-    scale = _VALUE_SCALE[source.dtype]
+    scale = value_scale(source.dtype)
     pixels = _warped(patch, local, size, cv2.INTER_CUBIC) * np.float32(scale)
     plate = as_float32(source[y0:y1, x0:x1, :3])
     if grain is not None:
@@ -79,7 +77,8 @@ def composite_frame(
         pixels = transfer_detail(pixels, plate, weights, detail_sigma(matrix))
     blended = _blend(plate, pixels, alpha)
     # Only pixels the matte reaches are assigned: the rest never round-trip through float.
-    np.copyto(comp[y0:y1, x0:x1, :3], _as_dtype(blended, source.dtype), where=shows[..., None])
+    in_plate_values = to_plate_values(blended, source.dtype)
+    np.copyto(comp[y0:y1, x0:x1, :3], in_plate_values, where=shows[..., None])
     face = np.empty((*alpha.shape, 4), np.float32)
     np.multiply(pixels, (alpha / np.float32(scale))[..., None], out=face[..., :3])
     face[~shows, :3] = 0  # premultiplied: nothing where the matte is 0, whatever the patch holds
@@ -103,8 +102,8 @@ def _untouched(comp: np.ndarray) -> Composite:
 def _check_inputs(
     source: np.ndarray, patch: np.ndarray, matte: np.ndarray, matrix: np.ndarray
 ) -> None:
-    if source.dtype not in _VALUE_SCALE:
-        raise DubplateError(f"composite: source dtype {source.dtype} is not uint8 or float")
+    if source.dtype not in PLATE_DTYPES:
+        raise DubplateError(f"composite: source dtype {source.dtype} is not uint8, uint16 or float")
     if source.ndim != 3 or source.shape[2] not in (3, 4):
         raise DubplateError(f"composite: source shape {source.shape} is not (H, W, 3 or 4)")
     if matte.ndim != 2 or patch.shape != (*matte.shape, 3):
@@ -161,12 +160,6 @@ def _blend(plate: np.ndarray, pixels: np.ndarray, alpha: np.ndarray) -> np.ndarr
     plate = np.where(np.isfinite(plate), plate, np.float32(0))
     weight = alpha[..., None]
     return plate * (1 - weight) + pixels * weight
-
-
-def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.uint8:
-        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return values.astype(dtype)
 
 
 def _bounds(shows: np.ndarray, x0: int, y0: int) -> tuple[int, int, int, int]:

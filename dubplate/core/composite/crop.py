@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from dubplate.core.media.plate import as_float32, crop_padded
+from dubplate.core.media.plate import crop_padded, unit_float32
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.morph.model import ActorModel
 
@@ -87,7 +87,7 @@ def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:
     its contrast, 0.89 bicubic)."""
     x0, y0, x1, y1 = crops.region(row)
     box = crop_padded(pixels, (x0, y0, x1, y1))
-    box = as_float32(box) if box.dtype != np.uint8 else box.astype(np.float32) / 255
+    box = unit_float32(box)
     sigma = antialias_sigma(crops.scale[row])
     if sigma > 0:
         box = cv2.GaussianBlur(box, (0, 0), sigmaX=sigma)

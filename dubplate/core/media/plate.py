@@ -146,8 +146,8 @@ class Plate(ABC):
 
     def analysis_rgb(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 RGB in the working display space; NaN and inf never reach the analysis."""
-        if pixels.dtype != np.uint8:
-            pixels = np.nan_to_num(as_float32(pixels), nan=0.0, posinf=0.0, neginf=0.0)
+        if pixels.dtype != np.uint8 or self.info.colourspace != self.colour.working_space:
+            pixels = np.nan_to_num(unit_float32(pixels), nan=0.0, posinf=0.0, neginf=0.0)
         return self.colour.to_working_uint8(pixels, self.info.colourspace)
 
     def analysis_view(
@@ -163,8 +163,8 @@ class Plate(ABC):
         """
         if region is not None:
             pixels = crop_padded(pixels, region)
-        if pixels.dtype == np.float16:  # OpenCV resizes and OCIO converts uint8 and float32 only
-            pixels = as_float32(pixels)
+        if pixels.dtype not in (np.uint8, np.float32):  # what OpenCV resizes and OCIO converts
+            pixels = unit_float32(pixels)
         if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
             shrinking = size[0] < pixels.shape[1]
             pixels = cv2.resize(
@@ -241,6 +241,34 @@ def as_float32(pixels: np.ndarray) -> np.ndarray:
     half = np.ascontiguousarray(pixels)
     flat = cv2.convertFp16(half.view(np.int16).reshape(half.shape[0], -1))
     return flat.reshape(half.shape)
+
+
+# Plate units per unit of the 0-1 values that colour conversions and the patch work in: integer
+# plates span their type's range; float plates hold the values themselves.
+_INTEGER_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+PLATE_DTYPES = (*_INTEGER_FULL_SCALE, np.dtype(np.float16), np.dtype(np.float32))
+
+
+def value_scale(dtype: np.dtype) -> float:
+    """What 1.0 of the working values is in a plate of this sample type."""
+    return _INTEGER_FULL_SCALE.get(np.dtype(dtype), 1.0)
+
+
+def unit_float32(pixels: np.ndarray) -> np.ndarray:
+    """float32 pixels, integer plates scaled to 0-1; float plates keep their values."""
+    scale = _INTEGER_FULL_SCALE.get(pixels.dtype)
+    if scale is None:
+        return as_float32(pixels)
+    return pixels.astype(np.float32) / np.float32(scale)
+
+
+def to_plate_values(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`values` in plate units (see value_scale) as the plate's sample type: integers rounded
+    and clipped to the type's range."""
+    scale = _INTEGER_FULL_SCALE.get(np.dtype(dtype))
+    if scale is None:
+        return values.astype(dtype)
+    return np.clip(np.rint(values), 0, scale).astype(dtype)
 
 
 # (unsigned view, mask dropping the sign, exponent bits): at or above them is inf or NaN.
