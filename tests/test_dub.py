@@ -5,6 +5,7 @@ import dataclasses
 import json
 import shutil
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
@@ -171,6 +172,39 @@ def test_dub_of_a_10_bit_dpx_plate_keeps_its_bits_outside_the_matte(
     spec = oiio.ImageInput.open(str(comp.source_files([1001])[0])).spec()
     assert spec.get_int_attribute("oiio:BitsPerSample") == 10
     assert spec.get_string_attribute("dpx:Transfer") == "Printing density"
+
+
+def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
+    shared_data, actor_dir, tmp_path
+):
+    """A dark object before the mouth in two of eight frames: those two come back as the
+    source, bit for bit, and are listed; the others are dubbed."""
+    movie = open_plate(shared_data / "footage" / CLIP)
+    numbers = list(range(30, 38))
+    track = track_plate(movie, numbers)
+    covered = {1003, 1004}
+    for index, number in enumerate(numbers):
+        rgb = movie.read(number).copy()
+        if 1001 + index in covered:
+            points = track.landmarks[index][:, :2]
+            width = np.ptp(points[:, 0])
+            mouth = (points[13] + points[14]) / 2
+            centre, axes = tuple(int(v) for v in mouth), (int(0.3 * width), int(0.15 * width))
+            cv2.ellipse(rgb, centre, axes, 0, 0, 360, (30, 30, 35), -1)
+        write_exr(tmp_path / f"shot.{1001 + index}.exr", rgb.astype(np.float32) / 255, "half")
+    plate = tmp_path / "shot.####.exr"
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["--actor", actor_dir, "--plate", plate, "--audio", audio, "--out", tmp_path / "o"]
+    done = run_cli("dub", *args, "--trim", "--colourspace", "srgb_tx", "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_occluded"] == sorted(covered)
+    assert result["frames_passed_through"] == sorted(covered)
+    assert "the mouth is covered in 2 frame(s), passed through: [1003, 1004]" in done.stderr
+    source, comp = open_plate(plate), open_plate(result["output"])
+    for number in source.info.frames:
+        before, after = source.read(number).view(np.uint16), comp.read(number).view(np.uint16)
+        assert np.array_equal(before, after) == (number in covered), f"frame {number}"
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):

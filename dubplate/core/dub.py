@@ -56,6 +56,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
+from dubplate.core.neural.occlusion import OcclusionTest
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
 from dubplate.core.progress import Progress
@@ -70,7 +71,9 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 1
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
-SHARPNESS_SAMPLES = 16  # plate frames the sharpening is set by: a 4K read each
+# Plate frames spread over the shot that set the sharpening and what its lower face usually
+# looks like against the actor's (the occlusion test): a 4K read each.
+PLATE_SAMPLES = 16
 STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
@@ -154,11 +157,22 @@ def dub(
         lower,
         models.renderer.references,
     )
-    settings = _measured_finish(settings, models.renderer, maker, fit)
+    sample_rows, sample_pixels = plate_sample(maker, fit)
+    settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_pixels)
+    occlusion = _occlusion_test(maker, sample_rows, sample_pixels)
+    occluded: list[int] = []
     with staged_dir(out_base) as staged:
-        frames = _dubbed_frames(plate, numbers, models, fit, crops, maker, settings)
+        frames = _dubbed_frames(
+            plate, numbers, models, fit, crops, maker, settings, occlusion, occluded
+        )
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
+        if occluded:
+            log.warning(
+                "dub: the mouth is covered in %d frame(s), passed through: %s",
+                len(occluded),
+                occluded,
+            )
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
         manifest = {
             "kind": MANIFEST_KIND,
@@ -172,7 +186,8 @@ def dub(
             "face_plate": face_output,
             "frames": [int(numbers[0]), int(numbers[-1])],
             "frames_written": len(numbers),
-            "frames_passed_through": passed,
+            "frames_passed_through": sorted(passed + occluded),
+            "frames_occluded": occluded,
             "identity_distance_px": round(distance, 3),
             "movie_crf": None if face_output else _crf(settings),
             "settings": _settings_record(settings),
@@ -190,13 +205,36 @@ def dub(
     }
 
 
+def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Up to PLATE_SAMPLES rows of the fit spread over the shot, and their plate frames."""
+    rows = np.unique(np.linspace(0, len(fit.frames) - 1, PLATE_SAMPLES).round().astype(int))
+    return rows, [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
+
+
+def _occlusion_test(maker: FrameMaker, rows: np.ndarray, pixels: list[np.ndarray]) -> OcclusionTest:
+    test = OcclusionTest.from_samples(maker.actor_difference(rows, pixels))
+    log.info(
+        "dub: a frame whose lower face is more than %.0f%% unlike the actor's (from %d frames"
+        " of the plate) is taken as covered and passed through",
+        100 * test.limit,
+        len(rows),
+    )
+    return test
+
+
 def _measured_finish(
-    settings: DubSettings, renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit
+    settings: DubSettings,
+    renderer: NeuralRenderer,
+    maker: FrameMaker,
+    rows: np.ndarray,
+    pixels: list[np.ndarray],
 ) -> DubSettings:
     """`settings` with the sharpening and shutter angle it leaves open set by the measures taken
-    on the actor's footage when the renderer was built: the sharpening for this plate's own."""
+    on the actor's footage when the renderer was built: the sharpening for this plate's own,
+    measured on its sampled `rows` and their `pixels`."""
     if settings.sharpen is None:
-        settings = dataclasses.replace(settings, sharpen=_plate_sharpening(renderer, maker, fit))
+        amount = _plate_sharpening(renderer, maker, rows, pixels)
+        settings = dataclasses.replace(settings, sharpen=amount)
     if settings.shutter_angle is None:
         settings = dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
         log.info(
@@ -206,15 +244,14 @@ def _measured_finish(
     return settings
 
 
-def _plate_sharpening(renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit) -> float:
-    """The sharpening that makes the drawn still mouths as sharp as the plate's, measured on up
-    to SHARPNESS_SAMPLES of its frames spread over the shot."""
+def _plate_sharpening(
+    renderer: NeuralRenderer, maker: FrameMaker, rows: np.ndarray, pixels: list[np.ndarray]
+) -> float:
+    """The sharpening that makes the drawn still mouths as sharp as the plate's sampled ones."""
     measure = renderer.sharpen
-    if not measure.footage_sharpness or not len(fit.frames):
+    if not measure.footage_sharpness:
         log.info("dub: sharpening %g, measured when the renderer was built", measure.amount)
         return measure.amount
-    rows = np.unique(np.linspace(0, len(fit.frames) - 1, SHARPNESS_SAMPLES).round().astype(int))
-    pixels = [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
     plate = still_sharpness(*maker.real_crops(rows, pixels), maker.mouth_motion[rows])
     amount = measure.amount_for(plate)
     log.info(
@@ -305,8 +342,11 @@ def _dubbed_frames(
     crops: CropTrack,
     maker: FrameMaker,
     settings: DubSettings,
+    occlusion: OcclusionTest,
+    occluded: list[int],
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
-    """(number, source pixels, composite or None where the face is passed through), in order."""
+    """(number, source pixels, composite or None where the face is passed through), in order.
+    Frames whose mouth `occlusion` finds covered are passed through and added to `occluded`."""
     renderer = models.renderer
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
@@ -322,6 +362,12 @@ def _dubbed_frames(
         pixels = dict(plate.frames(chunk))
         rows = np.array([row_of[n] for n in chunk if n in row_of], int)
         generated = {}
+        if len(rows):
+            covered = occlusion.occluded(
+                maker.actor_difference(rows, [pixels[int(fit.frames[r])] for r in rows])
+            )
+            occluded += [int(fit.frames[r]) for r in rows[covered]]
+            rows = rows[~covered]
         if len(rows):
             inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
             if settings.grain and grain is None:

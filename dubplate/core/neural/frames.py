@@ -144,6 +144,23 @@ class FrameMaker:
         holes = np.stack([self._hole(row) for row in rows])
         return real.numpy().astype(np.float32) / 255, holes
 
+    def actor_difference(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
+        """(F, N, N) how far each real crop of `rows` is from the actor's albedo under the
+        frame's light on its own fitted face: the largest channel's difference in working
+        display values, over the lower face's skin and lips (NaN elsewhere)."""
+        real_linear = self._real_linear(rows, pixels)
+        light = self._light(rows, real_linear)
+        size = (self.crops.size, self.crops.size)
+        screen = torch.from_numpy(self.real_screen[rows])
+        with torch.no_grad():
+            out = self.renderer.render(screen, self.texture, light, size)
+        cavity = out.fragments.face >= len(self.renderer.mesh_faces)
+        skin = (out.lower_mask & ~cavity).numpy()
+        drawn = self._working_uint8(out.rgb.clamp(0, 1).numpy()).numpy()
+        real = self._working_uint8(real_linear).numpy()
+        difference = np.abs(drawn.astype(np.float32) - real).max(axis=1) / 255
+        return np.where(skin, difference, np.nan).astype(np.float32)
+
     def _real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
         return np.stack(
             [
