@@ -3,7 +3,12 @@ covered mouth is, and covered frames among the samples do not hide themselves.""
 
 import numpy as np
 
-from dubplate.core.neural.occlusion import MIN_SHARE, UNLIKE_DIFFERENCE, OcclusionTest
+from dubplate.core.neural.occlusion import (
+    MIN_SHARE,
+    UNLIKE_DIFFERENCE,
+    OcclusionTest,
+    densest_half,
+)
 
 RNG = np.random.default_rng(3)
 SIZE = 32
@@ -53,3 +58,13 @@ def test_a_pixel_no_sample_covers_counts_from_zero():
     frame = shot(1)
     frame[:, 8:30] += 0.3
     assert test.occluded(frame).all()
+
+
+def test_the_densest_half_is_the_bulk_of_the_shares_wherever_the_rest_lie():
+    # 11 real frames and 5 covered: the median and median deviation of all 16 would set the
+    # limit at 0.33, past the first covered share.
+    bulk = np.array([0.03, 0.04, 0.045, 0.05, 0.05, 0.055, 0.06, 0.065, 0.07, 0.09, 0.12])
+    covered = np.array([0.30, 0.35, 0.40, 0.45, 0.50])
+    centre, sigma = densest_half(np.concatenate([covered, bulk]))
+    assert centre == 0.05
+    assert bulk.max() < centre + 7 * sigma < covered.min()
