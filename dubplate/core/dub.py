@@ -157,9 +157,7 @@ def dub(
         lower,
         models.renderer.references,
     )
-    sample_rows, sample_pixels = plate_sample(maker, fit)
-    settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_pixels)
-    occlusion = _occlusion_test(maker, sample_rows, sample_pixels)
+    settings, occlusion = _measure_plate(settings, models.renderer, maker, fit)
     occluded: list[int] = []
     with staged_dir(out_base) as staged:
         frames = _dubbed_frames(
@@ -209,6 +207,16 @@ def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.
     """Up to PLATE_SAMPLES rows of the fit spread over the shot, and their plate frames."""
     rows = np.unique(np.linspace(0, len(fit.frames) - 1, PLATE_SAMPLES).round().astype(int))
     return rows, [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
+
+
+def _measure_plate(
+    settings: DubSettings, renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit
+) -> tuple[DubSettings, OcclusionTest]:
+    """The finish `settings` leave open and the occlusion test, from the plate's sampled frames
+    (read once, and let go of here: 16 4K frames are 800 MB)."""
+    rows, pixels = plate_sample(maker, fit)
+    settings = _measured_finish(settings, renderer, maker, rows, pixels)
+    return settings, _occlusion_test(maker, rows, pixels)
 
 
 def _occlusion_test(maker: FrameMaker, rows: np.ndarray, pixels: list[np.ndarray]) -> OcclusionTest:
