@@ -83,12 +83,15 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
-    test = OcclusionTest.from_samples(maker.actor_difference(*plate_sample(maker, fit)))
+    samples, pixels = plate_sample(maker, fit)
+    test = OcclusionTest.from_samples(
+        maker.actor_difference(samples, maker.real_linear(samples, pixels))
+    )
     found = []
     for start_row in range(0, len(fit.frames), BATCH):
         rows = np.arange(start_row, min(start_row + BATCH, len(fit.frames)))
         pixels = [plate.read(int(fit.frames[r])) for r in rows]
-        covered = test.occluded(maker.actor_difference(rows, pixels))
+        covered = test.occluded(maker.actor_difference(rows, maker.real_linear(rows, pixels)))
         found += [int(fit.frames[r]) for r in rows[covered]]
     return set(found), test.limit, set(track.frames_without_face)
 

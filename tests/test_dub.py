@@ -303,7 +303,7 @@ def test_the_references_land_on_each_frames_mouth_on_real_footage(shared_data, a
     hole = made.hole[:, 0].numpy()
     real = made.real.permute(0, 2, 3, 1).numpy().astype(float)
     # The plate's sharpness is measured on the very crops and holes the generator is given.
-    real_crops, holes = maker.real_crops(rows[:4], frames[:4])
+    real_crops, holes = maker.real_crops(rows[:4], maker.real_linear(rows[:4], frames[:4]))
     np.testing.assert_array_equal(real_crops, made.real_images()[:4])
     np.testing.assert_array_equal(holes, hole[:4])
 

@@ -215,12 +215,13 @@ def _measure_plate(
     """The finish `settings` leave open and the occlusion test, from the plate's sampled frames
     (read once, and let go of here: 16 4K frames are 800 MB)."""
     rows, pixels = plate_sample(maker, fit)
-    settings = _measured_finish(settings, renderer, maker, rows, pixels)
-    return settings, _occlusion_test(maker, rows, pixels)
+    crops = maker.real_linear(rows, pixels)
+    settings = _measured_finish(settings, renderer, maker, rows, crops)
+    return settings, _occlusion_test(maker, rows, crops)
 
 
-def _occlusion_test(maker: FrameMaker, rows: np.ndarray, pixels: list[np.ndarray]) -> OcclusionTest:
-    test = OcclusionTest.from_samples(maker.actor_difference(rows, pixels))
+def _occlusion_test(maker: FrameMaker, rows: np.ndarray, crops: np.ndarray) -> OcclusionTest:
+    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops))
     log.info(
         "dub: a frame whose lower face is more than %.0f%% unlike the actor's (from %d frames"
         " of the plate) is taken as covered and passed through",
@@ -235,13 +236,13 @@ def _measured_finish(
     renderer: NeuralRenderer,
     maker: FrameMaker,
     rows: np.ndarray,
-    pixels: list[np.ndarray],
+    crops: np.ndarray,
 ) -> DubSettings:
     """`settings` with the sharpening and shutter angle it leaves open set by the measures taken
     on the actor's footage when the renderer was built: the sharpening for this plate's own,
-    measured on its sampled `rows` and their `pixels`."""
+    measured on its sampled `rows` and their real `crops`."""
     if settings.sharpen is None:
-        amount = _plate_sharpening(renderer, maker, rows, pixels)
+        amount = _plate_sharpening(renderer, maker, rows, crops)
         settings = dataclasses.replace(settings, sharpen=amount)
     if settings.shutter_angle is None:
         settings = dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
@@ -253,14 +254,14 @@ def _measured_finish(
 
 
 def _plate_sharpening(
-    renderer: NeuralRenderer, maker: FrameMaker, rows: np.ndarray, pixels: list[np.ndarray]
+    renderer: NeuralRenderer, maker: FrameMaker, rows: np.ndarray, crops: np.ndarray
 ) -> float:
     """The sharpening that makes the drawn still mouths as sharp as the plate's sampled ones."""
     measure = renderer.sharpen
     if not measure.footage_sharpness:
         log.info("dub: sharpening %g, measured when the renderer was built", measure.amount)
         return measure.amount
-    plate = still_sharpness(*maker.real_crops(rows, pixels), maker.mouth_motion[rows])
+    plate = still_sharpness(*maker.real_crops(rows, crops), maker.mouth_motion[rows])
     amount = measure.amount_for(plate)
     log.info(
         "dub: the plate's still mouths are %.2fx as sharp as the footage's (%d frames);"
@@ -371,13 +372,12 @@ def _dubbed_frames(
         rows = np.array([row_of[n] for n in chunk if n in row_of], int)
         generated = {}
         if len(rows):
-            covered = occlusion.occluded(
-                maker.actor_difference(rows, [pixels[int(fit.frames[r])] for r in rows])
-            )
+            real_linear = maker.real_linear(rows, [pixels[int(fit.frames[r])] for r in rows])
+            covered = occlusion.occluded(maker.actor_difference(rows, real_linear))
             occluded += [int(fit.frames[r]) for r in rows[covered]]
-            rows = rows[~covered]
+            rows, real_linear = rows[~covered], real_linear[~covered]
         if len(rows):
-            inputs = maker.make(rows, [pixels[int(fit.frames[r])] for r in rows])
+            inputs = maker.make_from_crops(rows, real_linear)
             if settings.grain and grain is None:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             crops_out = draw(

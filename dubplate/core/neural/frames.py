@@ -117,7 +117,11 @@ class FrameMaker:
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
-        real_linear = self._real_linear(rows, pixels)
+        return self.make_from_crops(rows, self.real_linear(rows, pixels))
+
+    def make_from_crops(self, rows: np.ndarray, real_linear: np.ndarray) -> FaceFrames:
+        """Inputs for `rows`, given their real crops as `real_linear` cuts them (cutting a 4K
+        frame's crop costs more than the rest: a caller that needs the crops too cuts once)."""
         light = self._light(rows, real_linear)
         screen, fragments, index = self._rasterized(rows)
         pulled = None
@@ -136,19 +140,18 @@ class FrameMaker:
         )
 
     def real_crops(
-        self, rows: np.ndarray, pixels: list[np.ndarray]
+        self, rows: np.ndarray, real_linear: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(F, N, N, 3) float32 0-1 real crops of `rows`, as `make` gives them, and (F, N, N) their
-        holes, without the renders: what measuring the plate needs."""
-        real = self._working_uint8(self._real_linear(rows, pixels)).permute(0, 2, 3, 1)
+        """(F, N, N, 3) float32 0-1 real crops of `rows` (cut by `real_linear`), as `make` gives
+        them, and (F, N, N) their holes, without the renders: what measuring the plate needs."""
+        real = self._working_uint8(real_linear).permute(0, 2, 3, 1)
         holes = np.stack([self._hole(row) for row in rows])
         return real.numpy().astype(np.float32) / 255, holes
 
-    def actor_difference(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
-        """(F, N, N) how far each real crop of `rows` is from the actor's albedo under the
-        frame's light on its own fitted face: the largest channel's difference in working
-        display values, over the lower face's skin and lips (NaN elsewhere)."""
-        real_linear = self._real_linear(rows, pixels)
+    def actor_difference(self, rows: np.ndarray, real_linear: np.ndarray) -> np.ndarray:
+        """(F, N, N) how far each real crop of `rows` (cut by `real_linear`) is from the actor's
+        albedo under the frame's light on its own fitted face: the largest channel's difference
+        in working display values, over the lower face's skin and lips (NaN elsewhere)."""
         light = self._light(rows, real_linear)
         size = (self.crops.size, self.crops.size)
         screen = torch.from_numpy(self.real_screen[rows])
@@ -161,7 +164,8 @@ class FrameMaker:
         difference = np.abs(drawn.astype(np.float32) - real).max(axis=1) / 255
         return np.where(skin, difference, np.nan).astype(np.float32)
 
-    def _real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
+    def real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
+        """(F, N, N, 3) linear crops of `rows` cut from each row's plate frame in `pixels`."""
         return np.stack(
             [
                 self.plate.colour.convert(
