@@ -138,9 +138,7 @@ class ExrSequence(FrameFiles[FrameHeader]):
 
     def _colourspace(self, requested: str | None, spec: oiio.ImageSpec) -> str:
         if requested:
-            space = self.colour.resolve(requested)
-            log.info("%s: colourspace %r (from --colourspace)", self.pattern, space)
-            return space
+            return self._requested_colourspace(requested)
         chromaticities = spec.getattribute("chromaticities")
         if chromaticities:
             for name, primaries in _PRIMARIES.items():

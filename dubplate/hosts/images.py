@@ -110,9 +110,7 @@ class ImageSequence(FrameFiles[ImageHeader]):
 
     def _colourspace(self, requested: str | None, spec: oiio.ImageSpec) -> str:
         if requested:
-            space = self.colour.resolve(requested)
-            log.info("%s: colourspace %r (from --colourspace)", self.pattern, space)
-            return space
+            return self._requested_colourspace(requested)
         stated = spec.get_string_attribute("oiio:ColorSpace")
         stated = _STATED_COLOURSPACES.get(stated.lower(), stated)
         if stated and self.colour.knows(stated):

@@ -60,6 +60,11 @@ class FrameFiles(Plate, Generic[Header]):
                 self._check_same(header, number)
                 self._headers[number] = header
 
+    def _requested_colourspace(self, requested: str) -> str:
+        space = self.colour.resolve(requested)
+        log.info("%s: colourspace %r (from --colourspace)", self.pattern, space)
+        return space
+
     def header(self, number: int) -> Header:
         """Frame `number`'s header, checked; a frame not in the plate is an error."""
         if number not in self.files:
