@@ -146,6 +146,14 @@ def test_what_an_image_sequence_cannot_be_is_refused_by_name(tmp_path):
     write_image(tmp_path / "shot.1001.jpg", np.zeros((6, 8, 3), np.uint8))
     with pytest.raises(DubplateError, match=r"shot\.1001\.jpg: no plate reader recognises"):
         open_plate(tmp_path / "shot.1001.jpg")
+    spec = oiio.ImageSpec(8, 6, 3, "uint16")
+    spec.x, spec.full_width = 2, 12  # a TIFF may carry an offset; nothing here would place it
+    out = oiio.ImageOutput.create(str(tmp_path / "offset.1001.tif"))
+    assert out.open(str(tmp_path / "offset.1001.tif"), spec)
+    assert out.write_image(np.zeros((6, 8, 3), np.uint16))
+    out.close()
+    with pytest.raises(DubplateError, match=r"offset\.1001\.tif: frame 1001 data window"):
+        open_plate(tmp_path / "offset.1001.tif")
     (tmp_path / "broken.1001.dpx").write_bytes(b"SDPX" + bytes(40))
     with pytest.raises(DubplateError, match=r"broken\.1001\.dpx: not a readable image"):
         open_plate(tmp_path / "broken.1001.dpx")

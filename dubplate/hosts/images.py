@@ -133,13 +133,13 @@ class ImageSequence(FrameFiles[ImageHeader]):
             spec = oiio.ImageSpec(inp.spec())
         finally:
             inp.close()
-        if (spec.x, spec.y, spec.width, spec.height) != (
-            spec.full_x,
-            spec.full_y,
-            spec.full_width,
-            spec.full_height,
-        ):
-            raise DubplateError(f"{path}: frame {number} has a data window inside a display one")
+        data = (spec.x, spec.y, spec.width, spec.height)
+        display = (spec.full_x, spec.full_y, spec.full_width, spec.full_height)
+        if data != display:
+            raise DubplateError(
+                f"{path}: frame {number} data window {data} is not its display window {display}"
+                " (x, y, width, height); only EXR plates are placed in one"
+            )
         channels = tuple(name.upper() for name in spec.channelnames)
         if channels[:3] != ("R", "G", "B") or len(channels) > 4:
             raise DubplateError(f"{path}: frame {number} channels {channels} are not RGB or RGBA")
