@@ -68,3 +68,15 @@ def test_the_densest_half_is_the_bulk_of_the_shares_wherever_the_rest_lie():
     centre, sigma = densest_half(np.concatenate([covered, bulk]))
     assert centre == 0.05
     assert bulk.max() < centre + 7 * sigma < covered.min()
+
+
+def test_thin_lines_of_misfit_are_not_a_cover_and_a_solid_patch_is():
+    samples = shot(16)
+    test = OcclusionTest.from_samples(samples)
+    edges = shot(1)
+    edges[:, 8::4] += 0.3  # one-pixel lines across the lower face: a blurred edge, a fit off
+    patch = shot(1)
+    patch[:, 10:20, 8:24] += 0.3  # a solid patch of 10 x 16 pixels
+    assert (edges[0, 8:] > test.usual[8:] + UNLIKE_DIFFERENCE).mean() > 0.2
+    assert test.shares(edges)[0] == 0 and not test.occluded(edges)[0]
+    assert test.shares(patch)[0] > 0.2 and test.occluded(patch)[0]
