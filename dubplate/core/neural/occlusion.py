@@ -18,16 +18,17 @@ import cv2
 import numpy as np
 
 # Working display values, any channel, beyond the pixel's usual difference. On the shared clips
-# (each pixel's usual taken over all their frames) the share of unlike pixels is 0.5-6% on a
-# typical real frame and at most 2-25% (woman_seated's head turns), against 18-37% or more with
-# the mouth covered by the actor's own forehead skin and 50-80% by a dark object.
+# (each pixel's usual taken over all their frames; every such pixel counted, solid or not) the
+# share of unlike pixels is 0.5-6% on a typical real frame and at most 2-25% (woman_seated's
+# head turns), against 18-37% or more with the mouth covered by the actor's own forehead skin
+# and 50-80% by a dark object.
 UNLIKE_DIFFERENCE = 0.06
 # A frame is occluded when its share of unlike pixels is this many standard deviations over the
 # shot's typical share (both from the densest half of the sampled shares)...
 OUTLIER_SIGMAS = 7.0
 # ...and at least this much over it: a short shot's samples can vary so little that 7 standard
-# deviations are a few per cent, under the frames where a head turns (woman_seated's 48 held-out
-# frames, four of which were passed through without it).
+# deviations are a few per cent, under the frames where a head turns (without a floor, and
+# counting every unlike pixel, four of woman_seated's 48 held-out frames were passed through).
 MIN_EXCESS = 0.1
 # Unlike pixels count only in solid patches at least this wide, as a share of the crop's side (9
 # px of a 256-px crop): an occluder is one; a turning head's blur and a fit a little off leave
