@@ -84,16 +84,19 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
     samples, pixels = plate_sample(maker, fit)
-    test = OcclusionTest.from_samples(
-        maker.actor_difference(samples, maker.real_linear(samples, pixels))
-    )
+    test = OcclusionTest.from_samples(_differences(maker, samples, pixels))
     found = []
     for start_row in range(0, len(fit.frames), BATCH):
         rows = np.arange(start_row, min(start_row + BATCH, len(fit.frames)))
         pixels = [plate.read(int(fit.frames[r])) for r in rows]
-        covered = test.occluded(maker.actor_difference(rows, maker.real_linear(rows, pixels)))
+        covered = test.occluded(_differences(maker, rows, pixels))
         found += [int(fit.frames[r]) for r in rows[covered]]
     return set(found), test.limit, set(track.frames_without_face)
+
+
+def _differences(maker, rows, pixels) -> np.ndarray:
+    crops = maker.real_linear(rows, pixels)
+    return maker.actor_difference(rows, crops, maker.light(rows, crops))
 
 
 def clip_rows(clip: Path, workdir: Path) -> list[dict]:

@@ -221,7 +221,8 @@ def _measure_plate(
 
 
 def _occlusion_test(maker: FrameMaker, rows: np.ndarray, crops: np.ndarray) -> OcclusionTest:
-    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops))
+    light = maker.light(rows, crops)
+    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light))
     log.info(
         "dub: a frame whose lower face is more than %.0f%% unlike the actor's (from %d frames"
         " of the plate) is taken as covered and passed through",
@@ -373,11 +374,12 @@ def _dubbed_frames(
         generated = {}
         if len(rows):
             real_linear = maker.real_linear(rows, [pixels[int(fit.frames[r])] for r in rows])
-            covered = occlusion.occluded(maker.actor_difference(rows, real_linear))
+            light = maker.light(rows, real_linear)
+            covered = occlusion.occluded(maker.actor_difference(rows, real_linear, light))
             occluded += [int(fit.frames[r]) for r in rows[covered]]
-            rows, real_linear = rows[~covered], real_linear[~covered]
+            rows, real_linear, light = rows[~covered], real_linear[~covered], light[~covered]
         if len(rows):
-            inputs = maker.make_from_crops(rows, real_linear)
+            inputs = maker.make_from_crops(rows, real_linear, light)
             if settings.grain and grain is None:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             crops_out = draw(

@@ -117,12 +117,14 @@ class FrameMaker:
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
-        return self.make_from_crops(rows, self.real_linear(rows, pixels))
+        real_linear = self.real_linear(rows, pixels)
+        return self.make_from_crops(rows, real_linear, self.light(rows, real_linear))
 
-    def make_from_crops(self, rows: np.ndarray, real_linear: np.ndarray) -> FaceFrames:
+    def make_from_crops(
+        self, rows: np.ndarray, real_linear: np.ndarray, light: torch.Tensor
+    ) -> FaceFrames:
         """Inputs for `rows`, given their real crops as `real_linear` cuts them (cutting a 4K
         frame's crop costs more than the rest: a caller that needs the crops too cuts once)."""
-        light = self._light(rows, real_linear)
         screen, fragments, index = self._rasterized(rows)
         pulled = None
         if self.references is not None:
@@ -148,11 +150,12 @@ class FrameMaker:
         holes = np.stack([self._hole(row) for row in rows])
         return real.numpy().astype(np.float32) / 255, holes
 
-    def actor_difference(self, rows: np.ndarray, real_linear: np.ndarray) -> np.ndarray:
+    def actor_difference(
+        self, rows: np.ndarray, real_linear: np.ndarray, light: torch.Tensor
+    ) -> np.ndarray:
         """(F, N, N) how far each real crop of `rows` (cut by `real_linear`) is from the actor's
         albedo under the frame's light on its own fitted face: the largest channel's difference
         in working display values, over the lower face's skin and lips (NaN elsewhere)."""
-        light = self._light(rows, real_linear)
         size = (self.crops.size, self.crops.size)
         screen = torch.from_numpy(self.real_screen[rows])
         with torch.no_grad():
@@ -175,7 +178,8 @@ class FrameMaker:
             ]
         )
 
-    def _light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
+    def light(self, rows: np.ndarray, real_linear: np.ndarray) -> torch.Tensor:
+        """(F, 9, 3) SH light of `rows`: the fit's, or solved on their real crops."""
         if self.fit.light is not None:
             return torch.from_numpy(self.fit.light[rows])
         pixels = F.avg_pool2d(torch.from_numpy(real_linear).permute(0, 3, 1, 2), LIGHT_SHRINK)
