@@ -52,14 +52,18 @@ def write_movie(
     times: list[Fraction] | None = None,
     audio: tuple[np.ndarray, int] | None = None,
     audio_start: float = 0.0,
+    encoder: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """H.264 movie of uint8 RGB frames; `times` (seconds) makes a variable-rate one (or, evenly
-    spaced, a movie whose video starts late). The audio stream starts at `audio_start` s."""
+    """A movie (H.264 CRF 10 by default) of RGB frames, uint8 or uint16; `times` (seconds)
+    makes a variable-rate one (or, evenly spaced, a movie whose video starts late). The audio
+    stream starts at `audio_start` s."""
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
+        video = container.add_stream(encoder, rate=fps)
         video.height, video.width = frames[0].shape[:2]
-        video.pix_fmt = "yuv420p"
-        video.options = {"crf": "10"}
+        video.pix_fmt = pix_fmt
+        video.options = {"crf": "10"} if options is None else options
         if times is not None:
             video.codec_context.time_base = Fraction(1, 1000)
         sound = None
@@ -67,7 +71,8 @@ def write_movie(
             sound = container.add_stream("aac", rate=audio[1])
             sound.layout = "stereo"
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            rgb_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+            frame = av.VideoFrame.from_ndarray(rgb, format=rgb_format)
             if times is not None:
                 frame.pts = int(times[i] * 1000)
                 frame.time_base = Fraction(1, 1000)

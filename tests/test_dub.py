@@ -22,11 +22,16 @@ from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.store import extreme_mouths, load_renderer, train_actor_renderer
+from dubplate.core.neural.store import (
+    extreme_mouths,
+    load_renderer,
+    train_actor_renderer,
+    training_set,
+)
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import mouth_opening
-from tests.fixtures import write_exr, write_wav
+from tests.fixtures import write_exr, write_movie, write_wav
 from tests.test_cli import last_json, one_line_error, run_cli
 
 CLIP = "man_map_5s.mp4"
@@ -174,6 +179,90 @@ def test_dub_of_a_10_bit_dpx_plate_keeps_its_bits_outside_the_matte(
     assert spec.get_string_attribute("dpx:Transfer") == "Printing density"
 
 
+@pytest.fixture(scope="module")
+def prores_plate(shared_data, tmp_path_factory):
+    """Frames 30-35 of the clip as 10-bit ProRes 422 HQ, BT.709 tagged, its own audio muxed,
+    with a fine dither so the low bits carry picture."""
+    movie = open_plate(shared_data / "footage" / CLIP)
+    dither = np.random.default_rng(0).integers(0, 257, (movie.info.height, movie.info.width, 3))
+    frames = [(movie.read(n) * 257 + dither).astype(np.uint16) for n in PLATE_FRAMES]
+    audio = movie.audio()
+    path = tmp_path_factory.mktemp("prores") / "shot.mov"
+    write_movie(
+        path,
+        frames,
+        movie.info.fps,
+        audio=(np.repeat(audio.samples[:, :1], 2, axis=1), audio.rate),
+        encoder="prores_ks",
+        pix_fmt="yuv422p10le",
+        options={"profile": "3", "color_range": "tv", "colorspace": "bt709"},
+    )
+    return path
+
+
+def lower_face_box(plate) -> tuple[int, int, int, int]:
+    """Where the lower-face matte can reach in any frame: the mesh's lower half, widened by a
+    fifth of the face on every side (the matte's dilation and feather are well inside that)."""
+    landmarks = track_plate(plate, list(plate.info.frames)).landmarks[..., :2]
+    low, high = np.nanmin(landmarks, axis=(0, 1)), np.nanmax(landmarks, axis=(0, 1))
+    margin = 0.2 * float((high - low).max())
+    x0, x1 = low[0] - margin, high[0] + margin
+    y0, y1 = (low[1] + high[1]) / 2 - margin, high[1] + margin
+    return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
+
+
+def test_dub_of_a_10_bit_prores_movie_keeps_its_depth(
+    shared_data, actor_dir, prores_plate, tmp_path
+):
+    source = open_plate(prores_plate)
+    assert source.deep and not source.full_chroma
+    x0, y0, x1, y1 = lower_face_box(source)
+    outside = np.ones((source.info.height, source.info.width), bool)
+    outside[y0:y1, x0:x1] = False
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["dub", "--actor", actor_dir, "--plate", prores_plate, "--audio", audio]
+    for lossless in (True, False):
+        done = run_cli(
+            *args,
+            "--out",
+            tmp_path / str(lossless),
+            "--trim",
+            "--json",
+            *(["--lossless"] if lossless else []),
+        )
+        assert done.returncode == 0, done.stderr
+        result = last_json(done.stdout)
+        assert result["frames_written"] == 6 and result["frames_passed_through"] == []
+        comp = open_plate(result["output"])
+        assert comp.deep and comp.info.frames == source.info.frames
+        assert comp.info.fps == source.info.fps and comp.audio() is not None
+        changed_inside = 0
+        for number in source.info.frames:
+            before, after = source.read(number), comp.read(number)
+            changed = (before != after).any(axis=-1)
+            changed_inside += int((changed & ~outside).sum())
+            error = np.abs(after.astype(np.int32) - before)[outside] / 64  # 10-bit steps
+            if lossless:
+                assert not changed[outside].any(), f"frame {number}: changed outside the face"
+            else:  # a second ProRes generation: well under a 10-bit step on average
+                assert error.mean() < 0.5, f"frame {number}: {error.mean():.2f} 10-bit steps"
+        assert changed_inside > 1000  # the mouth was replaced
+        assert result["movie_codec"] == (
+            "FFV1 16-bit RGB, lossless" if lossless else "ProRes 422 HQ"
+        )
+        assert result["output"].endswith(".mkv" if lossless else ".mov")
+    assert comp.yuv == source.yuv  # the review movie decodes as the source does
+
+
+def cover_mouth(rgb: np.ndarray, landmarks: np.ndarray) -> None:
+    """A dark ellipse over the tracked mouth, as an object held before it."""
+    points = landmarks[:, :2]
+    width = np.ptp(points[:, 0])
+    mouth = (points[13] + points[14]) / 2
+    centre, axes = tuple(int(v) for v in mouth), (int(0.3 * width), int(0.15 * width))
+    cv2.ellipse(rgb, centre, axes, 0, 0, 360, (30, 30, 35), -1)
+
+
 def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     shared_data, actor_dir, tmp_path
 ):
@@ -186,11 +275,7 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     for index, number in enumerate(numbers):
         rgb = movie.read(number).copy()
         if 1001 + index in covered:
-            points = track.landmarks[index][:, :2]
-            width = np.ptp(points[:, 0])
-            mouth = (points[13] + points[14]) / 2
-            centre, axes = tuple(int(v) for v in mouth), (int(0.3 * width), int(0.15 * width))
-            cv2.ellipse(rgb, centre, axes, 0, 0, 360, (30, 30, 35), -1)
+            cover_mouth(rgb, track.landmarks[index])
         write_exr(tmp_path / f"shot.{1001 + index}.exr", rgb.astype(np.float32) / 255, "half")
     plate = tmp_path / "shot.####.exr"
     audio = shared_data / "audio" / "en_speech_5s.wav"
@@ -205,6 +290,26 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     for number in source.info.frames:
         before, after = source.read(number).view(np.uint16), comp.read(number).view(np.uint16)
         assert np.array_equal(before, after) == (number in covered), f"frame {number}"
+
+
+def test_actor_build_leaves_out_footage_frames_whose_mouth_is_covered(shared_data, tmp_path):
+    movie = open_plate(shared_data / "footage" / CLIP)
+    numbers = list(range(30))
+    track = track_plate(movie, numbers)
+    covered = [12, 13, 14]
+    for number in numbers:
+        rgb = movie.read(number).copy()
+        if number in covered:
+            cover_mouth(rgb, track.landmarks[number])
+        cv2.imwrite(str(tmp_path / f"take.{number:04d}.png"), rgb[..., ::-1])
+    footage = open_plate(tmp_path / "take.####.png")
+    actor = build_actor("man", [(footage, track_plate(footage, numbers))], 8, 4, texture_px=64)
+    data, references, occluded = training_set(actor, 128, extreme_mouths(actor))
+    assert occluded == {footage.info.source: covered}
+    assert len(data.real) == len(data.opening) == len(numbers) - len(covered)
+    # Neither reference is a covered frame's crop: both are crops of frames trained on.
+    for reference in references.pixels:
+        assert (data.real == reference).all(dim=(1, 2, 3)).any()
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):

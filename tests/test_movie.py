@@ -86,16 +86,39 @@ def test_shared_clips_open_with_their_rates(shared_data):
 
 
 def test_lossless_movie_decodes_to_the_very_values_written(tmp_path):
-    from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF
+    from dubplate.core.media.movie_writer import LOSSLESS, REVIEW
     from dubplate.core.media.movie_writer import write_movie as encode
 
     frames = [np.random.default_rng(i).integers(0, 256, (48, 64, 3), np.uint8) for i in range(3)]
-    encode(tmp_path / "exact.mp4", frames, Fraction(25), crf=LOSSLESS_CRF)
-    encode(tmp_path / "review.mp4", frames, Fraction(25), crf=REVIEW_CRF)
+    encode(tmp_path / "exact.mp4", frames, Fraction(25), codec=LOSSLESS)
+    encode(tmp_path / "review.mp4", frames, Fraction(25), codec=REVIEW)
     exact, review = open_plate(tmp_path / "exact.mp4"), open_plate(tmp_path / "review.mp4")
     for number, frame in enumerate(frames):
         np.testing.assert_array_equal(exact.read(number), frame)
         assert not np.array_equal(review.read(number), frame)  # noise does not survive CRF 18
+
+
+def test_a_deep_movie_reads_as_16_bit_and_its_lossless_dub_keeps_every_value(tmp_path):
+    from dubplate.core.media.movie_writer import DEEP_LOSSLESS, DEEP_REVIEW, output_codec
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 65536, (48, 64, 3)).astype(np.uint16) for _ in range(3)]
+    assert output_codec(deep=True, lossless=True) == DEEP_LOSSLESS
+    encode(tmp_path / "exact.mkv", frames, Fraction(25), codec=DEEP_LOSSLESS)
+    exact = open_plate(tmp_path / "exact.mkv")
+    assert exact.deep and exact.read(0).dtype == np.uint16
+    for number, frame in enumerate(frames):
+        np.testing.assert_array_equal(exact.read(number), frame)
+    # Flat blocks survive ProRes' 4:2:2 chroma: within a 10-bit step of what was given.
+    blocks = [colour_blocks(seed).astype(np.uint16) * 257 for seed in range(3)]
+    encode(tmp_path / "review.mov", blocks, Fraction(25), codec=DEEP_REVIEW)
+    review = open_plate(tmp_path / "review.mov")
+    assert review.deep and not review.full_chroma
+    error = np.stack([review.read(n).astype(int) - f for n, f in enumerate(blocks)]) / 64
+    assert np.median(np.abs(error)) < 1
+    with pytest.raises(DubplateError, match=r"8bit\.mov: ProRes 422 HQ takes uint16"):
+        encode(tmp_path / "8bit.mov", [frames[0].astype(np.uint8)], Fraction(25), codec=DEEP_REVIEW)
 
 
 def colour_blocks(seed, shape=(64, 96), block=16):
@@ -107,12 +130,12 @@ def colour_blocks(seed, shape=(64, 96), block=16):
 
 @pytest.mark.parametrize("tags", [(1, 1, 1, 1), (2, 0, 2, 2)], ids=["bt709", "untagged"])
 def test_review_movie_decodes_without_bias_and_keeps_the_source_tags(tmp_path, tags):
-    from dubplate.core.media.movie_writer import REVIEW_CRF
+    from dubplate.core.media.movie_writer import REVIEW
     from dubplate.core.media.movie_writer import write_movie as encode
     from dubplate.core.media.yuv import YuvEncoding
 
     frames = [colour_blocks(seed) for seed in range(3)]
-    encode(tmp_path / "review.mp4", frames, Fraction(25), crf=REVIEW_CRF, yuv=YuvEncoding(*tags))
+    encode(tmp_path / "review.mp4", frames, Fraction(25), codec=REVIEW, yuv=YuvEncoding(*tags))
     review = open_plate(tmp_path / "review.mp4")
     assert review.yuv == YuvEncoding(*tags)
     error = np.stack([review.read(n).astype(int) - f for n, f in enumerate(frames)])

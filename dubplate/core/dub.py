@@ -44,7 +44,8 @@ from dubplate.core.files import publish_version, staged_dir
 from dubplate.core.manifest import write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import Audio, from_offset
-from dubplate.core.media.movie_writer import LOSSLESS_CRF, REVIEW_CRF, write_movie
+from dubplate.core.media.movie import MoviePlate
+from dubplate.core.media.movie_writer import VideoCodec, output_codec, write_movie
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import (
@@ -56,7 +57,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
-from dubplate.core.neural.occlusion import OcclusionTest
+from dubplate.core.neural.occlusion import OcclusionTest, spread
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
 from dubplate.core.progress import Progress
@@ -68,12 +69,9 @@ from dubplate.core.track.tracker import track_plate
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "dub"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
-# Plate frames spread over the shot that set the sharpening and what its lower face usually
-# looks like against the actor's (the occlusion test): a 4K read each.
-PLATE_SAMPLES = 16
 STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
@@ -84,7 +82,7 @@ class DubSettings:
     audio_offset: float = 0.0  # seconds into the audio that line up with the plate's first frame
     pad: bool = False  # audio missing for frames is silence
     trim: bool = False  # audio beyond the frames is ignored
-    lossless: bool = False  # movie outputs: lossless H.264 instead of CRF 18
+    lossless: bool = False  # movie outputs: lossless instead of visually lossless
     grain: bool = True
     plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
     # How much of its fine detail the generated mouth gets added back (0: none). None: the
@@ -187,7 +185,7 @@ def dub(
             "frames_passed_through": sorted(passed + occluded),
             "frames_occluded": occluded,
             "identity_distance_px": round(distance, 3),
-            "movie_crf": None if face_output else _crf(settings),
+            "movie_codec": None if face_output else _movie_codec(plate, settings).label,
             "settings": _settings_record(settings),
             "frames_per_second": round(len(numbers) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
@@ -204,8 +202,8 @@ def dub(
 
 
 def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Up to PLATE_SAMPLES rows of the fit spread over the shot, and their plate frames."""
-    rows = np.unique(np.linspace(0, len(fit.frames) - 1, PLATE_SAMPLES).round().astype(int))
+    """Rows of the fit spread over the shot (the occlusion test's samples), and their frames."""
+    rows = spread(np.arange(len(fit.frames)))
     return rows, [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
 
 
@@ -471,16 +469,17 @@ def _write(
     """Write the comp (and the face plate for frame files); return their paths relative to
     `staged`."""
     if plate.frame_suffix is None:
-        name = f"{Path(plate.info.source).stem}_dub.mp4"
+        codec = _movie_codec(plate, settings)
+        name = f"{Path(plate.info.source).stem}_dub{codec.suffix}"
         start = settings.audio_offset + float(plate.time_of(numbers[0]))
-        # Movie frames are uint8 in the movie's own encoding, and are written back in it.
+        # Movie frames are RGB code values of the movie's own encoding, written back in it.
         comps = (c.comp[..., :3] if c is not None else p[..., :3] for _, p, c in frames)
         write_movie(
             staged / name,
             comps,
             plate.info.fps,
             audio=from_offset(audio, start),
-            crf=_crf(settings),
+            codec=codec,
             yuv=plate.yuv,
         )
         return name, None
@@ -529,8 +528,9 @@ def _settings_record(settings: DubSettings) -> dict:
     return record
 
 
-def _crf(settings: DubSettings) -> int:
-    return LOSSLESS_CRF if settings.lossless else REVIEW_CRF
+def _movie_codec(plate: MoviePlate, settings: DubSettings) -> VideoCodec:
+    """A movie plate's dub keeps its bit depth (and full chroma, in review quality)."""
+    return output_codec(plate.deep, settings.lossless, plate.full_chroma)
 
 
 def _output_lip_sync(

@@ -191,7 +191,10 @@ def _parser() -> argparse.ArgumentParser:
     length.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
     length.add_argument("--trim", action="store_true", help="ignore audio beyond the frames")
     dub.add_argument(
-        "--lossless", action="store_true", help="movie plates: lossless video (default CRF 18)"
+        "--lossless",
+        action="store_true",
+        help="movie plates: lossless video (default: H.264 CRF 18, or ProRes 422 HQ for sources"
+        " of more than 8 bits)",
     )
     dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
     dub.add_argument(

@@ -45,6 +45,7 @@ class MoviePlate(Plate):
         self._container = self._open()
         self._stream = self._container.streams.video[0]
         self.yuv = YuvEncoding.of_stream(self._stream)
+        self.deep, self.full_chroma = self._sample_format()
         self._pts = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
         self._decoder: Iterator[av.VideoFrame] | None = None
@@ -61,6 +62,16 @@ class MoviePlate(Plate):
             container.close()
             raise DubplateError(f"{self.path}: no video stream")
         return container
+
+    def _sample_format(self) -> tuple[bool, bool]:
+        """Whether samples carry more than 8 bits, and whether chroma is at full resolution."""
+        name = self._stream.codec_context.pix_fmt
+        if name is None:
+            raise DubplateError(f"{self.path}: the video stream's pixel format is unknown")
+        components = av.VideoFormat(name, 64, 64).components
+        deep = any(component.bits > 8 for component in components)
+        full_chroma = all(component.width == 64 for component in components)
+        return deep, full_chroma
 
     def _index_packets(self) -> list[int]:
         """Presentation timestamps of every frame, from the demuxer alone (no decoding)."""
@@ -97,11 +108,12 @@ class MoviePlate(Plate):
             )
         space = self.colour.resolve(colourspace) if colourspace else self.colour.working_space
         log.info(
-            "%s: colourspace %r%s; %s",
+            "%s: colourspace %r%s; %s; %s",
             self.path,
             space,
             "" if colourspace else " (movie default)",
             self.yuv.describe(),
+            "more than 8 bits a sample, read as 16-bit RGB" if self.deep else "8-bit",
         )
         timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
         return PlateInfo(
@@ -151,8 +163,5 @@ class MoviePlate(Plate):
         self._decoder = self._container.decode(self._stream)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """uint8 RGB for 8-bit sources; float32 in [0, 1] when the source carries more bits."""
-        deep = any(component.bits > 8 for component in frame.format.components)
-        if deep:
-            return self.yuv.to_rgb(frame, "rgb48le").astype(np.float32) / 65535.0
-        return self.yuv.to_rgb(frame, "rgb24")
+        """uint8 RGB for 8-bit sources; uint16 (16-bit RGB) when the source carries more bits."""
+        return self.yuv.to_rgb(frame, "rgb48le" if self.deep else "rgb24")

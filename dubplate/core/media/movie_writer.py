@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,17 +19,59 @@ from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
 
-# x264 CRF 18 is visually lossless for review. Lossless is x264's RGB encoder at QP 0: the
-# frames decode to the very RGB values given (YUV, even 4:4:4, would round them).
-REVIEW_CRF = 18
-LOSSLESS_CRF = 0
-# On woman_seated (1080p) CRF 18 at "fast" takes a quarter less CPU than at "medium", with the
-# same error against the source (0.56 code values) and files within a tenth of the size.
-REVIEW_PRESET = "fast"
-# At QP 0 the preset changes only file size and speed, never a pixel: ultrafast encodes 1080p
-# about four times faster than medium for files about a third larger.
-LOSSLESS_PRESET = "ultrafast"
 AUDIO_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class VideoCodec:
+    """An FFmpeg encoder set up for one kind of output, and the frames it takes."""
+
+    encoder: str
+    pix_fmt: str
+    suffix: str
+    label: str  # what logs and manifests call it
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deep(self) -> bool:
+        """Takes uint16 RGB (more than 8 bits a sample) rather than uint8."""
+        return self.pix_fmt.endswith(("10le", "48le"))
+
+    @property
+    def rgb(self) -> bool:
+        """Stores RGB as given, so it decodes to the very values written."""
+        return self.pix_fmt.startswith("rgb")
+
+
+# x264 CRF 18 is visually lossless for review. On woman_seated (1080p) preset fast takes a
+# quarter less CPU than medium, with the same error against the source (0.56 code values) and
+# files within a tenth of the size.
+REVIEW = VideoCodec(
+    "libx264", "yuv420p", ".mp4", "H.264 CRF 18, 4:2:0", {"crf": "18", "preset": "fast"}
+)
+# x264's RGB encoder at QP 0: the frames decode to the very RGB values given (YUV, even 4:4:4,
+# would round them). At QP 0 the preset changes only file size and speed, never a pixel:
+# ultrafast encodes 1080p about four times faster than medium for files about a third larger.
+LOSSLESS = VideoCodec(
+    "libx264rgb", "rgb24", ".mp4", "H.264 RGB, lossless", {"qp": "0", "preset": "ultrafast"}
+)
+# Plates of more than 8 bits (ProRes, DNxHR, 10-bit H.264/HEVC) come back as ProRes at 10 bits,
+# what editorial takes, with full chroma where the source has it; lossless is FFV1 (Matroska,
+# its archival home) storing the decoded 16-bit RGB itself.
+DEEP_REVIEW = VideoCodec("prores_ks", "yuv422p10le", ".mov", "ProRes 422 HQ", {"profile": "3"})
+DEEP_REVIEW_FULL_CHROMA = VideoCodec(
+    "prores_ks", "yuv444p10le", ".mov", "ProRes 4444", {"profile": "4"}
+)
+DEEP_LOSSLESS = VideoCodec("ffv1", "rgb48le", ".mkv", "FFV1 16-bit RGB, lossless", {"level": "3"})
+
+
+def output_codec(deep: bool, lossless: bool, full_chroma: bool = False) -> VideoCodec:
+    """The codec a plate's dub is written with: its bit depth kept, lossless when asked."""
+    if not deep:
+        return LOSSLESS if lossless else REVIEW
+    if lossless:
+        return DEEP_LOSSLESS
+    return DEEP_REVIEW_FULL_CHROMA if full_chroma else DEEP_REVIEW
 
 
 def write_movie(
@@ -36,40 +79,38 @@ def write_movie(
     frames: Iterable[np.ndarray],
     fps: Fraction,
     audio: Audio | None = None,
-    crf: int = REVIEW_CRF,
+    codec: VideoCodec = REVIEW,
     yuv: YuvEncoding | None = None,
 ) -> int:
-    """Encode uint8 RGB frames (all one size) as H.264; returns the number of frames written.
-    Review movies are 4:2:0 YUV in `yuv`'s encoding (the source's, so they decode as it does);
-    untagged BT.601 by default."""
+    """Encode RGB frames (all one size; uint16 for a deep codec, else uint8) with `codec`;
+    returns the number of frames written. YUV codecs encode in `yuv`'s encoding (the source's,
+    so the movie decodes as the source does), untagged BT.601 by default."""
     yuv = yuv or YuvEncoding()
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise DubplateError(f"{path}: no frames to write")
+    rgb_format = "rgb48le" if codec.deep else "rgb24"
     written = 0
     with atomic_path(path) as temp:
         try:
             with av.open(str(temp), mode="w") as container:
                 # Every stream must exist before the first packet is muxed.
-                lossless = crf == LOSSLESS_CRF
-                video = container.add_stream("libx264rgb" if lossless else "libx264", rate=fps)
-                video.options = (
-                    {"qp": "0", "preset": LOSSLESS_PRESET}
-                    if lossless
-                    else {"crf": str(crf), "preset": REVIEW_PRESET}
-                )
-                video.pix_fmt = "rgb24" if lossless else "yuv420p"
+                video = container.add_stream(codec.encoder, rate=fps)
+                video.options = dict(codec.options)
+                video.pix_fmt = codec.pix_fmt
                 video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
-                if not lossless:
+                if not codec.rgb:
                     yuv.tag(video)
                 sound = _audio_stream(container, audio) if audio is not None else None
                 for rgb in itertools.chain([first], frames):
-                    rgb = np.ascontiguousarray(rgb[: video.height, : video.width])
+                    rgb = np.ascontiguousarray(
+                        _sample_type(rgb, codec, path)[: video.height, : video.width]
+                    )
                     frame = (
-                        av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                        if lossless
+                        av.VideoFrame.from_ndarray(rgb, format=rgb_format)
+                        if codec.rgb
                         else yuv.from_rgb(rgb, video.pix_fmt)
                     )
                     container.mux(video.encode(frame))
@@ -79,8 +120,24 @@ def write_movie(
                     _mux_audio(container, sound, audio, Fraction(written) / fps)
         except av.error.FFmpegError as error:
             raise DubplateError(f"{path}: cannot write movie ({error})") from error
-    log.debug("wrote %s (%d frames, %s fps%s)", path, written, fps, ", with audio" if audio else "")
+    log.debug(
+        "wrote %s (%d frames, %s fps, %s%s)",
+        path,
+        written,
+        fps,
+        codec.label,
+        ", with audio" if audio else "",
+    )
     return written
+
+
+def _sample_type(rgb: np.ndarray, codec: VideoCodec, path: Path) -> np.ndarray:
+    expected = np.uint16 if codec.deep else np.uint8
+    if rgb.dtype != expected:
+        raise DubplateError(
+            f"{path}: {codec.label} takes {np.dtype(expected).name} RGB frames, not {rgb.dtype}"
+        )
+    return rgb
 
 
 def _audio_stream(container: av.container.OutputContainer, audio: Audio) -> av.AudioStream:

@@ -63,8 +63,10 @@ class YuvEncoding:
         ).to_ndarray()
 
     def from_rgb(self, rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-        """uint8 RGB (H, W, 3) as a frame of `pix_fmt` in this encoding, tagged with it."""
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+        """RGB (H, W, 3; uint8, or uint16 for 16-bit) as a frame of `pix_fmt` in this encoding,
+        tagged with it."""
+        rgb_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(rgb, format=rgb_format).reformat(
             format=pix_fmt,
             src_colorspace=self._matrix(),
             dst_colorspace=self._matrix(),

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from dubplate.core.neural.frames import FrameMaker
+
+# Frames a shot's usual difference is learnt from, spread over it (a 4K read each).
+SAMPLES = 16
 
 # Working display values, any channel, beyond the pixel's usual difference. On the shared clips
 # (each pixel's usual taken over all their frames; every such pixel counted, solid or not) the
@@ -66,6 +73,29 @@ class OcclusionTest:
     def occluded(self, differences: np.ndarray) -> np.ndarray:
         """(F,) bool for (F, N, N) differences."""
         return self.shares(differences) > self.limit
+
+
+def spread(rows: np.ndarray, count: int = SAMPLES) -> np.ndarray:
+    """Up to `count` of `rows`, evenly spread from the first to the last."""
+    return rows[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
+
+
+def covered_rows(maker: FrameMaker, rows: np.ndarray, chunk: int) -> np.ndarray:
+    """(len(rows),) bool: which of the fit's `rows` have their mouth covered, by the test learnt
+    on a spread of them; frames are read `chunk` at a time."""
+    test = OcclusionTest.from_samples(frame_differences(maker, spread(rows)))
+    parts = [
+        test.occluded(frame_differences(maker, rows[start : start + chunk]))
+        for start in range(0, len(rows), chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, bool)
+
+
+def frame_differences(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
+    """`maker.actor_difference` of `rows`, their frames read from the maker's plate."""
+    frames = maker.plate.frames(int(maker.fit.frames[row]) for row in rows)
+    real_linear = maker.real_linear(rows, [pixels for _, pixels in frames])
+    return maker.actor_difference(rows, real_linear, maker.light(rows, real_linear))
 
 
 def unlike_shares(differences: np.ndarray, usual: np.ndarray) -> np.ndarray:
