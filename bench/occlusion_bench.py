@@ -7,8 +7,9 @@ For each footage clip the actor is built on its first 80%. The whole clip is the
 PNG sequence three ways: as it is; with a patch of the actor's own forehead over the mouth in a
 run of a quarter of its frames (a hand's colour and texture, the hardest case for a colour
 test); and with a dark object there instead (a microphone). Each plate goes through `dub`'s own
-path up to the decision: tracked, fitted, its occlusion test set from the frames `dub` samples,
-and every frame tested. Counted: covered frames caught, and uncovered frames passed through.
+path up to the decision (`actor build`'s is the same): tracked, fitted, its occlusion test set
+from the 16 frames `dub` samples, and every frame tested. Counted: covered frames caught, and
+uncovered frames passed through.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ import OpenImageIO as oiio
 from results import FOOTAGE, arguments, provenance, publish, start
 
 from dubplate.core.composite.crop import crop_track
-from dubplate.core.dub import plate_sample
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import fit_frames
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import OcclusionTest
+from dubplate.core.neural.occlusion import covered_rows
 from dubplate.core.track import track_plate
 from dubplate.core.track.facetrack import ARRAYS
 
@@ -83,20 +83,8 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
-    samples, pixels = plate_sample(maker, fit)
-    test = OcclusionTest.from_samples(_differences(maker, samples, pixels))
-    found = []
-    for start_row in range(0, len(fit.frames), BATCH):
-        rows = np.arange(start_row, min(start_row + BATCH, len(fit.frames)))
-        pixels = [plate.read(int(fit.frames[r])) for r in rows]
-        covered = test.occluded(_differences(maker, rows, pixels))
-        found += [int(fit.frames[r]) for r in rows[covered]]
-    return set(found), test.limit, set(track.frames_without_face)
-
-
-def _differences(maker, rows, pixels) -> np.ndarray:
-    crops = maker.real_linear(rows, pixels)
-    return maker.actor_difference(rows, crops, maker.light(rows, crops))
+    covered, test = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
+    return set(fit.frames[covered].tolist()), test.limit, set(track.frames_without_face)
 
 
 def clip_rows(clip: Path, workdir: Path) -> list[dict]:

@@ -80,15 +80,17 @@ def spread(rows: np.ndarray, count: int = SAMPLES) -> np.ndarray:
     return rows[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
 
 
-def covered_rows(maker: FrameMaker, rows: np.ndarray, chunk: int) -> np.ndarray:
-    """(len(rows),) bool: which of the fit's `rows` have their mouth covered, by the test learnt
-    on a spread of them; frames are read `chunk` at a time."""
+def covered_rows(
+    maker: FrameMaker, rows: np.ndarray, chunk: int
+) -> tuple[np.ndarray, OcclusionTest]:
+    """(len(rows),) bool: which of the fit's `rows` have their mouth covered, and the test,
+    learnt on a spread of them; frames are read `chunk` at a time."""
     test = OcclusionTest.from_samples(frame_differences(maker, spread(rows)))
     parts = [
         test.occluded(frame_differences(maker, rows[start : start + chunk]))
         for start in range(0, len(rows), chunk)
     ]
-    return np.concatenate(parts) if parts else np.zeros(0, bool)
+    return np.concatenate(parts) if parts else np.zeros(0, bool), test
 
 
 def frame_differences(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:

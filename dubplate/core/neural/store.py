@@ -82,17 +82,17 @@ def training_set(
         if last_frame is not None:
             rows = np.flatnonzero(fit.frames <= last_frame)
         crops = crop_track(actor.model, fit, size)
-        covered = covered_rows(
-            FrameMaker(plate, actor.model, fit, crops, hole_lowers), rows, READ_CHUNK
-        )
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
+        covered, test = covered_rows(maker, rows, READ_CHUNK)
         occluded[info["path"]] = [int(n) for n in fit.frames[rows[covered]]]
-        if covered.any():
-            log.info(
-                "renderer: %s: not trained on %d frame(s) whose mouth is covered: %s",
-                info["path"],
-                int(covered.sum()),
-                occluded[info["path"]],
-            )
+        log.info(
+            "renderer: %s: %d frame(s) more than %.0f%% unlike the actor's lower face (mouth"
+            " covered), not trained on%s",
+            info["path"],
+            int(covered.sum()),
+            100 * test.limit,
+            f": {occluded[info['path']]}" if covered.any() else "",
+        )
         rows = rows[~covered]
         shapes = actor.model.shape(fit.lower[rows], fit.upper[rows])
         opening = mouth_opening(shapes) * actor.model.face_box_scale
