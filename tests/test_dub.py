@@ -10,8 +10,9 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from dubplate.core.a2e.augment import DRY
 from dubplate.core.a2e.store import train_actor_a2e
-from dubplate.core.a2e.train import TrainSettings
+from dubplate.core.a2e.train import TrainSettings, footage_sequences
 from dubplate.core.colour import default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
@@ -21,6 +22,7 @@ from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
+from dubplate.core.neural.covered import covered_footage_frames
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.store import (
     extreme_mouths,
@@ -292,7 +294,9 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
         assert np.array_equal(before, after) == (number in covered), f"frame {number}"
 
 
-def test_actor_build_leaves_out_footage_frames_whose_mouth_is_covered(shared_data, tmp_path):
+def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
+    shared_data, tmp_path
+):
     movie = open_plate(shared_data / "footage" / CLIP)
     numbers = list(range(30))
     track = track_plate(movie, numbers)
@@ -304,12 +308,22 @@ def test_actor_build_leaves_out_footage_frames_whose_mouth_is_covered(shared_dat
         cv2.imwrite(str(tmp_path / f"take.{number:04d}.png"), rgb[..., ::-1])
     footage = open_plate(tmp_path / "take.####.png")
     actor = build_actor("man", [(footage, track_plate(footage, numbers))], 8, 4, texture_px=64)
-    data, references, occluded = training_set(actor, 128, extreme_mouths(actor))
-    assert occluded == {footage.info.source: covered}
+    actor.save(tmp_path / "actor")
+    found = covered_footage_frames(tmp_path / "actor")
+    assert found == {footage.info.source: covered}
+    assert (
+        json.loads((tmp_path / "actor" / "occlusion.json").read_text())["frames_occluded"] == found
+    )
+
+    data, references = training_set(actor, 128, extreme_mouths(actor), covered=found)
     assert len(data.real) == len(data.opening) == len(numbers) - len(covered)
     # Neither reference is a covered frame's crop: both are crops of frames trained on.
     for reference in references.pixels:
         assert (data.real == reference).all(dim=(1, 2, 3)).any()
+    # The PNG take has no sound: the A2E's sequence is made with the movie's, frame for frame.
+    rng = np.random.default_rng(0)
+    (sequence,) = footage_sequences(movie, actor.fits[0], [DRY], rng, None, covered)
+    assert np.flatnonzero(~sequence.mask).tolist() == covered
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):

@@ -31,6 +31,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
+from dubplate.core.neural.covered import covered_footage_frames
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def train_actor_a2e(
     if (directory / "a2e.json").exists():
         raise DubplateError(f"{directory}: already has an A2E network (a2e.json); not overwritten")
     actor = Actor.load(directory)
+    covered = covered_footage_frames(directory)
     rng = np.random.default_rng(settings.seed)
     voices = voices_for(settings, rng)
     sequences = []
@@ -58,7 +60,8 @@ def train_actor_a2e(
             plate_info["path"], colourspace=plate_info["colourspace"], layer=plate_info["layer"]
         )
         log.info("train-a2e: %s in %d voices", plate_info["path"], len(voices))
-        sequences.append(footage_sequences(plate, fit, voices, rng, last_frame))
+        hidden = covered.get(plate_info["path"], [])
+        sequences.append(footage_sequences(plate, fit, voices, rng, last_frame, hidden))
     network, report = train(sequences, mouth_prior(actor.model, actor.fits), settings, device)
     fps = actor.sources[0]["plate"]["fps"]
     with atomic_path(directory / "a2e.pt") as temp:

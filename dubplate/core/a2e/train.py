@@ -51,7 +51,7 @@ BILABIAL = list(VISEMES).index("bilabial")
 class Sequence:
     features: np.ndarray  # (F, D)
     targets: np.ndarray  # (F, K), zero where masked
-    mask: np.ndarray  # (F,) frames with a fitted face
+    mask: np.ndarray  # (F,) frames with a fitted face whose mouth is not covered
 
 
 def footage_sequences(
@@ -60,10 +60,11 @@ def footage_sequences(
     voices: list[Voice],
     rng: np.random.Generator,
     last_frame: int | None,
+    covered: list[int] = (),
 ) -> list[Sequence]:
     """The footage's frames from the first fitted one to `last_frame` (default: the last),
-    as one sequence per voice; frames without a face are masked, not dropped, so that time
-    stays continuous."""
+    as one sequence per voice; frames without a face or whose mouth is `covered` are masked,
+    not dropped, so that time stays continuous."""
     audio = plate.audio()
     if audio is None:
         raise DubplateError(f"{plate.info.source}: no audio; A2E learns from the actor's own voice")
@@ -72,9 +73,10 @@ def footage_sequences(
     times = np.array([float(plate.time_of(n)) for n in numbers])
     frame_seconds = float(1 / plate.info.fps)
     row = {int(n): i for i, n in enumerate(fit.frames)}
-    mask = np.array([n in row for n in numbers])
+    hidden = set(covered)
+    mask = np.array([n in row and n not in hidden for n in numbers])
     targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
-    targets[mask] = fit.lower[[row[n] for n in numbers if n in row]]
+    targets[mask] = fit.lower[[row[n] for n, seen in zip(numbers, mask, strict=True) if seen]]
     sequences = []
     for voice in voices:
         analysis = analyse_samples(voice.apply(audio.analysis, rng))

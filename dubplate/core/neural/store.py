@@ -25,10 +25,10 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
+from dubplate.core.neural.covered import covered_footage_frames
 from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
-from dubplate.core.neural.occlusion import covered_rows
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import mouth_opening
@@ -68,32 +68,24 @@ def extreme_mouths(actor: Actor) -> np.ndarray:
 
 
 def training_set(
-    actor: Actor, size: int, hole_lowers: np.ndarray, last_frame: int | None = None
-) -> tuple[TrainingSet, ReferenceCrops, dict[str, list[int]]]:
-    """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor whose
-    mouth is not covered, the references (the crops of the most open and the most closed mouth
-    among them), and the covered frames left out, by footage."""
+    actor: Actor,
+    size: int,
+    hole_lowers: np.ndarray,
+    last_frame: int | None = None,
+    covered: dict[str, list[int]] | None = None,
+) -> tuple[TrainingSet, ReferenceCrops]:
+    """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor but the
+    `covered` ones (by footage path), and the references: the crops of the most open and the
+    most closed mouth among them."""
     footage: list[_Footage] = []
-    occluded: dict[str, list[int]] = {}
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
         plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
-        rows = np.arange(len(fit.frames))
+        kept = ~np.isin(fit.frames, (covered or {}).get(info["path"], []))
         if last_frame is not None:
-            rows = np.flatnonzero(fit.frames <= last_frame)
+            kept &= fit.frames <= last_frame
+        rows = np.flatnonzero(kept)
         crops = crop_track(actor.model, fit, size)
-        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
-        covered, test = covered_rows(maker, rows, READ_CHUNK)
-        occluded[info["path"]] = [int(n) for n in fit.frames[rows[covered]]]
-        log.info(
-            "renderer: %s: %d frame(s) more than %.0f%% unlike the actor's lower face (mouth"
-            " covered), not trained on%s",
-            info["path"],
-            int(covered.sum()),
-            100 * test.limit,
-            f": {occluded[info['path']]}" if covered.any() else "",
-        )
-        rows = rows[~covered]
         shapes = actor.model.shape(fit.lower[rows], fit.upper[rows])
         opening = mouth_opening(shapes) * actor.model.face_box_scale
         footage.append(_Footage(plate, fit, rows, crops, opening))
@@ -126,7 +118,7 @@ def training_set(
         opening=opening,
         mouth_motion=np.concatenate([p.mouth_motion for p in parts]),
     )
-    return data, references, occluded
+    return data, references
 
 
 def _reference_crops(
@@ -161,7 +153,8 @@ def train_actor_renderer(
         raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
     actor = Actor.load(directory)
     hole_lowers = extreme_mouths(actor)
-    data, references, occluded = training_set(actor, settings.size, hole_lowers, last_frame)
+    covered = covered_footage_frames(directory)
+    data, references = training_set(actor, settings.size, hole_lowers, last_frame, covered)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
     sharpen, shutter = measure_finish(generator, data, device)
     ratios = sharpen.drawn_to_footage
@@ -205,7 +198,6 @@ def train_actor_renderer(
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
-            "frames_occluded": occluded,
             "settings": dataclasses.asdict(settings),
             **report,
         },

@@ -1,0 +1,62 @@
+"""The actor's footage frames whose mouth is covered (a hand, a microphone): found once by the
+test `dub` runs on plates, kept beside the actor in occlusion.json, and learnt from by neither
+the A2E network nor the renderer (a hand would be learnt as a mouth)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from pathlib import Path
+
+import numpy as np
+
+import dubplate
+from dubplate.core.composite.crop import crop_track
+from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
+from dubplate.core.media import open_plate
+from dubplate.core.morph.actor import Actor
+from dubplate.core.neural.frames import FrameMaker
+from dubplate.core.neural.occlusion import covered_rows
+
+log = logging.getLogger(__name__)
+
+MANIFEST_KIND = "occlusion"
+FORMAT_VERSION = 1
+CROP_PX = 256  # the crop the test's constants were measured on
+READ_CHUNK = 32
+
+
+def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
+    """By footage path, its fitted frames whose mouth is covered; found and saved on first use."""
+    directory = Path(directory)
+    if (directory / f"{MANIFEST_KIND}.json").exists():
+        manifest = read_actor_stage_manifest(directory, MANIFEST_KIND, FORMAT_VERSION)
+        return manifest["frames_occluded"]
+    actor = Actor.load(directory)
+    found, limits = {}, {}
+    for source, fit in zip(actor.sources, actor.fits, strict=True):
+        info = source["plate"]
+        plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
+        crops = crop_track(actor.model, fit, CROP_PX)
+        maker = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
+        covered, test = covered_rows(maker, np.arange(len(fit.frames)), READ_CHUNK)
+        found[info["path"]] = [int(n) for n in fit.frames[covered]]
+        limits[info["path"]] = round(test.limit, 4)
+        log.info(
+            "actor: %s: %d frame(s) more than %.0f%% unlike the actor's lower face (mouth"
+            " covered), not learnt from%s",
+            info["path"],
+            int(covered.sum()),
+            100 * test.limit,
+            f": {found[info['path']]}" if covered.any() else "",
+        )
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "format_version": FORMAT_VERSION,
+        "tool": {"name": "dubplate", "version": dubplate.__version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "frames_occluded": found,
+        "limits": limits,
+    }
+    write_manifest(directory / f"{MANIFEST_KIND}.json", MANIFEST_KIND, manifest)
+    return found
