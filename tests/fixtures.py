@@ -55,11 +55,14 @@ def write_movie(
     encoder: str = "libx264",
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
+    timecode: str | None = None,
 ) -> Path:
     """A movie (H.264 CRF 10 by default) of RGB frames, uint8 or uint16; `times` (seconds)
     makes a variable-rate one (or, evenly spaced, a movie whose video starts late). The audio
-    stream starts at `audio_start` s."""
+    stream starts at `audio_start` s; `timecode` is the first frame's."""
     with av.open(str(path), "w") as container:
+        if timecode:
+            container.metadata["timecode"] = timecode
         video = container.add_stream(encoder, rate=fps)
         video.height, video.width = frames[0].shape[:2]
         video.pix_fmt = pix_fmt

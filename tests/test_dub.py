@@ -37,6 +37,7 @@ from tests.fixtures import write_exr, write_movie, write_wav
 from tests.test_cli import last_json, one_line_error, run_cli
 
 CLIP = "man_map_5s.mp4"
+PRORES_TIMECODE = "00:59:59:23"  # at 25 fps: frame 2 is 01:00:00:00
 PLATE_FRAMES = range(30, 36)
 BLACK_FRAME = 1003  # the face is lost here: passed through
 INSET = 8
@@ -198,6 +199,7 @@ def prores_plate(shared_data, tmp_path_factory):
         encoder="prores_ks",
         pix_fmt="yuv422p10le",
         options={"profile": "3", "color_range": "tv", "colorspace": "bt709"},
+        timecode=PRORES_TIMECODE,
     )
     return path
 
@@ -222,25 +224,22 @@ def test_dub_of_a_10_bit_prores_movie_keeps_its_depth(
     outside = np.ones((source.info.height, source.info.width), bool)
     outside[y0:y1, x0:x1] = False
     audio = shared_data / "audio" / "en_speech_5s.wav"
-    args = ["dub", "--actor", actor_dir, "--plate", prores_plate, "--audio", audio]
-    for lossless in (True, False):
-        done = run_cli(
-            *args,
-            "--out",
-            tmp_path / str(lossless),
-            "--trim",
-            "--json",
-            *(["--lossless"] if lossless else []),
-        )
+    args = ["dub", "--actor", actor_dir, "--plate", prores_plate, "--audio", audio, "--trim"]
+    # Lossless, the whole shot; review, from frame 2 on (its timecode counted on to it).
+    for lossless, first, timecode in ((True, 0, PRORES_TIMECODE), (False, 2, "01:00:00:00")):
+        options = ["--lossless"] if lossless else ["--frames", f"{first}-5"]
+        done = run_cli(*args, "--out", tmp_path / str(lossless), "--json", *options)
         assert done.returncode == 0, done.stderr
         result = last_json(done.stdout)
-        assert result["frames_written"] == 6 and result["frames_passed_through"] == []
+        numbers = list(source.info.frames[first:])
+        assert result["frames_written"] == len(numbers) and result["frames_passed_through"] == []
         comp = open_plate(result["output"])
-        assert comp.deep and comp.info.frames == source.info.frames
+        assert comp.deep and len(comp.info.frames) == len(numbers)
         assert comp.info.fps == source.info.fps and comp.audio() is not None
+        assert comp.info.timecode == timecode
         changed_inside = 0
-        for number in source.info.frames:
-            before, after = source.read(number), comp.read(number)
+        for written, number in zip(comp.info.frames, numbers, strict=True):
+            before, after = source.read(number), comp.read(written)
             changed = (before != after).any(axis=-1)
             changed_inside += int((changed & ~outside).sum())
             error = np.abs(after.astype(np.int32) - before)[outside] / 64  # 10-bit steps

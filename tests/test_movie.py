@@ -121,6 +121,38 @@ def test_a_deep_movie_reads_as_16_bit_and_its_lossless_dub_keeps_every_value(tmp
         encode(tmp_path / "8bit.mov", [frames[0].astype(np.uint8)], Fraction(25), codec=DEEP_REVIEW)
 
 
+@pytest.mark.parametrize("suffix", [".mov", ".mp4", ".mkv"])
+def test_a_movies_timecode_is_read_and_written(tmp_path, suffix):
+    from dubplate.core.media.movie_writer import DEEP_LOSSLESS, DEEP_REVIEW, REVIEW
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    codec = {".mov": DEEP_REVIEW, ".mp4": REVIEW, ".mkv": DEEP_LOSSLESS}[suffix]
+    dtype = np.uint16 if codec.deep else np.uint8
+    frames = [np.zeros((48, 64, 3), dtype)] * 2
+    path = tmp_path / f"tc{suffix}"
+    encode(path, frames, Fraction(30000, 1001), codec=codec, timecode="01:00:10;02")
+    assert open_plate(path).info.timecode == "01:00:10;02"
+
+
+def test_a_timecode_that_cannot_be_counted_on_is_not_carried(tmp_path, caplog):
+    # Matroska keeps any text as a timecode tag (MOV and MP4 muxers refuse it).
+    path = write_movie(tmp_path / "odd.mkv", numbered_frames(2), timecode="noon")
+    assert open_plate(path).info.timecode is None
+    assert "odd.mkv: timecode: 'noon' is not a timecode at 25 fps" in caplog.text
+
+
+def test_timecode_arithmetic_counts_drop_frames_and_names_a_bad_one():
+    from dubplate.core.errors import DubplateError
+    from dubplate.core.media.timing import timecode_after
+
+    # 29.97 drop-frame skips frame numbers 0 and 1 at each minute but every tenth.
+    assert timecode_after("01:00:59;29", 1, Fraction(30000, 1001)) == "01:01:00;02"
+    assert timecode_after("01:09:59;29", 1, Fraction(30000, 1001)) == "01:10:00;00"
+    assert timecode_after("00:59:59:23", 2, Fraction(25)) == "01:00:00:00"
+    with pytest.raises(DubplateError, match=r"take\.mov: timecode: 'noon'"):
+        timecode_after("noon", 1, Fraction(25), "take.mov: timecode")
+
+
 def colour_blocks(seed, shape=(64, 96), block=16):
     """Flat blocks of random colours: 4:2:0 chroma loses little inside a block."""
     rows, cols = shape[0] // block, shape[1] // block

@@ -47,6 +47,7 @@ from dubplate.core.media.audio import Audio, from_offset
 from dubplate.core.media.movie import MoviePlate
 from dubplate.core.media.movie_writer import VideoCodec, output_codec, write_movie
 from dubplate.core.media.plate import Plate
+from dubplate.core.media.timing import timecode_after
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import (
     IDENTITY_THRESHOLD_PX,
@@ -481,6 +482,7 @@ def _write(
             audio=from_offset(audio, start),
             codec=codec,
             yuv=plate.yuv,
+            timecode=_movie_timecode(plate, numbers[0]),
         )
         return name, None
     (staged / "comp").mkdir()
@@ -526,6 +528,14 @@ def _settings_record(settings: DubSettings) -> dict:
     record = dataclasses.asdict(settings)
     del record["audio_offset"]
     return record
+
+
+def _movie_timecode(plate: MoviePlate, first: int) -> str | None:
+    """The timecode of the dub's first frame: the source's, counted on to it."""
+    if plate.info.timecode is None:
+        return None
+    where = f"{plate.info.source}: timecode"
+    return timecode_after(plate.info.timecode, first, plate.info.fps, where)
 
 
 def _movie_codec(plate: MoviePlate, settings: DubSettings) -> VideoCodec:

@@ -14,7 +14,7 @@ import numpy as np
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import Audio, decode_audio_stream
 from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, Plate, PlateInfo
-from dubplate.core.media.timing import as_rate
+from dubplate.core.media.timing import as_rate, timecode_after
 from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,9 @@ class MoviePlate(Plate):
             self.yuv.describe(),
             "more than 8 bits a sample, read as 16-bit RGB" if self.deep else "8-bit",
         )
-        timecode = stream.metadata.get("timecode") or self._container.metadata.get("timecode")
+        timecode = self._valid_timecode(
+            _timecode(stream.metadata) or _timecode(self._container.metadata), rate
+        )
         return PlateInfo(
             source=str(self.path.absolute()),  # manifests must resolve from any directory
             kind="movie",
@@ -128,6 +130,17 @@ class MoviePlate(Plate):
             timecode=timecode,
             frame_times=times if variable else (),
         )
+
+    def _valid_timecode(self, timecode: str | None, rate: Fraction) -> str | None:
+        """The movie's timecode, or None (with a warning) where it cannot be counted on."""
+        if timecode is None:
+            return None
+        try:
+            timecode_after(timecode, 0, rate)
+        except DubplateError as error:
+            log.warning("%s: %s; the timecode is not carried", self.path, error)
+            return None
+        return timecode
 
     def audio(self) -> Audio | None:
         """The movie's audio from its first frame's time on."""
@@ -165,3 +178,8 @@ class MoviePlate(Plate):
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """uint8 RGB for 8-bit sources; uint16 (16-bit RGB) when the source carries more bits."""
         return self.yuv.to_rgb(frame, "rgb48le" if self.deep else "rgb24")
+
+
+def _timecode(metadata: dict[str, str]) -> str | None:
+    """A stream's or container's timecode: MOV and MP4 name it `timecode`, Matroska `TIMECODE`."""
+    return next((value for key, value in metadata.items() if key.lower() == "timecode"), None)

@@ -81,10 +81,12 @@ def write_movie(
     audio: Audio | None = None,
     codec: VideoCodec = REVIEW,
     yuv: YuvEncoding | None = None,
+    timecode: str | None = None,
 ) -> int:
     """Encode RGB frames (all one size; uint16 for a deep codec, else uint8) with `codec`;
     returns the number of frames written. YUV codecs encode in `yuv`'s encoding (the source's,
-    so the movie decodes as the source does), untagged BT.601 by default."""
+    so the movie decodes as the source does), untagged BT.601 by default. `timecode`, the first
+    frame's, goes into a timecode track (MOV, MP4) or tag (Matroska)."""
     yuv = yuv or YuvEncoding()
     path = Path(path)
     frames = iter(frames)
@@ -96,6 +98,8 @@ def write_movie(
     with atomic_path(path) as temp:
         try:
             with av.open(str(temp), mode="w") as container:
+                if timecode:
+                    container.metadata["timecode"] = timecode
                 # Every stream must exist before the first packet is muxed.
                 video = container.add_stream(codec.encoder, rate=fps)
                 video.options = dict(codec.options)

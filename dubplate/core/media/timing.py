@@ -1,8 +1,10 @@
-"""Frame rates as exact rationals and frame-range parsing."""
+"""Frame rates as exact rationals, timecode arithmetic and frame-range parsing."""
 
 from __future__ import annotations
 
 from fractions import Fraction
+
+from opentimelineio import opentime
 
 from dubplate.core.errors import DubplateError
 
@@ -36,6 +38,17 @@ def _snap_decimal(value: float) -> Fraction:
 
 def rate_text(rate: Fraction) -> str:
     return f"{rate.numerator}/{rate.denominator}"
+
+
+def timecode_after(timecode: str, frames: int, fps: Fraction, where: str = "timecode") -> str:
+    """The SMPTE timecode `frames` frames after `timecode` at `fps`; drop-frame (';') where the
+    rate has it, as OpenTimelineIO counts it."""
+    rate = float(fps)
+    try:
+        start = opentime.from_timecode(timecode, rate)
+    except ValueError as error:
+        raise DubplateError(f"{where}: {timecode!r} is not a timecode at {fps} fps") from error
+    return opentime.to_timecode(start + opentime.RationalTime(frames, rate), rate)
 
 
 def parse_frame_range(text: str, where: str = "--frames") -> tuple[int, int]:
