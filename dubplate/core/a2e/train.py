@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ def footage_sequences(
     voices: list[Voice],
     rng: np.random.Generator,
     last_frame: int | None,
-    covered: list[int] = (),
+    covered: Collection[int] = (),
 ) -> list[Sequence]:
     """The footage's frames from the first fitted one to `last_frame` (default: the last),
     as one sequence per voice; frames without a face or whose mouth is `covered` are masked,

@@ -17,6 +17,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import covered_rows
+from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
         crops = crop_track(actor.model, fit, CROP_PX)
         maker = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
-        covered, test = covered_rows(maker, np.arange(len(fit.frames)), READ_CHUNK)
+        progress = Progress(f"covered mouths {Path(info['path']).name}", len(fit.frames))
+        covered, test = covered_rows(maker, np.arange(len(fit.frames)), READ_CHUNK, progress)
         found[info["path"]] = [int(n) for n in fit.frames[covered]]
         limits[info["path"]] = round(test.limit, 4)
         log.info(

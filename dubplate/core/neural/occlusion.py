@@ -20,6 +20,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from dubplate.core.neural.frames import FrameMaker
+    from dubplate.core.progress import Progress
 
 # Frames a shot's usual difference is learnt from, spread over it (a 4K read each).
 SAMPLES = 16
@@ -81,15 +82,16 @@ def spread(rows: np.ndarray, count: int = SAMPLES) -> np.ndarray:
 
 
 def covered_rows(
-    maker: FrameMaker, rows: np.ndarray, chunk: int
+    maker: FrameMaker, rows: np.ndarray, chunk: int, progress: Progress | None = None
 ) -> tuple[np.ndarray, OcclusionTest]:
     """(len(rows),) bool: which of the fit's `rows` have their mouth covered, and the test,
     learnt on a spread of them; frames are read `chunk` at a time."""
     test = OcclusionTest.from_samples(frame_differences(maker, spread(rows)))
-    parts = [
-        test.occluded(frame_differences(maker, rows[start : start + chunk]))
-        for start in range(0, len(rows), chunk)
-    ]
+    parts = []
+    for start in range(0, len(rows), chunk):
+        parts.append(test.occluded(frame_differences(maker, rows[start : start + chunk])))
+        if progress is not None:
+            progress.advance(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros(0, bool), test
 
 
