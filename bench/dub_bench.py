@@ -3,16 +3,16 @@
     .venv/bin/python bench/dub_bench.py [--steps 2000] [--size 256] [--clips NAME ...]
         [--section NAME] [--no-write]
 
-Per clip: stage times of `actor build` (track, fit, A2E, renderer); the held-out 20% dubbed
-with the clip's own audio (lossless movie) against the real frames: mouth landmark distance
-(M-LMD, lips, px of a 256-px face box; again without the plate's held expression), face-crop
-SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker inside the lower face
-(mean absolute frame-to-frame change), each beside the real frames', and the sharpness left
-when the real crop itself is comped back (without and with the plate's own detail); then the
-clip's first 75 frames dubbed with every file in shared/data/audio (phone-sync and bilabial
-closure of the re-tracked result, against the real footage with its own audio, and the dubbed
-mouth's sharpness against the real frames'). A contact sheet of real and dubbed mouths goes to
-bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
+Per clip: stage times of `actor build` (track, fit, covered mouths and the footage frames they
+leave out, A2E, renderer); the held-out 20% dubbed with the clip's own audio (lossless movie)
+against the real frames: mouth landmark distance (M-LMD, lips, px of a 256-px face box; again
+without the plate's held expression), face-crop SSIM and PSNR, mouth sharpness (variance of the
+Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each beside
+the real frames', and the sharpness left when the real crop itself is comped back (without and
+with the plate's own detail); then the clip's first 75 frames dubbed with every file in
+shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
+footage with its own audio, and the dubbed mouth's sharpness against the real frames'). A
+contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import fit_frames
+from dubplate.core.neural.covered import covered_footage_frames
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.losses import ssim
 from dubplate.core.neural.store import train_actor_renderer
@@ -65,6 +66,9 @@ def build(
     began = time.perf_counter()
     build_actor(clip.stem, [(plate, track)]).save(actor_dir)
     times["fit"] = time.perf_counter() - began
+    began = time.perf_counter()
+    times["left_out"] = sum(len(f) for f in covered_footage_frames(actor_dir).values())
+    times["covered"] = time.perf_counter() - began
     began = time.perf_counter()
     train_actor_a2e(actor_dir)
     times["a2e"] = time.perf_counter() - began
@@ -301,20 +305,20 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "",
         "`actor build` stage times (s) on the 80% of each clip:",
         "",
-        "| clip | footage s | track | fit | A2E | renderer | s/step | total | per 20 s of footage"
-        " at the default 2000 steps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | footage s | track | fit | covered mouths (frames left out) | A2E | renderer |"
+        " s/step | total | per 20 s of footage at the default 2000 steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         t = r["times"]
-        total = t["track"] + t["fit"] + t["a2e"] + t["renderer"]
-        default = (t["track"] + t["fit"] + t["a2e"]) * 20 / r["footage_s"] + (
+        total = t["track"] + t["fit"] + t["covered"] + t["a2e"] + t["renderer"]
+        default = (t["track"] + t["fit"] + t["covered"] + t["a2e"]) * 20 / r["footage_s"] + (
             2000 * t["seconds_per_step"]
         )
         lines.append(
             f"| {r['clip']} | {r['footage_s']:.1f} | {t['track']:.0f} | {t['fit']:.0f} |"
-            f" {t['a2e']:.0f} | {t['renderer']:.0f} | {t['seconds_per_step']:.2f} |"
-            f" {total:.0f} | {default / 60:.1f} min |"
+            f" {t['covered']:.0f} ({t['left_out']}) | {t['a2e']:.0f} | {t['renderer']:.0f} |"
+            f" {t['seconds_per_step']:.2f} | {total:.0f} | {default / 60:.1f} min |"
         )
     lines += [
         "",
