@@ -12,7 +12,8 @@ the real frames', and the sharpness left when the real crop itself is comped bac
 with the plate's own detail); then the clip's first 75 frames dubbed with every file in
 shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
 footage with its own audio, and the dubbed mouth's sharpness against the real frames'). A
-contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
+contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p
+and 4K: bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
