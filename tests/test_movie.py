@@ -134,6 +134,18 @@ def test_a_movies_timecode_is_read_and_written(tmp_path, suffix):
     assert open_plate(path).info.timecode == "01:00:10;02"
 
 
+def test_a_movies_alpha_is_said_to_be_left_out(tmp_path, caplog):
+    frames = [np.full((48, 64, 3), 40000, np.uint16)] * 2
+    options = {"profile": "4"}
+    path = write_movie(
+        tmp_path / "a.mov", frames, encoder="prores_ks", pix_fmt="yuva444p10le", options=options
+    )
+    plate = open_plate(path)
+    assert plate.info.channels == ("R", "G", "B") and plate.deep and plate.full_chroma
+    # ProRes decodes to 12 bits a sample whatever it was encoded from.
+    assert "a.mov: its alpha channel (yuva444p12le) is not read" in caplog.text
+
+
 def test_a_timecode_that_cannot_be_counted_on_is_not_carried(tmp_path, caplog):
     # Matroska keeps any text as a timecode tag (MOV and MP4 muxers refuse it).
     path = write_movie(tmp_path / "odd.mkv", numbered_frames(2), timecode="noon")

@@ -71,6 +71,12 @@ class MoviePlate(Plate):
         components = av.VideoFormat(name, 64, 64).components
         deep = any(component.bits > 8 for component in components)
         full_chroma = all(component.width == 64 for component in components)
+        if any(component.is_alpha for component in components):
+            log.warning(
+                "%s: its alpha channel (%s) is not read; the plate and its dub are RGB",
+                self.path,
+                name,
+            )
         return deep, full_chroma
 
     def _index_packets(self) -> list[int]:
