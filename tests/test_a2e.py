@@ -19,6 +19,7 @@ from dubplate.core.a2e.train import (
 from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
+from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
@@ -65,6 +66,18 @@ def test_training_learns_what_the_audio_says_and_stops_early():
     assert report_again == {**report, "seconds": report_again["seconds"]}  # seeded
     for a, b in zip(network.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_footage_whose_held_out_tail_is_all_covered_is_refused():
+    """With no unmasked frame to validate on, early stopping would keep the untrained network."""
+    footage = synthetic_footage()
+    footage.mask[-100:] = False  # the tail (the last 20%) covered throughout
+    settings = TrainSettings(voices=0, steps=50, eval_every=25, patience=1)
+    with pytest.raises(DubplateError, match="uncovered in the footage's training part or in its"):
+        train([[footage]], NO_PRIOR, settings)
+    footage.mask[-10:] = True  # a few frames of the tail seen: it trains
+    network, report = train([[footage]], NO_PRIOR, settings)
+    assert np.isfinite(report["validation_loss"])
 
 
 def test_the_viseme_prior_moves_the_mouth_where_the_network_learnt_nothing():

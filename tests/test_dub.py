@@ -210,8 +210,8 @@ def lower_face_box(plate) -> tuple[int, int, int, int]:
     landmarks = track_plate(plate, list(plate.info.frames)).landmarks[..., :2]
     low, high = np.nanmin(landmarks, axis=(0, 1)), np.nanmax(landmarks, axis=(0, 1))
     margin = 0.2 * float((high - low).max())
-    x0, x1 = low[0] - margin, high[0] + margin
-    y0, y1 = (low[1] + high[1]) / 2 - margin, high[1] + margin
+    x0, x1 = max(low[0] - margin, 0), high[0] + margin
+    y0, y1 = max((low[1] + high[1]) / 2 - margin, 0), high[1] + margin
     return int(x0), int(y0), int(np.ceil(x1)), int(np.ceil(y1))
 
 
@@ -314,7 +314,7 @@ def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
         json.loads((tmp_path / "actor" / "occlusion.json").read_text())["frames_occluded"] == found
     )
 
-    data, references = training_set(actor, 128, extreme_mouths(actor), covered=found)
+    data, references = training_set(actor, 128, extreme_mouths(actor, found), covered=found)
     assert len(data.real) == len(data.opening) == len(numbers) - len(covered)
     # Neither reference is a covered frame's crop: both are crops of frames trained on.
     for reference in references.pixels:

@@ -146,6 +146,22 @@ def test_a_movies_alpha_is_said_to_be_left_out(tmp_path, caplog):
     assert "a.mov: its alpha channel (yuva444p12le) is not read" in caplog.text
 
 
+@pytest.mark.parametrize("tags", [(1, 2, 1, 1), (0, 2, 1, 13)], ids=["full-range", "rgb"])
+def test_prores_decodes_as_written_from_any_source_encoding(tmp_path, tags):
+    """MOV cannot say full range and YUV cannot be tagged with the RGB "matrix": ProRes from a
+    full-range or an RGB (FFV1) source is written limited range, BT.709 where the source is RGB."""
+    from dubplate.core.media.movie_writer import DEEP_REVIEW
+    from dubplate.core.media.movie_writer import write_movie as encode
+    from dubplate.core.media.yuv import YuvEncoding
+
+    blocks = [colour_blocks(seed).astype(np.uint16) * 257 for seed in range(2)]
+    encode(tmp_path / "p.mov", blocks, Fraction(25), codec=DEEP_REVIEW, yuv=YuvEncoding(*tags))
+    review = open_plate(tmp_path / "p.mov")
+    assert review.yuv.colorspace == (tags[0] or 1) and review.yuv.color_range == 1
+    error = np.stack([review.read(n).astype(int) - f for n, f in enumerate(blocks)]) / 64
+    assert np.median(np.abs(error)) < 1
+
+
 def test_a_timecode_that_cannot_be_counted_on_is_not_carried(tmp_path, caplog):
     # Matroska keeps any text as a timecode tag (MOV and MP4 muxers refuse it).
     path = write_movie(tmp_path / "odd.mkv", numbered_frames(2), timecode="noon")
@@ -161,6 +177,9 @@ def test_timecode_arithmetic_counts_drop_frames_and_names_a_bad_one():
     assert timecode_after("01:00:59;29", 1, Fraction(30000, 1001)) == "01:01:00;02"
     assert timecode_after("01:09:59;29", 1, Fraction(30000, 1001)) == "01:10:00;00"
     assert timecode_after("00:59:59:23", 2, Fraction(25)) == "01:00:00:00"
+    # Non-drop at 29.97 stays non-drop: 1800 frames are a minute of its labels.
+    assert timecode_after("01:00:00:00", 0, Fraction(30000, 1001)) == "01:00:00:00"
+    assert timecode_after("01:00:00:00", 1800, Fraction(30000, 1001)) == "01:01:00:00"
     with pytest.raises(DubplateError, match=r"take\.mov: timecode: 'noon'"):
         timecode_after("noon", 1, Fraction(25), "take.mov: timecode")
 

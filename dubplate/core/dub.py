@@ -539,7 +539,7 @@ def _movie_timecode(plate: MoviePlate, first: int) -> str | None:
 
 
 def _movie_codec(plate: MoviePlate, settings: DubSettings) -> VideoCodec:
-    """A movie plate's dub keeps its bit depth (and full chroma, in review quality)."""
+    """A movie plate's dub keeps its bit depth (and, for deeper sources, full chroma)."""
     return output_codec(plate.deep, settings.lossless, plate.full_chroma)
 
 

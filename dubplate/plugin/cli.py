@@ -142,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     build = actor_commands.add_parser(
         "build",
         parents=[common],
-        help="track, fit, A2E and neural renderer in one go",
+        help="track, fit, covered mouths, A2E and neural renderer in one go",
         description="Build everything `dub` needs from the actor's footage. Each stage is kept "
         "in the actor directory and skipped when it is already there; a stopped renderer "
         "training resumes from its checkpoint.",
@@ -193,8 +193,8 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument(
         "--lossless",
         action="store_true",
-        help="movie plates: lossless video (default: H.264 CRF 18, or ProRes 422 HQ for sources"
-        " of more than 8 bits)",
+        help="movie plates: lossless video, FFV1 for sources of more than 8 bits (default: H.264"
+        " CRF 18; ProRes 422 HQ, or 4444 for 4:4:4, for sources of more than 8 bits)",
     )
     dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
     dub.add_argument(
@@ -353,6 +353,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.store import a2e_manifest, train_actor_a2e
     from dubplate.core.a2e.train import TrainSettings
     from dubplate.core.morph.actor import Actor, build_actor
+    from dubplate.core.neural.covered import covered_footage_frames
     from dubplate.core.neural.store import renderer_manifest, train_actor_renderer
     from dubplate.core.neural.train import RendererSettings
 
@@ -369,7 +370,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     else:
         footage = [_tracked(args, source) for source in args.footage]
         build_actor(out.name, footage).save(out)
-    stages = {"fit": Actor.load(out).figures}
+    stages = {"fit": Actor.load(out).figures, "covered": covered_footage_frames(out)}
     # A stage of an older format is refused here, not reused only to be refused by `dub`.
     if (out / "a2e.json").exists():
         a2e_manifest(out)

@@ -31,7 +31,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
-from dubplate.core.neural.covered import covered_footage_frames
+from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ def train_actor_a2e(
         log.info("train-a2e: %s in %d voices", plate_info["path"], len(voices))
         hidden = covered.get(plate_info["path"], [])
         sequences.append(footage_sequences(plate, fit, voices, rng, last_frame, hidden))
-    network, report = train(sequences, mouth_prior(actor.model, actor.fits), settings, device)
+    mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
+    network, report = train(sequences, mouths, settings, device)
     fps = actor.sources[0]["plate"]["fps"]
     with atomic_path(directory / "a2e.pt") as temp:
         torch.save(network.state_dict(), temp)

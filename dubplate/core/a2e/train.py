@@ -225,6 +225,12 @@ def _split(sequences, share):
         held_out.append(
             Sequence(original.features[cut:], original.targets[cut:], original.mask[cut:])
         )
+    trained_on = any(voices[0].mask.any() for voices in train_parts)
+    if not trained_on or not any(sequence.mask.any() for sequence in held_out):
+        raise DubplateError(
+            "no frame with a face whose mouth is uncovered in the footage's training part or in"
+            " its held-out tail: too few to train and validate A2E"
+        )
     return train_parts, held_out
 
 
@@ -260,6 +266,8 @@ def _loss(network, held_out, device, predictor) -> float:
     network.eval()
     total, count = 0.0, 0
     for sequence in held_out:
+        if not sequence.mask.any():  # a tail all covered or without a face says nothing
+            continue
         features, targets, mask = _tensors(sequence, device)
         prediction = predictor(features[None])[0]
         total += float(_coefficient_error(prediction, targets, mask, network)) * int(mask.sum())

@@ -31,6 +31,7 @@ class VideoCodec:
     suffix: str
     label: str  # what logs and manifests call it
     options: dict[str, str] = field(default_factory=dict)
+    limited_range: bool = False  # YUV always in limited range (the container cannot tag full)
 
     @property
     def deep(self) -> bool:
@@ -58,9 +59,11 @@ LOSSLESS = VideoCodec(
 # Plates of more than 8 bits (ProRes, DNxHR, 10-bit H.264/HEVC) come back as ProRes at 10 bits,
 # what editorial takes, with full chroma where the source has it; lossless is FFV1 (Matroska,
 # its archival home) storing the decoded 16-bit RGB itself.
-DEEP_REVIEW = VideoCodec("prores_ks", "yuv422p10le", ".mov", "ProRes 422 HQ", {"profile": "3"})
+DEEP_REVIEW = VideoCodec(
+    "prores_ks", "yuv422p10le", ".mov", "ProRes 422 HQ", {"profile": "3"}, limited_range=True
+)
 DEEP_REVIEW_FULL_CHROMA = VideoCodec(
-    "prores_ks", "yuv444p10le", ".mov", "ProRes 4444", {"profile": "4"}
+    "prores_ks", "yuv444p10le", ".mov", "ProRes 4444", {"profile": "4"}, limited_range=True
 )
 DEEP_LOSSLESS = VideoCodec("ffv1", "rgb48le", ".mkv", "FFV1 16-bit RGB, lossless", {"level": "3"})
 
@@ -87,7 +90,7 @@ def write_movie(
     returns the number of frames written. YUV codecs encode in `yuv`'s encoding (the source's,
     so the movie decodes as the source does), untagged BT.601 by default. `timecode`, the first
     frame's, goes into a timecode track (MOV, MP4) or tag (Matroska)."""
-    yuv = yuv or YuvEncoding()
+    yuv = (yuv or YuvEncoding()).for_yuv_output(codec.limited_range)
     path = Path(path)
     frames = iter(frames)
     first = next(frames, None)

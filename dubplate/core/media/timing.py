@@ -41,14 +41,16 @@ def rate_text(rate: Fraction) -> str:
 
 
 def timecode_after(timecode: str, frames: int, fps: Fraction, where: str = "timecode") -> str:
-    """The SMPTE timecode `frames` frames after `timecode` at `fps`; drop-frame (';') where the
-    rate has it, as OpenTimelineIO counts it."""
+    """The SMPTE timecode `frames` frames after `timecode` at `fps`, counted by OpenTimelineIO;
+    drop-frame (';') stays drop-frame and non-drop stays non-drop (left to itself, OpenTimelineIO
+    writes every 29.97 timecode drop-frame)."""
     rate = float(fps)
     try:
         start = opentime.from_timecode(timecode, rate)
     except ValueError as error:
         raise DubplateError(f"{where}: {timecode!r} is not a timecode at {fps} fps") from error
-    return opentime.to_timecode(start + opentime.RationalTime(frames, rate), rate)
+    later = start + opentime.RationalTime(frames, rate)
+    return opentime.to_timecode(later, rate, ";" in timecode)
 
 
 def parse_frame_range(text: str, where: str = "--frames") -> tuple[int, int]:

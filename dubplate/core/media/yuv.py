@@ -7,7 +7,7 @@ resolution, so a round trip is unbiased.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import av
 import numpy as np
@@ -15,6 +15,7 @@ from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 UNSPECIFIED = 2  # AVCOL_SPC/PRI/TRC_UNSPECIFIED
+BT709 = 1
 # Matrices swscale knows, by their AVColorSpace number; an untagged stream decodes as swscale's
 # default (BT.601), as FFmpeg's own tools do.
 _MATRICES = {
@@ -45,6 +46,16 @@ class YuvEncoding:
             int(context.color_primaries),
             int(context.color_trc),
         )
+
+    def for_yuv_output(self, limited: bool) -> YuvEncoding:
+        """This encoding as a YUV output can carry it: an RGB source (FFV1, gbrp) is encoded
+        and tagged BT.709 rather than tagged with the RGB "matrix", and `limited` range where
+        the container cannot say full range (MOV's colour atom has no range: ProRes)."""
+        colorspace = self.colorspace
+        if colorspace not in _MATRICES and colorspace != UNSPECIFIED:
+            colorspace = BT709
+        color_range = int(ColorRange.MPEG) if limited else self.color_range
+        return replace(self, colorspace=colorspace, color_range=color_range)
 
     def describe(self) -> str:
         matrix = self._matrix().name

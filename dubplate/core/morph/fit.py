@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,12 @@ class ActorFit:
     upper: np.ndarray  # (F, K_upper)
     light: np.ndarray | None = None  # (F, 9, 3) SH coefficients per channel
     plate: dict = field(default_factory=dict)
+
+    def select(self, rows: np.ndarray) -> ActorFit:
+        """The fit of `rows` (indices or a mask over its frames) only."""
+        light = None if self.light is None else self.light[rows]
+        arrays = ("frames", "scale", "rotation", "translation", "lower", "upper")
+        return replace(self, light=light, **{name: getattr(self, name)[rows] for name in arrays})
 
     def posed(self, model: ActorModel) -> np.ndarray:
         """(F, 468, 3) model vertices in plate pixels."""

@@ -12,9 +12,11 @@ import numpy as np
 
 import dubplate
 from dubplate.core.composite.crop import crop_track
+from dubplate.core.errors import DubplateError
 from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import covered_rows
 from dubplate.core.progress import Progress
@@ -62,3 +64,18 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
     }
     write_manifest(directory / f"{MANIFEST_KIND}.json", MANIFEST_KIND, manifest)
     return found
+
+
+def uncovered_fits(actor: Actor, covered: dict[str, list[int]]) -> list[ActorFit]:
+    """The actor's fits without their `covered` frames (by footage path), what the mouth models
+    are learnt from; an error when no frame is left."""
+    fits = [
+        fit.select(~np.isin(fit.frames, covered.get(source["plate"]["path"], [])))
+        for source, fit in zip(actor.sources, actor.fits, strict=True)
+    ]
+    if not any(len(fit.frames) for fit in fits):
+        raise DubplateError(
+            f"actor {actor.name}: the mouth is covered in every fitted footage frame; nothing to"
+            " learn from (see occlusion.json)"
+        )
+    return fits

@@ -25,7 +25,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.neural.covered import covered_footage_frames
+from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
@@ -59,12 +59,14 @@ class NeuralRenderer:
     shutter_angle: float  # and the smear, after it
 
 
-def extreme_mouths(actor: Actor) -> np.ndarray:
-    """(2, K) lower-face coefficients of the actor's closed and most open mouth."""
-    lower = np.concatenate([f.lower for f in actor.fits])
-    upper = np.concatenate([f.upper for f in actor.fits])
+def extreme_mouths(actor: Actor, covered: dict[str, list[int]] | None = None) -> np.ndarray:
+    """(2, K) lower-face coefficients of the actor's closed and most open mouth, from the
+    footage frames not `covered` (by footage path)."""
+    fits = uncovered_fits(actor, covered or {})
+    lower = np.concatenate([f.lower for f in fits])
+    upper = np.concatenate([f.upper for f in fits])
     widest = lower[np.argmax(mouth_opening(actor.model.shape(lower, upper)))]
-    return np.stack([rest_coefficients(actor.model, actor.fits), widest]).astype(np.float32)
+    return np.stack([rest_coefficients(actor.model, fits), widest]).astype(np.float32)
 
 
 def training_set(
@@ -90,6 +92,11 @@ def training_set(
         opening = mouth_opening(shapes) * actor.model.face_box_scale
         footage.append(_Footage(plate, fit, rows, crops, opening))
     opening = np.concatenate([part.opening for part in footage])
+    if not len(opening):
+        raise DubplateError(
+            f"actor {actor.name}: no footage frame to train the renderer on (up to frame"
+            f" {last_frame}, mouth uncovered)"
+        )
     widest, closest = int(np.argmax(opening)), int(np.argmin(opening))
     log.info(
         "renderer: %d training frames; reference crops from training frames %d (open mouth,"
@@ -152,8 +159,8 @@ def train_actor_renderer(
     if (directory / "renderer.json").exists():
         raise DubplateError(f"{directory}: already has a renderer (renderer.json); not overwritten")
     actor = Actor.load(directory)
-    hole_lowers = extreme_mouths(actor)
     covered = covered_footage_frames(directory)
+    hole_lowers = extreme_mouths(actor, covered)
     data, references = training_set(actor, settings.size, hole_lowers, last_frame, covered)
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
     sharpen, shutter = measure_finish(generator, data, device)
