@@ -48,7 +48,9 @@ def timecode_after(timecode: str, frames: int, fps: Fraction, where: str = "time
     try:
         start = opentime.from_timecode(timecode, rate)
     except ValueError as error:
-        raise DubplateError(f"{where}: {timecode!r} is not a timecode at {fps} fps") from error
+        raise DubplateError(
+            f"{where}: {timecode!r} cannot be counted at {fps} fps ({error})"
+        ) from error
     later = start + opentime.RationalTime(frames, rate)
     return opentime.to_timecode(later, rate, ";" in timecode)
 
