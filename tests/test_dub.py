@@ -467,7 +467,9 @@ def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tm
     assert done.returncode == 0, done.stderr
     for stage in ("fitted actor", "trained A2E", "trained renderer"):
         assert f"reusing the {stage}" in done.stderr
-    assert set(last_json(done.stdout)) == {"actor", "fit"}
+    result = last_json(done.stdout)
+    assert set(result) == {"actor", "fit", "covered"}
+    assert list(result["covered"].values()) == [[]]  # no covered mouth in the footage
     elsewhere = tmp_path / "new"
     one_line_error(
         run_cli("actor", "build", "--footage", clip, "--out", elsewhere, "--size", "100"),
