@@ -149,15 +149,15 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     dubbed_numbers = list(dubbed.info.frames)
     real_track = track_plate(plate, held_out)
     dubbed_track = track_plate(dubbed, dubbed_numbers)
-    audio_only = dub_into(
-        actor_dir,
-        plate,
-        held_out,
-        plate.audio(),
-        workdir / f"{clip.stem}_own_audio_only",
-        replace(settings, plate_expression=False),
-    )
-    audio_only_track = track_plate(open_plate(audio_only["output"]), dubbed_numbers)
+    variants = {
+        "audio_only": replace(settings, plate_expression=False),
+        "plate_drive": replace(settings, drive="plate"),
+    }
+    variant_tracks = {}
+    for name, variant in variants.items():
+        out = workdir / f"{clip.stem}_{name}"
+        done = dub_into(actor_dir, plate, held_out, plate.audio(), out, variant)
+        variant_tracks[name] = track_plate(open_plate(done["output"]), dubbed_numbers)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
     real_mouths = mouth_crops(plate, held_out, real_track)
@@ -168,7 +168,10 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     return {
         "frames": len(held_out),
         "mlmd": mouth_landmark_distance(real_track, dubbed_track),
-        "mlmd_audio_only": mouth_landmark_distance(real_track, audio_only_track),
+        **{
+            f"mlmd_{name}": mouth_landmark_distance(real_track, track)
+            for name, track in variant_tracks.items()
+        },
         "ssim": float(ssim(as_tensor(real_faces), as_tensor(dubbed_faces)).mean()),
         "psnr": float(np.mean(10 * np.log10(1 / np.maximum(mse, 1e-10)))),
         "sharp_real": sharpness(real_mouths),
@@ -251,19 +254,21 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
         "the ceiling the crop module leaves a perfect generator, without / with the plate's own "
         "detail where the patch matches the plate (`dub`'s default). M-LMD audio only: the same "
-        "frames dubbed without the plate's held expression (`--no-plate-expression`). Sharpen and "
-        "shutter: how much of its fine detail the drawn mouth gets back and the angle it is "
-        "smeared over, both measured when the renderer was built:",
+        "frames dubbed without the plate's held expression (`--no-plate-expression`). M-LMD "
+        "plate drive: the same frames with their own fitted lower face redrawn (`--drive plate`), "
+        "what the fit, renderer and crop module leave a perfect A2E. Sharpen and shutter: how "
+        "much of its fine detail the drawn mouth gets back and the angle it is smeared over, "
+        "both measured when the renderer was built:",
         "",
-        "| clip | size | held-out frames | M-LMD px | M-LMD audio only | SSIM | PSNR dB |"
-        " sharpness dub / real | round trip | flicker dub / real | sharpen | shutter |"
-        " dub fps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | size | held-out frames | M-LMD px | M-LMD audio only | M-LMD plate drive |"
+        " SSIM | PSNR dB | sharpness dub / real | round trip | flicker dub / real | sharpen |"
+        " shutter | dub fps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['size']} | {r['frames']} | {r['mlmd']:.2f} |"
-            f" {r['mlmd_audio_only']:.2f} | {r['ssim']:.3f} |"
+            f" {r['mlmd_audio_only']:.2f} | {r['mlmd_plate_drive']:.2f} | {r['ssim']:.3f} |"
             f" {r['psnr']:.1f} | {r['sharp_dub']:.2e} / {r['sharp_real']:.2e} ="
             f" {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharp_round_trip'][0]:.2f} /"
             f" {r['sharp_round_trip'][1]:.2f} |"

@@ -325,6 +325,36 @@ def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
     assert np.flatnonzero(~sequence.mask).tolist() == covered
 
 
+def test_a_plate_driven_dub_redraws_the_plates_own_mouth_whatever_the_audio(
+    shared_data, actor_dir, exr_plate, tmp_path
+):
+    """--drive plate is the renderer's null test: the audio is muxed but moves nothing."""
+    plate = open_plate(exr_plate)
+    numbers = list(plate.info.frames)
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    silence = load_audio(write_wav(tmp_path / "silence.wav", np.zeros(8000, np.float32), 16000))
+    settings = DubSettings(trim=True, drive="plate")
+    runs = {
+        name: dub(actor_dir, plate, numbers, audio, tmp_path / name, s, tmp_path, tmp_path)
+        for name, audio, s in (
+            ("speech", speech, settings),
+            ("silence", silence, settings),
+            ("audio", speech, dataclasses.replace(settings, drive="audio")),
+        )
+    }
+    assert runs["speech"]["settings"]["drive"] == "plate"
+    comps = {name: open_plate(run["output"]) for name, run in runs.items()}
+    same, other = [], []
+    for number in numbers:
+        speech_pixels = comps["speech"].read(number).view(np.uint16)
+        same.append(np.array_equal(speech_pixels, comps["silence"].read(number).view(np.uint16)))
+        other.append(np.array_equal(speech_pixels, comps["audio"].read(number).view(np.uint16)))
+    assert all(same)
+    assert not all(other)  # the audio drives other mouths
+    with pytest.raises(DubplateError, match="--drive lips"):
+        DubSettings(drive="lips")
+
+
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
     long = shared_data / "audio" / "en_speech_5s.wav"
     args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--out", tmp_path / "o"]

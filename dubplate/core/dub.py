@@ -76,6 +76,7 @@ MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark h
 STILL_GRAIN_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
+DRIVES = ("audio", "plate")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,9 @@ class DubSettings:
     shutter_angle: float | None = None
     # The plate's held expression (a smile, a pout) kept under the dub's mouth movements.
     plate_expression: bool = True
+    # What moves the lower face: the dub's audio, or the plate's own fitted lower face (a null
+    # test of the actor's renderer and crop module: the result should look like the plate).
+    drive: str = "audio"
     device: str = "cpu"
 
     def __post_init__(self):
@@ -105,6 +109,8 @@ class DubSettings:
             raise DubplateError(
                 f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"
             )
+        if self.drive not in DRIVES:
+            raise DubplateError(f"--drive {self.drive}: must be one of {', '.join(DRIVES)}")
 
 
 @dataclass
@@ -139,9 +145,7 @@ def dub(
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
     driven = _drive(models.a2e, analysis, times, plate, settings)
-    lower = driven.lower[track.found]
-    if settings.plate_expression:
-        lower = _with_plate_expression(lower, fit, models.actor, driven, track.found, plate)
+    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate)
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
@@ -312,6 +316,24 @@ def _drive(
             "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
         )
     return driven
+
+
+def _lower_face(
+    settings: DubSettings,
+    driven: Driven,
+    fit: ActorFit,
+    actor: Actor,
+    found: np.ndarray,
+    plate: Plate,
+) -> np.ndarray:
+    """The lower-face coefficients of the `found` frames that the renderer draws."""
+    if settings.drive == "plate":
+        log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
+        return fit.lower
+    lower = driven.lower[found]
+    if settings.plate_expression:
+        lower = _with_plate_expression(lower, fit, actor, driven, found, plate)
+    return lower
 
 
 def _with_plate_expression(

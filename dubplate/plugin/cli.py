@@ -222,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
         help="drive the whole lower face from the audio, without the plate's held expression "
         "or its held mouth in the dub's pauses",
     )
+    dub.add_argument(
+        "--drive",
+        choices=("audio", "plate"),
+        default="audio",
+        help="what moves the lower face: the dub's audio (default), or the plate's own, redrawn"
+        " through the actor's renderer as a null test of it (the audio is still muxed)",
+    )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
     _cache_option(dub)
@@ -402,6 +409,7 @@ def _dub(args: argparse.Namespace) -> dict:
         sharpen=args.sharpen,
         shutter_angle=args.shutter_angle,
         plate_expression=not args.no_plate_expression,
+        drive=args.drive,
         device=_device(args.device),
     )
     audio = load_audio(args.audio)
