@@ -83,8 +83,9 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
-    covered, test = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
-    return set(fit.frames[covered].tolist()), test.limit, set(track.frames_without_face)
+    found = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
+    covered = set(fit.frames[found.covered].tolist())
+    return covered, found.test.limit, set(track.frames_without_face)
 
 
 def clip_rows(clip: Path, workdir: Path) -> list[dict]:

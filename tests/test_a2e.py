@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from dubplate.core.a2e.augment import Voice
-from dubplate.core.a2e.expression import MouthOpening, keep_plate_expression, keep_plate_pauses
+from dubplate.core.a2e.expression import (
+    MouthOpening,
+    bridge_covered,
+    keep_plate_expression,
+    keep_plate_pauses,
+)
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.predict import drive_frames
 from dubplate.core.a2e.train import (
@@ -211,6 +216,33 @@ def test_the_plate_keeps_its_held_expression_but_not_its_words():
     assert np.abs(kept[:50, 1] - (0.0 - 0.5 * 0.3)).max() < 0.02
     assert np.abs(kept[25:-25, 2]).max() < 0.005  # the talk, 0.5 in the plate
     assert np.abs(kept[:, 2]).max() < 0.05  # a half window at the shot's ends
+
+
+def test_frames_whose_mouth_is_covered_lend_the_held_expression_nothing():
+    """The plate smiles (coefficient 1 at 0.4) throughout; under a hand in frames 40-59 the
+    tracker guessed a wide-open grimace. Bridged over, the frames around the hand keep the
+    smile as if the hand were not there; left in, the grimace drags them a second either side."""
+    frames, fps = 100, 25
+    opening = MouthOpening(gradient=np.array([1.0, 0.0]), direction=np.array([1.0, 0.0]))
+    driven = np.zeros((frames, 2), np.float32)
+    plate = np.zeros((frames, 2), np.float32)
+    plate[:, 1] = 0.4
+    covered = np.zeros(frames, bool)
+    covered[40:60] = True
+    plate[covered] = [3.0, -2.0]
+    bridged = bridge_covered(plate, covered)
+    np.testing.assert_array_equal(bridged[~covered], plate[~covered])
+    np.testing.assert_allclose(bridged[covered], [[0.0, 0.4]] * 20, atol=1e-6)
+    around = ~covered
+    kept = keep_plate_expression(driven, bridged, opening, 1 / fps)
+    assert np.abs(kept[around, 1] - 0.4).max() < 1e-5
+    dragged = keep_plate_expression(driven, plate, opening, 1 / fps)
+    assert np.abs(dragged[30:40, 1] - 0.4).min() > 0.5
+    # At a shot's ends the nearest uncovered frame stands in; a shot all covered is left as is.
+    ends = np.array([True, False, False, True])
+    column = np.array([[9.0], [1.0], [2.0], [9.0]])
+    np.testing.assert_array_equal(bridge_covered(column, ends)[:, 0], [1, 1, 2, 2])
+    np.testing.assert_array_equal(bridge_covered(column, np.ones(4, bool)), column)
 
 
 def opening_model() -> ActorModel:

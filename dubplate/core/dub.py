@@ -22,6 +22,7 @@ import numpy as np
 import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
+    bridge_covered,
     mouth_opening_of,
     with_plate_expression,
 )
@@ -58,7 +59,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
-from dubplate.core.neural.occlusion import OcclusionTest, spread
+from dubplate.core.neural.occlusion import CoveredRows, OcclusionTest, covered_rows, spread
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
 from dubplate.core.progress import Progress
@@ -145,12 +146,16 @@ def dub(
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
     driven = _drive(models.a2e, analysis, times, plate, settings)
-    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate)
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
     crops = crop_track(models.actor.model, fit, models.renderer.size)
+    sample_rows, sample_crops, checked = _check_plate(plate, models.actor, fit, crops)
+    # Each frame's light was solved for the occlusion test: the renders are lit by it.
+    fit = dataclasses.replace(fit, light=checked.light.numpy())
+    occluded = [int(n) for n in fit.frames[checked.covered]]
+    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
     maker = FrameMaker(
         plate,
         models.actor.model,
@@ -160,20 +165,11 @@ def dub(
         lower,
         models.renderer.references,
     )
-    settings, occlusion = _measure_plate(settings, models.renderer, maker, fit)
-    occluded: list[int] = []
+    settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
     with staged_dir(out_base) as staged:
-        frames = _dubbed_frames(
-            plate, numbers, models, fit, crops, maker, settings, occlusion, occluded
-        )
+        frames = _dubbed_frames(plate, numbers, models, fit, crops, maker, settings, set(occluded))
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
-        if occluded:
-            log.warning(
-                "dub: the mouth is covered in %d frame(s), passed through: %s",
-                len(occluded),
-                occluded,
-            )
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
         manifest = {
             "kind": MANIFEST_KIND,
@@ -212,15 +208,25 @@ def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.
     return rows, [p for _, p in maker.plate.frames(int(fit.frames[r]) for r in rows)]
 
 
-def _measure_plate(
-    settings: DubSettings, renderer: NeuralRenderer, maker: FrameMaker, fit: ActorFit
-) -> tuple[DubSettings, OcclusionTest]:
-    """The finish `settings` leave open and the occlusion test, from the plate's sampled frames
-    (read once, and let go of here: 16 4K frames are 800 MB)."""
-    rows, pixels = plate_sample(maker, fit)
-    crops = maker.real_linear(rows, pixels)
-    settings = _measured_finish(settings, renderer, maker, rows, crops)
-    return settings, _occlusion_test(maker, rows, crops)
+def _check_plate(
+    plate: Plate, actor: Actor, fit: ActorFit, crops: CropTrack
+) -> tuple[np.ndarray, np.ndarray, CoveredRows]:
+    """Rows sampled over the shot and their linear crops (the sampled frames are read once,
+    and let go of here: 16 4K frames are 800 MB), and which frames' mouth is covered: every
+    frame is read for it before anything is drawn, so what the tracker guessed under a hand
+    never reaches the held expression of the frames around it."""
+    tester = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
+    rows, pixels = plate_sample(tester, fit)
+    sample = tester.real_linear(rows, pixels)
+    test = _occlusion_test(tester, rows, sample)
+    progress = Progress("dub: covered mouths", len(fit.frames))
+    checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test)
+    if checked.covered.any():
+        occluded = [int(n) for n in fit.frames[checked.covered]]
+        log.warning(
+            "dub: the mouth is covered in %d frame(s), passed through: %s", len(occluded), occluded
+        )
+    return rows, sample, checked
 
 
 def _occlusion_test(maker: FrameMaker, rows: np.ndarray, crops: np.ndarray) -> OcclusionTest:
@@ -325,33 +331,37 @@ def _lower_face(
     actor: Actor,
     found: np.ndarray,
     plate: Plate,
+    covered: np.ndarray,
 ) -> np.ndarray:
-    """The lower-face coefficients of the `found` frames that the renderer draws."""
+    """The lower-face coefficients of the `found` frames that the renderer draws; `covered`
+    (over the fit's frames) are passed through, and lend the plate's expression nothing."""
     if settings.drive == "plate":
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
         return fit.lower
     lower = driven.lower[found]
     if settings.plate_expression:
-        lower = _with_plate_expression(lower, fit, actor, driven, found, plate)
+        plate_lower = bridge_covered(fit.lower, covered)
+        lower = _with_plate_expression(lower, plate_lower, actor, driven, found, plate)
     return lower
 
 
 def _with_plate_expression(
     lower: np.ndarray,
-    fit: ActorFit,
+    plate_lower: np.ndarray,
     actor: Actor,
     driven: Driven,
     found: np.ndarray,
     plate: Plate,
 ) -> np.ndarray:
-    """The A2E's `lower` face of the `found` frames, with the plate's held expression under it
-    and the plate's own held mouth where the dub pauses."""
+    """The A2E's `lower` face of the `found` frames, with the plate's held expression
+    (`plate_lower`, its fitted lower face) under it and its own held mouth where the dub
+    pauses."""
     frame_seconds = float(1 / plate.info.fps)
     opening = mouth_opening_of(actor.model, actor.fits)
     closing = driven.closing[found]
     speech = driven.features.speech[found]
     lower, weight = with_plate_expression(
-        lower, fit.lower, actor.model, opening, speech, closing, frame_seconds
+        lower, plate_lower, actor.model, opening, speech, closing, frame_seconds
     )
     log.info(
         "dub: the plate's expression held %.1f s or longer kept under the dub's mouth",
@@ -373,11 +383,10 @@ def _dubbed_frames(
     crops: CropTrack,
     maker: FrameMaker,
     settings: DubSettings,
-    occlusion: OcclusionTest,
-    occluded: list[int],
+    covered: set[int],
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
-    """(number, source pixels, composite or None where the face is passed through), in order.
-    Frames whose mouth `occlusion` finds covered are passed through and added to `occluded`."""
+    """(number, source pixels, composite or None where the face is passed through: not found,
+    or its mouth `covered`), in order."""
     renderer = models.renderer
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
@@ -391,16 +400,11 @@ def _dubbed_frames(
     for start in range(0, len(numbers), CHUNK):
         chunk = [int(n) for n in numbers[start : start + CHUNK]]
         pixels = dict(plate.frames(chunk))
-        rows = np.array([row_of[n] for n in chunk if n in row_of], int)
+        drawn_here = [n for n in chunk if n in row_of and n not in covered]
+        rows = np.array([row_of[n] for n in drawn_here], int)
         generated = {}
         if len(rows):
-            real_linear = maker.real_linear(rows, [pixels[int(fit.frames[r])] for r in rows])
-            light = maker.light(rows, real_linear)
-            covered = occlusion.occluded(maker.actor_difference(rows, real_linear, light))
-            occluded += [int(fit.frames[r]) for r in rows[covered]]
-            rows, real_linear, light = rows[~covered], real_linear[~covered], light[~covered]
-        if len(rows):
-            inputs = maker.make_from_crops(rows, real_linear, light)
+            inputs = maker.make(rows, [pixels[n] for n in drawn_here])
             if settings.grain and grain is None:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
             crops_out = draw(

@@ -164,6 +164,20 @@ def keep_plate_pauses(
     return (driven + weight[:, None] * (plate - driven)).astype(driven.dtype), weight
 
 
+def bridge_covered(plate: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """(F, K) `plate` lower face with its `covered` frames ((F,) bool) drawn straight across
+    from the uncovered frames either side. What the tracker guessed under a hand is no
+    expression of the actor's: left in, it pulls the held expression of the second around it
+    (8 frames under a dark object moved man_map's neighbouring lower face by 3.8 px of a
+    256-px face on average)."""
+    if not covered.any() or covered.all():
+        return plate
+    frames = np.arange(len(plate))
+    seen = ~covered
+    columns = [np.interp(frames, frames[seen], column[seen]) for column in plate.T]
+    return np.stack(columns, axis=1).astype(plate.dtype)
+
+
 def with_plate_expression(
     driven: np.ndarray,
     plate: np.ndarray,

@@ -43,7 +43,8 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         crops = crop_track(actor.model, fit, CROP_PX)
         maker = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
         progress = Progress(f"covered mouths {Path(info['path']).name}", len(fit.frames))
-        covered, test = covered_rows(maker, np.arange(len(fit.frames)), READ_CHUNK, progress)
+        result = covered_rows(maker, np.arange(len(fit.frames)), READ_CHUNK, progress)
+        covered, test = result.covered, result.test
         found[info["path"]] = [int(n) for n in fit.frames[covered]]
         limits[info["path"]] = round(test.limit, 4)
         log.info(

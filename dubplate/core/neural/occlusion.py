@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+import torch
 
 if TYPE_CHECKING:
     from dubplate.core.neural.frames import FrameMaker
@@ -81,25 +82,43 @@ def spread(rows: np.ndarray, count: int = SAMPLES) -> np.ndarray:
     return rows[np.unique(np.linspace(0, len(rows) - 1, count).round().astype(int))]
 
 
+@dataclass(frozen=True)
+class CoveredRows:
+    covered: np.ndarray  # (F,) bool: the mouth is covered
+    test: OcclusionTest
+    light: torch.Tensor  # (F, 9, 3) each row's SH light, solved on its crop for the test
+
+
 def covered_rows(
-    maker: FrameMaker, rows: np.ndarray, chunk: int, progress: Progress | None = None
-) -> tuple[np.ndarray, OcclusionTest]:
-    """(len(rows),) bool: which of the fit's `rows` have their mouth covered, and the test,
-    learnt on a spread of them; frames are read `chunk` at a time."""
-    test = OcclusionTest.from_samples(frame_differences(maker, spread(rows)))
-    parts = []
+    maker: FrameMaker,
+    rows: np.ndarray,
+    chunk: int,
+    progress: Progress | None = None,
+    test: OcclusionTest | None = None,
+) -> CoveredRows:
+    """Which of the fit's `rows` have their mouth covered, by `test` or one learnt on a spread
+    of them; frames are read `chunk` at a time."""
+    if test is None:
+        test = OcclusionTest.from_samples(frame_differences(maker, spread(rows))[0])
+    covered, light = [], []
     for start in range(0, len(rows), chunk):
-        parts.append(test.occluded(frame_differences(maker, rows[start : start + chunk])))
+        differences, lit = frame_differences(maker, rows[start : start + chunk])
+        covered.append(test.occluded(differences))
+        light.append(lit)
         if progress is not None:
-            progress.advance(len(parts[-1]))
-    return np.concatenate(parts) if parts else np.zeros(0, bool), test
+            progress.advance(len(lit))
+    if not covered:
+        return CoveredRows(np.zeros(0, bool), test, torch.zeros(0, 9, 3))
+    return CoveredRows(np.concatenate(covered), test, torch.cat(light))
 
 
-def frame_differences(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
-    """`maker.actor_difference` of `rows`, their frames read from the maker's plate."""
+def frame_differences(maker: FrameMaker, rows: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """`maker.actor_difference` of `rows`, their frames read from the maker's plate, and the
+    light it was taken under."""
     frames = maker.plate.frames(int(maker.fit.frames[row]) for row in rows)
     real_linear = maker.real_linear(rows, [pixels for _, pixels in frames])
-    return maker.actor_difference(rows, real_linear, maker.light(rows, real_linear))
+    light = maker.light(rows, real_linear)
+    return maker.actor_difference(rows, real_linear, light), light
 
 
 def unlike_shares(differences: np.ndarray, usual: np.ndarray) -> np.ndarray:
