@@ -9,7 +9,8 @@ run of a quarter of its frames (a hand's colour and texture, the hardest case fo
 test); and with a dark object there instead (a microphone). Each plate goes through `dub`'s own
 path up to the decision (`actor build`'s is the same): tracked, fitted, its occlusion test set
 from the 16 frames `dub` samples, and every frame tested. Counted: covered frames caught, and
-uncovered frames passed through.
+uncovered frames passed through; and how far the covered frames' fit moves the held expression
+`dub` keeps under the drive in the frames around them, left in and bridged over.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 import OpenImageIO as oiio
 from results import FOOTAGE, arguments, provenance, publish, start
 
+from dubplate.core.a2e.expression import bridge_covered, keep_plate_expression, mouth_opening_of
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
-from dubplate.core.morph.fit import fit_frames
+from dubplate.core.morph.fit import ActorFit, fit_frames
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import covered_rows
 from dubplate.core.track import track_plate
@@ -74,9 +76,9 @@ def write_plate(movie, numbers, track, kind: str | None, covered: set[int], fold
     return folder / "plate.####.png"
 
 
-def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
+def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int], ActorFit]:
     """`dub`'s decision on every frame of a plate: the covered ones, the limit, and the frames
-    passed through for want of a face."""
+    passed through for want of a face; and the plate's fit."""
     plate = open_plate(pattern, colourspace="srgb_tx")
     numbers = list(plate.select())
     track = track_plate(plate, numbers)
@@ -85,7 +87,41 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int]]:
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
     found = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
     covered = set(fit.frames[found.covered].tolist())
-    return covered, found.test.limit, set(track.frames_without_face)
+    return covered, found.test.limit, set(track.frames_without_face), fit
+
+
+def held_expression_shift(
+    actor, clean: ActorFit, plate: ActorFit, caught: set[int], fps
+) -> tuple[float, float]:
+    """How far (mean px of a 256-px face, lower-face vertices) the covered `plate` moves the held
+    expression `dub` keeps under the drive, against the `clean` plate's, over the uncovered frames
+    within a second of a `caught` one: with the caught frames' fit left in, and bridged as `dub`
+    does. The drive is the mean expression: the held expression is what differs from it."""
+    shared = np.intersect1d(clean.frames, plate.frames)
+    clean_lower = clean.lower[np.isin(clean.frames, shared)]
+    lower = plate.lower[np.isin(plate.frames, shared)]
+    covered = np.isin(shared, sorted(caught))
+    if not covered.any():
+        return float("nan"), float("nan")
+    model = actor.model
+    opening = mouth_opening_of(model, actor.fits)
+    driven = np.repeat(actor.fits[0].lower.mean(axis=0)[None], len(shared), axis=0)
+    upper = np.zeros((len(shared), len(model.upper_basis)), np.float32)
+    vertices = model.lower_vertices
+
+    def held(plate_lower: np.ndarray) -> np.ndarray:
+        kept = keep_plate_expression(driven, plate_lower, opening, float(1 / fps))
+        return model.shape(kept, upper)[:, vertices, :2]
+
+    reach = np.abs(np.arange(len(shared))[:, None] - np.flatnonzero(covered)[None]).min(axis=1)
+    near = ~covered & (reach <= float(fps))
+    reference = held(clean_lower)
+
+    def shift(plate_lower: np.ndarray) -> float:
+        moved = np.linalg.norm(held(plate_lower) - reference, axis=-1).mean(axis=1)
+        return float(moved[near].mean() * model.face_box_scale)
+
+    return shift(lower), shift(bridge_covered(lower, covered))
 
 
 def clip_rows(clip: Path, workdir: Path) -> list[dict]:
@@ -103,8 +139,11 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
         folder = workdir / f"{clip.stem}_{kind or 'clean'}"
         marked = covered if kind else set()
         pattern = write_plate(movie, numbers, track, kind, marked, folder)
-        caught, limit, lost = occluded_frames(actor, pattern)
+        caught, limit, lost, fit = occluded_frames(actor, pattern)
+        if kind is None:
+            clean_fit = fit
         uncovered = set(numbers) - marked
+        left_in, bridged = held_expression_shift(actor, clean_fit, fit, caught, movie.info.fps)
         rows.append(
             {
                 "clip": clip.name,
@@ -115,10 +154,18 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
                 "false": len(caught & uncovered),
                 "lost": len(lost),
                 "limit": limit,
+                "held_left_in": left_in,
+                "held_bridged": bridged,
             }
         )
         print(rows[-1], flush=True)
     return rows
+
+
+def held_figures(row: dict) -> str:
+    if np.isnan(row["held_left_in"]):
+        return "-"
+    return f"{row['held_left_in']:.2f} / {row['held_bridged']:.2f}"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -132,15 +179,21 @@ def markdown(rows: list[dict]) -> str:
         " the actor's own forehead moved over it (skin) or by a dark ellipse (0.64 x 0.32 face"
         " widths). `dub`'s test on every frame, set from the 16 frames it samples. Caught: covered"
         " frames passed through; false: uncovered frames passed through (target: all caught,"
-        " none false). Lost: frames the tracker found no face in (passed through anyway).",
+        " none false). Lost: frames the tracker found no face in (passed through anyway). Held"
+        " expression: how far the covered plate moves the held expression `dub` keeps under the"
+        " drive (mean px of a 256-px face over the lower face), against the plate as shot, over"
+        " the uncovered frames within a second of a caught one; with the caught frames' fit left"
+        " in, and bridged over them as `dub` does.",
         "",
-        "| clip | plate | frames | covered | caught | false | lost | limit (share unlike) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | plate | frames | covered | caught | false | lost | limit (share unlike) |"
+        " held expression left in / bridged |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['clip']} | {row['plate']} | {row['frames']} | {row['covered']} |"
             f" {row['caught']} | {row['false']} | {row['lost']} | {row['limit']:.3f} |"
+            f" {held_figures(row)} |"
         )
     covered = sum(r["covered"] for r in rows)
     caught = sum(r["caught"] for r in rows)

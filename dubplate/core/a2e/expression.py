@@ -168,8 +168,8 @@ def bridge_covered(plate: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """(F, K) `plate` lower face with its `covered` frames ((F,) bool) drawn straight across
     from the uncovered frames either side. What the tracker guessed under a hand is no
     expression of the actor's: left in, it pulls the held expression of the second around it
-    (8 frames under a dark object moved man_map's neighbouring lower face by 3.8 px of a
-    256-px face on average)."""
+    (8 frames under a dark object moved that of the other frames of man_map's last second by
+    3.8 px of a 256-px face on average; bridged, by 0.5)."""
     if not covered.any() or covered.all():
         return plate
     frames = np.arange(len(plate))
