@@ -317,7 +317,7 @@ def _drive(
             f"audio runs {tail:.2f} s past the last frame (use --trim to ignore the rest)"
         )
     driven = drive_frames(network, analysis, times, frame_seconds, settings.pad, settings.device)
-    if not analysis.has_speech:
+    if not analysis.has_speech and settings.drive == "audio":
         log.warning(
             "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
         )
@@ -333,14 +333,17 @@ def _lower_face(
     plate: Plate,
     covered: np.ndarray,
 ) -> np.ndarray:
-    """The lower-face coefficients of the `found` frames that the renderer draws; `covered`
-    (over the fit's frames) are passed through, and lend the plate's expression nothing."""
+    """The lower-face coefficients of the `found` frames that the renderer draws. The `covered`
+    ones (over the fit's frames) are passed through; their fitted lower face, the tracker's
+    guess under the cover, is bridged over before the plate lends the drive anything (its
+    held expression and held mouth), and before their neighbours' t-1 and t+1 renders and
+    motion smear take it."""
+    plate_lower = bridge_covered(fit.lower, covered)
     if settings.drive == "plate":
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
-        return fit.lower
+        return plate_lower
     lower = driven.lower[found]
     if settings.plate_expression:
-        plate_lower = bridge_covered(fit.lower, covered)
         lower = _with_plate_expression(lower, plate_lower, actor, driven, found, plate)
     return lower
 

@@ -169,7 +169,8 @@ def bridge_covered(plate: np.ndarray, covered: np.ndarray) -> np.ndarray:
     from the uncovered frames either side. What the tracker guessed under a hand is no
     expression of the actor's: left in, it pulls the held expression of the second around it
     (8 frames under a dark object moved that of the other frames of man_map's last second by
-    3.8 px of a 256-px face on average; bridged, by 0.5)."""
+    3.8 px of a 256-px face on average; bridged, by 0.5), and its lip gap decides whether the
+    mouth beside it is held or shut in the dub's pauses."""
     if not covered.any() or covered.all():
         return plate
     frames = np.arange(len(plate))

@@ -118,13 +118,7 @@ class FrameMaker:
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
         real_linear = self.real_linear(rows, pixels)
-        return self.make_from_crops(rows, real_linear, self.light(rows, real_linear))
-
-    def make_from_crops(
-        self, rows: np.ndarray, real_linear: np.ndarray, light: torch.Tensor
-    ) -> FaceFrames:
-        """Inputs for `rows`, given their real crops as `real_linear` cuts them (cutting a 4K
-        frame's crop costs more than the rest: a caller that needs the crops too cuts once)."""
+        light = self.light(rows, real_linear)
         screen, fragments, index = self._rasterized(rows)
         pulled = None
         if self.references is not None:
