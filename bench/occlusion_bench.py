@@ -4,13 +4,19 @@ mouth, and only those? Into bench/RESULTS.md.
     .venv/bin/python bench/occlusion_bench.py [--no-write]
 
 For each footage clip the actor is built on its first 80%. The whole clip is then written as a
-PNG sequence three ways: as it is; with a patch of the actor's own forehead over the mouth in a
-run of a quarter of its frames (a hand's colour and texture, the hardest case for a colour
-test); and with a dark object there instead (a microphone). Each plate goes through `dub`'s own
-path up to the decision (`actor build`'s is the same): tracked, fitted, its occlusion test set
-from the 16 frames `dub` samples, and every frame tested. Counted: covered frames caught, and
-uncovered frames passed through; and how far the covered frames' fit moves the held expression
-`dub` keeps under the drive in the frames around them, left in and bridged over.
+PNG sequence as it is, and with the mouth covered in a run of a quarter of its frames by:
+- `skin`: a patch of the actor's own forehead over the whole mouth (a hand's colour and
+  texture, the hardest case for a colour test);
+- `dark`: a dark object there instead (a microphone in front of the face);
+- `hand side`: the forehead patch over one corner of the mouth and the cheek beside it;
+- `finger`: a narrow upright strip of forehead across the lips;
+- `mic`: a small dark disc over the lips (a microphone head; the tracker takes it for an open
+  mouth).
+Each plate goes through `dub`'s own path up to the decision (`actor build`'s is the same):
+tracked, fitted, its occlusion test set from the 16 frames `dub` samples, and every frame
+tested. Counted: covered frames caught, and uncovered frames passed through; and how far the
+covered frames' fit moves the held expression `dub` keeps under the drive in the frames around
+them, left in and bridged over.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import ActorFit, fit_frames
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import covered_rows
+from dubplate.core.neural.occlusion import OcclusionTest, covered_rows
 from dubplate.core.track import track_plate
 from dubplate.core.track.facetrack import ARRAYS
 
@@ -43,15 +49,28 @@ UPPER_LIP, LOWER_LIP, FOREHEAD = 13, 14, 151
 DARK_RGB = (30, 30, 35)
 
 
+# Covers, by kind: (centre's offset from the mouth, half axes, angle in degrees), in face widths.
+COVERS = {
+    "skin": ((0.0, 0.0), (0.32, 0.16), 0),
+    "dark": ((0.0, 0.0), (0.32, 0.16), 0),
+    "hand side": ((0.3, 0.0), (0.3, 0.2), 0),
+    "finger": ((0.0, 0.0), (0.08, 0.22), 10),
+    "mic": ((0.0, 0.05), (0.16, 0.12), 0),
+}
+DARK_KINDS = ("dark", "mic")
+
+
 def covered_frame(pixels: np.ndarray, points: np.ndarray, kind: str) -> np.ndarray:
-    """The frame with an ellipse 0.64 x 0.32 face widths over the mouth: the forehead's own
-    pixels moved down there (`skin`), or a dark grey (`dark`)."""
+    """The frame with the `kind` of ellipse of COVERS over the mouth: the forehead's own pixels
+    moved down there, or a dark grey for DARK_KINDS."""
     width = float(np.ptp(points[:, 0]))
     mouth = (points[UPPER_LIP] + points[LOWER_LIP]) / 2
+    offset, half_axes, angle = COVERS[kind]
+    centre = tuple(int(v) for v in mouth + np.array(offset) * width)
+    axes = tuple(int(a * width) for a in half_axes)
     mask = np.zeros(pixels.shape[:2], np.uint8)
-    axes = (int(0.32 * width), int(0.16 * width))
-    cv2.ellipse(mask, tuple(int(v) for v in mouth), axes, 0, 0, 360, 255, -1)
-    if kind == "dark":
+    cv2.ellipse(mask, centre, axes, angle, 0, 360, 255, -1)
+    if kind in DARK_KINDS:
         fill = np.empty_like(pixels)
         fill[:] = DARK_RGB
     else:
@@ -76,8 +95,8 @@ def write_plate(movie, numbers, track, kind: str | None, covered: set[int], fold
     return folder / "plate.####.png"
 
 
-def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int], ActorFit]:
-    """`dub`'s decision on every frame of a plate: the covered ones, the limit, and the frames
+def occluded_frames(actor, pattern: Path) -> tuple[set[int], OcclusionTest, set[int], ActorFit]:
+    """`dub`'s decision on every frame of a plate: the covered ones, the test, and the frames
     passed through for want of a face; and the plate's fit."""
     plate = open_plate(pattern, colourspace="srgb_tx")
     numbers = list(plate.select())
@@ -87,7 +106,7 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], float, set[int], Ac
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
     found = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
     covered = set(fit.frames[found.covered].tolist())
-    return covered, found.test.limit, set(track.frames_without_face), fit
+    return covered, found.test, set(track.frames_without_face), fit
 
 
 def held_expression_shift(
@@ -135,11 +154,11 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
     first = (len(numbers) - run) // 2
     covered = set(numbers[first : first + run])
     rows = []
-    for kind in (None, "skin", "dark"):
-        folder = workdir / f"{clip.stem}_{kind or 'clean'}"
+    for kind in (None, *COVERS):
+        folder = workdir / f"{clip.stem}_{(kind or 'clean').replace(' ', '_')}"
         marked = covered if kind else set()
         pattern = write_plate(movie, numbers, track, kind, marked, folder)
-        caught, limit, lost, fit = occluded_frames(actor, pattern)
+        caught, test, lost, fit = occluded_frames(actor, pattern)
         if kind is None:
             clean_fit = fit
         uncovered = set(numbers) - marked
@@ -153,7 +172,8 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
                 "caught": len(caught & marked),
                 "false": len(caught & uncovered),
                 "lost": len(lost),
-                "limit": limit,
+                "limit": test.limit,
+                "lip_limit": test.lip_limit,
                 "held_left_in": left_in,
                 "held_bridged": bridged,
             }
@@ -176,33 +196,42 @@ def markdown(rows: list[dict]) -> str:
         "",
         f"Actor built on the first {TRAIN_SHARE:.0%} of each clip; the whole clip as a PNG plate,"
         f" as shot, and with the mouth covered in a run of {COVERED_SHARE:.0%} of its frames by"
-        " the actor's own forehead moved over it (skin) or by a dark ellipse (0.64 x 0.32 face"
-        " widths). `dub`'s test on every frame, set from the 16 frames it samples. Caught: covered"
-        " frames passed through; false: uncovered frames passed through (target: all caught,"
-        " none false). Lost: frames the tracker found no face in (passed through anyway). Held"
-        " expression: how far the covered plate moves the held expression `dub` keeps under the"
-        " drive (mean px of a 256-px face over the lower face), against the plate as shot, over"
-        " the uncovered frames within a second of a caught one; with the caught frames' fit left"
+        " an ellipse: the actor's own forehead moved over the whole mouth (skin, 0.64 x 0.32 face"
+        " widths), over one corner and the cheek beside it (hand side, 0.6 x 0.4), or across"
+        " the lips as an upright strip (finger, 0.16 x 0.44); or a dark grey over the whole mouth"
+        " (dark, 0.64 x 0.32) or over the lips (mic, 0.32 x 0.24). `dub`'s test on every frame,"
+        " set from the 16 frames it samples. Caught: covered frames passed through; false:"
+        " uncovered frames passed through (target: all caught, none false). Lost: frames the"
+        " tracker found no face in (passed through anyway). Limits: the share of unlike pixels"
+        " over which a frame is covered, over the lower face and over the lips. Held expression:"
+        " how far the covered plate moves the held expression `dub` keeps under the drive (mean"
+        " px of a 256-px face over the lower face), against the plate as shot, over the"
+        " uncovered frames within a second of a caught one; with the caught frames' fit left"
         " in, and bridged over them as `dub` does.",
         "",
-        "| clip | plate | frames | covered | caught | false | lost | limit (share unlike) |"
+        "| clip | plate | frames | covered | caught | false | lost | limits (lower face / lips) |"
         " held expression left in / bridged |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
             f"| {row['clip']} | {row['plate']} | {row['frames']} | {row['covered']} |"
-            f" {row['caught']} | {row['false']} | {row['lost']} | {row['limit']:.3f} |"
-            f" {held_figures(row)} |"
+            f" {row['caught']} | {row['false']} | {row['lost']} |"
+            f" {row['limit']:.3f} / {row['lip_limit']:.3f} | {held_figures(row)} |"
         )
+    by_kind = ", ".join(
+        f"{kind} {sum(r['caught'] for r in rows if r['plate'] == kind)}/"
+        f"{sum(r['covered'] for r in rows if r['plate'] == kind)}"
+        for kind in COVERS
+    )
     covered = sum(r["covered"] for r in rows)
     caught = sum(r["caught"] for r in rows)
     false = sum(r["false"] for r in rows)
     uncovered = sum(r["frames"] - r["covered"] for r in rows)
     lines += [
         "",
-        f"Over all plates: {caught}/{covered} covered frames caught, {false}/{uncovered}"
-        " uncovered frames passed through.",
+        f"Over all plates: {caught}/{covered} covered frames caught ({by_kind}), {false}/"
+        f"{uncovered} uncovered frames passed through.",
     ]
     return "\n".join(lines)
 

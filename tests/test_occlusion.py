@@ -4,59 +4,69 @@ covered mouth is, and covered frames among the samples do not hide themselves.""
 import numpy as np
 
 from dubplate.core.neural.occlusion import (
+    LIP_MIN_EXCESS,
     MIN_EXCESS,
     UNLIKE_DIFFERENCE,
+    ActorDifference,
     OcclusionTest,
     densest_half,
 )
 
 RNG = np.random.default_rng(3)
 SIZE = 32
+LIPS = (slice(18, 26), slice(8, 24))  # rows, columns
 
 
-def shot(frames: int) -> np.ndarray:
-    """(F, N, N) differences of a shot whose model misfits the lips (a strip 0.2 off in every
-    frame, as lipstick the albedo lacks would be), NaN above the lower face."""
-    differences = np.abs(RNG.normal(0, 0.015, (frames, SIZE, SIZE))).astype(np.float32)
-    differences[:, 20:24] += 0.2
-    differences[:, :8] = np.nan
-    return differences
+def shot(frames: int) -> ActorDifference:
+    """Differences of a shot whose model misfits the lips (a strip 0.2 off in every frame, as
+    lipstick the albedo lacks would be), NaN above the lower face."""
+    values = np.abs(RNG.normal(0, 0.015, (frames, SIZE, SIZE))).astype(np.float32)
+    values[:, 20:24] += 0.2
+    values[:, :8] = np.nan
+    lips = np.zeros(values.shape, bool)
+    lips[(slice(None), *LIPS)] = True
+    return ActorDifference(values, lips)
 
 
-def cover(differences: np.ndarray, share: float) -> np.ndarray:
+def cover(differences: ActorDifference, share: float) -> ActorDifference:
     """The same frames with the first `share` of the lower face's rows 0.3 off: an occluder."""
-    out = differences.copy()
+    values = differences.values.copy()
     rows = 8 + int(share * (SIZE - 8))
-    out[:, 8:rows] += 0.3
-    return out
+    values[:, 8:rows] += 0.3
+    return ActorDifference(values, differences.lips)
+
+
+def joined(*parts: ActorDifference) -> ActorDifference:
+    return ActorDifference(
+        np.concatenate([p.values for p in parts]), np.concatenate([p.lips for p in parts])
+    )
 
 
 def test_what_the_model_misses_in_every_frame_is_not_an_occluder():
     differences = shot(16)
     test = OcclusionTest.from_samples(differences)
     # The lipstick strip is over UNLIKE_DIFFERENCE in every frame, yet usual for this shot.
-    assert (differences[:, 20:24] > UNLIKE_DIFFERENCE).all()
+    assert (differences.values[:, 20:24] > UNLIKE_DIFFERENCE).all()
     assert test.shares(differences).max() < 0.01 and test.limit < MIN_EXCESS + 0.01
+    assert test.lip_shares(differences).max() < 0.01 and test.lip_limit < LIP_MIN_EXCESS + 0.01
     assert not test.occluded(shot(40)).any()
 
 
 def test_a_covered_mouth_is_found_with_covered_frames_among_the_samples():
-    samples = shot(16)
-    samples[:5] = cover(samples[:5], 0.4)  # 5 of the 16 sampled frames covered
-    test = OcclusionTest.from_samples(samples)
-    frames = shot(20)
-    frames[10:14] = cover(frames[10:14], 0.3)
+    # 5 of the 16 sampled frames covered
+    test = OcclusionTest.from_samples(joined(cover(shot(5), 0.4), shot(11)))
+    frames = joined(shot(10), cover(shot(4), 0.3), shot(6))
     np.testing.assert_array_equal(np.flatnonzero(test.occluded(frames)), [10, 11, 12, 13])
     assert test.shares(frames)[10] > 0.25
 
 
 def test_a_pixel_no_sample_covers_counts_from_zero():
     samples = shot(8)
-    samples[:, 8:10] = np.nan  # off the face in every sample
+    samples.values[:, 8:10] = np.nan  # off the face in every sample
     test = OcclusionTest.from_samples(samples)
     assert (test.usual[8:10] == 0).all() and np.isfinite(test.usual).all()
     frame = shot(1)
-    frame[:, 8:30] += 0.3
+    frame.values[:, 8:30] += 0.3
     assert test.occluded(frame).all()
 
 
@@ -74,9 +84,45 @@ def test_thin_lines_of_misfit_are_not_a_cover_and_a_solid_patch_is():
     samples = shot(16)
     test = OcclusionTest.from_samples(samples)
     edges = shot(1)
-    edges[:, 8::4] += 0.3  # one-pixel lines across the lower face: a blurred edge, a fit off
+    # One-pixel lines across the lower face, off the lips: a blurred edge, a fit off.
+    edges.values[:, 8:18:4] += 0.3
+    edges.values[:, 28::4] += 0.3
     patch = shot(1)
-    patch[:, 10:20, 8:24] += 0.3  # a solid patch of 10 x 16 pixels
-    assert (edges[0, 8:] > test.usual[8:] + UNLIKE_DIFFERENCE).mean() > 0.2
+    patch.values[:, 8:18, 8:24] += 0.3  # a solid patch of 10 x 16 pixels
+    assert (edges.values[0, 8:] > test.usual[8:] + UNLIKE_DIFFERENCE).mean() > 0.1
     assert test.shares(edges)[0] == 0 and not test.occluded(edges)[0]
     assert test.shares(patch)[0] > 0.2 and test.occluded(patch)[0]
+
+
+def finger(differences: ActorDifference) -> ActorDifference:
+    """The same frames with a strip 3 pixels wide 0.3 off from the nose to the chin, across the
+    lips: a finger, too small a share of the lower face for its own test."""
+    values = differences.values.copy()
+    values[:, 8:, 14:17] += 0.3
+    return ActorDifference(values, differences.lips)
+
+
+def test_a_finger_across_the_lips_is_found_by_the_lips():
+    test = OcclusionTest.from_samples(shot(16))
+    frames = joined(shot(3), finger(shot(2)), shot(3))
+    assert (test.shares(frames) < MIN_EXCESS).all()
+    assert (test.lip_shares(frames)[3:5] == 3 / 16).all()
+    np.testing.assert_array_equal(np.flatnonzero(test.occluded(frames)), [3, 4])
+
+
+def test_lips_the_model_misfits_by_varying_amounts_are_not_a_cover():
+    """Teeth showing between lips fitted shut, in every frame by its own amount: the shot's
+    usual, not a cover; a cover still is."""
+
+    def misfit(frames: int) -> ActorDifference:
+        differences = shot(frames)
+        for frame in range(frames):
+            columns = 8 + int(RNG.integers(0, 8))
+            differences.values[frame, 18:26, 8:columns] += 0.3
+        return differences
+
+    test = OcclusionTest.from_samples(misfit(16))
+    frames = misfit(30)
+    assert test.lip_shares(frames).max() > LIP_MIN_EXCESS
+    assert not test.occluded(frames).any()
+    assert test.occluded(cover(misfit(4), 0.5)).all()

@@ -233,9 +233,10 @@ def _occlusion_test(maker: FrameMaker, rows: np.ndarray, crops: np.ndarray) -> O
     light = maker.light(rows, crops)
     test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light))
     log.info(
-        "dub: a frame whose lower face is more than %.0f%% unlike the actor's (from %d frames"
-        " of the plate) is taken as covered and passed through",
+        "dub: a frame whose lower face is more than %.0f%% unlike the actor's, or whose lips are"
+        " more than %.0f%% (from %d frames of the plate), is taken as covered and passed through",
         100 * test.limit,
+        100 * test.lip_limit,
         len(rows),
     )
     return test

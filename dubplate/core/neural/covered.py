@@ -36,7 +36,7 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         manifest = read_actor_stage_manifest(directory, MANIFEST_KIND, FORMAT_VERSION)
         return manifest["frames_occluded"]
     actor = Actor.load(directory)
-    found, limits = {}, {}
+    found, limits, lip_limits = {}, {}, {}
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
         plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
@@ -47,12 +47,14 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         covered, test = result.covered, result.test
         found[info["path"]] = [int(n) for n in fit.frames[covered]]
         limits[info["path"]] = round(test.limit, 4)
+        lip_limits[info["path"]] = round(test.lip_limit, 4)
         log.info(
-            "actor: %s: %d frame(s) more than %.0f%% unlike the actor's lower face (mouth"
-            " covered), not learnt from%s",
+            "actor: %s: %d frame(s) more than %.0f%% unlike the actor's lower face or %.0f%% unlike"
+            " their lips (mouth covered), not learnt from%s",
             info["path"],
             int(covered.sum()),
             100 * test.limit,
+            100 * test.lip_limit,
             f": {found[info['path']]}" if covered.any() else "",
         )
     manifest = {
@@ -62,6 +64,7 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "frames_occluded": found,
         "limits": limits,
+        "lip_limits": lip_limits,
     }
     write_manifest(directory / f"{MANIFEST_KIND}.json", MANIFEST_KIND, manifest)
     return found

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,9 @@ from dubplate.core.composite.matte import grown_hull
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.morph.model import ActorModel
+from dubplate.core.morph.model import INNER_LIP_LOOP, OUTER_LIP_LOOP, ActorModel
 from dubplate.core.neural.network import smooth_fill
+from dubplate.core.neural.occlusion import ActorDifference
 from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
 
@@ -146,10 +148,10 @@ class FrameMaker:
 
     def actor_difference(
         self, rows: np.ndarray, real_linear: np.ndarray, light: torch.Tensor
-    ) -> np.ndarray:
-        """(F, N, N) how far each real crop of `rows` (cut by `real_linear`) is from the actor's
-        albedo under the frame's light on its own fitted face: the largest channel's difference
-        in working display values, over the lower face's skin and lips (NaN elsewhere)."""
+    ) -> ActorDifference:
+        """How far each real crop of `rows` (cut by `real_linear`) is from the actor's albedo
+        under the frame's light on its own fitted face: the largest channel's difference in
+        working display values, over the lower face's skin and lips; and where the lips are."""
         size = (self.crops.size, self.crops.size)
         screen = torch.from_numpy(self.real_screen[rows])
         with torch.no_grad():
@@ -159,7 +161,8 @@ class FrameMaker:
         drawn = self._working_uint8(out.rgb.clamp(0, 1).numpy()).numpy()
         real = self._working_uint8(real_linear).numpy()
         difference = np.abs(drawn.astype(np.float32) - real).max(axis=1) / 255
-        return np.where(skin, difference, np.nan).astype(np.float32)
+        values = np.where(skin, difference, np.nan).astype(np.float32)
+        return ActorDifference(values, np.stack([self._lips(row) for row in rows]) & skin)
 
     def real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
         """(F, N, N, 3) linear crops of `rows` cut from each row's plate frame in `pixels`."""
@@ -237,6 +240,14 @@ class FrameMaker:
     def _hole(self, row: int) -> np.ndarray:
         dilate = HOLE_DILATE * self.crops.face_px
         return grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED
+
+    def _lips(self, row: int) -> np.ndarray:
+        """(N, N) bool: between the outer and the inner lip contours of the row's fitted face."""
+        points = self.real_screen[row, :, :2] - 0.5  # OpenCV pixel centres
+        lips = np.zeros((self.crops.size, self.crops.size), np.uint8)
+        cv2.fillPoly(lips, [np.round(points[list(OUTER_LIP_LOOP)]).astype(np.int32)], 1)
+        cv2.fillPoly(lips, [np.round(points[list(INNER_LIP_LOOP)]).astype(np.int32)], 0)
+        return lips.astype(bool)
 
 
 def pull_references(
