@@ -35,8 +35,9 @@ from dubplate.core.composite.crop import crop_track
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import ActorFit, fit_frames
+from dubplate.core.neural.covered import covered_footage_frames, footage_lip_limit
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import OcclusionTest, covered_rows
+from dubplate.core.neural.occlusion import OcclusionTest, covered_rows, frame_differences, spread
 from dubplate.core.track import track_plate
 from dubplate.core.track.facetrack import ARRAYS
 
@@ -95,7 +96,9 @@ def write_plate(movie, numbers, track, kind: str | None, covered: set[int], fold
     return folder / "plate.####.png"
 
 
-def occluded_frames(actor, pattern: Path) -> tuple[set[int], OcclusionTest, set[int], ActorFit]:
+def occluded_frames(
+    actor, pattern: Path, least_lip_limit: float
+) -> tuple[set[int], OcclusionTest, set[int], ActorFit]:
     """`dub`'s decision on every frame of a plate: the covered ones, the test, and the frames
     passed through for want of a face; and the plate's fit."""
     plate = open_plate(pattern, colourspace="srgb_tx")
@@ -104,7 +107,10 @@ def occluded_frames(actor, pattern: Path) -> tuple[set[int], OcclusionTest, set[
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
-    found = covered_rows(maker, np.arange(len(fit.frames)), BATCH)
+    rows = np.arange(len(fit.frames))
+    samples = frame_differences(maker, spread(rows))[0]
+    test = OcclusionTest.from_samples(samples, least_lip_limit)
+    found = covered_rows(maker, rows, BATCH, test=test)
     covered = set(fit.frames[found.covered].tolist())
     return covered, found.test, set(track.frames_without_face), fit
 
@@ -150,6 +156,10 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
     cut = int(len(numbers) * TRAIN_SHARE)
     head = replace(track, **{name: getattr(track, name)[:cut] for name in ARRAYS})
     actor = build_actor(clip.stem, [(movie, head)])
+    # As `actor build` does: the actor's footage sets the floor of a plate's lips' limit.
+    actor.save(workdir / clip.stem)
+    covered_footage_frames(workdir / clip.stem)
+    least_lip_limit = footage_lip_limit(workdir / clip.stem)
     run = int(len(numbers) * COVERED_SHARE)
     first = (len(numbers) - run) // 2
     covered = set(numbers[first : first + run])
@@ -158,7 +168,7 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
         folder = workdir / f"{clip.stem}_{(kind or 'clean').replace(' ', '_')}"
         marked = covered if kind else set()
         pattern = write_plate(movie, numbers, track, kind, marked, folder)
-        caught, test, lost, fit = occluded_frames(actor, pattern)
+        caught, test, lost, fit = occluded_frames(actor, pattern, least_lip_limit)
         if kind is None:
             clean_fit = fit
         uncovered = set(numbers) - marked

@@ -22,8 +22,9 @@ from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
-from dubplate.core.neural.covered import covered_footage_frames
+from dubplate.core.neural.covered import covered_footage_frames, footage_lip_limit
 from dubplate.core.neural.frames import FrameMaker
+from dubplate.core.neural.occlusion import LIP_MIN_EXCESS
 from dubplate.core.neural.store import (
     extreme_mouths,
     load_renderer,
@@ -310,9 +311,11 @@ def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
     actor.save(tmp_path / "actor")
     found = covered_footage_frames(tmp_path / "actor")
     assert found == {footage.info.source: covered}
-    assert (
-        json.loads((tmp_path / "actor" / "occlusion.json").read_text())["frames_occluded"] == found
-    )
+    saved = json.loads((tmp_path / "actor" / "occlusion.json").read_text())
+    assert saved["frames_occluded"] == found
+    # The lips' limit the take set is the floor of a plate's: a share over it, no more.
+    (lip_limit,) = saved["lip_limits"].values()
+    assert LIP_MIN_EXCESS <= lip_limit < 1 and footage_lip_limit(tmp_path / "actor") == lip_limit
 
     data, references = training_set(actor, 128, extreme_mouths(actor, found), covered=found)
     assert len(data.real) == len(data.opening) == len(numbers) - len(covered)

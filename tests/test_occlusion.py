@@ -126,3 +126,13 @@ def test_lips_the_model_misfits_by_varying_amounts_are_not_a_cover():
     assert test.lip_shares(frames).max() > LIP_MIN_EXCESS
     assert not test.occluded(frames).any()
     assert test.occluded(cover(misfit(4), 0.5)).all()
+
+
+def test_the_actors_own_lips_limit_is_the_least_a_shot_gets():
+    """A one-second shot's samples can all be frames whose lips the model fits well; the actor's
+    footage says how far it misses them as a rule."""
+    frames = joined(shot(3), finger(shot(2)), shot(3))
+    found = OcclusionTest.from_samples(shot(16), least_lip_limit=0.3)
+    assert found.lip_limit == 0.3
+    assert not found.occluded(frames).any()
+    assert OcclusionTest.from_samples(shot(16), least_lip_limit=0.1).lip_limit < 0.2

@@ -57,6 +57,7 @@ from dubplate.core.morph.fit import (
     identity_distance_px,
     identity_threshold_px,
 )
+from dubplate.core.neural.covered import footage_lip_limit
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import CoveredRows, OcclusionTest, covered_rows, spread
@@ -151,7 +152,10 @@ def dub(
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
     crops = crop_track(models.actor.model, fit, models.renderer.size)
-    sample_rows, sample_crops, checked = _check_plate(plate, models.actor, fit, crops)
+    least_lip_limit = footage_lip_limit(directory)
+    sample_rows, sample_crops, checked = _check_plate(
+        plate, models.actor, fit, crops, least_lip_limit
+    )
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
     fit = dataclasses.replace(fit, light=checked.light.numpy())
     occluded = [int(n) for n in fit.frames[checked.covered]]
@@ -209,7 +213,7 @@ def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.
 
 
 def _check_plate(
-    plate: Plate, actor: Actor, fit: ActorFit, crops: CropTrack
+    plate: Plate, actor: Actor, fit: ActorFit, crops: CropTrack, least_lip_limit: float
 ) -> tuple[np.ndarray, np.ndarray, CoveredRows]:
     """Rows sampled over the shot and their linear crops (the sampled frames are read once,
     and let go of here: 16 4K frames are 800 MB), and which frames' mouth is covered: every
@@ -218,7 +222,7 @@ def _check_plate(
     tester = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
     rows, pixels = plate_sample(tester, fit)
     sample = tester.real_linear(rows, pixels)
-    test = _occlusion_test(tester, rows, sample)
+    test = _occlusion_test(tester, rows, sample, least_lip_limit)
     progress = Progress("dub: covered mouths", len(fit.frames))
     checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test)
     if checked.covered.any():
@@ -229,9 +233,11 @@ def _check_plate(
     return rows, sample, checked
 
 
-def _occlusion_test(maker: FrameMaker, rows: np.ndarray, crops: np.ndarray) -> OcclusionTest:
+def _occlusion_test(
+    maker: FrameMaker, rows: np.ndarray, crops: np.ndarray, least_lip_limit: float
+) -> OcclusionTest:
     light = maker.light(rows, crops)
-    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light))
+    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light), least_lip_limit)
     log.info(
         "dub: a frame whose lower face is more than %.0f%% unlike the actor's, or whose lips are"
         " more than %.0f%% (from %d frames of the plate), is taken as covered and passed through",

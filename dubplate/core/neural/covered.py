@@ -70,6 +70,16 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
     return found
 
 
+def footage_lip_limit(directory: Path) -> float:
+    """The largest lips' limit the actor's footage set (how far the model misses their lips as a
+    rule), a floor for a plate's; 0 for an actor whose occlusion.json has none (built before the
+    lips were tested)."""
+    if not (Path(directory) / f"{MANIFEST_KIND}.json").exists():
+        return 0.0
+    manifest = read_actor_stage_manifest(Path(directory), MANIFEST_KIND, FORMAT_VERSION)
+    return max(manifest.get("lip_limits", {}).values(), default=0.0)
+
+
 def uncovered_fits(actor: Actor, covered: dict[str, list[int]]) -> list[ActorFit]:
     """The actor's fits without their `covered` frames (by footage path), what the mouth models
     are learnt from; an error when no frame is left."""
