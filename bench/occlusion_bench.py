@@ -10,11 +10,11 @@ PNG sequence as it is, and with the mouth covered in a run of a quarter of its f
 - `dark`: a dark object there instead (a microphone in front of the face);
 - `hand side`: the forehead patch over one corner of the mouth and the cheek beside it;
 - `finger`: a narrow upright strip of forehead across the lips;
-- `mic`: a small dark disc over the lips (a microphone head; the tracker takes it for an open
-  mouth).
-Each plate goes through `dub`'s own path up to the decision (`actor build`'s is the same):
-tracked, fitted, its occlusion test set from the 16 frames `dub` samples, and every frame
-tested. Counted: covered frames caught, and uncovered frames passed through; and how far the
+- `mic`: a small dark ellipse over the lips (a microphone head; the tracker takes it for an
+  open mouth).
+Each plate goes through `dub`'s own path up to the decision: tracked, fitted, its occlusion
+test set from the 16 frames `dub` samples (the lips' limit no lower than the one the actor's
+footage set, as `actor build` keeps it), and every frame tested. Counted: covered frames caught, and uncovered frames passed through; and how far the
 covered frames' fit moves the held expression `dub` keeps under the drive in the frames around
 them, left in and bridged over.
 """

@@ -60,7 +60,13 @@ from dubplate.core.morph.fit import (
 from dubplate.core.neural.covered import footage_lip_limit
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
-from dubplate.core.neural.occlusion import CoveredRows, OcclusionTest, covered_rows, spread
+from dubplate.core.neural.occlusion import (
+    CoveredRows,
+    OcclusionTest,
+    covered_rows,
+    lips_said,
+    spread,
+)
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
 from dubplate.core.progress import Progress
@@ -239,10 +245,10 @@ def _occlusion_test(
     light = maker.light(rows, crops)
     test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light), least_lip_limit)
     log.info(
-        "dub: a frame whose lower face is more than %.0f%% unlike the actor's, or whose lips are"
-        " more than %.0f%% (from %d frames of the plate), is taken as covered and passed through",
+        "dub: a frame whose lower face is more than %.0f%% unlike the actor's%s (from %d frames"
+        " of the plate) is taken as covered and passed through",
         100 * test.limit,
-        100 * test.lip_limit,
+        lips_said(test.lip_limit),
         len(rows),
     )
     return test

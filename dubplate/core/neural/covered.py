@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import covered_rows
+from dubplate.core.neural.occlusion import covered_rows, lips_said
 from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,12 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
         limits[info["path"]] = round(test.limit, 4)
         lip_limits[info["path"]] = round(test.lip_limit, 4)
         log.info(
-            "actor: %s: %d frame(s) more than %.0f%% unlike the actor's lower face or %.0f%% unlike"
-            " their lips (mouth covered), not learnt from%s",
+            "actor: %s: %d frame(s) more than %.0f%% unlike the actor's lower face%s (mouth"
+            " covered), not learnt from%s",
             info["path"],
             int(covered.sum()),
             100 * test.limit,
-            100 * test.lip_limit,
+            lips_said(test.lip_limit),
             f": {found[info['path']]}" if covered.any() else "",
         )
     manifest = {
@@ -71,13 +72,14 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
 
 
 def footage_lip_limit(directory: Path) -> float:
-    """The largest lips' limit the actor's footage set (how far the model misses their lips as a
-    rule), a floor for a plate's; 0 for an actor whose occlusion.json has none (built before the
-    lips were tested)."""
+    """The largest lips' limit the actor's takes set (how far the model misses their lips as a
+    rule: the take it misses most speaks for the actor), the floor of a plate's. Infinite, so
+    the lips go untested as before, for an actor whose occlusion.json predates the lips' test:
+    only their footage tells a shot's lips that fit well by chance from lips that always do."""
     if not (Path(directory) / f"{MANIFEST_KIND}.json").exists():
-        return 0.0
+        return math.inf
     manifest = read_actor_stage_manifest(Path(directory), MANIFEST_KIND, FORMAT_VERSION)
-    return max(manifest.get("lip_limits", {}).values(), default=0.0)
+    return max(manifest.get("lip_limits", {}).values(), default=math.inf)
 
 
 def uncovered_fits(actor: Actor, covered: dict[str, list[int]]) -> list[ActorFit]:

@@ -9,7 +9,7 @@ that crop pixel over the shot by UNLIKE_DIFFERENCE: what the model gets wrong ev
 its share of unlike pixels is an outlier among the shot's frames, over the lower face or over
 the lips alone: a finger, a microphone or a pale hand hides a small part of the lower face, or
 one the colour of the skin it covers, but never leaves the lips as they were (a dark microphone
-head is even fitted as an open mouth, its skin ring all that is left to see).
+head is even fitted as an open mouth, the lips' ring around it all that is left to see).
 """
 
 from __future__ import annotations
@@ -180,6 +180,13 @@ def unlike_lip_shares(differences: ActorDifference, usual: np.ndarray) -> np.nda
     with np.errstate(invalid="ignore"):
         unlike = (differences.values > usual + UNLIKE_DIFFERENCE) & differences.lips
     return unlike.sum(axis=(1, 2)) / np.maximum(differences.lips.sum(axis=(1, 2)), 1)
+
+
+def lips_said(lip_limit: float) -> str:
+    """The lips' limit as the logs tell it: one of 1 or more is never reached."""
+    if lip_limit >= 1:
+        return " (the lips not tested: the model misses them too variably)"
+    return f", or whose lips are more than {100 * lip_limit:.0f}%"
 
 
 def densest_half(values: np.ndarray) -> tuple[float, float]:
