@@ -2,8 +2,12 @@
 covered mouth is, and covered frames among the samples do not hide themselves; a finger across
 the lips is found by the lips, unless the model misses the actor's lips too variably to tell."""
 
+import math
+
 import numpy as np
 
+from dubplate.core.manifest import write_manifest
+from dubplate.core.neural.covered import footage_lip_limit
 from dubplate.core.neural.occlusion import (
     LIP_MIN_EXCESS,
     MIN_EXCESS,
@@ -139,3 +143,23 @@ def test_the_actors_own_lips_limit_is_the_least_a_shot_gets():
     assert found.lip_limit == 0.3
     assert not found.occluded(frames).any()
     assert OcclusionTest.from_samples(shot(16), least_lip_limit=0.1).lip_limit < 0.2
+
+
+def test_an_actor_built_before_the_lips_test_leaves_the_lips_untested(tmp_path):
+    assert footage_lip_limit(tmp_path) == math.inf  # no occlusion.json at all
+    manifest = {
+        "kind": "occlusion",
+        "format_version": 1,
+        "tool": {"name": "dubplate", "version": "0"},
+        "created": "2026-12-01T00:00:00+00:00",
+        "frames_occluded": {"take.mov": []},
+        "limits": {"take.mov": 0.1},
+    }
+    write_manifest(tmp_path / "occlusion.json", "occlusion", manifest)
+    assert footage_lip_limit(tmp_path) == math.inf
+    write_manifest(
+        tmp_path / "occlusion.json", "occlusion", {**manifest, "lip_limits": {"take.mov": 0.2}}
+    )
+    assert footage_lip_limit(tmp_path) == 0.2
+    finger_only = joined(shot(3), finger(shot(2)), shot(3))
+    assert not OcclusionTest.from_samples(shot(16), math.inf).occluded(finger_only).any()
