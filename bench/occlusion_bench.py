@@ -14,9 +14,10 @@ PNG sequence as it is, and with the mouth covered in a run of a quarter of its f
   open mouth).
 Each plate goes through `dub`'s own path up to the decision: tracked, fitted, its occlusion
 test set from the 16 frames `dub` samples (the lips' limit no lower than the one the actor's
-footage set, as `actor build` keeps it), and every frame tested. Counted: covered frames caught, and uncovered frames passed through; and how far the
-covered frames' fit moves the held expression `dub` keeps under the drive in the frames around
-them, left in and bridged over.
+footage set, as `actor build` keeps it), and every frame tested. Counted: covered frames
+caught, and uncovered frames passed through; and how far the covered frames' fit moves the
+held expression `dub` keeps under the drive in the frames around them, left in and bridged
+over.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import ActorFit, fit_frames
 from dubplate.core.neural.covered import covered_footage_frames, footage_lip_limit
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import OcclusionTest, covered_rows, frame_differences, spread
+from dubplate.core.neural.occlusion import OcclusionTest, covered_rows
 from dubplate.core.track import track_plate
 from dubplate.core.track.facetrack import ARRAYS
 
@@ -107,10 +108,7 @@ def occluded_frames(
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
-    rows = np.arange(len(fit.frames))
-    samples = frame_differences(maker, spread(rows))[0]
-    test = OcclusionTest.from_samples(samples, least_lip_limit)
-    found = covered_rows(maker, rows, BATCH, test=test)
+    found = covered_rows(maker, np.arange(len(fit.frames)), BATCH, least_lip_limit=least_lip_limit)
     covered = set(fit.frames[found.covered].tolist())
     return covered, found.test, set(track.frames_without_face), fit
 

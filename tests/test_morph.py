@@ -22,9 +22,8 @@ from dubplate.core.morph.appearance import (
     to_screen,
 )
 from dubplate.core.morph.fit import build_geometry, fit_frames, lip_error_px, reprojection_px
-from dubplate.core.morph.model import INNER_LIP_LOOP
 from dubplate.core.track import track_plate
-from dubplate.core.track.landmarks import mouth_opening
+from dubplate.core.track.landmarks import INNER_LIP_LOOP, mouth_opening
 from tests.fixtures import ArrayPlate, footage_frames
 
 FRAMES = 30

@@ -64,6 +64,7 @@ from dubplate.core.neural.occlusion import (
     CoveredRows,
     OcclusionTest,
     covered_rows,
+    crop_differences,
     lips_said,
     spread,
 )
@@ -165,6 +166,10 @@ def dub(
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
     fit = dataclasses.replace(fit, light=checked.light.numpy())
     occluded = [int(n) for n in fit.frames[checked.covered]]
+    if occluded:
+        log.warning(
+            "dub: the mouth is covered in %d frame(s), passed through: %s", len(occluded), occluded
+        )
     lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
     maker = FrameMaker(
         plate,
@@ -230,20 +235,13 @@ def _check_plate(
     sample = tester.real_linear(rows, pixels)
     test = _occlusion_test(tester, rows, sample, least_lip_limit)
     progress = Progress("dub: covered mouths", len(fit.frames))
-    checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test)
-    if checked.covered.any():
-        occluded = [int(n) for n in fit.frames[checked.covered]]
-        log.warning(
-            "dub: the mouth is covered in %d frame(s), passed through: %s", len(occluded), occluded
-        )
-    return rows, sample, checked
+    return rows, sample, covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test)
 
 
 def _occlusion_test(
     maker: FrameMaker, rows: np.ndarray, crops: np.ndarray, least_lip_limit: float
 ) -> OcclusionTest:
-    light = maker.light(rows, crops)
-    test = OcclusionTest.from_samples(maker.actor_difference(rows, crops, light), least_lip_limit)
+    test = OcclusionTest.from_samples(crop_differences(maker, rows, crops)[0], least_lip_limit)
     log.info(
         "dub: a frame whose lower face is more than %.0f%% unlike the actor's%s (from %d frames"
         " of the plate) is taken as covered and passed through",

@@ -13,12 +13,13 @@ import torch.nn.functional as F
 from dubplate.core.colour import default_config
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.morph.model import INNER_LIP_LOOP, ActorModel
+from dubplate.core.morph.model import ActorModel
 from dubplate.core.morph.triangles import TRIANGLES
 from dubplate.core.progress import Progress
 from dubplate.core.render.rasterizer import interpolate, rasterize
 from dubplate.core.render.renderer import FaceRenderer
 from dubplate.core.render.shading import SH_COEFFICIENTS, ambient_only, sh_basis, vertex_normals
+from dubplate.core.track.landmarks import INNER_LIP_LOOP
 
 CROP_PX = 256
 LINEAR_SPACE = "Linear Rec.709 (sRGB)"  # where albedo times irradiance holds

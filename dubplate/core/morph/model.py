@@ -12,14 +12,6 @@ from dubplate.core.track.landmarks import FACE_BOX_PX
 # Subnasale: the point below the nose tip. The lower face is what lies below it in the actor's
 # canonical frame: lips, jaw, chin and the cheeks beside them.
 SUBNASALE = 2
-# The inner-lip contour, in order around the mouth opening (MediaPipe indices).
-INNER_LIP_LOOP = (
-    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
-)  # fmt: skip
-# The outer-lip contour, in order from the left corner over the upper lip.
-OUTER_LIP_LOOP = (
-    61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
-)  # fmt: skip
 
 
 def lower_face_vertices(neutral: np.ndarray) -> np.ndarray:

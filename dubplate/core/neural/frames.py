@@ -27,11 +27,12 @@ from dubplate.core.composite.matte import grown_hull
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import LINEAR_SPACE, FaceCrops, renderer_for, solve_light
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.morph.model import INNER_LIP_LOOP, OUTER_LIP_LOOP, ActorModel
+from dubplate.core.morph.model import ActorModel
 from dubplate.core.neural.network import smooth_fill
 from dubplate.core.neural.occlusion import ActorDifference
 from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
+from dubplate.core.track.landmarks import INNER_LIP_LOOP, OUTER_LIP_LOOP
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
 # The replaced region spans this many half mouth-widths either side of the mouth's centre: lips

@@ -136,11 +136,14 @@ def covered_rows(
     chunk: int,
     progress: Progress | None = None,
     test: OcclusionTest | None = None,
+    least_lip_limit: float = 0.0,
 ) -> CoveredRows:
     """Which of the fit's `rows` have their mouth covered, by `test` or one learnt on a spread
-    of them; frames are read `chunk` at a time."""
+    of them (its lips' limit no lower than `least_lip_limit`); frames are read `chunk` at a
+    time."""
     if test is None:
-        test = OcclusionTest.from_samples(frame_differences(maker, spread(rows))[0])
+        samples = frame_differences(maker, spread(rows))[0]
+        test = OcclusionTest.from_samples(samples, least_lip_limit)
     covered, light = [], []
     for start in range(0, len(rows), chunk):
         differences, lit = frame_differences(maker, rows[start : start + chunk])
@@ -157,7 +160,14 @@ def frame_differences(maker: FrameMaker, rows: np.ndarray) -> tuple[ActorDiffere
     """`maker.actor_difference` of `rows`, their frames read from the maker's plate, and the
     light it was taken under."""
     frames = maker.plate.frames(int(maker.fit.frames[row]) for row in rows)
-    real_linear = maker.real_linear(rows, [pixels for _, pixels in frames])
+    return crop_differences(maker, rows, maker.real_linear(rows, [pixels for _, pixels in frames]))
+
+
+def crop_differences(
+    maker: FrameMaker, rows: np.ndarray, real_linear: np.ndarray
+) -> tuple[ActorDifference, torch.Tensor]:
+    """`maker.actor_difference` of `rows` cut as `real_linear`, and the light it was taken
+    under."""
     light = maker.light(rows, real_linear)
     return maker.actor_difference(rows, real_linear, light), light
 

@@ -10,48 +10,15 @@ MESH_VERTEX_COUNT = 468  # the last 10 are iris points added by the attention mo
 UPPER_LIP_INNER = 13
 LOWER_LIP_INNER = 14
 MOUTH_CORNERS = (61, 291)
-LIPS = (
-    0,
-    13,
-    14,
-    17,
-    37,
-    39,
-    40,
-    61,
-    78,
-    80,
-    81,
-    82,
-    84,
-    87,
-    88,
-    91,
-    95,
-    146,
-    178,
-    181,
-    185,
-    191,
-    267,
-    269,
-    270,
-    291,
-    308,
-    310,
-    311,
-    312,
-    314,
-    317,
-    318,
-    321,
-    324,
-    375,
-    402,
-    405,
-    409,
-    415,
-)
+# The inner-lip contour, in order around the mouth opening (MediaPipe indices).
+INNER_LIP_LOOP = (
+    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+)  # fmt: skip
+# The outer-lip contour, in order from the left corner over the upper lip.
+OUTER_LIP_LOOP = (
+    61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
+)  # fmt: skip
+LIPS = tuple(sorted({*INNER_LIP_LOOP, *OUTER_LIP_LOOP}))
 # Points that move with the skull, not the jaw: forehead, nose bridge and tip, eye corners.
 RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 127, 356)
 
