@@ -4,10 +4,11 @@
 
 For each footage clip: the actor is built and A2E trained on the first 80% of the frames (its
 own early stopping holds out the last 20% of those), then
-1. with the clip's own audio on the held-out last 20%: lower-face landmark error of the
-   predicted mesh (pose and upper face from the track) against the track, px of a 256-px face
-   box, beside the mean-expression baseline and the error a perfect predictor of the
-   inner-lip gap alone would leave (how much of the lower face mouth opening explains);
+1. with the clip's own audio on the held-out last 20% (moved by the sound offset A2E found in
+   the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
+   upper face from the track) against the track, px of a 256-px face box, beside the
+   mean-expression baseline and the error a perfect predictor of the inner-lip gap alone
+   would leave (how much of the lower face mouth opening explains);
 2. with every dub in ../shared/data/audio: phone-sync and bilabial closure of the predicted
    mouth, against the real footage's phone-sync with its own audio;
 3. training time, scaled to 20 s of footage.
@@ -89,7 +90,8 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     report = train_actor_a2e(actor_dir, last_frame=numbers[cut - 1])
     seconds = time.perf_counter() - started
     actor = Actor.load(actor_dir)
-    network, _ = load_a2e(actor_dir)
+    network, manifest = load_a2e(actor_dir)
+    (sync,) = manifest["training"]["footage_sync"]
 
     frame_seconds = float(1 / plate.info.fps)
     own = analyse(plate.audio())
@@ -97,7 +99,8 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     found = np.flatnonzero(track.found)
     in_tail = found >= cut
     tail = found[in_tail]
-    features = frame_features(own, track.times[found], frame_seconds, pad=True)
+    # The clip's sound, moved by the offset A2E found in its first 80% and learnt with.
+    features = frame_features(own, track.times[found] + sync["offset_s"], frame_seconds, pad=True)
     predicted = predict(network, features, own.has_speech)
     baseline = np.repeat(network.target_mean.numpy()[None], len(found), axis=0)
     plate_lower = fit_frames(actor.model, track.landmarks[found], track.frames[found]).lower
@@ -122,6 +125,7 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     row = {
         "clip": clip.name,
         "train_s": footage_seconds,
+        "sync": sync,
         "error": lower_face_error_px(actor, track, tail, predicted[in_tail]),
         "baseline": lower_face_error_px(actor, track, tail, baseline[in_tail]),
         "error_expression": lower_face_error_px(actor, track, tail, with_expression(predicted)),
@@ -149,15 +153,19 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "80% of the clip, 8 augmented voices plus the original, CPU. Lip-gap oracle: the error "
         "left by a perfect predictor of the inner-lip gap alone (the training frames' line of "
         "coefficients on the gap, read at each held-out frame's true gap), a bound on what mouth "
-        "opening can explain.",
+        "opening can explain. Sound offset: how far past each frame's time its sound was found "
+        "in the first 80% (`core/a2e/sync.py`; the fitted mouth's phone-sync there, and as "
+        "recorded); A2E learnt with the sound moved by it, and the tail is driven with it.",
         "",
-        "| clip | training footage | A2E error | mean-expression error | ratio | lip-gap oracle "
-        "| oracle ratio | train time | per 20 s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | training footage | sound offset (phone-sync as recorded -> there) | A2E error "
+        "| mean-expression error | ratio | lip-gap oracle | oracle ratio | train time | per 20 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['clip']} | {r['train_s']:.1f} s | {r['error']:.2f} | {r['baseline']:.2f} | "
+            f"| {r['clip']} | {r['train_s']:.1f} s | {1000 * r['sync']['offset_s']:+.0f} ms "
+            f"({r['sync']['phone_sync_as_recorded']:.2f} -> {r['sync']['phone_sync']:.2f}) | "
+            f"{r['error']:.2f} | {r['baseline']:.2f} | "
             f"{r['error'] / r['baseline']:.2f} | {r['oracle']:.2f} | "
             f"{r['oracle'] / r['baseline']:.2f} | {r['train_seconds']:.0f} s | "
             f"{r['per_20s']:.0f} s |"

@@ -4,16 +4,17 @@
         [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, covered mouths and the footage frames they
-leave out, A2E, renderer); the held-out 20% dubbed with the clip's own audio (lossless movie)
-against the real frames: mouth landmark distance (M-LMD, lips, px of a 256-px face box; again
-without the plate's held expression), face-crop SSIM and PSNR, mouth sharpness (variance of the
-Laplacian) and flicker inside the lower face (mean absolute frame-to-frame change), each beside
-the real frames', and the sharpness left when the real crop itself is comped back (without and
-with the plate's own detail); then the clip's first 75 frames dubbed with every file in
-shared/data/audio (phone-sync and bilabial closure of the re-tracked result, against the real
-footage with its own audio, and the dubbed mouth's sharpness against the real frames'). A
-contact sheet of real and dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p
-and 4K: bench/dub_speed_bench.py.
+leave out, A2E, renderer); the held-out 20% dubbed with the clip's own audio (lossless movie;
+moved by the sound offset A2E found in the first 80%) against the real frames: mouth landmark
+distance (M-LMD, lips, px of a 256-px face box; again without the plate's held expression),
+face-crop SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker inside the
+lower face (mean absolute frame-to-frame change), each beside the real frames', and the
+sharpness left when the real crop itself is comped back (without and with the plate's own
+detail); then the clip's first 75 frames dubbed with every file in shared/data/audio (phone-
+sync and bilabial closure of the re-tracked result, against the real footage with its own
+audio, and the dubbed mouth's sharpness against the real frames'). A contact sheet of real and
+dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K:
+bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from results import FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
 
-from dubplate.core.a2e.store import train_actor_a2e
+from dubplate.core.a2e.store import footage_audio_offsets, train_actor_a2e
 from dubplate.core.audio.features import cached_analysis
 from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.composite.crop import crop_track
@@ -142,7 +143,10 @@ def flicker(crops: np.ndarray) -> float:
 
 def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdir: Path):
     plate = open_plate(clip)
-    settings = DubSettings(trim=True, lossless=True)
+    # The clip's own sound, moved as A2E found it in the first 80% and learnt with (padded
+    # where that takes the tail's last frames past the audio's end).
+    (offset,) = footage_audio_offsets(actor_dir).values()
+    settings = DubSettings(audio_offset=offset, pad=True, trim=True, lossless=True)
     own = workdir / f"{clip.stem}_own"
     result = dub_into(actor_dir, plate, held_out, plate.audio(), own, settings)
     dubbed = open_plate(result["output"])
@@ -248,8 +252,9 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "",
         f"Actor built on the first {TRAIN_SHARE:.0%} of each clip (renderer: {settings.steps} steps"
         f" of batch {settings.batch} at {settings.size} px), its last 20% dubbed. "
-        "Self-reconstruction with the clip's own audio, lossless movie, against the real "
-        "frames (targets: M-LMD <= 2.5, SSIM >= 0.90, "
+        "Self-reconstruction with the clip's own audio (moved by the sound offset A2E found "
+        "in the first 80%, `core/a2e/sync.py`), lossless movie, against the real frames "
+        "(targets: M-LMD <= 2.5, SSIM >= 0.90, "
         "PSNR >= 28 dB, sharpness >= 0.85 x real, flicker <= 1.2 x real). Round trip: the "
         "sharpness ratio with each frame's real crop comped back instead of the generated one, "
         "the ceiling the crop module leaves a perfect generator, without / with the plate's own "

@@ -13,6 +13,7 @@ from dubplate.core.a2e.expression import (
 )
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.predict import drive_frames
+from dubplate.core.a2e.sync import MIN_PHONE_SYNC, FootageSync, sync_offset
 from dubplate.core.a2e.train import (
     BILABIAL,
     MouthPrior,
@@ -27,6 +28,7 @@ from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.model import ActorModel
+from dubplate.core.qc.lipsync import openness
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 
 
@@ -180,6 +182,43 @@ def test_a_range_of_frames_is_driven_as_the_whole_shot_drives_it():
     assert np.allclose(part.features.matrix(), whole.features.matrix()[40:70], atol=1e-6)
     alone = predict(network, audio_features.frame_features(analysis, times[40:70], 0.04), True)
     assert np.abs(alone[:4] - whole.lower[40:44]).max() > 1e-2
+
+
+def speech_of_random_syllables(seconds: float, seed: int) -> AudioAnalysis:
+    """Consonant-vowel syllables of random length: a mouth that follows them has one timing."""
+    rng = np.random.default_rng(seed)
+    rows, start = [], 0.0
+    while start < seconds:
+        for sound in (rng.choice(["M", "B", "S", "T"]), rng.choice(["AA", "AE", "OW", "IY"])):
+            end = start + rng.uniform(0.06, 0.3)
+            rows.append((PHONE_INDEX[sound], start, end))
+            start = end
+    return AudioAnalysis(np.array(rows), np.zeros((int(seconds * 100), 80), np.float32), seconds)
+
+
+def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
+    """The mouth opens for each vowel 120 ms before the sound track has it: A2E learns from the
+    sound moved 120 ms back, where the mouth follows the phones; footage in sync, or a mouth
+    that does not follow its phones, keeps its sound as recorded."""
+    analysis = speech_of_random_syllables(8.0, seed=5)
+    times = np.arange(200) / 25
+    rng = np.random.default_rng(0)
+
+    def mouth(sound_late_s):
+        heard = audio_features.frame_features(analysis, times + sound_late_s, 0.04, pad=True)
+        gap = 12 * openness(heard) + rng.normal(0, 1.0, len(times))
+        gap[rng.uniform(size=len(gap)) < 0.1] = np.nan  # frames without a fitted face
+        return gap
+
+    late = sync_offset(mouth(0.12), analysis, times, 0.04)
+    assert late.offset_s == pytest.approx(0.12)
+    assert late.phone_sync > 0.8 > late.phone_sync_as_recorded
+    assert sync_offset(mouth(0.0), analysis, times, 0.04).offset_s == 0.0
+    early = sync_offset(mouth(-0.08), analysis, times, 0.04)
+    assert early.offset_s == pytest.approx(-0.08)
+    unrelated = sync_offset(rng.normal(0, 1.0, len(times)), analysis, times, 0.04)
+    assert unrelated == FootageSync(0.0, *([unrelated.phone_sync_as_recorded] * 2))
+    assert unrelated.phone_sync < MIN_PHONE_SYNC
 
 
 def test_voice_changes():

@@ -8,6 +8,8 @@ import av
 import numpy as np
 import pytest
 
+from dubplate.core.a2e.store import footage_audio_offsets
+from dubplate.core.a2e.sync import MAX_OFFSET_S
 from dubplate.core.manifest import read_manifest
 from dubplate.core.media import load_audio
 from dubplate.plugin.cli import main
@@ -166,7 +168,13 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     assert done.returncode == 0, done.stderr
     trained = last_json(done.stdout)
     assert trained["voices"] == 9 and trained["validation_frames"] > 0
-    assert read_manifest(actor / "a2e.json", "a2e")["network"]["fps"] == "25/1"
+    manifest = read_manifest(actor / "a2e.json", "a2e")
+    assert manifest["network"]["fps"] == "25/1"
+    # The sound offset it learnt with is recorded, and read back for the footage's own audio.
+    (sync,) = trained["footage_sync"]
+    assert manifest["training"]["footage_sync"] == [sync]
+    assert footage_audio_offsets(actor) == {str(clip): sync["offset_s"]}
+    assert abs(sync["offset_s"]) <= MAX_OFFSET_S
     one_line_error(run_cli("actor", "train-a2e", actor), "already has an A2E network")
 
     dub = shared_data / "audio" / "fr_speech.wav"

@@ -12,7 +12,7 @@ import pytest
 
 from dubplate.core.a2e.augment import DRY
 from dubplate.core.a2e.store import train_actor_a2e
-from dubplate.core.a2e.train import TrainSettings, footage_sequences
+from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
 from dubplate.core.colour import default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
@@ -351,7 +351,8 @@ def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
         assert (data.real == reference).all(dim=(1, 2, 3)).any()
     # The PNG take has no sound: the A2E's sequence is made with the movie's, frame for frame.
     rng = np.random.default_rng(0)
-    (sequence,) = footage_sequences(movie, actor.fits[0], [DRY], rng, None, covered)
+    footage = footage_frames(movie, actor.fits[0], None, covered)
+    (sequence,) = footage_sequences(footage, [DRY], rng)
     assert np.flatnonzero(~sequence.mask).tolist() == covered
 
 

@@ -13,16 +13,18 @@ import torch
 import dubplate
 from dubplate.core.a2e.expression import footage_mouths, opening_direction
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
+from dubplate.core.a2e.sync import footage_sync
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
     VISEME_RIDGE,
     MouthPrior,
     TrainSettings,
+    footage_frames,
     footage_sequences,
     train,
     voices_for,
 )
-from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES
+from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES, analyse
 from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
@@ -53,17 +55,28 @@ def train_actor_a2e(
     covered = covered_footage_frames(directory)
     rng = np.random.default_rng(settings.seed)
     voices = voices_for(settings, rng)
-    sequences = []
+    sequences, syncs = [], []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         plate_info = source["plate"]
         plate = open_plate(
             plate_info["path"], colourspace=plate_info["colourspace"], layer=plate_info["layer"]
         )
-        log.info("train-a2e: %s in %d voices", plate_info["path"], len(voices))
-        hidden = covered.get(plate_info["path"], [])
-        sequences.append(footage_sequences(plate, fit, voices, rng, last_frame, hidden))
+        footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
+        sync = footage_sync(footage, analyse(footage.audio), actor.model)
+        log.info(
+            "train-a2e: %s: its sound %+.0f ms from its frames' times (phone-sync %.2f there, "
+            "%.2f as recorded); heard in %d voices",
+            plate_info["path"],
+            1000 * sync.offset_s,
+            sync.phone_sync,
+            sync.phone_sync_as_recorded,
+            len(voices),
+        )
+        sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
+        syncs.append(sync.as_dict())
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
     network, report = train(sequences, mouths, settings, device)
+    report["footage_sync"] = syncs
     fps = actor.sources[0]["plate"]["fps"]
     with atomic_path(directory / "a2e.pt") as temp:
         torch.save(network.state_dict(), temp)
@@ -94,6 +107,7 @@ def train_actor_a2e(
             "last_frame": last_frame,
             "settings": dataclasses.asdict(settings),
             **{k: report[k] for k in ("steps", "best_step", "seconds", "voices", "train_frames")},
+            "footage_sync": syncs,
             "device": device,
         },
         "validation": {
@@ -113,6 +127,15 @@ def train_actor_a2e(
 
 def a2e_manifest(directory: Path) -> dict:
     return read_actor_stage_manifest(directory, MANIFEST_KIND, FORMAT_VERSION)
+
+
+def footage_audio_offsets(directory: Path) -> dict[str, float]:
+    """Per footage path, the offset of its sound that the actor's A2E learnt with (`sync.py`):
+    what its own audio needs to drive its frames as they were shot. 0 for an A2E trained
+    before it was measured."""
+    training = a2e_manifest(directory)["training"]
+    syncs = training.get("footage_sync") or [{"offset_s": 0.0}] * len(training["footage"])
+    return {path: s["offset_s"] for path, s in zip(training["footage"], syncs, strict=True)}
 
 
 def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:

@@ -23,6 +23,7 @@ from dubplate.core.audio.features import (
 )
 from dubplate.core.audio.phones import VISEMES
 from dubplate.core.errors import DubplateError
+from dubplate.core.media.audio import Audio
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.progress import Progress
@@ -55,37 +56,53 @@ class Sequence:
     mask: np.ndarray  # (F,) frames with a fitted face whose mouth is not covered
 
 
-def footage_sequences(
-    plate: Plate,
-    fit: ActorFit,
-    voices: list[Voice],
-    rng: np.random.Generator,
-    last_frame: int | None,
-    covered: Collection[int] = (),
-) -> list[Sequence]:
-    """The footage's frames from the first fitted one to `last_frame` (default: the last),
-    as one sequence per voice; frames without a face or whose mouth is `covered` are masked,
-    not dropped, so that time stays continuous."""
+@dataclass(frozen=True)
+class Footage:
+    """A footage's frames from its first fitted one to the last trained on, with its sound."""
+
+    source: str
+    audio: Audio
+    times: np.ndarray  # (F,) seconds from the plate's first frame
+    frame_seconds: float
+    targets: np.ndarray  # (F, K) fitted lower-face coefficients, zero where masked
+    mask: np.ndarray  # (F,) frames with a fitted face whose mouth is not covered
+
+
+def footage_frames(
+    plate: Plate, fit: ActorFit, last_frame: int | None = None, covered: Collection[int] = ()
+) -> Footage:
+    """The footage's frames from the first fitted one to `last_frame` (default: the last);
+    frames without a face or whose mouth is `covered` are masked, not dropped, so that time
+    stays continuous."""
     audio = plate.audio()
     if audio is None:
         raise DubplateError(f"{plate.info.source}: no audio; A2E learns from the actor's own voice")
     last = int(fit.frames[-1]) if last_frame is None else last_frame
     numbers = [n for n in plate.info.frames if int(fit.frames[0]) <= n <= last]
     times = np.array([float(plate.time_of(n)) for n in numbers])
-    frame_seconds = float(1 / plate.info.fps)
     row = {int(n): i for i, n in enumerate(fit.frames)}
     hidden = set(covered)
     mask = np.array([n in row and n not in hidden for n in numbers])
     targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
     targets[mask] = fit.lower[[row[n] for n, seen in zip(numbers, mask, strict=True) if seen]]
+    frame_seconds = float(1 / plate.info.fps)
+    return Footage(str(plate.info.source), audio, times, frame_seconds, targets, mask)
+
+
+def footage_sequences(
+    footage: Footage, voices: list[Voice], rng: np.random.Generator, audio_offset: float = 0.0
+) -> list[Sequence]:
+    """The footage as one sequence per voice, each frame heard `audio_offset` seconds later in
+    its audio than its own time."""
+    times = footage.times + audio_offset
     sequences = []
     for voice in voices:
-        analysis = analyse_samples(voice.apply(audio.analysis, rng))
+        analysis = analyse_samples(voice.apply(footage.audio.analysis, rng))
         analysis.log_mel = voice.warp_mel(analysis.log_mel)
         features = frame_features(
-            analysis, times / voice.tempo, frame_seconds / voice.tempo, pad=True
+            analysis, times / voice.tempo, footage.frame_seconds / voice.tempo, pad=True
         )
-        sequences.append(Sequence(features.matrix(), targets, mask))
+        sequences.append(Sequence(features.matrix(), footage.targets, footage.mask))
     return sequences
 
 

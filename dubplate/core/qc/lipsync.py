@@ -60,7 +60,7 @@ def lip_sync(
     gap_px: np.ndarray, analysis: AudioAnalysis, features: FrameFeatures, frame_seconds: float
 ) -> LipSync:
     """Figures for a per-frame inner-lip gap (px of a 256-px face box) against its audio."""
-    sync, lag = _phone_sync(gap_px, openness(features))
+    sync, lag = phone_sync(gap_px, openness(features))
     closed, bilabials = _segment_share(
         gap_px,
         analysis,
@@ -80,10 +80,13 @@ def lip_sync(
     return LipSync(sync, lag, closed, bilabials, opened, vowels, analysis.has_speech)
 
 
-def _phone_sync(gap: np.ndarray, curve: np.ndarray) -> tuple[float, int]:
+def phone_sync(gap: np.ndarray, curve: np.ndarray, max_lag: int = MAX_LAG) -> tuple[float, int]:
+    """The best Spearman correlation of the (F,) gap (NaN: not seen) with the (F,) openness
+    `curve` moved by up to `max_lag` frames, and that lag: the gap at frame t goes with the
+    curve at frame t - lag."""
     valid = np.isfinite(gap)
     best = (-1.0, 0)
-    for lag in range(-MAX_LAG, MAX_LAG + 1):
+    for lag in range(-max_lag, max_lag + 1):
         shifted = np.roll(curve, lag)
         window = valid.copy()
         if lag > 0:
