@@ -13,7 +13,7 @@ import torch
 import dubplate
 from dubplate.core.a2e.expression import footage_mouths, opening_direction
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
-from dubplate.core.a2e.sync import footage_sync
+from dubplate.core.a2e.sync import MAX_OFFSET_S, MIN_PHONE_SYNC, footage_sync
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
     VISEME_RIDGE,
@@ -72,6 +72,15 @@ def train_actor_a2e(
             sync.phone_sync_as_recorded,
             len(voices),
         )
+        if sync.phone_sync < MIN_PHONE_SYNC:
+            log.warning(
+                "train-a2e: %s: its mouth follows the phones heard little at any offset within"
+                " %.1f s (phone-sync %.2f); A2E learns little from it: is the sound the actor's"
+                " own voice, and in sync?",
+                plate_info["path"],
+                MAX_OFFSET_S,
+                sync.phone_sync,
+            )
         sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
         syncs.append(sync.as_dict())
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))

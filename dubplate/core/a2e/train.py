@@ -60,7 +60,6 @@ class Sequence:
 class Footage:
     """A footage's frames from its first fitted one to the last trained on, with its sound."""
 
-    source: str
     audio: Audio
     times: np.ndarray  # (F,) seconds from the plate's first frame
     frame_seconds: float
@@ -80,13 +79,13 @@ def footage_frames(
     last = int(fit.frames[-1]) if last_frame is None else last_frame
     numbers = [n for n in plate.info.frames if int(fit.frames[0]) <= n <= last]
     times = np.array([float(plate.time_of(n)) for n in numbers])
+    frame_seconds = float(1 / plate.info.fps)
     row = {int(n): i for i, n in enumerate(fit.frames)}
     hidden = set(covered)
     mask = np.array([n in row and n not in hidden for n in numbers])
     targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
     targets[mask] = fit.lower[[row[n] for n, seen in zip(numbers, mask, strict=True) if seen]]
-    frame_seconds = float(1 / plate.info.fps)
-    return Footage(str(plate.info.source), audio, times, frame_seconds, targets, mask)
+    return Footage(audio, times, frame_seconds, targets, mask)
 
 
 def footage_sequences(
