@@ -13,7 +13,7 @@ from dubplate.core.a2e.expression import (
 )
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.predict import drive_frames
-from dubplate.core.a2e.sync import MIN_PHONE_SYNC, FootageSync, sync_offset
+from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
 from dubplate.core.a2e.train import (
     BILABIAL,
     MouthPrior,
@@ -198,27 +198,33 @@ def speech_of_random_syllables(seconds: float, seed: int) -> AudioAnalysis:
 
 def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     """The mouth opens for each vowel 120 ms before the sound track has it: A2E learns from the
-    sound moved 120 ms back, where the mouth follows the phones; footage in sync, or a mouth
-    that does not follow its phones, keeps its sound as recorded."""
+    sound moved 120 ms back, where the mouth follows the phones; footage in sync, a mouth
+    between two offsets, or one that does not follow its phones keeps its sound as recorded."""
     analysis = speech_of_random_syllables(8.0, seed=5)
     times = np.arange(200) / 25
     rng = np.random.default_rng(0)
 
-    def mouth(sound_late_s):
-        heard = audio_features.frame_features(analysis, times + sound_late_s, 0.04, pad=True)
-        gap = 12 * openness(heard) + rng.normal(0, 1.0, len(times))
+    def mouth(*sounds_late_s):
+        heard = [
+            audio_features.frame_features(analysis, times + s, 0.04, pad=True)
+            for s in sounds_late_s
+        ]
+        gap = 12 * np.mean([openness(h) for h in heard], axis=0) + rng.normal(0, 1.0, len(times))
         gap[rng.uniform(size=len(gap)) < 0.1] = np.nan  # frames without a fitted face
         return gap
 
     late = sync_offset(mouth(0.12), analysis, times, 0.04)
-    assert late.offset_s == pytest.approx(0.12)
+    assert late.offset_s == late.best_offset_s == pytest.approx(0.12)
     assert late.phone_sync > 0.8 > late.phone_sync_as_recorded
     assert sync_offset(mouth(0.0), analysis, times, 0.04).offset_s == 0.0
-    early = sync_offset(mouth(-0.08), analysis, times, 0.04)
-    assert early.offset_s == pytest.approx(-0.08)
+    assert sync_offset(mouth(-0.08), analysis, times, 0.04).offset_s == pytest.approx(-0.08)
+    # Three fifths of the way to a frame late: it peaks there, too little over as recorded.
+    between = sync_offset(mouth(0.0, 0.0, 0.04, 0.04, 0.04), analysis, times, 0.04)
+    assert between.best_offset_s == pytest.approx(0.04)
+    assert between.phone_sync - between.phone_sync_as_recorded < MIN_SYNC_GAIN
+    assert between.offset_s == 0.0
     unrelated = sync_offset(rng.normal(0, 1.0, len(times)), analysis, times, 0.04)
-    assert unrelated == FootageSync(0.0, *([unrelated.phone_sync_as_recorded] * 2))
-    assert unrelated.phone_sync < MIN_PHONE_SYNC
+    assert unrelated.offset_s == 0.0 and unrelated.phone_sync < MIN_PHONE_SYNC
 
 
 def test_voice_changes():

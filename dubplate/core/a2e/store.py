@@ -64,12 +64,13 @@ def train_actor_a2e(
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
         sync = footage_sync(footage, analyse(footage.audio), actor.model)
         log.info(
-            "train-a2e: %s: its sound %+.0f ms from its frames' times (phone-sync %.2f there, "
-            "%.2f as recorded); heard in %d voices",
+            "train-a2e: %s: its mouth follows its sound best %+.0f ms past its frames' times"
+            " (phone-sync %.2f, %.2f as recorded); learnt from the sound %s, in %d voices",
             plate_info["path"],
-            1000 * sync.offset_s,
+            1000 * sync.best_offset_s,
             sync.phone_sync,
             sync.phone_sync_as_recorded,
+            f"moved {1000 * sync.offset_s:+.0f} ms" if sync.offset_s else "as recorded",
             len(voices),
         )
         if sync.phone_sync < MIN_PHONE_SYNC:

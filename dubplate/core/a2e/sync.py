@@ -30,12 +30,19 @@ MAX_OFFSET_S = 0.2
 # Under this phone-sync at the best offset the mouth follows its phones too little to time
 # them by it (woman_seated: 0.02 at every offset), and the audio stays as recorded.
 MIN_PHONE_SYNC = 0.2
+# An offset must raise the phone-sync by this much over as recorded to be taken: a mouth leads
+# its sound by a frame or so at each onset, and a few seconds' phone-sync moves by a few
+# hundredths between neighbouring offsets. woman_flag_a's best, +40 ms (0.34 -> 0.37), cost her
+# held-out lower-face error 0.05 px and her dub's mouth 0.22 px (bench/dub_bench.py at 200
+# steps); man_office's -90 ms (0.35 -> 0.39) took 0.31 and 0.33 px off them.
+MIN_SYNC_GAIN = 0.03
 
 
 @dataclass(frozen=True)
 class FootageSync:
     offset_s: float  # seconds into the audio, past a frame's own time, of the sound it shows
-    phone_sync: float  # at that offset
+    best_offset_s: float  # where the phone-sync peaks; taken as `offset_s` only if clear enough
+    phone_sync: float  # at `best_offset_s`
     phone_sync_as_recorded: float
 
     def as_dict(self) -> dict:
@@ -50,10 +57,10 @@ def sync_offset(
     curve = openness(frame_features(analysis, times, frame_seconds, pad=True))
     as_recorded, _ = phone_sync(gap_px, curve, max_lag=0)
     best, lag = phone_sync(gap_px, curve, max_lag=round(MAX_OFFSET_S / frame_seconds))
-    if best < MIN_PHONE_SYNC:
-        return FootageSync(0.0, as_recorded, as_recorded)
     # The gap at frame t goes with the curve at frame t - lag: the sound `lag` frames earlier.
-    return FootageSync(-lag * frame_seconds, best, as_recorded)
+    best_offset = -lag * frame_seconds
+    clear = best >= MIN_PHONE_SYNC and best - as_recorded >= MIN_SYNC_GAIN
+    return FootageSync(best_offset if clear else 0.0, best_offset, best, as_recorded)
 
 
 def footage_sync(footage: Footage, analysis: AudioAnalysis, model: ActorModel) -> FootageSync:
