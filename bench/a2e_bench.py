@@ -153,18 +153,21 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "80% of the clip, 8 augmented voices plus the original, CPU. Lip-gap oracle: the error "
         "left by a perfect predictor of the inner-lip gap alone (the training frames' line of "
         "coefficients on the gap, read at each held-out frame's true gap), a bound on what mouth "
-        "opening can explain. Sound offset: how far past each frame's time its sound was found "
-        "in the first 80% (`core/a2e/sync.py`; the fitted mouth's phone-sync there, and as "
-        "recorded); A2E learnt with the sound moved by it, and the tail is driven with it.",
+        "opening can explain. Sound offset: how far past each frame's time its sound was taken "
+        "to be in the first 80% (`core/a2e/sync.py`): where the fitted mouth's phone-sync "
+        "peaks, if clearly over as recorded; A2E learnt with the sound moved by it, and the "
+        "tail is driven with it.",
         "",
-        "| clip | training footage | sound offset (phone-sync as recorded -> there) | A2E error "
+        "| clip | training footage | sound offset (best: phone-sync as recorded -> there) "
+        "| A2E error "
         "| mean-expression error | ratio | lip-gap oracle | oracle ratio | train time | per 20 s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['train_s']:.1f} s | {1000 * r['sync']['offset_s']:+.0f} ms "
-            f"({r['sync']['phone_sync_as_recorded']:.2f} -> {r['sync']['phone_sync']:.2f}) | "
+            f"(best {1000 * r['sync']['best_offset_s']:+.0f} ms: "
+            f"{r['sync']['phone_sync_as_recorded']:.2f} -> {r['sync']['phone_sync']:.2f}) | "
             f"{r['error']:.2f} | {r['baseline']:.2f} | "
             f"{r['error'] / r['baseline']:.2f} | {r['oracle']:.2f} | "
             f"{r['oracle'] / r['baseline']:.2f} | {r['train_seconds']:.0f} s | "

@@ -463,6 +463,12 @@ def test_mouth_motion_is_how_far_the_driven_mouth_moves_in_the_plate(shared_data
     moving = FrameMaker(plate, actor.model, panned, crops, extreme_mouths(actor)).mouth_motion
     expected = np.stack([3 * crops.scale, -crops.scale], axis=1)  # in crop pixels
     np.testing.assert_allclose(moving - still, expected, rtol=1e-4)
+    # Driven by other words, the drawn mouth moves otherwise, and the plate's own as it did: the
+    # plate's still mouths, which set the sharpening, are the same whatever the dub says.
+    other_words = fit.lower[::-1].copy()
+    dubbed = FrameMaker(plate, actor.model, fit, crops, extreme_mouths(actor), other_words)
+    assert np.abs(dubbed.mouth_motion - still).max() > 0.5
+    np.testing.assert_array_equal(dubbed.plate_mouth_motion, still)
 
 
 def test_the_references_land_on_each_frames_mouth_on_real_footage(shared_data, actor_dir):

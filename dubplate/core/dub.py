@@ -277,12 +277,13 @@ def _measured_finish(
 def _plate_sharpening(
     renderer: NeuralRenderer, maker: FrameMaker, rows: np.ndarray, crops: np.ndarray
 ) -> float:
-    """The sharpening that makes the drawn still mouths as sharp as the plate's sampled ones."""
+    """The sharpening that makes the drawn still mouths as sharp as the plate's sampled ones
+    (still by the plate's own mouth: its blur is the plate's, whatever the dub says)."""
     measure = renderer.sharpen
     if not measure.footage_sharpness:
         log.info("dub: sharpening %g, measured when the renderer was built", measure.amount)
         return measure.amount
-    plate = still_sharpness(*maker.real_crops(rows, crops), maker.mouth_motion[rows])
+    plate = still_sharpness(*maker.real_crops(rows, crops), maker.plate_mouth_motion[rows])
     amount = measure.amount_for(plate)
     log.info(
         "dub: the plate's still mouths are %.2fx as sharp as the footage's (%d frames);"

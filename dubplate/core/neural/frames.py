@@ -106,7 +106,8 @@ class FrameMaker:
         self.working = plate.colour.working_space
         driven = dataclasses.replace(fit, lower=fit.lower if lower is None else lower)
         driven_posed = driven.posed(model)
-        self.real_screen = crops.to_crop(fit.posed(model)).astype(np.float32)
+        real_posed = fit.posed(model)
+        self.real_screen = crops.to_crop(real_posed).astype(np.float32)
         self.driven_screen = crops.to_crop(driven_posed).astype(np.float32)
         hull_screens = [self.real_screen, self.driven_screen]
         for extreme in hole_lowers:
@@ -117,6 +118,8 @@ class FrameMaker:
             [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
         self.mouth_motion = _mouth_motion(driven_posed[:, region, :2], fit.frames, crops)
+        # The plate's own mouth, which the real crops' motion blur comes from.
+        self.plate_mouth_motion = _mouth_motion(real_posed[:, region, :2], fit.frames, crops)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
