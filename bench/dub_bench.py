@@ -146,7 +146,7 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     # The clip's own sound, moved as A2E found it in the first 80% and learnt with (padded
     # where that takes the tail's last frames past the audio's end).
     (offset,) = footage_audio_offsets(actor_dir).values()
-    settings = DubSettings(audio_offset=offset, pad=True, trim=True, lossless=True)
+    settings = DubSettings(audio_offset=offset, pad=offset > 0, trim=True, lossless=True)
     own = workdir / f"{clip.stem}_own"
     result = dub_into(actor_dir, plate, held_out, plate.audio(), own, settings)
     dubbed = open_plate(result["output"])

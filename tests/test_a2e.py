@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dubplate.core.a2e.augment import Voice
+from dubplate.core.a2e.augment import DRY, Voice
 from dubplate.core.a2e.expression import (
     MouthOpening,
     bridge_covered,
@@ -16,9 +16,11 @@ from dubplate.core.a2e.predict import drive_frames
 from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
 from dubplate.core.a2e.train import (
     BILABIAL,
+    Footage,
     MouthPrior,
     Sequence,
     TrainSettings,
+    footage_sequences,
     predict,
     train,
 )
@@ -26,10 +28,12 @@ from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.errors import DubplateError
+from dubplate.core.media import load_audio
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import openness
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+from tests.fixtures import write_wav
 
 
 def test_each_output_sees_a_third_of_a_second_either_side():
@@ -225,6 +229,25 @@ def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     assert between.offset_s == 0.0
     unrelated = sync_offset(rng.normal(0, 1.0, len(times)), analysis, times, 0.04)
     assert unrelated.offset_s == 0.0 and unrelated.phone_sync < MIN_PHONE_SYNC
+    seen = 40  # frames: 1.6 s, too few to time it by
+    short = sync_offset(mouth(0.12)[:seen], analysis, times[:seen], 0.04)
+    assert short.best_offset_s == pytest.approx(0.12) and short.offset_s == 0.0
+
+
+def test_the_footage_is_heard_moved_by_its_offset(tmp_path):
+    """Two frames' offset: each frame gets the features of the frame two later as recorded."""
+    rng = np.random.default_rng(4)
+    bursts = np.repeat(rng.uniform(0, 0.5, 30), 1600) * rng.normal(size=30 * 1600)
+    audio = load_audio(write_wav(tmp_path / "take.wav", bursts.astype(np.float32), 16000))
+    frames = 60
+    targets = np.zeros((frames, 2), np.float32)
+    footage = Footage(audio, np.arange(frames) / 25, 0.04, targets, np.ones(frames, bool))
+    as_recorded, moved = (
+        footage_sequences(footage, [DRY], np.random.default_rng(0), offset)[0].features
+        for offset in (0.0, 0.08)
+    )
+    np.testing.assert_allclose(moved[:-2], as_recorded[2:], atol=1e-5)
+    assert not np.allclose(moved, as_recorded, atol=1e-2)
 
 
 def test_voice_changes():

@@ -176,6 +176,13 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     assert footage_audio_offsets(actor) == {str(clip): sync["offset_s"]}
     assert abs(sync["best_offset_s"]) <= MAX_OFFSET_S
     assert sync["offset_s"] in (0.0, sync["best_offset_s"])
+    # An A2E trained before the offset was measured took the sound as recorded.
+    saved = (actor / "a2e.json").read_text()
+    older = json.loads(saved)
+    del older["training"]["footage_sync"]
+    (actor / "a2e.json").write_text(json.dumps(older))
+    assert footage_audio_offsets(actor) == {str(clip): 0.0}
+    (actor / "a2e.json").write_text(saved)
     one_line_error(run_cli("actor", "train-a2e", actor), "already has an A2E network")
 
     dub = shared_data / "audio" / "fr_speech.wav"

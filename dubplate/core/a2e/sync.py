@@ -28,14 +28,16 @@ from dubplate.core.qc.lipsync import openness, phone_sync
 # px, 1.67 to 1.36 and 2.07 to 2.01 (scratch, the a2e bench's measure).
 MAX_OFFSET_S = 0.2
 # Under this phone-sync at the best offset the mouth follows its phones too little to time
-# them by it (woman_seated: 0.02 at every offset), and the audio stays as recorded.
+# them by it (woman_seated: 0.04 at best), and the audio stays as recorded.
 MIN_PHONE_SYNC = 0.2
 # An offset must raise the phone-sync by this much over as recorded to be taken: a mouth leads
 # its sound by a frame or so at each onset, and a few seconds' phone-sync moves by a few
-# hundredths between neighbouring offsets. woman_flag_a's best, +40 ms (0.34 -> 0.37), cost her
+# hundredths between neighbouring offsets. woman_flag_a's best, +40 ms (0.342 -> 0.367), cost her
 # held-out lower-face error 0.05 px and her dub's mouth 0.22 px (bench/dub_bench.py at 200
 # steps); man_office's -90 ms (0.35 -> 0.39) took 0.31 and 0.33 px off them.
 MIN_SYNC_GAIN = 0.03
+# With fewer seen frames than this much, a correlation near its best is common by chance.
+MIN_SEEN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,15 @@ def sync_offset(
     gap_px: np.ndarray, analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float
 ) -> FootageSync:
     """The sound offset of frames at `times` (seconds into the audio) whose (F,) inner-lip gap
-    (NaN: not seen) is `gap_px`, in whole frames."""
+    (NaN: not seen) is `gap_px`, in whole frames of `frame_seconds` (a variable-rate footage's
+    mean: its frames are timed exactly, its offset to the nearest mean frame)."""
     curve = openness(frame_features(analysis, times, frame_seconds, pad=True))
     as_recorded, _ = phone_sync(gap_px, curve, max_lag=0)
-    best, lag = phone_sync(gap_px, curve, max_lag=round(MAX_OFFSET_S / frame_seconds))
+    best, lag = phone_sync(gap_px, curve, max_lag=int(MAX_OFFSET_S / frame_seconds + 1e-6))
     # The gap at frame t goes with the curve at frame t - lag: the sound `lag` frames earlier.
     best_offset = -lag * frame_seconds
-    clear = best >= MIN_PHONE_SYNC and best - as_recorded >= MIN_SYNC_GAIN
+    seen_s = np.isfinite(gap_px).sum() * frame_seconds
+    clear = seen_s >= MIN_SEEN_S and best >= MIN_PHONE_SYNC and best - as_recorded >= MIN_SYNC_GAIN
     return FootageSync(best_offset if clear else 0.0, best_offset, best, as_recorded)
 
 
