@@ -240,3 +240,7 @@ def test_qc_on_real_footage(shared_data, tmp_path):
     assert figures["frames"] == 75 and figures["speech"]
     assert 0.2 < figures["phone_sync"] <= 1.0  # a real speaker's mouth follows the phones
     assert abs(figures["lag_frames"]) <= 2
+    # This clip's sound runs 3 frames late, as train-a2e finds from its fitted mouth.
+    offset = figures["sound_offset"]
+    assert offset["offset_s"] == offset["best_offset_s"] == pytest.approx(0.12)
+    assert offset["phone_sync"] > offset["phone_sync_as_recorded"] + 0.2

@@ -456,21 +456,25 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
 
 
 def _qc(args: argparse.Namespace) -> dict:
+    from dubplate.core.a2e.sync import sync_offset
     from dubplate.core.audio.features import cached_analysis, default_cache_dir
     from dubplate.core.media import load_audio
-    from dubplate.core.qc.lipsync import track_lip_sync
+    from dubplate.core.qc.lipsync import track_lip_sync, track_mouth_gap
 
     plate, track = _tracked(args, args.video)
     audio = load_audio(args.audio) if args.audio else plate.audio()
     if audio is None:
         raise DubplateError(f"{args.video}: no audio; give one with --audio")
     analysis = cached_analysis(audio, default_cache_dir())
-    figures = track_lip_sync(track, analysis, track.times, float(1 / plate.info.fps))
+    frame_seconds = float(1 / plate.info.fps)
+    figures = track_lip_sync(track, analysis, track.times, frame_seconds)
+    offset = sync_offset(track_mouth_gap(track), analysis, track.times, frame_seconds)
     return {
         "video": args.video,
         "audio": audio.source,
         "frames": len(track.frames),
         **figures.as_dict(),
+        "sound_offset": offset.as_dict(),
     }
 
 
