@@ -23,7 +23,7 @@ from dubplate.core.morph.appearance import (
 )
 from dubplate.core.morph.fit import build_geometry, fit_frames, lip_error_px, reprojection_px
 from dubplate.core.track import track_plate
-from dubplate.core.track.landmarks import INNER_LIP_LOOP, mouth_opening
+from dubplate.core.track.landmarks import INNER_LIP_LOOP, mouth_opening, mouth_width
 from tests.fixtures import ArrayPlate, footage_frames
 
 FRAMES = 30
@@ -185,6 +185,13 @@ def test_phonetic_mouths_span_the_actors_own_opening(woman_actor):
     assert gap["bilabial"] == pytest.approx(shut, abs=0.1 * (wide - shut))
     order = ["bilabial", "silence", "alveolar", "close_vowel", "mid_vowel", "open_vowel"]
     assert [gap[v] for v in order] == sorted(gap[v] for v in order)
+    # Rounded vowels narrow the mouth, /iy/ draws its corners apart, by about half the actor's
+    # range of width either side of the consonants' (which neither round nor spread it).
+    width = dict(zip(VISEMES, mouth_width(model.shape(mouths, upper)), strict=True))
+    narrow, broad = np.percentile(mouth_width(model.shape(fit.lower, fit.upper)), [5, 95])
+    half = (broad - narrow) / 2
+    assert width["alveolar"] - width["rounded"] == pytest.approx(half, rel=0.3)
+    assert width["close_vowel"] - width["alveolar"] == pytest.approx(half / 2, rel=0.3)
 
 
 def test_an_expression_kept_from_the_plate_leaves_the_lips_as_open_as_they_were(woman_actor):

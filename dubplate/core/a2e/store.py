@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 import dubplate
-from dubplate.core.a2e.expression import footage_mouths, opening_direction
+from dubplate.core.a2e.expression import footage_mouths
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
 from dubplate.core.a2e.sync import MAX_OFFSET_S, MIN_PHONE_SYNC, footage_sync
 from dubplate.core.a2e.train import (
@@ -25,7 +25,7 @@ from dubplate.core.a2e.train import (
     voices_for,
 )
 from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES, analyse
-from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEMES
+from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
@@ -34,6 +34,7 @@ from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
+from dubplate.core.track.landmarks import mouth_width
 
 log = logging.getLogger(__name__)
 
@@ -176,17 +177,21 @@ def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
 
 def mouth_prior(model: ActorModel, fits) -> MouthPrior:
     """The closed mouth, and each viseme's phonetic mouth: its openness placed between the
-    actor's closed (5th percentile) and wide open (95th) inner-lip gap, along the least-squares
-    line of the coefficients on the gap."""
-    lower, gap = _lower_and_gap(model, fits)
-    per_gap = opening_direction(lower, gap)
+    actor's closed (5th percentile) and wide open (95th) inner-lip gap, and its spread or
+    rounding in halves of their mouth width's 5th-95th percentile range either side of its mean,
+    along the least-squares plane of the coefficients on gap and width."""
+    lower, upper, gap = footage_mouths(model, fits)
+    width = mouth_width(model.shape(lower, upper))
+    axes = np.stack([gap - gap.mean(), width - width.mean()], axis=1)
+    per_gap, per_width = np.linalg.lstsq(axes, lower - lower.mean(axis=0), rcond=None)[0]
     shut, wide = np.percentile(gap, [5, 95])
+    narrow, broad = np.percentile(width, [5, 95])
     openness = np.array([VISEME_OPENNESS[v] for v in VISEMES])
-    wanted = shut + openness * (wide - shut) - gap.mean()
-    return MouthPrior(
-        rest=_closed_mouth(lower, gap),
-        visemes=lower.mean(axis=0) + wanted[:, None] * per_gap,
-    )
+    spread = np.array([VISEME_SPREAD[v] for v in VISEMES])
+    wanted_gap = shut + openness * (wide - shut) - gap.mean()
+    wanted_width = spread * (broad - narrow) / 2
+    visemes = lower.mean(axis=0) + np.outer(wanted_gap, per_gap) + np.outer(wanted_width, per_width)
+    return MouthPrior(rest=_closed_mouth(lower, gap), visemes=visemes)
 
 
 def _lower_and_gap(model: ActorModel, fits) -> tuple[np.ndarray, np.ndarray]:

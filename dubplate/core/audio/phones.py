@@ -49,6 +49,25 @@ VISEME_OPENNESS = {
     "close_vowel": 0.45,
     "rounded": 0.4,
 }
+# How far each viseme spreads (+) or rounds (-) the lips, in halves of the actor's usual range of
+# mouth width either side of its mean, by phonetics alone: /uw ow w r/ round them, /sh ch/ round
+# them less, /iy ih/ and /eh ey/ draw the corners apart. On the shared clips' held-out tails this
+# axis took A2E's lower-face error from 0.83 to 0.80 of the mean expression's (woman_flag_a 3.71
+# to 3.30 px; man_map 1.92 to 2.05 against the opening alone, both with the prior's opening fitted
+# jointly with the width; bench/a2e_bench.py).
+VISEME_SPREAD = {
+    "silence": 0.0,
+    "bilabial": 0.0,
+    "labiodental": 0.0,
+    "dental": 0.0,
+    "alveolar": 0.0,
+    "postalveolar": -0.5,
+    "velar": 0.0,
+    "open_vowel": 0.0,
+    "mid_vowel": 0.25,
+    "close_vowel": 0.5,
+    "rounded": -1.0,
+}
 PHONE_INDEX = {phone: i for i, phone in enumerate(PHONES)}
 # Utterances this long at most: the decoder's search memory grows with utterance length.
 CHUNK_SECONDS = 30.0

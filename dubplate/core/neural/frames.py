@@ -32,13 +32,12 @@ from dubplate.core.neural.network import smooth_fill
 from dubplate.core.neural.occlusion import ActorDifference
 from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
-from dubplate.core.track.landmarks import INNER_LIP_LOOP, OUTER_LIP_LOOP
+from dubplate.core.track.landmarks import INNER_LIP_LOOP, MOUTH_CORNERS, OUTER_LIP_LOOP
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
 # The replaced region spans this many half mouth-widths either side of the mouth's centre: lips
 # and chin, while the cheeks, which the plate's own performance keeps, stay real.
 MOUTH_SPAN = 1.4
-MOUTH_CORNERS = (61, 291)
 RENDER_BATCH = 16
 HALF_COVERED = 128  # of the hull's 255: a pixel is in the hole when the hull covers half of it
 # A plate's light (9 smooth SH terms) is solved on crops shrunk this much, at a tenth of the time:

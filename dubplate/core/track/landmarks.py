@@ -42,3 +42,9 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     """Inner-lip gap in plate pixels, per frame."""
     gap = landmarks[..., LOWER_LIP_INNER, :2] - landmarks[..., UPPER_LIP_INNER, :2]
     return np.linalg.norm(gap, axis=-1)
+
+
+def mouth_width(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the mouth's corners in plate pixels, per frame."""
+    left, right = MOUTH_CORNERS
+    return np.linalg.norm(landmarks[..., right, :2] - landmarks[..., left, :2], axis=-1)
