@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/a2e_bench.py [--no-write]
 
-For each footage clip: the actor is built and A2E trained on the first 80% of the frames (its
-own early stopping holds out the last 20% of those), then
+For each footage clip: the actor is built and A2E trained on the first 80% of the frames (the
+last 20% of those held out to choose its steps and gain, then learnt from too), then
 1. with the clip's own audio on the held-out last 20% (moved by the sound offset A2E found in
    the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
    upper face from the track) against the track, px of a 256-px face box, beside the
-   mean-expression baseline and the error a perfect predictor of the inner-lip gap alone
-   would leave (how much of the lower face mouth opening explains);
+   mean-expression baseline (the first 80%'s mean fitted lower face) and the error a perfect
+   predictor of the inner-lip gap alone would leave (how much of the lower face mouth opening
+   explains);
 2. with every dub in ../shared/data/audio: phone-sync and bilabial closure of the predicted
    mouth, against the real footage's phone-sync with its own audio;
 3. training time, scaled to 20 s of footage.
@@ -102,7 +103,8 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     # The clip's sound, moved by the offset A2E found in its first 80% and learnt with.
     features = frame_features(own, track.times[found] + sync["offset_s"], frame_seconds, pad=True)
     predicted = predict(network, features, own.has_speech)
-    baseline = np.repeat(network.target_mean.numpy()[None], len(found), axis=0)
+    # The mean expression of all the footage A2E learnt from: the first 80%.
+    baseline = np.repeat(actor.fits[0].lower.mean(axis=0)[None], len(found), axis=0)
     plate_lower = fit_frames(actor.model, track.landmarks[found], track.frames[found]).lower
     opening = mouth_opening_of(actor.model, actor.fits)
 
@@ -149,8 +151,10 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         provenance(),
         "",
         "Own audio, held-out last 20%: lower-face landmark error of the driven mesh vs the "
-        "track (px of a 256-px face box), beside the mean-expression baseline. Training: first "
-        "80% of the clip, 8 augmented voices plus the original, CPU. Lip-gap oracle: the error "
+        "track (px of a 256-px face box), beside the mean-expression baseline (the mean fitted "
+        "lower face of the first 80%). Training: first 80% of the clip, 8 augmented voices plus "
+        "the original, CPU; its last 20% held out to choose the steps and the network's gain, "
+        "then the network trained again on all of it. Lip-gap oracle: the error "
         "left by a perfect predictor of the inner-lip gap alone (the training frames' line of "
         "coefficients on the gap, read at each held-out frame's true gap), a bound on what mouth "
         "opening can explain. Sound offset: how far past each frame's time its sound was taken "

@@ -1,5 +1,7 @@
 """The A2E network, its training and prediction, and voice augmentation."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -89,6 +91,29 @@ def test_a_footage_whose_held_out_tail_is_all_covered_is_refused():
     footage.mask[-10:] = True  # a few frames of the tail seen: it trains
     network, report = train([[footage]], NO_PRIOR, settings)
     assert np.isfinite(report["validation_loss"])
+
+
+def test_the_held_out_tail_is_learnt_from_once_it_has_chosen_the_steps():
+    """A rounded /uw/ heard only in the footage's last 20% rounds the lips (the second
+    coefficient): the network refit on every frame has learnt it, the one trained without the
+    tail has not."""
+    footage = synthetic_footage()
+    rounded = len(PHONES) + list(VISEMES).index("rounded")
+    heard = np.zeros(len(footage.mask), bool)
+    heard[330:] = np.sin(np.arange(330, len(heard)) / 4.0) > 0.3
+    footage.features[heard, PHONE_INDEX["UW"]] += 1.0
+    footage.features[heard, rounded] += 1.0
+    footage.targets[heard & footage.mask, 1] += 1.5
+    settings = TrainSettings(voices=0, steps=300, eval_every=25, patience=4)
+    rounding = {}
+    for refit in (False, True):
+        network, report = train([[footage]], NO_PRIOR, replace(settings, refit=refit))
+        with torch.no_grad():
+            driven = network.coefficients(torch.from_numpy(footage.features)[None])[0].numpy()
+        rounding[refit] = driven[heard, 1].mean() - driven[~heard, 1].mean()
+    assert rounding[True] > 1.0
+    assert rounding[False] < 0.3
+    assert report["refit_frames"] == footage.mask.sum() > report["train_frames"]
 
 
 def test_the_viseme_prior_moves_the_mouth_where_the_network_learnt_nothing():

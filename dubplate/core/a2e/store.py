@@ -118,6 +118,8 @@ def train_actor_a2e(
             "last_frame": last_frame,
             "settings": dataclasses.asdict(settings),
             **{k: report[k] for k in ("steps", "best_step", "seconds", "voices", "train_frames")},
+            # The saved network's: trained again on every frame for best_step steps.
+            "refit_frames": report.get("refit_frames"),
             "footage_sync": syncs,
             "device": device,
         },

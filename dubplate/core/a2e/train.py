@@ -7,7 +7,7 @@ import copy
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ class TrainSettings:
     patience: int = 6  # evaluations without improvement before stopping
     validation_share: float = 0.2  # the footage's tail, held out
     seed: int = 0
+    # Trained again on every frame, the held-out tail included, for the steps it chose.
+    refit: bool = True
 
 
 DEFAULT_SETTINGS = TrainSettings()
@@ -124,10 +126,57 @@ def train(
     device: str = "cpu",
 ) -> tuple[A2E, dict]:
     """`sequences[footage][voice]`, voice 0 the original. Each footage's tail is held out (the
-    original voice only) for early stopping; the best network on it is returned."""
+    original voice only) for early stopping and the gain; with `settings.refit`, the network
+    returned is then trained afresh on every frame, tail included, for the steps and with the
+    gain the held-out tail chose. The report's validation figures are the first network's."""
+    started = time.perf_counter()
+    train_parts, held_out = _split(sequences, settings.validation_share)
+    network, steps, best_step = _fit(train_parts, held_out, mouth, settings, device)
+    network.gain.fill_(_calibrated_gain(network, held_out, device))
+    predictors = {
+        "validation_loss": network.coefficients,
+        "validation_loss_viseme_prior": network.prior,
+        "validation_loss_mean_expression": lambda f: network.target_mean.expand(*f.shape[:-1], -1),
+    }
+    report = {
+        "steps": steps,
+        "best_step": best_step,
+        "gain": round(float(network.gain), 3),
+        **{k: round(_loss(network, held_out, device, p), 5) for k, p in predictors.items()},
+        "train_frames": int(sum(voices[0].mask.sum() for voices in train_parts)),
+        "validation_frames": int(sum(s.mask.sum() for s in held_out)),
+        "voices": len(sequences[0]),
+    }
+    if settings.refit:
+        report["refit_frames"] = int(sum(voices[0].mask.sum() for voices in sequences))
+        log.info(
+            "train-a2e: trained again on all %d frames, the held-out tail included, for the %d"
+            " steps it chose (gain %.3f)",
+            report["refit_frames"],
+            best_step,
+            report["gain"],
+        )
+        gain = network.gain.clone()
+        refit = replace(settings, steps=best_step)
+        network, _, _ = _fit(sequences, [], mouth, refit, device, "train-a2e (every frame)")
+        network.gain.copy_(gain)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("train-a2e: %s", report)
+    return network.eval(), report
+
+
+def _fit(
+    train_parts: list[list[Sequence]],
+    held_out: list[Sequence],
+    mouth: MouthPrior,
+    settings: TrainSettings,
+    device: str,
+    label: str = "train-a2e",
+) -> tuple[A2E, int, int]:
+    """The network trained on `train_parts` for `settings.steps`, or until the `held_out`
+    tails stop improving (then the best one on them); its steps taken and best step."""
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    train_parts, held_out = _split(sequences, settings.validation_share)
     originals = [voices[0] for voices in train_parts]
     every_target = np.concatenate([s.targets[s.mask] for s in originals])
     coefficients = every_target.shape[1]
@@ -140,9 +189,8 @@ def train(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     flat = [s for voices in train_parts for s in voices]
-    best = (float("inf"), 0, copy.deepcopy(network.state_dict()))
-    started = time.perf_counter()
-    progress = Progress("train-a2e", settings.steps, unit="steps", every_s=5)
+    best = (float("inf"), settings.steps, None)
+    progress = Progress(label, settings.steps, unit="steps", every_s=5)
     stale = step = 0
     for step in range(1, settings.steps + 1):
         features, targets, mask = _batch(flat, settings, rng, device)
@@ -157,7 +205,7 @@ def train(
         loss.backward()
         optimiser.step()
         progress.advance()
-        if step % settings.eval_every == 0:
+        if held_out and step % settings.eval_every == 0:
             validation = _loss(network, held_out, device, network.coefficients)
             if validation < best[0] - 1e-4:
                 best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
@@ -166,25 +214,9 @@ def train(
                 if stale >= settings.patience:
                     log.info("train-a2e: early stop at step %d (best %d)", step, best[1])
                     break
-    network.load_state_dict(best[2])
-    network.gain.fill_(_calibrated_gain(network, held_out, device))
-    predictors = {
-        "validation_loss": network.coefficients,
-        "validation_loss_viseme_prior": network.prior,
-        "validation_loss_mean_expression": lambda f: network.target_mean.expand(*f.shape[:-1], -1),
-    }
-    report = {
-        "steps": step,
-        "best_step": best[1],
-        "seconds": round(time.perf_counter() - started, 1),
-        "gain": round(float(network.gain), 3),
-        **{k: round(_loss(network, held_out, device, p), 5) for k, p in predictors.items()},
-        "train_frames": int(sum(s.mask.sum() for s in originals)),
-        "validation_frames": int(sum(s.mask.sum() for s in held_out)),
-        "voices": len(sequences[0]),
-    }
-    log.info("train-a2e: %s", report)
-    return network.eval(), report
+    if best[2] is not None:
+        network.load_state_dict(best[2])
+    return network, step, best[1]
 
 
 # Frames of a viseme it takes for the footage to weigh as much as phonetics in its mouth
