@@ -34,6 +34,7 @@ from dubplate.core.audio.features import analyse, frame_features
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import fit_frames
+from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import FACE_BOX_PX, face_size
@@ -103,8 +104,9 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     # The clip's sound, moved by the offset A2E found in its first 80% and learnt with.
     features = frame_features(own, track.times[found] + sync["offset_s"], frame_seconds, pad=True)
     predicted = predict(network, features, own.has_speech)
-    # The mean expression of all the footage A2E learnt from: the first 80%.
-    baseline = np.repeat(actor.fits[0].lower.mean(axis=0)[None], len(found), axis=0)
+    # The mean expression of all the footage A2E learnt from: the first 80%, less covered mouths.
+    (learnt_from,) = uncovered_fits(actor, covered_footage_frames(actor_dir))
+    baseline = np.repeat(learnt_from.lower.mean(axis=0)[None], len(found), axis=0)
     plate_lower = fit_frames(actor.model, track.landmarks[found], track.frames[found]).lower
     opening = mouth_opening_of(actor.model, actor.fits)
 
@@ -152,10 +154,10 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "",
         "Own audio, held-out last 20%: lower-face landmark error of the driven mesh vs the "
         "track (px of a 256-px face box), beside the mean-expression baseline (the mean fitted "
-        "lower face of the first 80%). Training: first 80% of the clip, 8 augmented voices plus "
-        "the original, CPU; its last 20% held out to choose the steps and the network's gain, "
-        "then the network trained again on all of it. Lip-gap oracle: the error "
-        "left by a perfect predictor of the inner-lip gap alone (the training frames' line of "
+        "lower face of the first 80%'s frames whose mouth is not covered). Training: first "
+        "80% of the clip, 8 augmented voices plus the original, CPU; its last 20% held out to "
+        "choose the steps and the network's gain, then the network trained again on all of it. "
+        "Lip-gap oracle: the error left by a perfect predictor of the inner-lip gap alone (the training frames' line of "
         "coefficients on the gap, read at each held-out frame's true gap), a bound on what mouth "
         "opening can explain. Sound offset: how far past each frame's time its sound was taken "
         "to be in the first 80% (`core/a2e/sync.py`): where the fitted mouth's phone-sync "

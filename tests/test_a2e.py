@@ -111,6 +111,7 @@ def test_the_held_out_tail_is_learnt_from_once_it_has_chosen_the_steps():
         with torch.no_grad():
             driven = network.coefficients(torch.from_numpy(footage.features)[None])[0].numpy()
         rounding[refit] = driven[heard, 1].mean() - driven[~heard, 1].mean()
+        assert float(network.gain) == pytest.approx(report["gain"], abs=1e-3)
     assert rounding[True] > 1.0
     assert rounding[False] < 0.3
     assert report["refit_frames"] == footage.mask.sum() > report["train_frames"]

@@ -127,8 +127,9 @@ def train(
 ) -> tuple[A2E, dict]:
     """`sequences[footage][voice]`, voice 0 the original. Each footage's tail is held out (the
     original voice only) for early stopping and the gain; with `settings.refit`, the network
-    returned is then trained afresh on every frame, tail included, for the steps and with the
-    gain the held-out tail chose. The report's validation figures are the first network's."""
+    returned is then trained afresh on every frame, tail included, for the steps the held-out
+    tail chose, and given the gain found for the first network (the refit one has nothing left
+    to calibrate it on). The report's validation figures are the first network's."""
     started = time.perf_counter()
     train_parts, held_out = _split(sequences, settings.validation_share)
     network, steps, best_step = _fit(train_parts, held_out, mouth, settings, device)
