@@ -7,9 +7,9 @@ last 20% of those held out to choose its steps and gain, then learnt from too), 
 1. with the clip's own audio on the held-out last 20% (moved by the sound offset A2E found in
    the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
    upper face from the track) against the track, px of a 256-px face box, beside the
-   mean-expression baseline (the first 80%'s mean fitted lower face) and the error a perfect
-   predictor of the inner-lip gap alone would leave (how much of the lower face mouth opening
-   explains);
+   mean-expression baseline (the first 80%'s mean fitted lower face, covered mouths left out)
+   and the error a perfect predictor of the inner-lip gap alone would leave (how much of the
+   lower face mouth opening explains);
 2. with every dub in ../shared/data/audio: phone-sync and bilabial closure of the predicted
    mouth, against the real footage's phone-sync with its own audio;
 3. training time, scaled to 20 s of footage.
