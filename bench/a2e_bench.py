@@ -26,7 +26,12 @@ from pathlib import Path
 import numpy as np
 from results import FOOTAGE, SHARED, arguments, provenance, publish, start
 
-from dubplate.core.a2e.expression import mouth_gap_px, mouth_opening_of, with_plate_expression
+from dubplate.core.a2e.expression import (
+    mouth_gap_px,
+    mouth_opening_of,
+    opening_direction,
+    with_plate_expression,
+)
 from dubplate.core.a2e.predict import drive, prediction_lip_sync
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import closing_weights, predict
@@ -60,8 +65,7 @@ def opening_oracle(model, train_lower: np.ndarray, true_lower: np.ndarray) -> np
     least-squares line of coefficients on their gap, read at each held-out frame's true gap.
     Its error is how far mouth opening, the most the audio says, can take the lower face."""
     gap = mouth_gap_px(model, train_lower)
-    centred = gap - gap.mean()
-    direction = centred @ (train_lower - train_lower.mean(axis=0)) / (centred @ centred)
+    direction = opening_direction(train_lower, gap)
     true_gap = mouth_gap_px(model, true_lower) - gap.mean()
     return train_lower.mean(axis=0) + true_gap[:, None] * direction
 

@@ -174,7 +174,8 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
 def rest_coefficients(model: ActorModel, fits) -> np.ndarray:
     """The actor's closed mouth: mean lower-face coefficients of their most-closed 3% frames
     (at least one), where the lips meet if they ever do in the footage."""
-    return _closed_mouth(*_lower_and_gap(model, fits))
+    lower, _, gap = footage_mouths(model, fits)
+    return _closed_mouth(lower, gap)
 
 
 def mouth_prior(model: ActorModel, fits) -> MouthPrior:
@@ -194,11 +195,6 @@ def mouth_prior(model: ActorModel, fits) -> MouthPrior:
     wanted_width = spread * (broad - narrow) / 2
     visemes = lower.mean(axis=0) + np.outer(wanted_gap, per_gap) + np.outer(wanted_width, per_width)
     return MouthPrior(rest=_closed_mouth(lower, gap), visemes=visemes)
-
-
-def _lower_and_gap(model: ActorModel, fits) -> tuple[np.ndarray, np.ndarray]:
-    lower, _, gap = footage_mouths(model, fits)
-    return lower, gap
 
 
 def _closed_mouth(lower: np.ndarray, gap: np.ndarray) -> np.ndarray:
