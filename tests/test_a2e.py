@@ -93,6 +93,15 @@ def test_a_footage_whose_held_out_tail_is_all_covered_is_refused():
     assert np.isfinite(report["validation_loss"])
 
 
+def test_a_footage_with_a_coefficient_that_is_not_a_number_is_refused():
+    """Early stopping never improves on a NaN loss: it would keep a network of NaN weights."""
+    footage = synthetic_footage()
+    footage.targets[200, 0] = np.nan
+    settings = TrainSettings(voices=0, steps=100, eval_every=25, patience=2)
+    with pytest.raises(DubplateError, match="held-out loss is nan at step 25"):
+        train([[footage]], NO_PRIOR, settings)
+
+
 def test_the_held_out_tail_is_learnt_from_once_it_has_chosen_the_steps():
     """A rounded /uw/ heard only in the footage's last 20% rounds the lips (the second
     coefficient): the network refit on every frame has learnt it, the one trained without the

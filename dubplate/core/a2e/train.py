@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, replace
@@ -208,6 +209,12 @@ def _fit(
         progress.advance()
         if held_out and step % settings.eval_every == 0:
             validation = _loss(network, held_out, device, network.coefficients)
+            if not math.isfinite(validation):
+                raise DubplateError(
+                    f"{label}: the held-out loss is {validation} at step {step}: a fitted"
+                    " coefficient or audio feature that is not a number, or training that"
+                    " diverged; nothing was saved"
+                )
             if validation < best[0] - 1e-4:
                 best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
             else:
