@@ -8,8 +8,10 @@ last 20% of those held out to choose its steps and gain, then learnt from too), 
    the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
    upper face from the track) against the track, px of a 256-px face box, beside the
    mean-expression baseline (the first 80%'s mean fitted lower face, covered mouths left out)
-   and the error a perfect predictor of the inner-lip gap alone would leave (how much of the
-   lower face mouth opening explains);
+   and the errors that perfect predictors of the inner-lip gap, and of the gap and the mouth's
+   width, would leave (how much of the lower face opening, and spreading or rounding, explain),
+   and that of the tail's own mean expression (how far the held expression drifts from the
+   footage's, which no audio says);
 2. with every dub in ../shared/data/audio: phone-sync and bilabial closure of the predicted
    mouth, against the real footage's phone-sync with its own audio;
 3. training time, scaled to 20 s of footage.
@@ -26,12 +28,7 @@ from pathlib import Path
 import numpy as np
 from results import FOOTAGE, SHARED, arguments, provenance, publish, start
 
-from dubplate.core.a2e.expression import (
-    mouth_gap_px,
-    mouth_opening_of,
-    opening_direction,
-    with_plate_expression,
-)
+from dubplate.core.a2e.expression import mouth_gap_px, mouth_opening_of, with_plate_expression
 from dubplate.core.a2e.predict import drive, prediction_lip_sync
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import closing_weights, predict
@@ -42,7 +39,7 @@ from dubplate.core.morph.fit import fit_frames
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import track_plate
-from dubplate.core.track.landmarks import FACE_BOX_PX, face_size
+from dubplate.core.track.landmarks import FACE_BOX_PX, face_size, mouth_width
 
 TRAIN_SHARE = 0.8
 
@@ -60,14 +57,22 @@ def lower_face_error_px(actor: Actor, track, rows: np.ndarray, lower: np.ndarray
     return float((error * scale[:, None]).mean())
 
 
-def opening_oracle(model, train_lower: np.ndarray, true_lower: np.ndarray) -> np.ndarray:
-    """What a perfect predictor of the inner-lip gap alone would drive: the training frames'
-    least-squares line of coefficients on their gap, read at each held-out frame's true gap.
-    Its error is how far mouth opening, the most the audio says, can take the lower face."""
-    gap = mouth_gap_px(model, train_lower)
-    direction = opening_direction(train_lower, gap)
-    true_gap = mouth_gap_px(model, true_lower) - gap.mean()
-    return train_lower.mean(axis=0) + true_gap[:, None] * direction
+def mouth_axes(model, lower: np.ndarray) -> np.ndarray:
+    """(F, 2) inner-lip gap and mouth width of the driven face (upper face at neutral)."""
+    upper = np.zeros((len(lower), len(model.upper_basis)), np.float32)
+    return np.stack([mouth_gap_px(model, lower), mouth_width(model.shape(lower, upper))], axis=1)
+
+
+def mouth_oracle(train_axes, train_lower, true_axes) -> np.ndarray:
+    """What a perfect predictor of the mouth's `true_axes` (F, A: the held-out frames' gap, or
+    gap and width) would drive: the training frames' least-squares plane of coefficients on
+    their axes, read at the true ones. Its error is how far those axes, the most the audio
+    says of the mouth, can take the lower face."""
+    centre = train_axes.mean(axis=0)
+    slopes = np.linalg.lstsq(
+        train_axes - centre, train_lower - train_lower.mean(axis=0), rcond=None
+    )[0]
+    return train_lower.mean(axis=0) + (true_axes - centre) @ slopes
 
 
 def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
@@ -122,7 +127,11 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
         )
         return kept[in_tail]
 
-    oracle = opening_oracle(actor.model, actor.fits[0].lower, plate_lower[in_tail])
+    train_axes = mouth_axes(actor.model, learnt_from.lower)
+    true_axes = mouth_axes(actor.model, plate_lower[in_tail])
+    gap_oracle = mouth_oracle(train_axes[:, :1], learnt_from.lower, true_axes[:, :1])
+    shape_oracle = mouth_oracle(train_axes, learnt_from.lower, true_axes)
+    tail_mean = np.repeat(plate_lower[in_tail].mean(axis=0)[None], len(tail), axis=0)
 
     real = track_lip_sync(track, own, track.times, frame_seconds)
     dub_figures = {}
@@ -138,7 +147,9 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
         "baseline": lower_face_error_px(actor, track, tail, baseline[in_tail]),
         "error_expression": lower_face_error_px(actor, track, tail, with_expression(predicted)),
         "baseline_expression": lower_face_error_px(actor, track, tail, with_expression(baseline)),
-        "oracle": lower_face_error_px(actor, track, tail, oracle),
+        "oracle": lower_face_error_px(actor, track, tail, gap_oracle),
+        "shape_oracle": lower_face_error_px(actor, track, tail, shape_oracle),
+        "tail_mean": lower_face_error_px(actor, track, tail, tail_mean),
         "real_sync": real.phone_sync,
         "real_closure": real.bilabial_closure,
         "dubs": dub_figures,
@@ -161,18 +172,15 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "lower face of the first 80%'s frames whose mouth is not covered). Training: first "
         "80% of the clip, 8 augmented voices plus the original, CPU; its last 20% held out to "
         "choose the steps and the network's gain, then the network trained again on all of it. "
-        "Lip-gap oracle: the error left by a perfect predictor of the inner-lip gap alone (the "
-        "training frames' line of coefficients on the gap, read at each held-out frame's true "
-        "gap), a bound on what mouth "
-        "opening can explain. Sound offset: how far past each frame's time its sound was taken "
+        "Sound offset: how far past each frame's time its sound was taken "
         "to be in the first 80% (`core/a2e/sync.py`): where the fitted mouth's phone-sync "
         "peaks, if clearly over as recorded; A2E learnt with the sound moved by it, and the "
         "tail is driven with it.",
         "",
         "| clip | training footage | sound offset (best: phone-sync as recorded -> there) "
         "| A2E error "
-        "| mean-expression error | ratio | lip-gap oracle | oracle ratio | train time | per 20 s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| mean-expression error | ratio | train time | per 20 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
@@ -180,10 +188,27 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
             f"(best {1000 * r['sync']['best_offset_s']:+.0f} ms: "
             f"{r['sync']['phone_sync_as_recorded']:.2f} -> {r['sync']['phone_sync']:.2f}) | "
             f"{r['error']:.2f} | {r['baseline']:.2f} | "
-            f"{r['error'] / r['baseline']:.2f} | {r['oracle']:.2f} | "
-            f"{r['oracle'] / r['baseline']:.2f} | {r['train_seconds']:.0f} s | "
+            f"{r['error'] / r['baseline']:.2f} | {r['train_seconds']:.0f} s | "
             f"{r['per_20s']:.0f} s |"
         )
+    lines += [
+        "",
+        "What the mouth's shape can explain, the same error and its ratio to the mean "
+        "expression's: a perfect predictor of the inner-lip gap (lip-gap oracle), and of the gap "
+        "and the mouth's width (gap and width oracle), each the training frames' least-squares "
+        "plane of coefficients on them read at each held-out frame's true ones; and the "
+        "held-out tail's own mean fitted lower face, how far the actor's held expression there "
+        "drifts from the footage's (a smile, a narrower mouth), which no audio says.",
+        "",
+        "| clip | A2E | lip-gap oracle | gap and width oracle | the tail's own mean |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        cells = " | ".join(
+            f"{r[k]:.2f} ({r[k] / r['baseline']:.2f})"
+            for k in ("error", "oracle", "shape_oracle", "tail_mean")
+        )
+        lines.append(f"| {r['clip']} | {cells} |")
     lines += [
         "",
         "The same, with the plate's held expression kept under the driven mouth, as `dub` drives "
@@ -241,7 +266,8 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         f"{mean_real:.3f} (ratio {mean_sync / mean_real:.2f}); bilabial closure with the dubs "
         f"{np.mean(closures):.2f}; lower-face error ratio to the baseline "
         f"{np.mean([r['error'] / r['baseline'] for r in rows]):.2f} (lip-gap oracle "
-        f"{np.mean([r['oracle'] / r['baseline'] for r in rows]):.2f}), mean error "
+        f"{np.mean([r['oracle'] / r['baseline'] for r in rows]):.2f}, gap and width oracle "
+        f"{np.mean([r['shape_oracle'] / r['baseline'] for r in rows]):.2f}), mean error "
         f"{np.mean([r['error'] for r in rows]):.2f} px; with the plate's held expression, "
         f"ratio {np.mean([r['error_expression'] / r['baseline'] for r in rows]):.2f}, mean error "
         f"{np.mean([r['error_expression'] for r in rows]):.2f} px.",
