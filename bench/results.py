@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from dubplate.core.files import atomic_path
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 SHARED = REPO.parent / "shared" / "data"
@@ -63,8 +65,11 @@ def update_section(name: str, body: str) -> Path:
     section = f"{start}\n{body.strip()}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     if start in text:
+        if end not in text:
+            raise SystemExit(f"{RESULTS}: {start} has no {end}; the section is printed above")
         text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    with atomic_path(RESULTS) as temp:
+        temp.write_text(text)
     return RESULTS

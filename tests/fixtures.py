@@ -8,8 +8,11 @@ from pathlib import Path
 import av
 import numpy as np
 import OpenImageIO as oiio
+import scipy.signal
 import soundfile
 
+from dubplate.core.media import load_audio
+from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.media.plate import Plate, PlateInfo
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -92,6 +95,15 @@ def write_movie(
                 container.mux(sound.encode(frame))
             container.mux(sound.encode())
     return path
+
+
+def audio_start_s(movie: Path, source: Path, reach_s: float = 3.0) -> float:
+    """Where in `source`'s sound `movie`'s sound starts (seconds, within `reach_s`): the lag at
+    which their first two seconds correlate best."""
+    played = load_audio(movie).analysis[: 2 * ANALYSIS_RATE]
+    heard = load_audio(source).analysis[: int(reach_s * ANALYSIS_RATE) + len(played)]
+    score = scipy.signal.correlate(heard, played, mode="valid", method="fft")
+    return int(np.argmax(score)) / ANALYSIS_RATE
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:

@@ -5,6 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from dubplate.core.audio import features
 from dubplate.core.audio import phones as phone_module
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
@@ -73,9 +74,11 @@ def test_audio_shorter_than_the_frames(speech):
     assert np.all(padded.mel[-10:] == 0)
 
 
-def test_analysis_is_cached_per_file(speech, tmp_path):
+def test_analysis_is_cached_per_file(speech, tmp_path, monkeypatch):
     first = cached_analysis(speech, tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1
-    again = cached_analysis(speech, tmp_path)
+    with monkeypatch.context() as patch:  # read back, not analysed again
+        patch.setattr(features, "analyse", lambda audio: pytest.fail("analysed again"))
+        again = cached_analysis(speech, tmp_path)
     np.testing.assert_array_equal(first.phones, again.phones)
     np.testing.assert_array_equal(first.log_mel, again.log_mel)

@@ -13,7 +13,14 @@ from dubplate.core.a2e.sync import MAX_OFFSET_S
 from dubplate.core.manifest import read_manifest
 from dubplate.core.media import load_audio
 from dubplate.plugin.cli import main
-from tests.fixtures import footage_frames, numbered_frames, write_exr, write_movie, write_wav
+from tests.fixtures import (
+    audio_start_s,
+    footage_frames,
+    numbered_frames,
+    write_exr,
+    write_movie,
+    write_wav,
+)
 
 
 def run_cli(*args):
@@ -41,6 +48,8 @@ def test_track_writes_a_track_and_preview_in_a_new_version(shared_data, tmp_path
     with av.open(result["preview"]) as preview:
         assert sum(1 for _ in preview.decode(video=0)) == 8
         assert preview.streams.audio, "the preview carries the plate's audio"
+    # ...from frame 10's time, in sync with the frames it shows.
+    assert audio_start_s(result["preview"], clip) == pytest.approx(10 / 25, abs=0.02)
     assert "track: 8/8 frames" in done.stderr  # progress is shown
 
     again = last_json(run_cli("track", clip, "--frames", "10-11", "--out", out, "--json").stdout)
@@ -196,6 +205,10 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
         assert arrays["lower"].shape == (driven["frames"], 8)
     with av.open(driven["preview"]) as movie:
         assert movie.streams.audio and movie.streams.video[0].frames == driven["frames"]
+    ranged = run_cli("a2e", "predict", actor, "--audio", dub, "--frames", "50-99", "--out", out)
+    assert ranged.returncode == 0, ranged.stderr
+    # The preview's sound starts at its first frame's time in the dub: 2 s.
+    assert audio_start_s(out / "v002" / "preview.mp4", dub) == pytest.approx(2.0, abs=0.02)
     too_long = run_cli("a2e", "predict", actor, "--audio", dub, "--frames", "0-400", "--out", out)
     one_line_error(too_long, "fr_speech.wav", "--pad")
 
@@ -214,6 +227,29 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     (actor / "a2e.json").write_text(json.dumps(manifest))
     old_format = run_cli("a2e", "predict", actor, "--audio", dub, "--out", out)
     one_line_error(old_format, "a2e.json", "a2e format 1", "train it anew")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["dub", "--actor", "a", "--plate", "p.mov", "--audio", "d.wav", "--out", "o"]
+            + ["--audio-offset", "nan"],
+            "--audio-offset: nan: not a finite number",
+        ),
+        (["a2e", "predict", "a", "--audio", "d.wav", "--out", "o", "--audio-offset", "inf"], "inf"),
+        (
+            ["actor", "build", "--footage", "f.mov", "--out", "o", "--steps", "0"],
+            "must be at least 1",
+        ),
+        (["actor", "fit", "--footage", "f.mov", "--out", "o", "--texture-px", "-8"], "-8"),
+    ],
+)
+def test_numbers_that_cannot_be_right_are_refused_before_anything_runs(argv, said, capsys):
+    """`--steps 0` was taken for no --steps (2000 steps), and a NaN offset failed at the end."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_a2e_needs_an_actor(shared_data, tmp_path):

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 import pytest
+import torch
 
 from dubplate.core.a2e.augment import DRY
-from dubplate.core.a2e.store import train_actor_a2e
+from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
 from dubplate.core.colour import default_config
 from dubplate.core.composite.crop import crop_track
@@ -389,9 +390,11 @@ def test_a_plate_driven_dub_redraws_the_plates_own_mouth_whatever_the_audio(
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
     long = shared_data / "audio" / "en_speech_5s.wav"
     args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--out", tmp_path / "o"]
-    one_line_error(run_cli(*args, "--audio", long), "past the last frame", "--trim")
+    one_line_error(
+        run_cli(*args, "--audio", long), "en_speech_5s.wav", "past the last frame", "--trim"
+    )
     short = write_wav(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)
-    one_line_error(run_cli(*args, "--audio", short), "--pad")
+    one_line_error(run_cli(*args, "--audio", short), "short.wav", "--pad")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
@@ -561,6 +564,19 @@ def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
         "delete renderer.json and run `dubplate actor build` again",
     )
     assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten
+
+
+def test_weights_of_another_network_are_a_damaged_file(actor_dir, tmp_path):
+    """A renderer.pt or a2e.pt of another shape (copied from another actor, or another --size)
+    is named as damaged, not raised as PyTorch's error on loading it."""
+    other = tmp_path / "man"
+    shutil.copytree(actor_dir, other)
+    for name in ("renderer.pt", "a2e.pt"):
+        torch.save({"weight": torch.zeros(3)}, other / name)
+    with pytest.raises(DubplateError, match="renderer files missing or damaged"):
+        load_renderer(other, "cpu")
+    with pytest.raises(DubplateError, match=r"a2e\.pt: missing or damaged"):
+        load_a2e(other)
 
 
 def test_a_renderer_built_before_the_finish_was_measured_smears_over_180_degrees_unsharpened(

@@ -10,6 +10,7 @@ import torch
 
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
+from dubplate.core.neural import train as neural_train
 from dubplate.core.neural.finish import SharpenMeasure, measure_finish, still_sharpness
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
@@ -164,15 +165,32 @@ def test_both_networks_update_every_weight_at_every_step(tmp_path):
         assert steps == [3] * len(weights), network
 
 
-def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path):
+def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path, monkeypatch):
+    """A run stopped at its third step goes on from the checkpoint of its second."""
     data = mouth_world(frames=4)
     checkpoint = tmp_path / "renderer.ckpt"
-    first = RendererSettings(size=SIZE, steps=4, batch=2, checkpoint_every=2)
-    train_renderer(data, first, "cpu", checkpoint)
-    assert checkpoint.exists()
-    longer = RendererSettings(size=SIZE, steps=4, batch=2, checkpoint_every=2)
-    _, report = train_renderer(data, longer, "cpu", checkpoint)
-    assert report["resumed_from"] == 4
+    settings = RendererSettings(size=SIZE, steps=4, batch=2, checkpoint_every=2)
+    steps = 0
+
+    def stopped_at_the_third_step(*args):
+        nonlocal steps
+        steps += 1
+        if steps == 3:
+            raise KeyboardInterrupt
+        return ms_ssim(*args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(neural_train, "ms_ssim", stopped_at_the_third_step)
+        with pytest.raises(KeyboardInterrupt):
+            train_renderer(data, settings, "cpu", checkpoint)
+    half_way = torch.load(checkpoint, weights_only=True)
+    assert half_way["step"] == 2
+    _, report = train_renderer(data, settings, "cpu", checkpoint)
+    assert report["resumed_from"] == 2
+    done = torch.load(checkpoint, weights_only=True)
+    assert done["step"] == 4
+    trained = half_way["generator"].items()
+    assert any(not torch.equal(done["generator"][k], before) for k, before in trained)
     other = RendererSettings(size=SIZE, steps=6, batch=2, checkpoint_every=2)
     with pytest.raises(DubplateError, match="renderer.ckpt: checkpoint of other settings"):
         train_renderer(data, other, "cpu", checkpoint)

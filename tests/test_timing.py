@@ -25,7 +25,7 @@ def test_rate_text_round_trips():
     assert rate_text(as_rate("24000/1001")) == "24000/1001"
 
 
-@pytest.mark.parametrize("bad", ["0", "-24", "fast", "24/0"])
+@pytest.mark.parametrize("bad", ["0", "-24", "fast", "24/0", "inf", "nan"])
 def test_bad_rates(bad):
     with pytest.raises(DubplateError, match="frame rate"):
         as_rate(bad)

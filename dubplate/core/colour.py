@@ -51,7 +51,7 @@ class ColourConfig:
         """Whether `name` is a colourspace, alias or role of this config."""
         return self._known(name) is not None
 
-    def resolve(self, name: str, where: str = "colourspace") -> str:
+    def resolve(self, name: str) -> str:
         """The config's own name for `name` (case-insensitive; aliases and roles allowed)."""
         found = self._known(name)
         if found is None:
@@ -62,7 +62,7 @@ class ColourConfig:
             close = difflib.get_close_matches(name.lower(), list(spellings), n=3, cutoff=0.4)
             names = dict.fromkeys(spellings[c] for c in close)
             hint = f"; did you mean {', '.join(repr(n) for n in names)}?" if names else ""
-            raise DubplateError(f"{where}: unknown colourspace {name!r} in {self.source}{hint}")
+            raise DubplateError(f"unknown colourspace {name!r} in {self.source}{hint}")
         return found
 
     def convert(self, pixels: np.ndarray, source: str, target: str) -> np.ndarray:

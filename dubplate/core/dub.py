@@ -153,7 +153,10 @@ def dub(
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
-    driven = _drive(models.a2e, analysis, times, plate, settings)
+    try:
+        driven = _drive(models.a2e, analysis, times, plate, settings)
+    except DubplateError as error:
+        raise DubplateError(f"{audio.source}: {error}") from error
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `final`, renamed onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    # The suffix is kept so that writers which pick a format by extension still work.
-    temp = final.with_name(f".{final.stem}.partial{final.suffix}")
+    # The suffix is kept so that writers which pick a format by extension still work; the
+    # random part keeps two runs writing the same file (a shared cache) off each other's temp.
+    temp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
     try:
         yield temp
         os.replace(temp, final)

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +24,8 @@ from dubplate.core.media import open_plate
 from dubplate.core.media.timing import parse_frame_range
 
 log = logging.getLogger("dubplate")
+
+PLATE_HELP = "movie file or EXR, DPX, TIFF or PNG sequence"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         help="track the actor's face through a plate",
         description="Track one face through a plate; write track.npz, track.json and preview.mp4.",
     )
-    track.add_argument(
-        "plate", help="movie file or EXR sequence (shot.####.exr, shot.%%04d.exr, shot.@.exr)"
-    )
+    track.add_argument("plate", help=f"{PLATE_HELP} (shot.####.exr, shot.%%04d.dpx, shot.@.exr)")
     _plate_options(track)
     track.add_argument(
         "--out", type=Path, help="output directory; results go in a new vNNN inside it"
@@ -109,9 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _plate_options(fit)
     fit.add_argument("--out", type=Path, required=True, help="actor directory (must not exist)")
-    fit.add_argument("--lower-basis", type=int, default=24, help="lower-face coefficients")
-    fit.add_argument("--upper-basis", type=int, default=16, help="upper-face coefficients")
-    fit.add_argument("--texture-px", type=int, default=256, help="albedo atlas size")
+    fit.add_argument(
+        "--lower-basis", type=_at_least_one, default=24, help="lower-face coefficients"
+    )
+    fit.add_argument(
+        "--upper-basis", type=_at_least_one, default=16, help="upper-face coefficients"
+    )
+    fit.add_argument("--texture-px", type=_at_least_one, default=256, help="albedo atlas size")
     _cache_option(fit)
     fit.set_defaults(command=_actor_fit)
 
@@ -121,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         help="plate, render and blend side by side",
     )
     preview.add_argument("actor", type=Path, help="actor directory")
-    preview.add_argument("plate", help="movie file or EXR sequence")
+    preview.add_argument("plate", help=PLATE_HELP)
     _plate_options(preview)
     preview.add_argument("--out", type=Path, required=True, help="preview movie (.mp4)")
     _cache_option(preview)
@@ -151,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     _plate_options(build)
     build.add_argument("--out", type=Path, required=True, help="actor directory")
     build.add_argument("--size", type=int, default=256, help="neural renderer crop size")
-    build.add_argument("--steps", type=int, help="renderer training steps (default 2000)")
+    build.add_argument("--steps", type=_at_least_one, help="renderer training steps (default 2000)")
     _device_option(build)
     build.add_argument("--seed", type=int, default=0)
     _cache_option(build)
@@ -183,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
         "the dub audio. Results go in a new vNNN inside --out.",
     )
     dub.add_argument("--actor", type=Path, required=True, help="actor directory (actor build)")
-    dub.add_argument("--plate", required=True, help="movie file or EXR sequence")
+    dub.add_argument("--plate", required=True, help=PLATE_HELP)
     _plate_options(dub)
     dub.add_argument("--audio", type=Path, required=True, help="dub audio (WAV, FLAC, movie...)")
     _audio_offset_option(dub, "the plate's first frame")
@@ -199,14 +204,14 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--no-grain", action="store_true", help="do not match the plate's grain")
     dub.add_argument(
         "--sharpen",
-        type=float,
+        type=_finite,
         metavar="AMOUNT",
         help="add back this much of the generated mouth's fine detail (0: none; default: what"
         " makes it as sharp as the plate's own mouth, by the renderer's measure)",
     )
     dub.add_argument(
         "--shutter-angle",
-        type=float,
+        type=_finite,
         metavar="DEG",
         help="smear the generated mouth along its motion over this shutter angle (0: none;"
         " default: the one measured on the actor's footage when the renderer was built)",
@@ -239,12 +244,33 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="lip-sync figures of a video against its audio",
     )
-    qc.add_argument("video", help="movie file or EXR sequence")
+    qc.add_argument("video", help=PLATE_HELP)
     qc.add_argument("--audio", type=Path, help="audio to check against (default: the video's)")
     _plate_options(qc)
     _cache_option(qc)
     qc.set_defaults(command=_qc)
     return parser
+
+
+def _finite(text: str) -> float:
+    """A number argument: NaN or an infinity would only fail at the end of a run."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text}: not a finite number")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
 
 
 def _device_option(parser: argparse.ArgumentParser) -> None:
@@ -254,7 +280,7 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 def _audio_offset_option(parser: argparse.ArgumentParser, first: str) -> None:
     parser.add_argument(
         "--audio-offset",
-        type=float,
+        type=_finite,
         default=0.0,
         metavar="S",
         help=f"seconds into the audio that line up with {first}",
@@ -367,7 +393,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     device = _device(args.device)
     # Settings are checked before any stage runs: a bad --size fails in a second, not an hour.
     renderer_settings = RendererSettings(size=args.size, seed=args.seed)
-    if args.steps:
+    if args.steps is not None:
         renderer_settings = dataclasses.replace(renderer_settings, steps=args.steps)
     out = args.out
     if (out / "actor.json").exists():
@@ -440,9 +466,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
             times=prediction.times,
             lower=prediction.lower,
         )
-        write_prediction_preview(
-            actor, prediction, audio, fps, args.audio_offset, staged / "preview.mp4"
-        )
+        write_prediction_preview(actor, prediction, audio, fps, staged / "preview.mp4")
         out = publish_version(staged, args.out)
     log.info("a2e: wrote %s", out)
     return {

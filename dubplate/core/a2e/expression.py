@@ -20,9 +20,9 @@ from dubplate.core.morph.model import ActorModel
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER, mouth_opening
 
 # Half gain at 0.37 Hz: a held expression passes, words (about 2 Hz) and syllables (3-6 Hz) do
-# not. On the shared clips' held-out tails (own audio), 0.5 s left the lower face 0.71 of the
-# mean expression's error (bench/a2e_bench.py; 0.91 from the audio alone), and 1 s 0.77 in a
-# one-off run of the same measure.
+# not. When it was chosen, on the shared clips' held-out tails (own audio), 0.5 s left the lower
+# face 0.71 of the mean expression's error (bench/a2e_bench.py; 0.91 from the audio alone), and
+# 1 s 0.77 in a one-off run of the same measure.
 EXPRESSION_SIGMA_S = 0.5
 # A pause in the dub fades in over this much at each end, so that the A2E's own closing after a
 # word and opening before one stay the dub's, and a pause shorter than about twice it stays all

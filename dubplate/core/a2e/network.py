@@ -64,7 +64,7 @@ class A2E(nn.Module):
         self.register_buffer("rest", torch.zeros(coefficients))
         # Each viseme's coefficients: the prior is their mix by the frame's viseme shares.
         self.register_buffer("viseme_map", torch.zeros(len(VISEMES), coefficients))
-        # How far to trust the network over the mean expression, calibrated on held-out data.
+        # How far to trust the network's departure from the viseme prior (held-out calibrated).
         self.register_buffer("gain", torch.ones(()))
 
     def member_outputs(self, features: torch.Tensor) -> torch.Tensor:

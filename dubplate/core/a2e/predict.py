@@ -125,9 +125,10 @@ def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction
 
 
 def write_prediction_preview(
-    actor: Actor, prediction: Prediction, audio: Audio, fps: Fraction, offset: float, path: Path
+    actor: Actor, prediction: Prediction, audio: Audio, fps: Fraction, path: Path
 ) -> int:
-    """The actor's textured face, front on under their median light, speaking the audio."""
+    """The actor's textured face, front on under their median light, speaking the audio from
+    the first predicted frame's time in it."""
     model, fit = actor.model, actor.fits[0]
     middle = len(fit.frames) // 2
     count = len(prediction.lower)
@@ -153,4 +154,4 @@ def write_prediction_preview(
             for rgb in out.rgb.clamp(0, 1).numpy():
                 yield colour.to_working_uint8(rgb, linear)
 
-    return write_movie(path, frames(), fps, audio=from_offset(audio, offset))
+    return write_movie(path, frames(), fps, audio=from_offset(audio, float(prediction.times[0])))

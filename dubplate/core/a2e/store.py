@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -163,11 +164,11 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
     )
     try:
         state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)
-    except (OSError, RuntimeError) as error:
+        network.load_state_dict(state)  # a file of another network's shape is damaged too
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
         raise DubplateError(
             f"{directory / manifest['weights']}: missing or damaged ({error})"
         ) from error
-    network.load_state_dict(state)
     return network.to(device).eval(), manifest
 
 

@@ -122,7 +122,3 @@ def phone_table(segments: list[PhoneSegment]) -> np.ndarray:
     return np.array([(PHONE_INDEX[s.phone], s.start, s.end) for s in segments], np.float64).reshape(
         -1, 3
     )
-
-
-def segments_from_table(table: np.ndarray) -> list[PhoneSegment]:
-    return [PhoneSegment(PHONES[int(i)], float(a), float(b)) for i, a, b in table]

@@ -17,9 +17,9 @@ import cv2
 import fileseq
 import numpy as np
 
-from dubplate.core.colour import ColourConfig, default_config
+from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio
+from dubplate.core.media.audio import Audio, from_offset
 from dubplate.core.media.timing import rate_text
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,9 @@ class Plate(ABC):
     # The extension of per-frame outputs (see write_frame); None where frames are not files.
     frame_suffix: str | None = None
 
-    def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES, colour: ColourConfig | None = None):
+    def __init__(self, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.cache = FrameCache(cache_bytes)
-        self.colour = colour or default_config()
+        self.colour = default_config()
         self.nonfinite: dict[int, int] = {}
 
     @abstractmethod
@@ -110,6 +110,12 @@ class Plate(ABC):
 
     def audio(self) -> Audio | None:
         return None
+
+    def audio_from(self, number: int) -> Audio | None:
+        """The plate's sound from frame `number`'s time on: what plays with a run of its frames
+        that starts there."""
+        audio = self.audio()
+        return None if audio is None else from_offset(audio, float(self.time_of(number)))
 
     def write_frame(
         self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]

@@ -21,7 +21,7 @@ def as_rate(value: object, where: str = "frame rate") -> Fraction:
             rate = _snap_decimal(float(value))
         else:
             rate = Fraction(value)  # type: ignore[arg-type]
-    except (ValueError, ZeroDivisionError, TypeError, IndexError) as error:
+    except (ValueError, ZeroDivisionError, TypeError, IndexError, OverflowError) as error:
         raise DubplateError(f"{where}: {value!r} is not a frame rate") from error
     if rate <= 0:
         raise DubplateError(f"{where}: {value!r} is not a positive frame rate")
@@ -55,7 +55,7 @@ def timecode_after(timecode: str, frames: int, fps: Fraction, where: str = "time
     return opentime.to_timecode(later, rate, ";" in timecode)
 
 
-def parse_frame_range(text: str, where: str = "--frames") -> tuple[int, int]:
+def parse_frame_range(text: str) -> tuple[int, int]:
     """'A-B' (inclusive) or a single frame 'A'; negative numbers are allowed ('-5--1')."""
     parts = text.strip()
     try:
@@ -65,7 +65,7 @@ def parse_frame_range(text: str, where: str = "--frames") -> tuple[int, int]:
         else:
             first = last = int(parts)
     except ValueError as error:
-        raise DubplateError(f"{where}: {text!r} is not a frame range like 1001-1100") from error
+        raise DubplateError(f"--frames: {text!r} is not a frame range like 1001-1100") from error
     if last < first:
-        raise DubplateError(f"{where}: {text!r} ends before it starts")
+        raise DubplateError(f"--frames: {text!r} ends before it starts")
     return first, last

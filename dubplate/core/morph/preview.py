@@ -56,7 +56,7 @@ def write_actor_preview(actor: Actor, plate: Plate, track: FaceTrack, path: Path
             blend = base * (1 - 0.5 * mask[..., None]) + render * 0.5 * mask[..., None]
             yield np.concatenate([base, render, blend.astype(np.uint8)], axis=1)
 
-    return write_movie(path, frames(), plate.info.fps, audio=plate.audio())
+    return write_movie(path, frames(), plate.info.fps, audio=plate.audio_from(track.frames[0]))
 
 
 def _paste(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -231,9 +232,9 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
                 torch.from_numpy(arrays["reference_screen"]),
             )
             hole_lowers = arrays["hole_lowers"]
-    except (OSError, RuntimeError, KeyError, ValueError) as error:
+        generator.load_state_dict(state)  # a file of another network's shape is damaged too
+    except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
         raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
-    generator.load_state_dict(state)
     return NeuralRenderer(
         generator=generator.to(device).eval(),
         references=references,

@@ -41,7 +41,7 @@ def write_track_preview(plate: Plate, track: FaceTrack, path: Path) -> int:
             )
             yield image
 
-    return write_movie(path, frames(), plate.info.fps, audio=plate.audio())
+    return write_movie(path, frames(), plate.info.fps, audio=plate.audio_from(track.frames[0]))
 
 
 def _draw_landmarks(image: np.ndarray, points: np.ndarray) -> None:
