@@ -7,7 +7,8 @@
 2. Pose stability: frame-to-frame change of the fitted rotation where only the mouth moves.
 3. Photometric error of the render inside the face mask: SH light vs the albedo under flat
    (ambient-only) light.
-4. Identity distance between the clips' neutral shapes, against the refusal threshold.
+4. Identity distance of each clip's frames from each other clip's model, against the refusal
+   threshold.
 5. Renderer speed: batched 256x256 renders per second (rasterise, texture, SH shade), and the
    rasteriser alone.
 """

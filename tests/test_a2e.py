@@ -267,6 +267,8 @@ def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     seen = 40  # frames: 1.6 s, too few to time it by
     short = sync_offset(mouth(0.12)[:seen], analysis, times[:seen], 0.04)
     assert short.best_offset_s == pytest.approx(0.12) and short.offset_s == 0.0
+    held = sync_offset(np.full(len(times), 5.0), analysis, times, 0.04)  # a mouth held still
+    assert held.offset_s == 0.0 and held.as_dict()["phone_sync"] is None
 
 
 def test_the_footage_is_heard_moved_by_its_offset(tmp_path):

@@ -243,6 +243,7 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
             "must be at least 1",
         ),
         (["actor", "fit", "--footage", "f.mov", "--out", "o", "--texture-px", "-8"], "-8"),
+        (["actor", "train-a2e", "a", "--seed", "-1"], "--seed: -1: must be 0 or more"),
     ],
 )
 def test_numbers_that_cannot_be_right_are_refused_before_anything_runs(argv, said, capsys):

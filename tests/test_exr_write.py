@@ -83,6 +83,36 @@ def test_pixels_outside_the_data_window_are_not_written(tmp_path):
     np.testing.assert_array_equal(open_plate(out).read(1001), expected)
 
 
+def test_a_comp_keeps_the_overscan_and_a_layer_of_its_own_leaves_it_empty(tmp_path):
+    """A 20x16 data window around a 16x12 display window: the pixels beyond it are read by no
+    stage, and a comp written back holds the source's own there, exactly."""
+    block = RNG.uniform(0, 4, (16, 20, 3)).astype(np.float32)
+    path = tmp_path / "src" / "over.1001.exr"
+    path.parent.mkdir()
+    write_exr(path, block, "half", (-2, -2), DISPLAY)
+    plate = open_plate(path)
+    pixels = plate.read(1001).copy()
+    pixels[4:8, 5:9] = 7.0  # the comp's change, inside the display window
+    expected = block.astype(np.float16)
+    expected[6:10, 7:11] = 7.0
+    comp, layer = tmp_path / "comp.1001.exr", tmp_path / "layer.1001.exr"
+    plate.write_frame(1001, pixels, comp, ("R", "G", "B"))
+    plate.write_frame(1001, pixels, layer, ("R", "G", "B"), layer=True)
+    spec = read_header(comp)
+    assert (spec.x, spec.y, spec.width, spec.height) == (-2, -2, 20, 16)
+    np.testing.assert_array_equal(data_window(comp).view(np.uint16), expected.view(np.uint16))
+    cleared = expected.copy()
+    cleared[:2] = cleared[-2:] = cleared[:, :2] = cleared[:, -2:] = 0
+    np.testing.assert_array_equal(data_window(layer), cleared)
+
+
+def data_window(path):
+    inp = oiio.ImageInput.open(str(path))
+    pixels = inp.read_image("half")
+    inp.close()
+    return pixels
+
+
 def test_rgba_frame_is_written_with_its_alpha(tmp_path):
     plate = half_plate(tmp_path)
     pixels = RNG.uniform(0, 1, (12, 16, 4)).astype(np.float16)

@@ -14,10 +14,11 @@ RNG = np.random.default_rng(11)
 
 
 def write_image(path, pixels, bits=None, attributes=None):
-    """Write `pixels` (uint8 or uint16, H x W x C) as OpenImageIO would; a 10-bit DPX is given
-    its 10-bit values widened to 16 bits, as OpenImageIO reads them back."""
+    """Write `pixels` (uint8, uint16 or float32, H x W x C) as OpenImageIO would; a 10-bit DPX
+    is given its 10-bit values widened to 16 bits, as OpenImageIO reads them back."""
     height, width, count = pixels.shape
-    spec = oiio.ImageSpec(width, height, count, str(pixels.dtype))
+    sample_type = "float" if pixels.dtype == np.float32 else str(pixels.dtype)
+    spec = oiio.ImageSpec(width, height, count, sample_type)
     spec.attribute("oiio:UnassociatedAlpha", 1)  # the values as given, alpha or not
     if bits:
         spec.attribute("oiio:BitsPerSample", bits)
@@ -116,7 +117,7 @@ def test_a_face_plate_on_a_10_bit_dpx_gets_its_alpha_and_the_sources_depth(tmp_p
     face = np.zeros((6, 8, 4), np.float32)
     face[2:4, 3:6] = (0.2, 0.6, 0.15, 0.6)  # premultiplied, plate units 0-1
     out = tmp_path / "face" / "shot_face.1001.dpx"
-    plate.write_frame(1001, face, out, ("R", "G", "B", "A"))
+    plate.write_frame(1001, face, out, ("R", "G", "B", "A"), layer=True)
     spec, written = header(out)
     assert spec.nchannels == 4 and spec.alpha_channel == 3
     assert spec.get_int_attribute("oiio:BitsPerSample") == 10
@@ -125,6 +126,22 @@ def test_a_face_plate_on_a_10_bit_dpx_gets_its_alpha_and_the_sources_depth(tmp_p
     np.testing.assert_allclose(written / 65535, face, atol=0.5 / 1023)
     assert written[3, 4, 0] == (205 << 6 | 205 >> 4)
     assert not written[face[..., 3] == 0].any()
+
+
+def test_a_face_plate_on_a_float_tiff_is_marked_premultiplied(tmp_path):
+    """In the source's own sample type, as a float TIFF's face plate is, it was marked as
+    straight alpha (a reader would multiply it in again)."""
+    plate = open_plate(write_image(tmp_path / "shot.1001.tif", np.full((6, 8, 3), 0.5, np.float32)))
+    face = np.zeros((6, 8, 4), np.float32)
+    face[2:4, 3:6] = (0.2, 0.3, 0.1, 0.5)
+    out = tmp_path / "face" / "shot_face.1001.tif"
+    plate.write_frame(1001, face, out, ("R", "G", "B", "A"), layer=True)
+    inp = oiio.ImageInput.open(str(out))
+    associated = inp.spec().get_int_attribute("oiio:UnassociatedAlpha", 0) == 0
+    written = inp.read_image("float")
+    inp.close()
+    assert associated
+    np.testing.assert_array_equal(written, face)
 
 
 def test_frames_of_another_size_or_channels_name_the_file_and_frame(tmp_path):

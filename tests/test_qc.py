@@ -53,6 +53,14 @@ def test_a_late_mouth_is_found_at_its_lag():
     assert result.lag_frames == 2 and result.phone_sync > 0.8
 
 
+def test_a_mouth_held_still_has_no_phone_sync_rather_than_the_worst():
+    """A lip gap that never varies neither follows nor opposes the phones: the figure is not
+    there (null in the JSON), where it was reported as -1."""
+    analysis, features, times = alternating()
+    result = lip_sync(np.full(len(times), 6.0), analysis, features, FRAME)
+    assert result.phone_sync is None and result.as_dict()["phone_sync"] is None
+
+
 def test_no_bilabials_is_not_a_failure():
     analysis, features, times = alternating()
     analysis.phones[:, 0] = PHONE_INDEX["AA"]

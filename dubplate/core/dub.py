@@ -559,7 +559,8 @@ def _write_frame_files(
         if composite is not None
         else np.zeros((*pixels.shape[:2], 4), dtype)
     )
-    plate.write_frame(number, face, staged / "face" / _face_name(source.name), ("R", "G", "B", "A"))
+    face_path = staged / "face" / _face_name(source.name)
+    plate.write_frame(number, face, face_path, ("R", "G", "B", "A"), layer=True)
 
 
 def _face_name(name: str) -> str:

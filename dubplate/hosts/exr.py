@@ -198,6 +198,10 @@ class ExrSequence(FrameFiles[FrameHeader]):
             inp.close()
 
     def _decode(self, number: int) -> np.ndarray:
+        return _place(self._data_window(number), self.header(number))
+
+    def _data_window(self, number: int) -> np.ndarray:
+        """The frame's stored pixels, data window only, in the layer's channel order."""
         header = self.header(number)
         channels = header.layer.channel_indices
         begin, end = min(channels), max(channels) + 1
@@ -215,13 +219,20 @@ class ExrSequence(FrameFiles[FrameHeader]):
         order = [c - begin for c in channels]
         if order != list(range(end - begin)):  # fancy indexing copies: only when reordering
             block = block[..., order]
-        return _place(block, header)
+        return block
 
     def write_frame(
-        self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]
+        self,
+        number: int,
+        pixels: np.ndarray,
+        path: Path,
+        channels: tuple[str, ...],
+        layer: bool = False,
     ) -> None:
         """Write `pixels` (display window, one plane per channel) as a single-part EXR at `path`
-        with frame `number`'s windows, header attributes and sample type, atomically."""
+        with frame `number`'s windows, header attributes and sample type, atomically. Data-window
+        pixels beyond the display window are the source frame's own (the plate comped, in its
+        channels), or zero for a `layer` of its own."""
         if any(len(name) != 1 for name in channels):
             raise DubplateError(f"{path}: channels {channels} must be one letter each, as RGBA")
         header = self.header(number)
@@ -234,7 +245,10 @@ class ExrSequence(FrameFiles[FrameHeader]):
             )
         # A float16 array is written as half without conversion, so values stay exact.
         dtype = np.float16 if header.sample_type == "half" else np.float32
-        block = _data_block(pixels.astype(dtype, copy=False), header)
+        # Only a frame of the source's own channels has the source's pixels to keep beyond.
+        keeps = not layer and len(channels) == len(header.layer.channel_indices)
+        beyond = self._data_window(number) if keeps else None
+        block = _data_block(pixels.astype(dtype, copy=False), header, beyond)
         # OpenEXR splits an (H, W, C) array keyed "RGBA" into its channels without copying it.
         _write_exr(path, _output_header(header), {"".join(channels): block})
 
@@ -280,12 +294,18 @@ def _place(block: np.ndarray, header: FrameHeader) -> np.ndarray:
     return frame
 
 
-def _data_block(frame: np.ndarray, header: FrameHeader) -> np.ndarray:
-    """The data window's pixels of a display-window frame: zero where it reaches beyond."""
+def _data_block(
+    frame: np.ndarray, header: FrameHeader, beyond: np.ndarray | None = None
+) -> np.ndarray:
+    """The data window's pixels of a display-window frame: where it reaches beyond the display
+    window, those of `beyond` (a data window's), or zero."""
     if header.data_window == header.display_window:
         return np.ascontiguousarray(frame)
     _, _, dw, dh = header.data_window
-    block = np.zeros((dh, dw, frame.shape[2]), dtype=frame.dtype)
+    if beyond is None:
+        block = np.zeros((dh, dw, frame.shape[2]), dtype=frame.dtype)
+    else:
+        block = beyond.astype(frame.dtype, copy=True)
     in_data, in_display = _overlap(header)
     block[in_data] = frame[in_display]
     return block
@@ -327,7 +347,8 @@ def _write_exr(path: Path, header: dict, planes: dict[str, np.ndarray]) -> None:
     try:
         with atomic_path(path) as temp, OpenEXR.File(header, planes) as exr:
             exr.write(str(temp))
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, TypeError, ValueError) as error:
+        # TypeError, ValueError: a header attribute copied from the source that OpenEXR refuses.
         reason = error.strerror if isinstance(error, OSError) else None
         raise DubplateError(f"{path}: cannot write EXR ({reason or error})") from error
 

@@ -171,11 +171,17 @@ class ImageSequence(FrameFiles[ImageHeader]):
         return np.ascontiguousarray(pixels.reshape(height, width, len(header.channels)))
 
     def write_frame(
-        self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]
+        self,
+        number: int,
+        pixels: np.ndarray,
+        path: Path,
+        channels: tuple[str, ...],
+        layer: bool = False,
     ) -> None:
         """Write `pixels` (the frame's shape) at `path` with frame `number`'s header, atomically:
-        in the source's sample type, as the file stores them; or floats in plate units (0-1 for
-        integer files) with premultiplied alpha, as a face plate is."""
+        in the source's sample type, as the file stores them; or with `layer`, floats in plate
+        units (0-1 for integer files) with premultiplied alpha, as a face plate is, in the
+        source's sample type."""
         header = self.header(number)
         width, height = header.size
         if pixels.shape != (height, width, len(channels)):
@@ -184,9 +190,10 @@ class ImageSequence(FrameFiles[ImageHeader]):
                 f" {(height, width, len(channels))} (height, width, {', '.join(channels)})"
             )
         spec = _output_spec(header, channels)
+        if layer:
+            spec.erase_attribute(_AS_STORED)  # premultiplied: a PNG gets it divided out
         if pixels.dtype != header.dtype:
             pixels = to_plate_values(pixels * np.float32(value_scale(header.dtype)), header.dtype)
-            spec.erase_attribute(_AS_STORED)  # premultiplied: a PNG gets it divided out
         bits = spec.get_int_attribute("oiio:BitsPerSample")
         if pixels.dtype == np.uint16 and 8 < bits < 16:
             pixels = _on_file_grid(pixels, bits)

@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("actor", type=Path, help="actor directory (from actor fit)")
     _device_option(train)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_whole_number, default=0)
     train.set_defaults(command=_train_a2e)
 
     build = actor_commands.add_parser(
@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--size", type=int, default=256, help="neural renderer crop size")
     build.add_argument("--steps", type=_at_least_one, help="renderer training steps (default 2000)")
     _device_option(build)
-    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--seed", type=_whole_number, default=0)
     _cache_option(build)
     build.set_defaults(command=_actor_build)
 
@@ -183,9 +183,9 @@ def _parser() -> argparse.ArgumentParser:
         "dub",
         parents=[common],
         help="re-animate the actor's lower face in a plate to a dub track",
-        description="For an EXR plate: an EXR sequence of the comped plate and a premultiplied "
-        "RGBA face plate, same windows, metadata and frame numbers. For a movie: a movie with "
-        "the dub audio. Results go in a new vNNN inside --out.",
+        description="For an EXR, DPX, TIFF or PNG plate: a sequence of the comped plate and a "
+        "premultiplied RGBA face plate, same windows, metadata and frame numbers. For a movie: "
+        "a movie with the dub audio. Results go in a new vNNN inside --out.",
     )
     dub.add_argument("--actor", type=Path, required=True, help="actor directory (actor build)")
     dub.add_argument("--plate", required=True, help=PLATE_HELP)
@@ -263,13 +263,21 @@ def _finite(text: str) -> float:
     return value
 
 
+def _whole_number(text: str) -> int:
+    return _int_from(text, 0, "0 or more")
+
+
 def _at_least_one(text: str) -> int:
+    return _int_from(text, 1, "at least 1")
+
+
+def _int_from(text: str, least: int, said: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text}: not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text}: must be {said}")
     return value
 
 

@@ -65,27 +65,28 @@ def train_actor_a2e(
         )
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
         sync = footage_sync(footage, analyse(footage.audio), actor.model)
+        figures = sync.as_dict()
         log.info(
             "train-a2e: %s: its mouth follows its sound best %+.0f ms past its frames' times"
-            " (phone-sync %.2f, %.2f as recorded); learnt from the sound %s, in %d voices",
+            " (phone-sync %s, %s as recorded); learnt from the sound %s, in %d voices",
             plate_info["path"],
             1000 * sync.best_offset_s,
-            sync.phone_sync,
-            sync.phone_sync_as_recorded,
+            figures["phone_sync"],
+            figures["phone_sync_as_recorded"],
             f"moved {1000 * sync.offset_s:+.0f} ms" if sync.offset_s else "as recorded",
             len(voices),
         )
-        if sync.phone_sync < MIN_PHONE_SYNC:
+        if sync.phone_sync is None or sync.phone_sync < MIN_PHONE_SYNC:
             log.warning(
                 "train-a2e: %s: its mouth follows the phones heard little at any offset within"
-                " %.1f s (phone-sync %.2f); A2E learns little from it: is the sound the actor's"
+                " %.1f s (phone-sync %s); A2E learns little from it: is the sound the actor's"
                 " own voice, and in sync?",
                 plate_info["path"],
                 MAX_OFFSET_S,
-                sync.phone_sync,
+                figures["phone_sync"],
             )
         sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
-        syncs.append(sync.as_dict())
+        syncs.append(figures)
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
     network, report = train(sequences, mouths, settings, device)
     report["footage_sync"] = syncs

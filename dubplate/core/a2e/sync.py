@@ -44,11 +44,11 @@ MIN_SEEN_S = 2.0
 class FootageSync:
     offset_s: float  # seconds into the audio, past a frame's own time, of the sound it shows
     best_offset_s: float  # where the phone-sync peaks; taken as `offset_s` only if clear enough
-    phone_sync: float  # at `best_offset_s`
-    phone_sync_as_recorded: float
+    phone_sync: float | None  # at `best_offset_s`; None: the mouth or its sound never varies
+    phone_sync_as_recorded: float | None
 
     def as_dict(self) -> dict:
-        return {k: round(v, 4) for k, v in asdict(self).items()}
+        return {k: None if v is None else round(v, 4) for k, v in asdict(self).items()}
 
 
 def sync_offset(
@@ -63,7 +63,13 @@ def sync_offset(
     # The gap at frame t goes with the curve at frame t - lag: the sound `lag` frames earlier.
     best_offset = -lag * frame_seconds
     seen_s = np.isfinite(gap_px).sum() * frame_seconds
-    clear = seen_s >= MIN_SEEN_S and best >= MIN_PHONE_SYNC and best - as_recorded >= MIN_SYNC_GAIN
+    clear = (
+        seen_s >= MIN_SEEN_S
+        and best is not None
+        and as_recorded is not None
+        and best >= MIN_PHONE_SYNC
+        and best - as_recorded >= MIN_SYNC_GAIN
+    )
     return FootageSync(best_offset if clear else 0.0, best_offset, best, as_recorded)
 
 

@@ -118,10 +118,18 @@ class Plate(ABC):
         return None if audio is None else from_offset(audio, float(self.time_of(number)))
 
     def write_frame(
-        self, number: int, pixels: np.ndarray, path: Path, channels: tuple[str, ...]
+        self,
+        number: int,
+        pixels: np.ndarray,
+        path: Path,
+        channels: tuple[str, ...],
+        layer: bool = False,
     ) -> None:
         """Write `pixels` (display window, as `read` gives) as frame `number`'s own file at
-        `path`, keeping its header; only plates of one file per frame can."""
+        `path`, keeping its header; only plates of one file per frame can. They are the plate
+        comped: stored as the source stores them, with its own pixels wherever the file reaches
+        past the display window (overscan); or with `layer`, a premultiplied RGBA layer of its
+        own in plate units, with nothing beyond the display window."""
         raise DubplateError(
             f"{self.info.source}: {self.info.kind} plates cannot be written frame by frame"
         )
@@ -203,11 +211,12 @@ class Plate(ABC):
         return [Path(self.info.source)]
 
     def time_of(self, number: int) -> Fraction:
-        """Seconds from the plate's first frame: exact, and right for variable-rate movies too."""
+        """Seconds from the plate's first frame: exact, right for variable-rate movies, and
+        counted by frame number past a gap in a sequence (a frame number is a time)."""
         index = self._index_of[number]
         if self.info.frame_times:
             return self.info.frame_times[index]
-        return Fraction(index) / self.info.fps
+        return Fraction(number - self.info.frames[0]) / self.info.fps
 
     @cached_property
     def _index_of(self) -> dict[int, int]:

@@ -40,7 +40,7 @@ OPENNESS_VECTOR = np.array([OPENNESS[p] for p in PHONES], np.float32)
 
 @dataclass
 class LipSync:
-    phone_sync: float
+    phone_sync: float | None  # None: the lip gap or the phones never vary (a mouth held still)
     lag_frames: int
     bilabial_closure: float | None  # None: no /p b m/ in the audio
     bilabial_segments: int
@@ -80,12 +80,15 @@ def lip_sync(
     return LipSync(sync, lag, closed, bilabials, opened, vowels, analysis.has_speech)
 
 
-def phone_sync(gap: np.ndarray, curve: np.ndarray, max_lag: int = MAX_LAG) -> tuple[float, int]:
+def phone_sync(
+    gap: np.ndarray, curve: np.ndarray, max_lag: int = MAX_LAG
+) -> tuple[float | None, int]:
     """The best Spearman correlation of the (F,) gap (NaN: not seen) with the (F,) openness
     `curve` moved by up to `max_lag` frames, and that lag: the gap at frame t goes with the
-    curve at frame t - lag."""
+    curve at frame t - lag. None where no lag has 5 frames over which both vary: a correlation
+    there is not low, it is not there."""
     valid = np.isfinite(gap)
-    best = (-1.0, 0)
+    best: tuple[float | None, int] = (None, 0)
     for lag in range(-max_lag, max_lag + 1):
         shifted = np.roll(curve, lag)
         window = valid.copy()
@@ -96,7 +99,8 @@ def phone_sync(gap: np.ndarray, curve: np.ndarray, max_lag: int = MAX_LAG) -> tu
         if window.sum() < 5 or np.ptp(gap[window]) == 0 or np.ptp(shifted[window]) == 0:
             continue
         rho = float(spearmanr(gap[window], shifted[window]).statistic)
-        best = max(best, (rho, lag))
+        if best[0] is None or (rho, lag) > best:
+            best = (rho, lag)
     return best
 
 
