@@ -152,6 +152,23 @@ def test_frames_of_different_size_name_the_frame(tmp_path):
         plate.select()
 
 
+@pytest.mark.parametrize(
+    ("pixels", "sample_type", "said"),
+    [
+        (np.zeros((6, 8, 4), np.float32), "half", "has 4 half channels where frame 1 has 3 half"),
+        (np.zeros((6, 8, 3), np.float32), "float", "has 3 float channels where frame 1 has 3 half"),
+    ],
+)
+def test_frames_of_other_channels_are_refused_before_any_work(tmp_path, pixels, sample_type, said):
+    """The comp of such a frame could not be written as its source is: found when the frames
+    are chosen, not at the end of a run."""
+    sequence(tmp_path, [1, 2])
+    write_exr(tmp_path / "shot.0003.exr", pixels, sample_type)
+    plate = open_plate(tmp_path / "shot.####.exr")
+    with pytest.raises(DubplateError, match=rf"shot\.0003\.exr: frame 3 {said}"):
+        plate.select()
+
+
 def test_cache_stays_within_its_budget(tmp_path):
     sequence(tmp_path, range(1, 11), size=(64, 64), sample_type="float")
     frame_bytes = 64 * 64 * 3 * 4

@@ -72,11 +72,13 @@ def test_largest_face_is_the_default_and_a_point_picks_another(man):
 
 def test_frames_without_the_face_are_flagged_not_filled(man):
     frames = list(man)
-    frames[2] = np.full_like(frames[2], 128)
+    frames[0] = frames[2] = np.full_like(frames[2], 128)
     track = track_plate(ArrayPlate(frames), range(FRAMES))
-    assert track.frames_without_face == [2]
+    assert track.frames_without_face == [0, 2]
     assert np.isnan(track.landmarks[2]).all() and track.confidence[2] == 0
-    assert not np.isnan(track.landmarks[[0, 1, 3, 4, 5]]).any()
+    assert not np.isnan(track.landmarks[[1, 3, 4, 5]]).any()
+    # The target was picked where a face was first found, and its box is that frame's.
+    assert track.settings["target"]["frame"] == 1
 
 
 def test_a_plate_without_any_face_is_an_error():

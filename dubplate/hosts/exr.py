@@ -162,6 +162,14 @@ class ExrSequence(FrameFiles[FrameHeader]):
                 f"{header.path}: frame {number} layer {header.layer.name!r} differs from"
                 f" {first.layer.name!r} of frame {min(self.files)}"
             )
+        # Checked here, before any work: a frame of other channels would fail at its writing.
+        own = (len(header.layer.channel_indices), header.sample_type)
+        firsts = (len(first.layer.channel_indices), first.sample_type)
+        if own != firsts:
+            raise DubplateError(
+                f"{header.path}: frame {number} has {own[0]} {own[1]} channels where frame"
+                f" {min(self.files)} has {firsts[0]} {firsts[1]}"
+            )
 
     def _header(self, number: int) -> FrameHeader:
         path = self.files[number]

@@ -60,6 +60,7 @@ class TargetChooser:
     def __init__(self, hint: TargetHint | None):
         self.hint = hint
         self.anchor: Detection | None = None
+        self.anchor_frame: int | None = None  # where it was picked: the first with a face
         self.last: Detection | None = None
         self.reason = ""
 
@@ -88,6 +89,7 @@ class TargetChooser:
             chosen = _hinted(self.hint, detections, number)
             self.reason = f"picked by {self.hint.describe()}"
         self.anchor = self.last = chosen
+        self.anchor_frame = int(number)
         log.info(
             "target: face at (%.0f, %.0f), %.0f px, score %.2f on frame %d (%s)",
             *chosen.centre,
@@ -285,7 +287,7 @@ def track_plate(
             "tool": {"mediapipe": MEDIAPIPE_VERSION},
             "target": {
                 "reason": chooser.reason,
-                "frame": int(numbers[anchor]),
+                "frame": chooser.anchor_frame,
                 "box": [round(float(v), 2) for v in chooser.anchor.box],
             },
             "smoothing": settings.smoothing.manifest(),
