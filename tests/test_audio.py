@@ -87,6 +87,8 @@ def test_corrupt_and_missing_audio(tmp_path):
 
 
 def test_shared_dub_tracks(shared_data):
-    for path in sorted((shared_data / "audio").glob("*.wav")):
+    paths = sorted((shared_data / "audio").glob("*.wav"))
+    assert len(paths) == 7, "the shared dub tracks"
+    for path in paths:
         audio = load_audio(path)
         assert len(audio.analysis) == pytest.approx(float(audio.duration) * 16000, abs=2), path

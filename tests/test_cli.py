@@ -23,10 +23,10 @@ from tests.fixtures import (
 )
 
 
-def run_cli(*args):
-    """The installed command in a child process, as a pipeline would run it."""
+def run_cli(*args, cwd=None):
+    """The installed command in a child process, as a pipeline would run it (in `cwd`)."""
     return subprocess.run(
-        [sys.executable, "-m", "dubplate", *map(str, args)], capture_output=True, text=True
+        [sys.executable, "-m", "dubplate", *map(str, args)], capture_output=True, text=True, cwd=cwd
     )
 
 
@@ -93,15 +93,22 @@ def test_bad_inputs_end_in_one_line_errors(tmp_path):
     one_line_error(
         run_cli("track", tmp_path / "blank.mp4", "--out", tmp_path), "blank.mp4", "no face"
     )
-    one_line_error(run_cli("track", tmp_path / "gone.mp4"), "gone.mp4", "not found")
+    one_line_error(run_cli("track", tmp_path / "gone.mp4", cwd=tmp_path), "gone.mp4", "not found")
     one_line_error(
-        run_cli("track", tmp_path / "blank.mp4", "--colourspace", "rec709ish"), "rec709ish"
+        run_cli("track", tmp_path / "blank.mp4", "--colourspace", "rec709ish", cwd=tmp_path),
+        "rec709ish",
     )
-    one_line_error(run_cli("track", tmp_path / "blank.mp4", "--frames", "5-9"), "--frames 5-9")
+    one_line_error(
+        run_cli("track", tmp_path / "blank.mp4", "--frames", "5-9", cwd=tmp_path), "--frames 5-9"
+    )
     for n in (1, 2, 4):
         write_exr(tmp_path / f"gap.{n:04d}.exr", np.zeros((4, 4, 3), np.float32))
-    one_line_error(run_cli("track", tmp_path / "gap.####.exr"), "gap.####.exr", "missing: 3")
-    assert not any(p.name.startswith("v0") for p in tmp_path.iterdir()), "nothing published"
+    one_line_error(
+        run_cli("track", tmp_path / "gap.####.exr", cwd=tmp_path), "gap.####.exr", "missing: 3"
+    )
+    # Nothing published, in --out or in the working directory where --out defaults to NAME_track.
+    inputs = {"blank.mp4", "gap.0001.exr", "gap.0002.exr", "gap.0004.exr"}
+    assert {p.name for p in tmp_path.iterdir()} == inputs
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -114,6 +121,7 @@ def damaged(shared):
 
 
 def test_every_damaged_exr_is_a_clear_error(shared_data, tmp_path, capsys):
+    assert len(damaged(shared_data)) > 50, "the shared Damaged/ files"
     for path in damaged(shared_data):
         code = main(["track", str(path), "--out", str(tmp_path), "--no-preview"])
         error = capsys.readouterr().err.strip().splitlines()[-1]

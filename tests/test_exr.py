@@ -65,7 +65,9 @@ def test_data_window_is_placed_in_display_window(tmp_path):
 
 
 def test_display_window_samples_match_openimageio_crop(shared_data):
-    for path in sorted((shared_data / "exr" / "DisplayWindow").glob("t*.exr")):
+    paths = sorted((shared_data / "exr" / "DisplayWindow").glob("t*.exr"))
+    assert len(paths) == 16, "the shared t01-t16"
+    for path in paths:
         buf = oiio.ImageBuf(str(path))
         reference = oiio.ImageBufAlgo.crop(buf, buf.roi_full).get_pixels(oiio.HALF)
         pixels = open_plate(path).read(open_plate(path).select()[0])
@@ -176,6 +178,9 @@ def test_cache_stays_within_its_budget(tmp_path):
     first = plate.read(1).copy()
     for _ in plate.frames():
         assert plate.cache.bytes <= 3 * frame_bytes
+    # Full, holding the last frames read, the first ones let go.
+    assert plate.cache.bytes == 3 * frame_bytes
+    assert plate.cache.get(10) is not None and plate.cache.get(1) is None
     np.testing.assert_array_equal(plate.read(1), first)
 
 

@@ -56,3 +56,8 @@ def test_gaps_stay_empty_and_segments_are_smoothed_apart():
     assert np.isnan(smoothed[20:25]).all()
     assert not np.isnan(smoothed[found]).any()
     assert abs(float(np.mean(smoothed[25] - noisy[25]))) < 1.0
+    still = np.setdiff1d(np.arange(478), [14])
+    for segment in (slice(0, 20), slice(25, 60)):  # each smoothed on its own
+        before = second_difference_rms(noisy[segment][:, still, :2])
+        after = second_difference_rms(smoothed[segment][:, still, :2])
+        assert after < 0.6 * before, (segment, before, after)
