@@ -9,6 +9,7 @@ from dubplate.core.audio import features
 from dubplate.core.audio import phones as phone_module
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
+    MEL_HOP,
     analyse,
     analyse_samples,
     cached_analysis,
@@ -62,6 +63,12 @@ def test_frame_features_at_exact_rational_times(speech):
     assert features.matrix().shape == (100, FEATURE_SIZE)
     np.testing.assert_allclose(features.phones.sum(axis=1), 1.0, atol=0.02)
     assert features.speech.mean() > 0.5
+    # Frame 99 is 4.129 s in (99 x 1001/24000), not 4.125 (99/24): its sound is the 10 ms mel
+    # frames centred within its own 1001/24000 s.
+    centres = (np.arange(len(analysis.log_mel)) + 0.5) * MEL_HOP / ANALYSIS_RATE
+    half = float(1 / fps) / 2
+    heard = (centres >= 99 * 1001 / 24000 - half) & (centres < 99 * 1001 / 24000 + half)
+    np.testing.assert_allclose(features.mel[99], analysis.log_mel[heard].mean(axis=0), rtol=1e-5)
 
 
 def test_audio_shorter_than_the_frames(speech):
