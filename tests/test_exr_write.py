@@ -106,6 +106,14 @@ def test_a_comp_keeps_the_overscan_and_a_layer_of_its_own_leaves_it_empty(tmp_pa
     np.testing.assert_array_equal(data_window(layer), cleared)
 
 
+def test_a_comp_with_no_overscan_does_not_read_its_source_again(tmp_path, monkeypatch):
+    """At 4K a frame's read costs as much as its comp: only overscan is worth one."""
+    plate = half_plate(tmp_path)  # its data window inside the display window
+    pixels = plate.read(1001)
+    monkeypatch.setattr(plate, "_data_window", lambda number: pytest.fail("read again"))
+    plate.write_frame(1001, pixels, tmp_path / "out.1001.exr", ("R", "G", "B"))
+
+
 def data_window(path):
     inp = oiio.ImageInput.open(str(path))
     pixels = inp.read_image("half")

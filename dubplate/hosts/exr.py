@@ -253,8 +253,10 @@ class ExrSequence(FrameFiles[FrameHeader]):
             )
         # A float16 array is written as half without conversion, so values stay exact.
         dtype = np.float16 if header.sample_type == "half" else np.float32
-        # Only a frame of the source's own channels has the source's pixels to keep beyond.
-        keeps = not layer and len(channels) == len(header.layer.channel_indices)
+        # Only a frame of the source's own channels has the source's pixels to keep beyond; read
+        # again only where there are some (a 4K frame's read costs as much as its comp).
+        own_channels = len(channels) == len(header.layer.channel_indices)
+        keeps = not layer and own_channels and _has_overscan(header)
         beyond = self._data_window(number) if keeps else None
         block = _data_block(pixels.astype(dtype, copy=False), header, beyond)
         # OpenEXR splits an (H, W, C) array keyed "RGBA" into its channels without copying it.
@@ -317,6 +319,13 @@ def _data_block(
     in_data, in_display = _overlap(header)
     block[in_data] = frame[in_display]
     return block
+
+
+def _has_overscan(header: FrameHeader) -> bool:
+    """Whether the data window reaches past the display window anywhere."""
+    dx, dy, dw, dh = header.data_window
+    fx, fy, fw, fh = header.display_window
+    return dx < fx or dy < fy or dx + dw > fx + fw or dy + dh > fy + fh
 
 
 def _overlap(header: FrameHeader) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
