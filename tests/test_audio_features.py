@@ -41,8 +41,26 @@ def test_speech_decodes_to_ordered_phone_segments(speech):
 
 def test_long_audio_is_decoded_in_chunks(speech, monkeypatch):
     monkeypatch.setattr(phone_module, "CHUNK_SECONDS", 2.0)
+    utterances = []
+    made = phone_module.decoder
+
+    class Counting:
+        """The decoder, counting the utterances it is given."""
+
+        def __init__(self):
+            self.engine = made()
+
+        def start_utt(self):
+            utterances.append(1)
+            self.engine.start_utt()
+
+        def __getattr__(self, name):
+            return getattr(self.engine, name)
+
+    monkeypatch.setattr(phone_module, "decoder", Counting)
     samples = speech.analysis
     segments = decode_phones(samples)
+    assert len(utterances) == 3  # 5 s in utterances of at most 2 s
     starts = [s.start for s in segments]
     assert starts == sorted(starts)
     assert segments[-1].end == pytest.approx(len(samples) / ANALYSIS_RATE, abs=0.05)

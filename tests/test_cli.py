@@ -208,7 +208,8 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     assert done.returncode == 0, done.stderr
     driven = last_json(done.stdout)
     assert driven["speech"] and driven["frames"] == int(load_audio(dub).duration * 25)
-    assert driven["bilabial_segments"] > 0 and 0 <= driven["bilabial_closure"] <= 1
+    # /p b m/ are enforced, even by an A2E of 30 frames (all 5 of fr_speech's closed when measured).
+    assert driven["bilabial_segments"] > 0 and driven["bilabial_closure"] >= 0.8
     with np.load(driven["coefficients"]) as arrays:
         assert arrays["lower"].shape == (driven["frames"], 8)
     with av.open(driven["preview"]) as movie:
