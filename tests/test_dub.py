@@ -3,6 +3,7 @@ real dub track, and what a VFX artist checks in what comes back."""
 
 import dataclasses
 import json
+import re
 import shutil
 
 import cv2
@@ -23,7 +24,12 @@ from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
-from dubplate.core.neural.covered import covered_footage_frames, footage_lip_limit
+from dubplate.core.neural.covered import (
+    covered_footage_frames,
+    footage_lip_limit,
+    load_cover,
+    train_actor_cover,
+)
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import LIP_MIN_EXCESS
 from dubplate.core.neural.store import (
@@ -57,6 +63,16 @@ def actor_dir(shared_data, tmp_path_factory):
     build_actor("man", [(movie, track)], lower_k=8, upper_k=4, texture_px=64).save(directory)
     train_actor_a2e(directory, TrainSettings(voices=1, steps=50, eval_every=25))
     train_actor_renderer(directory, RendererSettings(size=128, steps=2))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cover_actor_dir(actor_dir, tmp_path_factory):
+    """The actor with a cover network, learnt as `actor build` learns it (its 30 frames need
+    every step to tell a finger from the mouth)."""
+    directory = tmp_path_factory.mktemp("covered") / "man"
+    shutil.copytree(actor_dir, directory)
+    train_actor_cover(directory)
     return directory
 
 
@@ -288,12 +304,13 @@ def cover_lips_with_a_finger(rgb: np.ndarray, landmarks: np.ndarray) -> None:
 
 
 def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
-    shared_data, actor_dir, tmp_path
+    shared_data, actor_dir, cover_actor_dir, tmp_path
 ):
     """A dark object before the mouth in two of eight frames and a finger across the lips in a
     third: those three come back as the source, bit for bit, and are listed; the others are
     dubbed. An actor whose footage says the model misses their lips too variably to tell a
-    finger passes the finger's frame as the lower face's test does: dubbed."""
+    finger passes the finger's frame as the lower face's test does: dubbed; unless the actor
+    has a cover network, which knows their mouth from a finger."""
     movie = open_plate(shared_data / "footage" / CLIP)
     numbers = list(range(30, 38))
     track = track_plate(movie, numbers)
@@ -327,6 +344,17 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     done = run_cli("dub", "--actor", misfit, *args, "--out", tmp_path / "o2")
     assert done.returncode == 0, done.stderr
     assert last_json(done.stdout)["frames_occluded"] == sorted(covered)
+    assert "the actor has no cover network" in done.stderr
+
+    shutil.copytree(cover_actor_dir, misfit, dirs_exist_ok=True)
+    (misfit / "occlusion.json").write_text(json.dumps(saved))
+    done = run_cli("dub", "--actor", misfit, *args, "--out", tmp_path / "o3")
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["frames_occluded"] == passed
+    by_colour, by_network = re.search(
+        r"\((\d+) by colour, (\d+) by the cover network", done.stderr
+    ).groups()
+    assert int(by_colour) == len(covered) and int(by_network) >= 1  # the finger, at least
 
 
 def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
@@ -538,11 +566,11 @@ def test_a_plates_light_solved_on_shrunk_crops_shades_as_the_full_size_solve(
     assert np.abs(shrunk - full)[lit].mean() < 0.5  # code values of 255
 
 
-def test_actor_build_reuses_every_stage_already_built(shared_data, actor_dir, tmp_path):
+def test_actor_build_reuses_every_stage_already_built(shared_data, cover_actor_dir, tmp_path):
     clip = shared_data / "footage" / CLIP
-    done = run_cli("actor", "build", "--footage", clip, "--out", actor_dir, "--json")
+    done = run_cli("actor", "build", "--footage", clip, "--out", cover_actor_dir, "--json")
     assert done.returncode == 0, done.stderr
-    for stage in ("fitted actor", "trained A2E", "trained renderer"):
+    for stage in ("fitted actor", "cover network", "trained A2E", "trained renderer"):
         assert f"reusing the {stage}" in done.stderr
     result = last_json(done.stdout)
     assert set(result) == {"actor", "fit", "covered"}
@@ -573,9 +601,9 @@ def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
     assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten
 
 
-def test_weights_of_another_network_are_a_damaged_file(actor_dir, tmp_path):
-    """A renderer.pt or a2e.pt of another shape (copied from another actor, or another --size)
-    is named as damaged, not raised as PyTorch's error on loading it."""
+def test_weights_of_another_network_are_a_damaged_file(actor_dir, cover_actor_dir, tmp_path):
+    """A renderer.pt, a2e.pt or cover.pt of another shape (copied from another actor, or another
+    --size) is named as damaged, not raised as PyTorch's error on loading it."""
     other = tmp_path / "man"
     shutil.copytree(actor_dir, other)
     for name in ("renderer.pt", "a2e.pt"):
@@ -584,6 +612,10 @@ def test_weights_of_another_network_are_a_damaged_file(actor_dir, tmp_path):
         load_renderer(other, "cpu")
     with pytest.raises(DubplateError, match=r"a2e\.pt: missing or damaged"):
         load_a2e(other)
+    shutil.copytree(cover_actor_dir, other, dirs_exist_ok=True)
+    torch.save({"weight": torch.zeros(3)}, other / "cover.pt")
+    with pytest.raises(DubplateError, match=r"cover\.pt: missing or damaged"):
+        load_cover(other)
 
 
 def test_a_renderer_built_before_the_finish_was_measured_smears_over_180_degrees_unsharpened(

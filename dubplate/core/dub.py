@@ -57,7 +57,8 @@ from dubplate.core.morph.fit import (
     identity_distance_px,
     identity_threshold_px,
 )
-from dubplate.core.neural.covered import footage_lip_limit
+from dubplate.core.neural.cover import CoverNet
+from dubplate.core.neural.covered import footage_lip_limit, load_cover
 from dubplate.core.neural.finish import still_sharpness
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import (
@@ -128,12 +129,14 @@ class DubModels:
     a2e: A2E
     a2e_manifest: dict
     renderer: NeuralRenderer
+    cover: CoverNet | None  # None: an actor built before there was one
 
     @classmethod
     def load(cls, directory: Path, device: str) -> DubModels:
         actor = Actor.load(directory)
         a2e, manifest = load_a2e(directory, device)
-        return cls(actor, a2e, manifest, load_renderer(directory, device))
+        renderer = load_renderer(directory, device)
+        return cls(actor, a2e, manifest, renderer, load_cover(directory))
 
 
 def dub(
@@ -164,14 +167,20 @@ def dub(
     crops = crop_track(models.actor.model, fit, models.renderer.size)
     least_lip_limit = footage_lip_limit(directory)
     sample_rows, sample_crops, checked = _check_plate(
-        plate, models.actor, fit, crops, least_lip_limit
+        plate, models.actor, fit, crops, least_lip_limit, models.cover
     )
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
     fit = dataclasses.replace(fit, light=checked.light.numpy())
     occluded = [int(n) for n in fit.frames[checked.covered]]
     if occluded:
         log.warning(
-            "dub: the mouth is covered in %d frame(s), passed through: %s", len(occluded), occluded
+            "dub: the mouth is covered in %d frame(s), passed through: %s (%d by colour, %d by"
+            " the cover network, %d by both)",
+            len(occluded),
+            occluded,
+            int(checked.by_colour.sum()),
+            int(checked.by_cover.sum()),
+            int((checked.by_colour & checked.by_cover).sum()),
         )
     lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
     maker = FrameMaker(
@@ -227,7 +236,12 @@ def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.
 
 
 def _check_plate(
-    plate: Plate, actor: Actor, fit: ActorFit, crops: CropTrack, least_lip_limit: float
+    plate: Plate,
+    actor: Actor,
+    fit: ActorFit,
+    crops: CropTrack,
+    least_lip_limit: float,
+    cover: CoverNet | None,
 ) -> tuple[np.ndarray, np.ndarray, CoveredRows]:
     """Rows sampled over the shot and their linear crops (the sampled frames are read once,
     and let go of here: 16 4K frames are 800 MB), and which frames' mouth is covered: every
@@ -237,8 +251,16 @@ def _check_plate(
     rows, pixels = plate_sample(tester, fit)
     sample = tester.real_linear(rows, pixels)
     test = _occlusion_test(tester, rows, sample, least_lip_limit)
+    log.info(
+        "dub: %s",
+        "so is one whose mouth the actor's cover network finds covered"
+        if cover is not None
+        else "the actor has no cover network (built before there was one): covered mouths are"
+        " found by their colour alone",
+    )
     progress = Progress("dub: covered mouths", len(fit.frames))
-    return rows, sample, covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test)
+    checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test, cover=cover)
+    return rows, sample, checked
 
 
 def _occlusion_test(

@@ -394,7 +394,12 @@ def _actor_build(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.store import a2e_manifest, train_actor_a2e
     from dubplate.core.a2e.train import TrainSettings
     from dubplate.core.morph.actor import Actor, build_actor
-    from dubplate.core.neural.covered import covered_footage_frames
+    from dubplate.core.neural.cover import CoverSettings
+    from dubplate.core.neural.covered import (
+        cover_manifest,
+        covered_footage_frames,
+        train_actor_cover,
+    )
     from dubplate.core.neural.store import renderer_manifest, train_actor_renderer
     from dubplate.core.neural.train import RendererSettings
 
@@ -412,6 +417,11 @@ def _actor_build(args: argparse.Namespace) -> dict:
         footage = [_tracked(args, source) for source in args.footage]
         build_actor(out.name, footage).save(out)
     stages = {"fit": Actor.load(out).figures, "covered": covered_footage_frames(out)}
+    if (out / "cover.json").exists():
+        cover_manifest(out)
+        log.info("actor build: %s: reusing the cover network", out)
+    else:
+        stages["cover"] = train_actor_cover(out, CoverSettings(seed=args.seed))
     # A stage of an older format is refused here, not reused only to be refused by `dub`.
     if (out / "a2e.json").exists():
         a2e_manifest(out)

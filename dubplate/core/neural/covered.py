@@ -1,25 +1,31 @@
 """The actor's footage frames whose mouth is covered (a hand, a microphone): found once by the
-test `dub` runs on plates, kept beside the actor in occlusion.json, and learnt from by neither
-the A2E network nor the renderer (a hand would be learnt as a mouth)."""
+colour test `dub` runs on plates, kept beside the actor in occlusion.json, and learnt from by
+neither the A2E network nor the renderer (a hand would be learnt as a mouth). Then the actor's
+cover network (`cover.py`), learnt from the frames left, which `dub` runs beside that test."""
 
 from __future__ import annotations
 
 import datetime
 import logging
 import math
+import pickle
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import dubplate
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.errors import DubplateError
+from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
+from dubplate.core.neural.cover import WIDTH, CoverNet, CoverSettings, mouth_masks, train_cover_net
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import covered_rows, lips_said
+from dubplate.core.neural.occlusion import covered_rows, lips_said, spread
 from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,12 @@ MANIFEST_KIND = "occlusion"
 FORMAT_VERSION = 1
 CROP_PX = 256  # the crop the test's constants were measured on
 READ_CHUNK = 32
+COVER_KIND = "cover"
+COVER_VERSION = 1
+# Footage crops the cover network learns from at most, spread over the takes: what minutes of
+# footage add to a few hundred frames is little, and 400 256-px crops are 79 MB.
+MAX_COVER_CROPS = 400
+DEFAULT_COVER = CoverSettings()
 
 
 def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
@@ -40,7 +52,7 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
     found, limits, lip_limits = {}, {}, {}
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
-        plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
+        plate = _footage_plate(source)
         crops = crop_track(actor.model, fit, CROP_PX)
         maker = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
         progress = Progress(f"covered mouths {Path(info['path']).name}", len(fit.frames))
@@ -95,3 +107,77 @@ def uncovered_fits(actor: Actor, covered: dict[str, list[int]]) -> list[ActorFit
             " learn from (see occlusion.json)"
         )
     return fits
+
+
+def train_actor_cover(directory: Path, settings: CoverSettings = DEFAULT_COVER) -> dict:
+    """Train the actor's cover network on their uncovered footage crops and save it beside the
+    actor (cover.pt, cover.json); returns its report."""
+    directory = Path(directory)
+    if (directory / f"{COVER_KIND}.json").exists():
+        raise DubplateError(
+            f"{directory}: already has a cover network (cover.json); not overwritten"
+        )
+    started = time.perf_counter()
+    actor = Actor.load(directory)
+    fits = uncovered_fits(actor, covered_footage_frames(directory))
+    crops, mouths = [], []
+    for source, fit in zip(actor.sources, fits, strict=True):
+        if not len(fit.frames):
+            continue
+        plate = _footage_plate(source)
+        maker = FrameMaker(
+            plate, actor.model, fit, crop_track(actor.model, fit, CROP_PX), fit.lower[:1]
+        )
+        rows = spread(np.arange(len(fit.frames)), max(1, MAX_COVER_CROPS // len(fits)))
+        for start in range(0, len(rows), READ_CHUNK):
+            part = rows[start : start + READ_CHUNK]
+            frames = [pixels for _, pixels in plate.frames(int(fit.frames[row]) for row in part)]
+            display = maker.real_display(maker.real_linear(part, frames))
+            crops.append(np.round(display * 255).astype(np.uint8))
+            mouths.append(mouth_masks(maker.real_screen[part, :, :2], CROP_PX))
+    network, report = train_cover_net(np.concatenate(crops), np.concatenate(mouths), settings)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    log.info(
+        "actor: cover network learnt from %d footage crops: %.0f%% of fresh covers of them"
+        " caught, %.0f%% of them as they are taken for covered",
+        report["frames"],
+        100 * report["fresh_covers_caught"],
+        100 * report["clean_flagged"],
+    )
+    with atomic_path(directory / f"{COVER_KIND}.pt") as temp:
+        torch.save(network.state_dict(), temp)
+    manifest = {
+        "kind": COVER_KIND,
+        "format_version": COVER_VERSION,
+        "tool": {"name": "dubplate", "version": dubplate.__version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "weights": f"{COVER_KIND}.pt",
+        "network": {"width": WIDTH, "crop_px": CROP_PX},
+        "training": {**report, "seed": settings.seed},
+    }
+    write_manifest(directory / f"{COVER_KIND}.json", COVER_KIND, manifest)
+    return report
+
+
+def cover_manifest(directory: Path) -> dict:
+    return read_actor_stage_manifest(directory, COVER_KIND, COVER_VERSION)
+
+
+def load_cover(directory: Path) -> CoverNet | None:
+    """The actor's cover network; None for an actor built before there was one."""
+    directory = Path(directory)
+    if not (directory / f"{COVER_KIND}.json").exists():
+        return None
+    manifest = cover_manifest(directory)
+    network = CoverNet(manifest["network"]["width"])
+    weights = directory / manifest["weights"]
+    try:
+        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        raise DubplateError(f"{weights}: missing or damaged ({error})") from error
+    return network.eval()
+
+
+def _footage_plate(source: dict):
+    info = source["plate"]
+    return open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])

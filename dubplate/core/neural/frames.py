@@ -145,9 +145,13 @@ class FrameMaker:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(F, N, N, 3) float32 0-1 real crops of `rows` (cut by `real_linear`), as `make` gives
         them, and (F, N, N) their holes, without the renders: what measuring the plate needs."""
-        real = self._working_uint8(real_linear).permute(0, 2, 3, 1)
         holes = np.stack([self._hole(row) for row in rows])
-        return real.numpy().astype(np.float32) / 255, holes
+        return self.real_display(real_linear), holes
+
+    def real_display(self, real_linear: np.ndarray) -> np.ndarray:
+        """(F, N, N, 3) float32 0-1 working display values of linear crops, as `make` gives them."""
+        real = self._working_uint8(real_linear).permute(0, 2, 3, 1)
+        return real.numpy().astype(np.float32) / 255
 
     def actor_difference(
         self, rows: np.ndarray, real_linear: np.ndarray, light: torch.Tensor

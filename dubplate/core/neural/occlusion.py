@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from dubplate.core.neural.cover import CoverNet
     from dubplate.core.neural.frames import FrameMaker
     from dubplate.core.progress import Progress
 
@@ -125,7 +126,9 @@ def spread(rows: np.ndarray, count: int = SAMPLES) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CoveredRows:
-    covered: np.ndarray  # (F,) bool: the mouth is covered
+    covered: np.ndarray  # (F,) bool: the mouth is covered, by either test
+    by_colour: np.ndarray  # (F,) bool: by the colour test
+    by_cover: np.ndarray  # (F,) bool: by the actor's cover network
     test: OcclusionTest
     light: torch.Tensor  # (F, 9, 3) each row's SH light, solved on its crop for the test
 
@@ -137,30 +140,45 @@ def covered_rows(
     progress: Progress | None = None,
     test: OcclusionTest | None = None,
     least_lip_limit: float = 0.0,
+    cover: CoverNet | None = None,
 ) -> CoveredRows:
     """Which of the fit's `rows` have their mouth covered, by `test` or one learnt on a spread
-    of them (its lips' limit no lower than `least_lip_limit`); frames are read `chunk` at a
-    time."""
+    of them (its lips' limit no lower than `least_lip_limit`), or by the actor's `cover`
+    network; frames are read `chunk` at a time."""
     if test is None:
         samples = frame_differences(maker, spread(rows))[0]
         test = OcclusionTest.from_samples(samples, least_lip_limit)
-    covered, light = [], []
+    by_colour, by_cover, light = [], [], []
     for start in range(0, len(rows), chunk):
-        differences, lit = frame_differences(maker, rows[start : start + chunk])
-        covered.append(test.occluded(differences))
+        part = rows[start : start + chunk]
+        real_linear = _read_crops(maker, part)
+        differences, lit = crop_differences(maker, part, real_linear)
+        by_colour.append(test.occluded(differences))
+        by_cover.append(
+            np.zeros(len(part), bool)
+            if cover is None
+            else cover.covered(maker.real_display(real_linear))
+        )
         light.append(lit)
         if progress is not None:
             progress.advance(len(lit))
-    if not covered:
-        return CoveredRows(np.zeros(0, bool), test, torch.zeros(0, 9, 3))
-    return CoveredRows(np.concatenate(covered), test, torch.cat(light))
+    if not light:
+        nothing = np.zeros(0, bool)
+        return CoveredRows(nothing, nothing, nothing, test, torch.zeros(0, 9, 3))
+    colour, network = np.concatenate(by_colour), np.concatenate(by_cover)
+    return CoveredRows(colour | network, colour, network, test, torch.cat(light))
 
 
 def frame_differences(maker: FrameMaker, rows: np.ndarray) -> tuple[ActorDifference, torch.Tensor]:
     """`maker.actor_difference` of `rows`, their frames read from the maker's plate, and the
     light it was taken under."""
+    return crop_differences(maker, rows, _read_crops(maker, rows))
+
+
+def _read_crops(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
+    """(F, N, N, 3) linear crops of `rows`, their frames read from the maker's plate."""
     frames = maker.plate.frames(int(maker.fit.frames[row]) for row in rows)
-    return crop_differences(maker, rows, maker.real_linear(rows, [pixels for _, pixels in frames]))
+    return maker.real_linear(rows, [pixels for _, pixels in frames])
 
 
 def crop_differences(
