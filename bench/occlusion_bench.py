@@ -41,6 +41,7 @@ from dubplate.core.composite.crop import crop_track
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import ActorFit, fit_frames
+from dubplate.core.neural.cover import CoverSettings
 from dubplate.core.neural.covered import (
     covered_footage_frames,
     footage_lip_limit,
@@ -216,6 +217,10 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
     return rows
 
 
+def share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def held_figures(row: dict) -> str:
     if np.isnan(row["held_left_in"]):
         return "-"
@@ -277,7 +282,8 @@ def markdown(rows: list[dict]) -> str:
         f" {sum(r['caught_cover'] for r in rows)}/{covered} ({by_kind('caught_cover')}),"
         f" {sum(r['false_cover'] for r in rows)} uncovered frames passed through.",
         "",
-        "The cover networks, as `actor build` trains them (800 steps on this CPU): crops learnt"
+        f"The cover networks, as `actor build` trains them ({CoverSettings().steps} steps on this"
+        " CPU): crops learnt"
         " from, time, and their own check, on new random covers of those crops and on the crops"
         " as they are.",
         "",
@@ -289,7 +295,7 @@ def markdown(rows: list[dict]) -> str:
             report = row["cover_training"]
             lines.append(
                 f"| {row['clip']} | {report['frames']} | {report['seconds']:.0f} |"
-                f" {report['fresh_covers_caught']:.1%} | {report['clean_flagged']:.1%} |"
+                f" {share(report['fresh_covers_caught'])} | {share(report['clean_flagged'])} |"
             )
     return "\n".join(lines)
 

@@ -3,7 +3,6 @@ real dub track, and what a VFX artist checks in what comes back."""
 
 import dataclasses
 import json
-import re
 import shutil
 
 import cv2
@@ -343,18 +342,19 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     (misfit / "occlusion.json").write_text(json.dumps(saved))
     done = run_cli("dub", "--actor", misfit, *args, "--out", tmp_path / "o2")
     assert done.returncode == 0, done.stderr
-    assert last_json(done.stdout)["frames_occluded"] == sorted(covered)
+    result = last_json(done.stdout)
+    assert result["frames_occluded"] == sorted(covered)
+    assert result["frames_occluded_by"] == {"colour": sorted(covered), "cover_network": None}
     assert "the actor has no cover network" in done.stderr
 
     shutil.copytree(cover_actor_dir, misfit, dirs_exist_ok=True)
     (misfit / "occlusion.json").write_text(json.dumps(saved))
     done = run_cli("dub", "--actor", misfit, *args, "--out", tmp_path / "o3")
     assert done.returncode == 0, done.stderr
-    assert last_json(done.stdout)["frames_occluded"] == passed
-    by_colour, by_network = re.search(
-        r"\((\d+) by colour, (\d+) by the cover network", done.stderr
-    ).groups()
-    assert int(by_colour) == len(covered) and int(by_network) >= 1  # the finger, at least
+    result = last_json(done.stdout)
+    assert result["frames_occluded"] == passed
+    assert result["frames_occluded_by"]["colour"] == sorted(covered)
+    assert fingered in result["frames_occluded_by"]["cover_network"]
 
 
 def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
@@ -599,6 +599,25 @@ def test_actor_build_refuses_to_reuse_a_renderer_of_an_older_format(
         "delete renderer.json and run `dubplate actor build` again",
     )
     assert (stale / "renderer.pt").read_bytes() == weights  # nothing overwritten
+
+
+def test_a_cover_network_is_neither_trained_over_nor_reused_from_an_older_format(
+    cover_actor_dir, tmp_path
+):
+    with pytest.raises(DubplateError, match="already has a cover network"):
+        train_actor_cover(cover_actor_dir)
+    stale = tmp_path / "man"
+    shutil.copytree(cover_actor_dir, stale)
+    manifest = json.loads((stale / "cover.json").read_text())
+    manifest["format_version"] -= 1
+    (stale / "cover.json").write_text(json.dumps(manifest))
+    with pytest.raises(DubplateError, match="delete cover.json and run `dubplate actor build`"):
+        load_cover(stale)
+    (stale / "cover.pt").write_bytes(b"")
+    manifest["format_version"] += 1
+    (stale / "cover.json").write_text(json.dumps(manifest))
+    with pytest.raises(DubplateError, match=r"cover\.pt: missing or damaged.*delete cover\.json"):
+        load_cover(stale)
 
 
 def test_weights_of_another_network_are_a_damaged_file(actor_dir, cover_actor_dir, tmp_path):

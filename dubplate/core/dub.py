@@ -172,16 +172,12 @@ def dub(
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
     fit = dataclasses.replace(fit, light=checked.light.numpy())
     occluded = [int(n) for n in fit.frames[checked.covered]]
-    if occluded:
-        log.warning(
-            "dub: the mouth is covered in %d frame(s), passed through: %s (%d by colour, %d by"
-            " the cover network, %d by both)",
-            len(occluded),
-            occluded,
-            int(checked.by_colour.sum()),
-            int(checked.by_cover.sum()),
-            int((checked.by_colour & checked.by_cover).sum()),
-        )
+    by_network = [int(n) for n in fit.frames[checked.by_cover]]
+    occluded_by = {
+        "colour": [int(n) for n in fit.frames[checked.by_colour]],
+        "cover_network": None if models.cover is None else by_network,
+    }
+    _log_occluded(occluded, occluded_by, len(fit.frames))
     lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
     maker = FrameMaker(
         plate,
@@ -212,6 +208,7 @@ def dub(
             "frames_written": len(numbers),
             "frames_passed_through": sorted(passed + occluded),
             "frames_occluded": occluded,
+            "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
             "movie_codec": None if face_output else _movie_codec(plate, settings).label,
             "settings": _settings_record(settings),
@@ -261,6 +258,30 @@ def _check_plate(
     progress = Progress("dub: covered mouths", len(fit.frames))
     checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test, cover=cover)
     return rows, sample, checked
+
+
+def _log_occluded(occluded: list[int], by: dict, frames: int) -> None:
+    if not occluded:
+        return
+    found = f"{len(by['colour'])} by colour"
+    if by["cover_network"] is not None:
+        both = len(set(by["colour"]) & set(by["cover_network"]))
+        found += f", {len(by['cover_network'])} by the cover network, {both} by both"
+    log.warning(
+        "dub: the mouth is covered in %d frame(s), passed through: %s (%s)",
+        len(occluded),
+        occluded,
+        found,
+    )
+    network = by["cover_network"] or []
+    if len(network) > frames / 2:
+        log.warning(
+            "dub: the cover network finds the mouth covered in %d of %d frames: if it is not,"
+            " the plate is unlike the footage the actor was built from (a head turned or"
+            " tilted further, another grade or lens); build the actor with footage like it",
+            len(network),
+            frames,
+        )
 
 
 def _occlusion_test(

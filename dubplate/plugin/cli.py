@@ -147,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     build = actor_commands.add_parser(
         "build",
         parents=[common],
-        help="track, fit, covered mouths, A2E and neural renderer in one go",
+        help="track, fit, covered mouths, cover network, A2E and neural renderer in one go",
         description="Build everything `dub` needs from the actor's footage. Each stage is kept "
         "in the actor directory and skipped when it is already there; a stopped renderer "
         "training resumes from its checkpoint.",

@@ -166,7 +166,7 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
     try:
         state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)
         network.load_state_dict(state)  # a file of another network's shape is damaged too
-    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
         raise DubplateError(
             f"{directory / manifest['weights']}: missing or damaged ({error})"
         ) from error

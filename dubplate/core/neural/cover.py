@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dubplate.core.errors import DubplateError
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import OUTER_LIP_LOOP
 
@@ -35,6 +36,8 @@ GROUPS = 4  # GroupNorm: a frame's score must not depend on the frames batched w
 # The side of the view's surroundings covers are drawn on in training, in view sides: room for
 # the view's moves and scales.
 SURROUNDINGS = 1.5
+REPORT_TRIES = 20  # random covers drawn per crop, at most, for the report's fresh ones
+MAX_TILT = 15.0  # degrees the training views turn either way: a head's roll in dialogue
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def surroundings(
     box = np.array([left - (grown - side) / 2, top - (grown - side) / 2, grown])
     px = round(SURROUNDINGS * INPUT_PX)
     regions = np.stack([cut_view(crop, box, px) for crop in crops])
-    masks = [cut_view(m.astype(np.uint8), box, px, cv2.INTER_NEAREST) for m in mouths]
+    masks = [cut_view(m.astype(np.uint8), box, px, cv2.INTER_NEAREST_EXACT) for m in mouths]
     margin = (px - INPUT_PX) / 2
     scale = INPUT_PX / side
     whole = round(crops.shape[1] * scale)
@@ -127,10 +130,10 @@ def random_cover(
     crop: np.ndarray, mouth: np.ndarray, view: np.ndarray, pool: np.ndarray, rng
 ) -> tuple[np.ndarray, float]:
     """`crop` (N, N, 3 float 0-1) with a random occluder near the mouth, and the share of the
-    `mouth` mask it covers. The occluder: an ellipse (a hand, a glass, a microphone head) or a
-    strip (a finger, a pen), soft-edged, filled from a window anywhere in a random `pool`
-    image ((P, M, M, 3) uint8: whole crops, of skin, hair, clothes and the set), with a shaded
-    flat colour, or with the skin's own."""
+    `mouth` mask it hides (where it is at least half opaque). The occluder: an ellipse (a hand,
+    a glass, a microphone head) or a strip (a finger, a pen), soft-edged, filled from a window
+    anywhere in a random `pool` image ((P, M, M, 3) uint8: whole crops, of skin, hair, clothes
+    and the set), with a shaded flat colour, or with the skin's own."""
     size = crop.shape[0]
     left, top, side = view
     centre = (
@@ -144,9 +147,10 @@ def random_cover(
     shape = np.zeros((size, size), np.uint8)
     cv2.ellipse(shape, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     fill = _cover_fill(crop, mouth, pool, rng)
-    alpha = cv2.GaussianBlur(shape.astype(np.float32), (0, 0), rng.uniform(0.5, 2.5))[..., None]
-    covered = crop * (1 - alpha) + fill * alpha
-    share = float((shape.astype(bool) & mouth).sum() / max(mouth.sum(), 1))
+    alpha = cv2.GaussianBlur(shape.astype(np.float32), (0, 0), rng.uniform(0.5, 2.5))
+    covered = crop * (1 - alpha[..., None]) + fill * alpha[..., None]
+    # What it hides is where it is at least half: a thin strip blurred is hardly there.
+    share = float(((alpha >= 0.5) & mouth).sum() / max(mouth.sum(), 1))
     return covered.astype(np.float32), share
 
 
@@ -202,15 +206,17 @@ def view_of_mouths(mouths: np.ndarray) -> np.ndarray:
         ys, xs = np.nonzero(mask)
         if len(xs):
             boxes.append(((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2, np.ptp(xs)))
+    if not boxes:
+        raise DubplateError("no crop shows a mouth: nothing to learn a covered one from")
     x, y, width = np.median(np.array(boxes), axis=0)
     side = VIEW_MOUTH_WIDTHS * (width + 1)
     return np.array([x - side / 2, y - side / 2, side]) / mouths.shape[1]
 
 
 def _pairs(crops, mouths, view, pool, pairs, rng) -> tuple[torch.Tensor, torch.Tensor]:
-    """`pairs` random crops each clean and covered, seen through a view a little moved and
-    scaled, in a little other light: the network must not learn the crops' exact place or
-    grade."""
+    """`pairs` random crops each clean and covered, seen through a view a little moved, scaled
+    and turned, in a little other light: the network must not learn the crops' exact place,
+    angle or grade."""
     views, labels = [], []
     while len(views) < 2 * pairs:
         row = rng.integers(len(crops))
@@ -218,11 +224,15 @@ def _pairs(crops, mouths, view, pool, pairs, rng) -> tuple[torch.Tensor, torch.T
         covered, share = random_cover(crop, mouths[row], view, pool, rng)
         if CLEAR_SHARE < share < COVERED_SHARE:
             continue
-        moved = view + np.array([*rng.normal(0, 0.04, 2), 0]) * view[2]
-        moved[2] *= rng.uniform(0.9, 1.1)
+        # The crop follows the face but does not turn with it: a tilted head tilts the mouth.
+        centre = view[:2] + view[2] / 2 + rng.normal(0, 0.04, 2) * view[2]
+        turn = cv2.getRotationMatrix2D(tuple(centre), rng.uniform(-MAX_TILT, MAX_TILT), 1.0)
+        side = view[2] * rng.uniform(0.9, 1.1)
+        moved = np.array([*(centre - side / 2), side])
         gain, offset = rng.uniform(0.8, 1.2, 3), rng.uniform(-0.05, 0.05)
         for image, covers in ((crop, False), (covered, share >= COVERED_SHARE)):
-            views.append(np.clip(cut_view(image, moved) * gain + offset, 0, 1))
+            turned = cv2.warpAffine(image, turn, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+            views.append(np.clip(cut_view(turned, moved) * gain + offset, 0, 1))
             labels.append(float(covers))
     return as_batch(views), torch.tensor(labels)
 
@@ -234,11 +244,13 @@ def _report(network, regions, mouths, view, pool, settings) -> dict:
     rng = np.random.default_rng(settings.seed + 1)
     clean = [region.astype(np.float32) / 255 for region in regions]
     covered = []
-    while len(covered) < len(clean):
+    for _ in range(REPORT_TRIES * len(clean)):  # most covers hide enough; a mouth cut off, none
         row = rng.integers(len(clean))
         image, share = random_cover(clean[row], mouths[row], view, pool, rng)
         if share >= COVERED_SHARE:
             covered.append(image)
+        if len(covered) == len(clean):
+            break
     network.eval()
 
     def flagged(images: list[np.ndarray]) -> float:
@@ -249,5 +261,5 @@ def _report(network, regions, mouths, view, pool, settings) -> dict:
         "steps": settings.steps,
         "frames": len(clean),
         "clean_flagged": flagged(clean),
-        "fresh_covers_caught": flagged(covered),
+        "fresh_covers_caught": flagged(covered) if covered else None,
     }

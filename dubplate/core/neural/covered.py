@@ -137,11 +137,12 @@ def train_actor_cover(directory: Path, settings: CoverSettings = DEFAULT_COVER) 
             mouths.append(mouth_masks(maker.real_screen[part, :, :2], CROP_PX))
     network, report = train_cover_net(np.concatenate(crops), np.concatenate(mouths), settings)
     report["seconds"] = round(time.perf_counter() - started, 1)
+    caught = report["fresh_covers_caught"]
     log.info(
-        "actor: cover network learnt from %d footage crops: %.0f%% of fresh covers of them"
-        " caught, %.0f%% of them as they are taken for covered",
+        "actor: cover network learnt from %d footage crops: %s of fresh covers of them caught,"
+        " %.0f%% of them as they are taken for covered",
         report["frames"],
-        100 * report["fresh_covers_caught"],
+        "none drawn" if caught is None else f"{100 * caught:.0f}%",
         100 * report["clean_flagged"],
     )
     with atomic_path(directory / f"{COVER_KIND}.pt") as temp:
@@ -173,8 +174,11 @@ def load_cover(directory: Path) -> CoverNet | None:
     weights = directory / manifest["weights"]
     try:
         network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-        raise DubplateError(f"{weights}: missing or damaged ({error})") from error
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
+        raise DubplateError(
+            f"{weights}: missing or damaged ({error}); delete {COVER_KIND}.json and run"
+            " `dubplate actor build` again to train it anew"
+        ) from error
     return network.eval()
 
 

@@ -233,7 +233,7 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
             )
             hole_lowers = arrays["hole_lowers"]
         generator.load_state_dict(state)  # a file of another network's shape is damaged too
-    except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
+    except (OSError, EOFError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
         raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
     return NeuralRenderer(
         generator=generator.to(device).eval(),
