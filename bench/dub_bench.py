@@ -4,17 +4,16 @@
         [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, covered mouths and the footage frames they
-leave out, A2E, renderer); the held-out 20% dubbed with the clip's own audio (lossless movie;
-moved by the sound offset A2E found in the first 80%) against the real frames: mouth landmark
-distance (M-LMD, lips, px of a 256-px face box; again without the plate's held expression),
-face-crop SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker inside the
-lower face (mean absolute frame-to-frame change), each beside the real frames', and the
-sharpness left when the real crop itself is comped back (without and with the plate's own
+leave out, the cover network, A2E, renderer); the held-out 20% dubbed with the clip's own audio
+(lossless movie; moved by the sound offset A2E found in the first 80%) against the real frames:
+mouth landmark distance (M-LMD, lips, px of a 256-px face box; again without the plate's held
+expression), face-crop SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker
+inside the lower face (mean absolute frame-to-frame change), each beside the real frames', and
+the sharpness left when the real crop itself is comped back (without and with the plate's own
 detail); then the clip's first 75 frames dubbed with every file in shared/data/audio (phone-
-sync and bilabial closure of the re-tracked result, against the real footage with its own
-audio, and the dubbed mouth's sharpness against the real frames'). A contact sheet of real and
-dubbed mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K:
-bench/dub_speed_bench.py.
+sync and bilabial closure of the re-tracked result, against the real footage with its own audio,
+and the dubbed mouth's sharpness against the real frames'). A contact sheet of real and dubbed
+mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import fit_frames
-from dubplate.core.neural.covered import covered_footage_frames
+from dubplate.core.neural.covered import covered_footage_frames, train_actor_cover
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.losses import ssim
 from dubplate.core.neural.store import train_actor_renderer
@@ -71,6 +70,9 @@ def build(
     began = time.perf_counter()
     times["left_out"] = sum(len(f) for f in covered_footage_frames(actor_dir).values())
     times["covered"] = time.perf_counter() - began
+    began = time.perf_counter()
+    train_actor_cover(actor_dir)
+    times["cover"] = time.perf_counter() - began
     began = time.perf_counter()
     train_actor_a2e(actor_dir)
     times["a2e"] = time.perf_counter() - began
@@ -316,20 +318,22 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "",
         "`actor build` stage times (s) on the 80% of each clip:",
         "",
-        "| clip | footage s | track | fit | covered mouths (frames left out) | A2E | renderer |"
-        " s/step | total | per 20 s of footage at the default 2000 steps |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| clip | footage s | track | fit | covered mouths (frames left out) | cover network |"
+        " A2E | renderer | s/step | total | per 20 s of footage at the default 2000 steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         t = r["times"]
-        total = t["track"] + t["fit"] + t["covered"] + t["a2e"] + t["renderer"]
+        total = t["track"] + t["fit"] + t["covered"] + t["cover"] + t["a2e"] + t["renderer"]
+        # The cover network's steps and crops do not grow with the footage.
         default = (t["track"] + t["fit"] + t["covered"] + t["a2e"]) * 20 / r["footage_s"] + (
-            2000 * t["seconds_per_step"]
+            t["cover"] + 2000 * t["seconds_per_step"]
         )
         lines.append(
             f"| {r['clip']} | {r['footage_s']:.1f} | {t['track']:.0f} | {t['fit']:.0f} |"
-            f" {t['covered']:.0f} ({t['left_out']}) | {t['a2e']:.0f} | {t['renderer']:.0f} |"
-            f" {t['seconds_per_step']:.2f} | {total:.0f} | {default / 60:.1f} min |"
+            f" {t['covered']:.0f} ({t['left_out']}) | {t['cover']:.0f} | {t['a2e']:.0f} |"
+            f" {t['renderer']:.0f} | {t['seconds_per_step']:.2f} | {total:.0f} |"
+            f" {default / 60:.1f} min |"
         )
     lines += [
         "",

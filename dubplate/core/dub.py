@@ -9,7 +9,6 @@ what was written.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
     bridge_covered,
@@ -42,7 +40,7 @@ from dubplate.core.composite.match import (
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
-from dubplate.core.manifest import write_manifest
+from dubplate.core.manifest import manifest_header, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import Audio, from_offset
 from dubplate.core.media.movie import MoviePlate
@@ -195,10 +193,7 @@ def dub(
         seconds = time.monotonic() - began
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
         manifest = {
-            "kind": MANIFEST_KIND,
-            "format_version": FORMAT_VERSION,
-            "tool": {"name": "dubplate", "version": dubplate.__version__},
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
             "actor": str(Path(directory).absolute()),
             "plate": plate.info.manifest(),
             "audio": {"path": audio.source, "offset": settings.audio_offset},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from functools import cache
 from importlib import resources
@@ -11,8 +12,19 @@ from typing import Any
 import jsonschema
 import referencing
 
+import dubplate
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
+
+
+def manifest_header(kind: str, version: int) -> dict[str, Any]:
+    """What every manifest opens with: its kind and format, the tool that wrote it, and when."""
+    return {
+        "kind": kind,
+        "format_version": version,
+        "tool": {"name": "dubplate", "version": dubplate.__version__},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
 @cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import pickle
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import dubplate
 from dubplate.core.a2e.expression import footage_mouths
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
 from dubplate.core.a2e.sync import MAX_OFFSET_S, MIN_PHONE_SYNC, footage_sync
@@ -29,7 +27,7 @@ from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAM
 from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
+from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
@@ -94,10 +92,7 @@ def train_actor_a2e(
     with atomic_path(directory / "a2e.pt") as temp:
         torch.save(network.state_dict(), temp)
     manifest = {
-        "kind": MANIFEST_KIND,
-        "format_version": FORMAT_VERSION,
-        "tool": {"name": "dubplate", "version": dubplate.__version__},
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
         "weights": "a2e.pt",
         "features": {
             "phones": list(PHONES),

@@ -3,7 +3,6 @@ fit_N.npz per source footage."""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 from dataclasses import dataclass, field
@@ -13,10 +12,9 @@ import numpy as np
 import OpenImageIO as oiio
 import torch
 
-import dubplate
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path, staged_dir
-from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.manifest import manifest_header, read_versioned_manifest, write_manifest
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import (
     FaceCrops,
@@ -72,10 +70,7 @@ class Actor:
 
     def manifest(self) -> dict:
         return {
-            "kind": MANIFEST_KIND,
-            "format_version": FORMAT_VERSION,
-            "tool": {"name": "dubplate", "version": dubplate.__version__},
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
             "name": self.name,
             "sources": [{**s, "fit": f"fit_{i}.npz"} for i, s in enumerate(self.sources)],
             "model": {

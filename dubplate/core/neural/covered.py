@@ -5,7 +5,6 @@ cover network (`cover.py`), learnt from the frames left, which `dub` runs beside
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import pickle
@@ -15,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import dubplate
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
+from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
@@ -71,10 +69,7 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
             f": {found[info['path']]}" if covered.any() else "",
         )
     manifest = {
-        "kind": MANIFEST_KIND,
-        "format_version": FORMAT_VERSION,
-        "tool": {"name": "dubplate", "version": dubplate.__version__},
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
         "frames_occluded": found,
         "limits": limits,
         "lip_limits": lip_limits,
@@ -148,10 +143,7 @@ def train_actor_cover(directory: Path, settings: CoverSettings = DEFAULT_COVER) 
     with atomic_path(directory / f"{COVER_KIND}.pt") as temp:
         torch.save(network.state_dict(), temp)
     manifest = {
-        "kind": COVER_KIND,
-        "format_version": COVER_VERSION,
-        "tool": {"name": "dubplate", "version": dubplate.__version__},
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **manifest_header(COVER_KIND, COVER_VERSION),
         "weights": f"{COVER_KIND}.pt",
         "network": {"width": WIDTH, "crop_px": CROP_PX},
         "training": {**report, "seed": settings.seed},

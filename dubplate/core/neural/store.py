@@ -6,7 +6,6 @@ from."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 import pickle
 from dataclasses import dataclass
@@ -16,12 +15,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-import dubplate
 from dubplate.core.a2e.store import rest_coefficients
 from dubplate.core.composite.crop import CROP_SIDE, CropTrack, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.manifest import read_actor_stage_manifest, write_manifest
+from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
@@ -189,10 +187,7 @@ def train_actor_renderer(
             hole_lowers=hole_lowers,
         )
     manifest = {
-        "kind": MANIFEST_KIND,
-        "format_version": FORMAT_VERSION,
-        "tool": {"name": "dubplate", "version": dubplate.__version__},
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
         "weights": "renderer.pt",
         "arrays": "renderer.npz",
         "network": {
