@@ -355,6 +355,11 @@ def test_frames_whose_mouth_is_covered_are_passed_through_and_listed(
     assert result["frames_occluded"] == passed
     assert result["frames_occluded_by"]["colour"] == sorted(covered)
     assert fingered in result["frames_occluded_by"]["cover_network"]
+    done = run_cli("dub", "--actor", misfit, *args, "--no-cover-network", "--out", tmp_path / "o4")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_occluded_by"] == {"colour": sorted(covered), "cover_network": None}
+    assert "by their colour alone (--no-cover-network)" in done.stderr
 
 
 def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(

@@ -108,6 +108,8 @@ class DubSettings:
     # What moves the lower face: the dub's audio, or the plate's own fitted lower face (a null
     # test of the actor's renderer and crop module: the result should look like the plate).
     drive: str = "audio"
+    # The actor's cover network tests each mouth beside the colour test (where it has one).
+    cover_network: bool = True
     device: str = "cpu"
 
     def __post_init__(self):
@@ -164,8 +166,18 @@ def dub(
     began = time.monotonic()
     crops = crop_track(models.actor.model, fit, models.renderer.size)
     least_lip_limit = footage_lip_limit(directory)
+    cover = models.cover if settings.cover_network else None
+    if cover is not None:
+        log.info("dub: a frame whose mouth the actor's cover network finds covered passes too")
+    else:
+        log.info(
+            "dub: covered mouths are found by their colour alone (%s)",
+            "--no-cover-network"
+            if models.cover is not None
+            else "the actor has no cover network: built before there was one",
+        )
     sample_rows, sample_crops, checked = _check_plate(
-        plate, models.actor, fit, crops, least_lip_limit, models.cover
+        plate, models.actor, fit, crops, least_lip_limit, cover
     )
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
     fit = dataclasses.replace(fit, light=checked.light.numpy())
@@ -173,7 +185,7 @@ def dub(
     by_network = [int(n) for n in fit.frames[checked.by_cover]]
     occluded_by = {
         "colour": [int(n) for n in fit.frames[checked.by_colour]],
-        "cover_network": None if models.cover is None else by_network,
+        "cover_network": None if cover is None else by_network,
     }
     _log_occluded(occluded, occluded_by, len(fit.frames))
     lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
@@ -243,13 +255,6 @@ def _check_plate(
     rows, pixels = plate_sample(tester, fit)
     sample = tester.real_linear(rows, pixels)
     test = _occlusion_test(tester, rows, sample, least_lip_limit)
-    log.info(
-        "dub: %s",
-        "so is one whose mouth the actor's cover network finds covered"
-        if cover is not None
-        else "the actor has no cover network (built before there was one): covered mouths are"
-        " found by their colour alone",
-    )
     progress = Progress("dub: covered mouths", len(fit.frames))
     checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test, cover=cover)
     return rows, sample, checked

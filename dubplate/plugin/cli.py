@@ -228,6 +228,13 @@ def _parser() -> argparse.ArgumentParser:
         "or its held mouth in the dub's pauses",
     )
     dub.add_argument(
+        "--no-cover-network",
+        action="store_true",
+        help="find covered mouths by the colour test alone: for a shot whose mouths the actor's"
+        " cover network takes for covered when they are not (a mouth opened wider than anywhere"
+        " in the actor's footage)",
+    )
+    dub.add_argument(
         "--drive",
         choices=("audio", "plate"),
         default="audio",
@@ -453,6 +460,7 @@ def _dub(args: argparse.Namespace) -> dict:
         sharpen=args.sharpen,
         shutter_angle=args.shutter_angle,
         plate_expression=not args.no_plate_expression,
+        cover_network=not args.no_cover_network,
         drive=args.drive,
         device=_device(args.device),
     )
