@@ -21,7 +21,6 @@ from torch import nn
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.progress import Progress
-from dubplate.core.track.landmarks import OUTER_LIP_LOOP
 
 INPUT_PX = 64  # the network's view of the mouth
 # The view's side, in mouth widths: the lips, the chin and the cheeks beside them.
@@ -78,15 +77,6 @@ class CoverNet(nn.Module):
         view = self.view.cpu().numpy() * crops.shape[1]
         views = [cut_view(crop, view) for crop in crops]
         return (self(as_batch(views)) > 0).cpu().numpy()
-
-
-def mouth_masks(screen: np.ndarray, size: int) -> np.ndarray:
-    """(F, N, N) bool: within the outer lip contour of each frame's (F, V, 2) crop-pixel mesh."""
-    masks = np.zeros((len(screen), size, size), np.uint8)
-    for mask, points in zip(masks, screen, strict=True):
-        loop = np.round(points[list(OUTER_LIP_LOOP)] - 0.5).astype(np.int32)  # pixel centres
-        cv2.fillPoly(mask, [loop], 1)
-    return masks.astype(bool)
 
 
 def cut_view(

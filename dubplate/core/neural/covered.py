@@ -21,9 +21,9 @@ from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, w
 from dubplate.core.media import open_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
-from dubplate.core.neural.cover import WIDTH, CoverNet, CoverSettings, mouth_masks, train_cover_net
+from dubplate.core.neural.cover import WIDTH, CoverNet, CoverSettings, train_cover_net
 from dubplate.core.neural.frames import FrameMaker
-from dubplate.core.neural.occlusion import covered_rows, lips_said, spread
+from dubplate.core.neural.occlusion import covered_rows, lips_said, read_crops, spread
 from dubplate.core.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -126,10 +126,9 @@ def train_actor_cover(directory: Path, settings: CoverSettings = DEFAULT_COVER) 
         rows = spread(np.arange(len(fit.frames)), max(1, MAX_COVER_CROPS // len(fits)))
         for start in range(0, len(rows), READ_CHUNK):
             part = rows[start : start + READ_CHUNK]
-            frames = [pixels for _, pixels in plate.frames(int(fit.frames[row]) for row in part)]
-            display = maker.real_display(maker.real_linear(part, frames))
+            display = maker.real_display(read_crops(maker, part))
             crops.append(np.round(display * 255).astype(np.uint8))
-            mouths.append(mouth_masks(maker.real_screen[part, :, :2], CROP_PX))
+            mouths.append(np.stack([maker.mouth(row) for row in part]))
     network, report = train_cover_net(np.concatenate(crops), np.concatenate(mouths), settings)
     report["seconds"] = round(time.perf_counter() - started, 1)
     caught = report["fresh_covers_caught"]

@@ -250,11 +250,17 @@ class FrameMaker:
 
     def _lips(self, row: int) -> np.ndarray:
         """(N, N) bool: between the outer and the inner lip contours of the row's fitted face."""
+        return self.mouth(row) & ~self._within(row, INNER_LIP_LOOP)
+
+    def mouth(self, row: int) -> np.ndarray:
+        """(N, N) bool: within the outer lip contour of the row's fitted face, opening and all."""
+        return self._within(row, OUTER_LIP_LOOP)
+
+    def _within(self, row: int, loop: tuple[int, ...]) -> np.ndarray:
         points = self.real_screen[row, :, :2] - 0.5  # OpenCV pixel centres
-        lips = np.zeros((self.crops.size, self.crops.size), np.uint8)
-        cv2.fillPoly(lips, [np.round(points[list(OUTER_LIP_LOOP)]).astype(np.int32)], 1)
-        cv2.fillPoly(lips, [np.round(points[list(INNER_LIP_LOOP)]).astype(np.int32)], 0)
-        return lips.astype(bool)
+        mask = np.zeros((self.crops.size, self.crops.size), np.uint8)
+        cv2.fillPoly(mask, [np.round(points[list(loop)]).astype(np.int32)], 1)
+        return mask.astype(bool)
 
 
 def pull_references(

@@ -151,7 +151,7 @@ def covered_rows(
     by_colour, by_cover, light = [], [], []
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
-        real_linear = _read_crops(maker, part)
+        real_linear = read_crops(maker, part)
         differences, lit = crop_differences(maker, part, real_linear)
         by_colour.append(test.occluded(differences))
         by_cover.append(
@@ -172,10 +172,10 @@ def covered_rows(
 def frame_differences(maker: FrameMaker, rows: np.ndarray) -> tuple[ActorDifference, torch.Tensor]:
     """`maker.actor_difference` of `rows`, their frames read from the maker's plate, and the
     light it was taken under."""
-    return crop_differences(maker, rows, _read_crops(maker, rows))
+    return crop_differences(maker, rows, read_crops(maker, rows))
 
 
-def _read_crops(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
+def read_crops(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
     """(F, N, N, 3) linear crops of `rows`, their frames read from the maker's plate."""
     frames = maker.plate.frames(int(maker.fit.frames[row]) for row in rows)
     return maker.real_linear(rows, [pixels for _, pixels in frames])
