@@ -1,6 +1,7 @@
 """The A2E network, its training and prediction, and voice augmentation."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from dubplate.core.a2e.train import (
     MouthPrior,
     Sequence,
     TrainSettings,
+    footage_frames,
     footage_sequences,
     predict,
     train,
@@ -35,7 +37,7 @@ from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import openness
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
-from tests.fixtures import write_wav
+from tests.fixtures import ArrayPlate, numbered_frames, write_wav
 
 
 def test_each_output_sees_a_third_of_a_second_either_side():
@@ -285,6 +287,22 @@ def test_the_footage_is_heard_moved_by_its_offset(tmp_path):
     )
     np.testing.assert_allclose(moved[:-2], as_recorded[2:], atol=1e-5)
     assert not np.allclose(moved, as_recorded, atol=1e-2)
+
+
+def test_footage_frames_past_the_end_of_its_sound_are_not_learnt(tmp_path, caplog):
+    """A take whose sound stops a second before its picture: the mouth there is not taught as
+    the mouth of silence."""
+
+    class Take(ArrayPlate):
+        def audio(self):
+            noise = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)
+            return load_audio(write_wav(tmp_path / "take.wav", noise, 16000))
+
+    plate = Take(numbered_frames(50))  # 2 s at 25 fps
+    fit = SimpleNamespace(frames=np.arange(50), lower=np.ones((50, 2), np.float32))
+    footage = footage_frames(plate, fit)
+    assert np.flatnonzero(footage.mask).tolist() == list(range(26))  # frame 25 is at 1.00 s
+    assert "24 of its 50 frames lie outside its audio (1.00 s)" in caplog.text
 
 
 def test_voice_changes():

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import soundfile
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
@@ -84,6 +85,18 @@ def test_corrupt_and_missing_audio(tmp_path):
         load_audio(bad)
     with pytest.raises(DubplateError, match=r"gone\.wav: audio file not found"):
         load_audio(tmp_path / "gone.wav")
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_a_truncated_wav_is_refused_not_read_short(tmp_path, subtype):
+    noise = np.random.default_rng(0).normal(0, 0.1, (32000, 2)).astype(np.float32)
+    whole = tmp_path / "whole.wav"
+    soundfile.write(str(whole), noise, 16000, subtype=subtype)
+    assert float(load_audio(whole).duration) == 2.0
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DubplateError, match=r"cut\.wav: truncated: its header says \d+ bytes"):
+        load_audio(cut)
 
 
 def test_shared_dub_tracks(shared_data):

@@ -4,12 +4,15 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import soxr
 
+from dubplate.core.a2e.predict import frame_numbers
 from dubplate.core.audio import features
 from dubplate.core.audio import phones as phone_module
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
     MEL_HOP,
+    AudioAnalysis,
     analyse,
     analyse_samples,
     cached_analysis,
@@ -18,7 +21,7 @@ from dubplate.core.audio.features import (
 from dubplate.core.audio.phones import PHONE_INDEX, decode_phones
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio
-from dubplate.core.media.audio import ANALYSIS_RATE
+from dubplate.core.media.audio import ANALYSIS_RATE, from_offset
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +86,57 @@ def test_frame_features_at_exact_rational_times(speech):
     assert features.speech.mean() > 0.5
     # Frame 99 is 4.129 s in (99 x 1001/24000), not 4.125 (99/24): its sound is the 10 ms mel
     # frames centred within its own 1001/24000 s.
-    centres = (np.arange(len(analysis.log_mel)) + 0.5) * MEL_HOP / ANALYSIS_RATE
+    centres = np.arange(len(analysis.log_mel)) * MEL_HOP / ANALYSIS_RATE
     half = float(1 / fps) / 2
     heard = (centres >= 99 * 1001 / 24000 - half) & (centres < 99 * 1001 / 24000 + half)
     np.testing.assert_allclose(features.mel[99], analysis.log_mel[heard].mean(axis=0), rtol=1e-5)
+
+
+def test_a_click_is_heard_in_the_frame_it_falls_in():
+    """librosa centres mel frame t on sample t x hop: a click at 1.000 s peaks in mel frame 100,
+    and in the video frame around 1.000 s, at 24 and at 120 fps (frames shorter than the hop)."""
+    samples = np.random.default_rng(0).normal(0, 1e-3, 2 * ANALYSIS_RATE).astype(np.float32)
+    samples[ANALYSIS_RATE] = 0.9
+    analysis = analyse_samples(samples)
+    assert int(np.argmax(analysis.log_mel.sum(axis=1))) == 100
+    for fps in (24, 120):  # at 120, frame 120 spans 0.996-1.004 s: 1.000 s in, 1.005 s out
+        mel = frame_features(analysis, np.arange(2 * fps) / fps, 1 / fps).mel
+        assert int(np.argmax(mel.sum(axis=1))) == fps
+        assert (np.abs(mel[1:-1]).sum(axis=1) > 0).all()  # no frame between two mel centres
+
+
+def test_a_band_limited_recording_does_not_turn_its_empty_bands_into_noise(speech):
+    """8 kHz audio holds nothing over 4 kHz: those bands stay near the utterance mean instead
+    of being scaled to unit spread, while the bands it holds are normalised as before."""
+    narrow = soxr.resample(soxr.resample(speech.analysis, ANALYSIS_RATE, 8000), 8000, ANALYSIS_RATE)
+    full, band_limited = (
+        analyse_samples(samples.astype(np.float32)).log_mel for samples in (speech.analysis, narrow)
+    )
+    top = slice(64, 80)  # over 4.3 kHz
+    assert band_limited[:, top].std(axis=0).max() < 0.1
+    np.testing.assert_allclose(full.std(axis=0), 1.0, atol=1e-3)
+    assert np.corrcoef(full[:, 20], band_limited[:, 20])[0, 1] > 0.95
+
+
+def test_a_last_utterance_too_short_to_decode_is_silence(speech, monkeypatch):
+    """A chunk of a few decoder frames (30.02 s of audio, in utterances of 30 s) decodes to no
+    segments, not a crash."""
+    samples = speech.analysis[: 3 * ANALYSIS_RATE + 200]
+    monkeypatch.setattr(phone_module, "CHUNK_SECONDS", 1.0)
+    segments = decode_phones(samples)
+    assert segments[-1].end <= 3.0 + 1e-6
+    assert decode_phones(np.zeros(200, np.float32)) == []
+
+
+def test_frames_are_covered_by_their_centres():
+    """4.00 s of audio at 25 fps covers frames 0-100 (100 is centred on its last sample), not
+    101; at 30000/1001 fps 0.5005 s of it is 15 whole frames, not 14 by float rounding."""
+    analysis = AudioAnalysis(np.zeros((0, 3)), np.zeros((401, 80), np.float32), 4.0)
+    frame_features(analysis, np.arange(101) / 25, 0.04)
+    with pytest.raises(DubplateError, match=r"audio is 4\.00 s but the frames need 4\.06 s"):
+        frame_features(analysis, np.arange(102) / 25, 0.04)
+    short = AudioAnalysis(np.zeros((0, 3)), np.zeros((51, 80), np.float32), 0.5005)
+    assert len(frame_numbers(short, Fraction(30000, 1001), 0.0, None)) == 15
 
 
 def test_audio_shorter_than_the_frames(speech):
@@ -97,6 +147,20 @@ def test_audio_shorter_than_the_frames(speech):
     padded = frame_features(analysis, times, 0.04, pad=True)
     assert padded.phones[-10:, PHONE_INDEX["SIL"]].min() > 0.99
     assert np.all(padded.mel[-10:] == 0)
+
+
+def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, caplog):
+    """A movie's sound aligned to its first frame is other audio than from its start: the cache
+    is keyed by the samples, not the file. An unwritable cache is passed over."""
+    first = cached_analysis(speech, tmp_path)
+    later = cached_analysis(from_offset(speech, 0.5), tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert later.duration == pytest.approx(first.duration - 0.5, abs=1e-3)
+    blocked = tmp_path / "not_a_dir"
+    blocked.write_text("")
+    again = cached_analysis(speech, blocked)
+    np.testing.assert_array_equal(again.log_mel, first.log_mel)
+    assert "not_a_dir: the audio analysis is not cached" in caplog.text
 
 
 def test_analysis_is_cached_per_file(speech, tmp_path, monkeypatch):

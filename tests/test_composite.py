@@ -183,6 +183,31 @@ def test_colour_match_removes_the_offset_measured_at_the_seam():
     np.testing.assert_array_equal(empty, generated)
 
 
+def test_grain_is_drawn_for_frames_numbered_below_zero():
+    grain = GrainNoise()
+    below, above = (grain.for_frame(n).sample((0, 0, 8, 8)) for n in (-2, 2))
+    assert below.shape == (8, 8, 3) and not np.allclose(below, above)
+    np.testing.assert_array_equal(below, grain.for_frame(-2).sample((0, 0, 8, 8)))
+
+
+def test_colour_match_ignores_the_black_beyond_a_frame_that_cuts_the_chin():
+    """The crop of a face at the frame's bottom edge is black below it; matched only where the
+    crop is the frame's, the patch meets the plate at its level, not darkened."""
+    plate = np.full((48, 64, 3), 0.5, np.float32)
+    crops = CropTrack(corner=np.array([[10.0, 20.0]]), side=np.array([40.0]), size=CROP)
+    real = cut_crop(plate, crops, 0)
+    inside = crops.inside_frame(0, 64, 48)
+    assert 0.2 < 1 - inside.mean() < 0.4  # plate rows 48-60 of the crop's 20-60
+    np.testing.assert_allclose(real[inside], 0.5, atol=1e-5)
+    assert real[~inside].min() < 0.1
+    matte = face_matte()
+    ring = (matte > 0) & (matte < 0.5)
+    assert (ring & ~inside).any() and (ring & inside).any()
+    generated = np.full_like(real, 0.6)
+    np.testing.assert_allclose(match_colour(generated, real, matte, inside), 0.5, atol=1e-5)
+    assert match_colour(generated, real, matte).mean() < 0.45
+
+
 def test_add_grain_brings_a_clean_patch_to_the_plate_grain():
     ramp = np.linspace(0, 1, 128, dtype=np.float32)
     clean = np.repeat(np.add.outer(ramp, ramp)[..., None], 3, axis=2)

@@ -73,6 +73,29 @@ def test_lossy_source_compression_is_written_lossless(tmp_path):
     )
 
 
+@pytest.mark.parametrize("order", ["INCREASING_Y", "RANDOM_Y"])
+def test_a_tiled_source_in_any_line_order_is_written_as_scanlines(tmp_path, order):
+    tiles = OpenEXR.TileDescription()
+    tiles.xSize = tiles.ySize = 4
+    header = {
+        "type": OpenEXR.tiledimage,
+        "tiles": tiles,
+        "compression": OpenEXR.ZIP_COMPRESSION,
+        "lineOrder": getattr(OpenEXR, order),
+    }
+    path = tmp_path / "shot.1001.exr"
+    with OpenEXR.File(header, {"RGB": RNG.uniform(0, 4, (8, 8, 3)).astype(np.float16)}) as exr:
+        exr.write(str(path))
+    plate = open_plate(path)
+    out = tmp_path / "out" / "shot.1001.exr"
+    plate.write_frame(1001, plate.read(1001), out, ("R", "G", "B"))
+    (part,) = OpenEXR.File(str(out), header_only=True).parts
+    assert part.header["type"] == OpenEXR.scanlineimage
+    np.testing.assert_array_equal(
+        open_plate(out).read(1001).view(np.uint16), plate.read(1001).view(np.uint16)
+    )
+
+
 def test_pixels_outside_the_data_window_are_not_written(tmp_path):
     plate = half_plate(tmp_path)
     pixels = np.full((12, 16, 3), 0.5, np.float16)

@@ -220,3 +220,65 @@ def test_a_bt709_movie_decodes_with_the_bt709_matrix(tmp_path):
         container.mux(video.encode())
     red = open_plate(tmp_path / "red.mp4").read(0)
     np.testing.assert_allclose(red.reshape(-1, 3).mean(axis=0), (255, 0, 0), atol=1.5)
+
+
+@pytest.mark.parametrize(
+    "codec_name,encoder",
+    [
+        ("REVIEW", "aac"),
+        ("LOSSLESS", "alac"),
+        ("DEEP_REVIEW", "pcm_s24le"),
+        ("DEEP_LOSSLESS", "flac"),
+    ],
+)
+def test_a_dub_keeps_every_channel_of_its_sound_and_a_master_keeps_every_sample(
+    tmp_path, codec_name, encoder
+):
+    """A 5.1 dub keeps its centre channel, where the dialogue is; beside a lossless or ProRes
+    master the sound is stored losslessly (24-bit samples come back as given)."""
+    from dubplate.core.media import movie_writer
+    from dubplate.core.media.audio import Audio
+
+    codec = getattr(movie_writer, codec_name)
+    rng = np.random.default_rng(0)
+    samples = (np.round(rng.uniform(-0.5, 0.5, (48000, 6)) * 2**23) / 2**23).astype(np.float32)
+    dtype = np.uint16 if codec.deep else np.uint8
+    frames = [np.zeros((16, 32, 3), dtype)] * 25
+    path = tmp_path / f"dub{codec.suffix}"
+    movie_writer.write_movie(path, frames, Fraction(25), Audio(samples, 48000, "dub.wav"), codec)
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].codec_context.name == encoder
+    sound = open_plate(path).audio()
+    assert sound.channels == 6 and sound.rate == 48000
+    if encoder != "aac":
+        np.testing.assert_array_equal(sound.samples[:48000], samples)
+
+
+def test_dub_sound_a_movie_cannot_carry_as_it_is(tmp_path, caplog):
+    from dubplate.core.media.audio import Audio
+    from dubplate.core.media.movie_writer import REVIEW
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    frames = numbered_frames(5)
+    high = Audio(np.zeros((192000 // 5, 2), np.float32), 192000, "high.wav")
+    encode(tmp_path / "high.mp4", frames, Fraction(25), high, REVIEW)
+    assert open_plate(tmp_path / "high.mp4").audio().rate == 48000
+    assert "high.wav: 192000 Hz is over what aac takes; muxed at 48000 Hz" in caplog.text
+    many = Audio(np.zeros((4800, 10), np.float32), 48000, "many.wav")
+    with pytest.raises(DubplateError, match=r"many\.wav: 10 channels; .* at most 8"):
+        encode(tmp_path / "many.mp4", frames, Fraction(25), many, REVIEW)
+    assert not (tmp_path / "many.mp4").exists()
+
+
+def test_odd_sized_frames_lose_a_row_only_where_the_chroma_needs_it(tmp_path, caplog):
+    from dubplate.core.media.movie_writer import LOSSLESS, REVIEW
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    frames = [np.random.default_rng(0).integers(0, 256, (17, 33, 3), np.uint8)] * 2
+    encode(tmp_path / "exact.mp4", frames, Fraction(25), codec=LOSSLESS)
+    np.testing.assert_array_equal(open_plate(tmp_path / "exact.mp4").read(0), frames[0])
+    assert "even sizes" not in caplog.text
+    encode(tmp_path / "review.mp4", frames, Fraction(25), codec=REVIEW)
+    info = open_plate(tmp_path / "review.mp4").info
+    assert (info.width, info.height) == (32, 16)
+    assert "33x17 frames are written 32x16: H.264 CRF 18, 4:2:0 needs even sizes" in caplog.text

@@ -217,7 +217,7 @@ def dub(
             "frames_occluded": occluded,
             "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
-            "movie_codec": None if face_output else _movie_codec(plate, settings).label,
+            **_movie_codecs(plate, settings, face_output is None),
             "settings": _settings_record(settings),
             "frames_per_second": round(len(numbers) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
@@ -519,7 +519,8 @@ def comp_patch(
     frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, the
     plate's own fine detail stays where the generated crop matches the real one."""
     matte = frame_matte(points, crops)
-    patch = match_colour(generated, real, matte)
+    inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
+    patch = match_colour(generated, real, matte, inside)
     agreement = detail_agreement(patch, real) if plate_detail else None
     patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
     return composite_frame(pixels, patch, matte, crops.matrix(row), grain, agreement)
@@ -624,6 +625,14 @@ def _movie_timecode(plate: MoviePlate, first: int) -> str | None:
         return None
     where = f"{plate.info.source}: timecode"
     return timecode_after(plate.info.timecode, first, plate.info.fps, where)
+
+
+def _movie_codecs(plate: Plate, settings: DubSettings, movie: bool) -> dict:
+    codec = _movie_codec(plate, settings) if movie else None
+    return {
+        "movie_codec": codec and codec.label,
+        "movie_audio_codec": codec and codec.audio.encoder,
+    }
 
 
 def _movie_codec(plate: MoviePlate, settings: DubSettings) -> VideoCodec:

@@ -15,6 +15,12 @@ from pathlib import Path
 from dubplate.core.errors import DubplateError
 
 
+def cache_dir(kind: str) -> Path:
+    """Where results of `kind` ("tracks", "audio") are cached and reused across runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dubplate" / kind
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `final`, renamed onto `final` only if the block succeeds."""

@@ -351,6 +351,8 @@ def _output_header(header: FrameHeader) -> dict:
         raise DubplateError(f"{header.path}: cannot read the header to copy ({error})") from error
     out = {k: v for k, v in source.items() if k not in _PART_ATTRIBUTES}
     out["type"] = OpenEXR.scanlineimage
+    if out.get("lineOrder") == OpenEXR.RANDOM_Y:  # a tiled part's order; scanlines have none
+        out["lineOrder"] = OpenEXR.INCREASING_Y
     kind = out["compression"].name.removesuffix("_COMPRESSION")
     if kind in _LOSSY_COMPRESSION:
         # Re-compressing lossily would change the pixels outside the matte, which must stay exact.

@@ -19,7 +19,7 @@ import numpy as np
 
 from dubplate import __version__
 from dubplate.core.errors import DubplateError
-from dubplate.core.files import publish_version, staged_dir
+from dubplate.core.files import cache_dir, publish_version, staged_dir
 from dubplate.core.media import open_plate
 from dubplate.core.media.timing import parse_frame_range
 
@@ -303,12 +303,11 @@ def _audio_offset_option(parser: argparse.ArgumentParser, first: str) -> None:
 
 
 def _cache_option(parser: argparse.ArgumentParser) -> None:
-    from dubplate.core.track.cache import default_cache_dir
 
     parser.add_argument(
         "--track-cache",
         type=Path,
-        default=default_cache_dir(),
+        default=cache_dir("tracks"),
         help="where tracks are cached and reused (default: %(default)s)",
     )
 
@@ -444,7 +443,6 @@ def _actor_build(args: argparse.Namespace) -> dict:
 
 
 def _dub(args: argparse.Namespace) -> dict:
-    from dubplate.core.audio.features import default_cache_dir as audio_cache_dir
     from dubplate.core.dub import DubSettings, dub
     from dubplate.core.media import load_audio
 
@@ -466,14 +464,13 @@ def _dub(args: argparse.Namespace) -> dict:
     )
     audio = load_audio(args.audio)
     return dub(
-        args.actor, plate, numbers, audio, args.out, settings, args.track_cache, audio_cache_dir()
+        args.actor, plate, numbers, audio, args.out, settings, args.track_cache, cache_dir("audio")
     )
 
 
 def _a2e_predict(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.predict import drive, prediction_lip_sync, write_prediction_preview
     from dubplate.core.a2e.store import load_a2e
-    from dubplate.core.audio.features import default_cache_dir as audio_cache_dir
     from dubplate.core.media import load_audio
     from dubplate.core.media.timing import as_rate
     from dubplate.core.morph.actor import Actor
@@ -483,7 +480,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
     fps = as_rate(manifest["network"]["fps"])
     audio = load_audio(args.audio)
     frames = parse_frame_range(args.frames) if args.frames else None
-    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad, audio_cache_dir())
+    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad, cache_dir("audio"))
     figures = prediction_lip_sync(actor.model, prediction, fps)
     with staged_dir(args.out) as staged:
         np.savez_compressed(
@@ -507,7 +504,7 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
 
 def _qc(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.sync import sync_offset
-    from dubplate.core.audio.features import cached_analysis, default_cache_dir
+    from dubplate.core.audio.features import cached_analysis
     from dubplate.core.media import load_audio
     from dubplate.core.qc.lipsync import track_lip_sync, track_mouth_gap
 
@@ -515,14 +512,24 @@ def _qc(args: argparse.Namespace) -> dict:
     audio = load_audio(args.audio) if args.audio else plate.audio()
     if audio is None:
         raise DubplateError(f"{args.video}: no audio; give one with --audio")
-    analysis = cached_analysis(audio, default_cache_dir())
+    analysis = cached_analysis(audio, cache_dir("audio"))
     frame_seconds = float(1 / plate.info.fps)
+    unheard = int(((track.times < 0) | (track.times > analysis.duration)).sum())
+    if unheard:
+        log.warning(
+            "%s: %d of its %d frames lie outside the audio (%.2f s); they count as silence",
+            args.video,
+            unheard,
+            len(track.times),
+            analysis.duration,
+        )
     figures = track_lip_sync(track, analysis, track.times, frame_seconds)
     offset = sync_offset(track_mouth_gap(track), analysis, track.times, frame_seconds)
     return {
         "video": args.video,
         "audio": audio.source,
         "frames": len(track.frames),
+        "frames_without_audio": unheard,
         **figures.as_dict(),
         "sound_offset": offset.as_dict(),
     }

@@ -15,6 +15,7 @@ from dubplate.core.a2e.expression import mouth_gap_px
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.a2e.train import closing_weights, predict
 from dubplate.core.audio.features import (
+    TIME_TOLERANCE_S,
     AudioAnalysis,
     FrameFeatures,
     analyse,
@@ -56,7 +57,7 @@ def frame_numbers(
     """Frame numbers to drive: the requested range, or every whole frame the audio covers
     after the offset (audio time of frame n is n / fps + offset)."""
     if frames is None:
-        count = int((analysis.duration - offset) * fps)
+        count = int((analysis.duration - offset) * fps + TIME_TOLERANCE_S)
         if count < 1:
             raise DubplateError(f"--audio-offset {offset}: leaves no audio for a single frame")
         return np.arange(count)

@@ -85,7 +85,16 @@ def footage_frames(
     frame_seconds = float(1 / plate.info.fps)
     row = {int(n): i for i, n in enumerate(fit.frames)}
     hidden = set(covered)
-    mask = np.array([n in row and n not in hidden for n in numbers])
+    heard = (times >= 0) & (times <= float(audio.duration))
+    if not heard.all():
+        log.warning(
+            "%s: %d of its %d frames lie outside its audio (%.2f s); A2E does not learn from them",
+            plate.info.source,
+            int((~heard).sum()),
+            len(numbers),
+            float(audio.duration),
+        )
+    mask = np.array([n in row and n not in hidden for n in numbers]) & heard
     targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
     targets[mask] = fit.lower[[row[n] for n, seen in zip(numbers, mask, strict=True) if seen]]
     return Footage(audio, times, frame_seconds, targets, mask)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,12 @@ MEL_BANDS = 80
 MEL_WINDOW = 400  # 25 ms at 16 kHz
 MEL_HOP = 160  # 10 ms
 SOFT_EDGE_FRAMES = 0.5  # Gaussian sigma, in video frames, that softens phone boundaries
-ANALYSIS_VERSION = 2  # bump when the analysis changes: cached ones are then redone
+# A band's spread is taken as at least this share of the typical band's: above a band-limited
+# recording's top (8 kHz audio holds nothing over 4 kHz) the bands barely move, and scaling them
+# to unit spread would feed the network noise. Speech's bands spread 0.65-1.4 times the median.
+BAND_SPREAD_FLOOR = 0.25
+ANALYSIS_VERSION = 3
+TIME_TOLERANCE_S = 1e-6  # float rounding of rational frame times, far under a sample
 
 
 @dataclass
@@ -58,7 +62,9 @@ def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
     )
     log_mel = np.log(mel + 1e-6).T
     # CMVN over the utterance: level, microphone and voice colour drop out, what is said stays.
-    log_mel = (log_mel - log_mel.mean(axis=0)) / (log_mel.std(axis=0) + 1e-5)
+    spread = log_mel.std(axis=0)
+    spread = np.maximum(spread, BAND_SPREAD_FLOOR * np.median(spread) + 1e-5)
+    log_mel = (log_mel - log_mel.mean(axis=0)) / spread
     return AudioAnalysis(
         phones=_gate_silence(phone_table(decode_phones(samples)), samples),
         log_mel=log_mel.astype(np.float32),
@@ -88,23 +94,24 @@ def _gate_silence(table: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return gated
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dubplate" / "audio"
-
-
 def cached_analysis(audio: Audio, cache_dir: Path) -> AudioAnalysis:
-    """`analyse`, cached per audio file (its path, size and mtime) under `cache_dir`."""
-    path = Path(audio.source)
-    stat = path.stat()
-    key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, ANALYSIS_VERSION])
-    entry = Path(cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    """`analyse`, cached under `cache_dir` by the samples themselves: a movie's sound read
+    aligned to its first frame and to its start are different audio, as is an edited file.
+    A cache that cannot be written is passed over with a warning."""
+    digest = hashlib.sha256(np.ascontiguousarray(audio.samples))
+    digest.update(json.dumps([audio.rate, ANALYSIS_VERSION]).encode())
+    entry = Path(cache_dir) / f"{digest.hexdigest()[:24]}.npz"
     if entry.is_file():
         with np.load(entry) as cached:
             return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
     analysis = analyse(audio)
-    with atomic_path(entry) as temp:
-        np.savez(temp, phones=analysis.phones, log_mel=analysis.log_mel, duration=analysis.duration)
+    try:
+        with atomic_path(entry) as temp:
+            np.savez(
+                temp, phones=analysis.phones, log_mel=analysis.log_mel, duration=analysis.duration
+            )
+    except OSError as error:
+        log.warning("%s: the audio analysis is not cached (%s)", cache_dir, error)
     return analysis
 
 
@@ -159,24 +166,31 @@ def frame_features(
 
 
 def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float) -> None:
-    """Refuse frames centred at `times` that the audio does not cover (`--pad` allows them)."""
+    """Refuse frames centred at `times` that the audio does not cover (`--pad` allows them). A
+    frame is covered where its centre is: a shot's last frame may run past its sound by less
+    than half a frame."""
     need = float(times[-1]) + frame_seconds / 2
-    if need > analysis.duration + frame_seconds:
+    if float(times[-1]) > analysis.duration + TIME_TOLERANCE_S:
         raise DubplateError(
             f"audio is {analysis.duration:.2f} s but the frames need {need:.2f} s"
             " (use --pad to treat the rest as silence)"
         )
-    if float(times[0]) < -frame_seconds / 2:
+    if float(times[0]) < -TIME_TOLERANCE_S:
         raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
 
 
 def _mel_per_frame(log_mel: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Mean of the 10 ms mel frames whose centres fall in each video frame (0: the utterance
-    mean, for frames beyond the audio)."""
-    centres = (np.arange(len(log_mel)) + 0.5) * MEL_HOP / ANALYSIS_RATE
+    """Mean of the 10 ms mel frames whose centres fall in each video frame, or the nearest one
+    for a frame shorter than the hop (over 100 fps); 0, the utterance mean, beyond the audio."""
+    hop_seconds = MEL_HOP / ANALYSIS_RATE
+    centres = np.arange(len(log_mel)) * hop_seconds  # librosa centres frame t on sample t x hop
     cumulative = np.concatenate([np.zeros((1, MEL_BANDS)), np.cumsum(log_mel, axis=0)])
     first = np.searchsorted(centres, starts)
     last = np.searchsorted(centres, ends)
+    nearest = np.clip(np.rint((starts + ends) / 2 / hop_seconds), 0, len(log_mel) - 1).astype(int)
+    inside = (ends > -hop_seconds / 2) & (starts < centres[-1] + hop_seconds / 2)
+    between = (last <= first) & inside
+    first, last = np.where(between, nearest, first), np.where(between, nearest + 1, last)
     count = np.maximum(last - first, 1)[:, None]
     mel = (cumulative[last] - cumulative[first]) / count
     mel[last <= first] = 0.0

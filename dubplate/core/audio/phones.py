@@ -105,7 +105,8 @@ def decode_phones(samples: np.ndarray) -> list[PhoneSegment]:
         engine.start_utt()
         engine.process_raw(pcm[start : start + chunk].tobytes(), full_utt=True)
         engine.end_utt()
-        for seg in engine.seg():
+        # An utterance shorter than a few decoder frames (a last chunk of 30 ms) has no segments.
+        for seg in engine.seg() or ():
             phone = seg.word if seg.word in PHONE_INDEX else "SIL"  # noise and fillers
             segments.append(
                 PhoneSegment(

@@ -58,6 +58,15 @@ class CropTrack:
         out[..., :2] = (points[..., :2] - self.corner[:, None]) * k
         return out
 
+    def inside_frame(self, row: int, width: int, height: int, margin: float = 2) -> np.ndarray:
+        """(size, size) bool: the crop pixels that sample a `width` x `height` frame at least
+        `margin` plate pixels in from its edges (bicubic taps reach two), not the black beyond."""
+        along = (np.arange(self.size) + 0.5) / self.scale[row]
+        x, y = along + self.corner[row, 0], along + self.corner[row, 1]
+        rows = (y >= margin) & (y <= height - margin)
+        columns = (x >= margin) & (x <= width - margin)
+        return rows[:, None] & columns[None, :]
+
     def region(self, row: int, pad: int = 2) -> tuple[int, int, int, int]:
         """Integer plate-pixel box (x0, y0, x1, y1) that covers the crop."""
         x0, y0 = np.floor(self.corner[row]).astype(int) - pad

@@ -17,10 +17,15 @@ GRAIN_BLUR_SIGMA = 1.0
 _GRAIN_BLUR_WIDTH = 2 * math.ceil(3 * GRAIN_BLUR_SIGMA) + 1
 
 
-def match_colour(generated: np.ndarray, real: np.ndarray, matte: np.ndarray) -> np.ndarray:
+def match_colour(
+    generated: np.ndarray, real: np.ndarray, matte: np.ndarray, inside: np.ndarray | None = None
+) -> np.ndarray:
     """`generated` shifted per channel by its mean difference from `real` in the matte's seam
-    ring, so the patch meets the plate without a visible step."""
+    ring, so the patch meets the plate without a visible step; only where `inside` (the real
+    crop's pixels that are the frame's: a chin cut by the frame's edge has black beyond it)."""
     ring = (matte > 0) & (matte < SEAM_ALPHA)
+    if inside is not None:
+        ring &= inside
     difference = real[ring] - generated[ring]
     difference = difference[np.isfinite(difference).all(axis=1)]  # NaN plate samples say nothing
     if not len(difference):
@@ -60,7 +65,8 @@ class GrainNoise:
     seed: int = 0
 
     def for_frame(self, number: int) -> GrainNoise:
-        return dataclasses.replace(self, seed=number)
+        # A sequence may number its frames from below zero; the generator takes no negative seed.
+        return dataclasses.replace(self, seed=number % 2**64)
 
     def sample(self, box: tuple[int, int, int, int]) -> np.ndarray:
         """(y1 - y0, x1 - x0, 3) float32 unit noise over the plate box (x0, y0, x1, y1)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -57,7 +58,24 @@ def load_audio(path: str | Path) -> Audio:
         if audio is None:
             raise DubplateError(f"{path}: no audio stream") from None
         return audio
+    _refuse_truncated(path)
     return _checked(Audio(samples, int(rate), str(path)))
+
+
+# libsndfile reads what a cut-short WAV or AIFF holds without complaint, but its log says the
+# sample chunk's size in the header and what the file holds: "data : 96000 (should be 47978)".
+_CHUNK_SIZE = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # what streaming writers put before they know the length
+
+
+def _refuse_truncated(path: Path) -> None:
+    for declared, held in _CHUNK_SIZE.findall(soundfile.info(str(path)).extra_info):
+        declared, held = int(declared), int(held)
+        if declared not in _UNKNOWN_SIZES and declared - held > 1:  # 1: a chunk's pad byte
+            raise DubplateError(
+                f"{path}: truncated: its header says {declared} bytes of samples, the file holds"
+                f" {held}"
+            )
 
 
 def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
@@ -84,8 +102,12 @@ def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> 
             rate = stream.codec_context.sample_rate
     except av.error.FFmpegError as error:
         raise DubplateError(f"{path}: cannot decode audio ({error})") from error
+    except ValueError as error:  # PyAV's resampler, fed a stream whose layout changes part way
+        raise DubplateError(f"{path}: its audio changes format part way ({error})") from error
     if not chunks:
         raise DubplateError(f"{path}: audio stream holds no samples")
+    if len({chunk.shape[0] for chunk in chunks}) > 1:
+        raise DubplateError(f"{path}: its audio changes channel count part way")
     samples = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
     audio = Audio(np.ascontiguousarray(samples), int(rate), str(path))
     if first_time is not None and first_time != starts_at:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import soxr
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
@@ -23,6 +24,28 @@ AUDIO_CHUNK = 1024
 
 
 @dataclass(frozen=True)
+class AudioCodec:
+    encoder: str
+    sample_format: str  # s32 holds 24-bit PCM
+    max_rate: int = 384000
+
+
+AAC = AudioCodec("aac", "fltp", max_rate=96000)
+PCM = AudioCodec("pcm_s24le", "s32")
+# FFmpeg's channel orders for a count of channels; a 6-channel WAV's own order is that of 5.1.
+CHANNEL_LAYOUTS = {
+    1: "mono",
+    2: "stereo",
+    3: "3.0",
+    4: "quad",
+    5: "5.0",
+    6: "5.1",
+    7: "6.1",
+    8: "7.1",
+}
+
+
+@dataclass(frozen=True)
 class VideoCodec:
     """An FFmpeg encoder set up for one kind of output, and the frames it takes."""
 
@@ -32,6 +55,9 @@ class VideoCodec:
     label: str  # what logs and manifests call it
     options: dict[str, str] = field(default_factory=dict)
     limited_range: bool = False  # YUV always in limited range (the container cannot tag full)
+    # The dub's sound: AAC beside a review codec; beside a master, lossless, as editorial and
+    # the mix stage take it (PCM in MOV, ALAC in MP4, FLAC in Matroska).
+    audio: AudioCodec = field(default_factory=lambda: AAC)
 
     @property
     def deep(self) -> bool:
@@ -54,18 +80,42 @@ REVIEW = VideoCodec(
 # would round them). At QP 0 the preset changes only file size and speed, never a pixel:
 # ultrafast encodes 1080p about four times faster than medium for files about a third larger.
 LOSSLESS = VideoCodec(
-    "libx264rgb", "rgb24", ".mp4", "H.264 RGB, lossless", {"qp": "0", "preset": "ultrafast"}
+    "libx264rgb",
+    "rgb24",
+    ".mp4",
+    "H.264 RGB, lossless",
+    {"qp": "0", "preset": "ultrafast"},
+    audio=AudioCodec("alac", "s32p"),
 )
 # Plates of more than 8 bits (ProRes, DNxHR, 10-bit H.264/HEVC) come back as ProRes at 10 bits,
 # what editorial takes, with full chroma where the source has it; lossless is FFV1 (Matroska,
 # its archival home) storing the decoded 16-bit RGB itself.
 DEEP_REVIEW = VideoCodec(
-    "prores_ks", "yuv422p10le", ".mov", "ProRes 422 HQ", {"profile": "3"}, limited_range=True
+    "prores_ks",
+    "yuv422p10le",
+    ".mov",
+    "ProRes 422 HQ",
+    {"profile": "3"},
+    limited_range=True,
+    audio=PCM,
 )
 DEEP_REVIEW_FULL_CHROMA = VideoCodec(
-    "prores_ks", "yuv444p10le", ".mov", "ProRes 4444", {"profile": "4"}, limited_range=True
+    "prores_ks",
+    "yuv444p10le",
+    ".mov",
+    "ProRes 4444",
+    {"profile": "4"},
+    limited_range=True,
+    audio=PCM,
 )
-DEEP_LOSSLESS = VideoCodec("ffv1", "rgb48le", ".mkv", "FFV1 16-bit RGB, lossless", {"level": "3"})
+DEEP_LOSSLESS = VideoCodec(
+    "ffv1",
+    "rgb48le",
+    ".mkv",
+    "FFV1 16-bit RGB, lossless",
+    {"level": "3"},
+    audio=AudioCodec("flac", "s32"),
+)
 
 
 def output_codec(deep: bool, lossless: bool, full_chroma: bool = False) -> VideoCodec:
@@ -107,10 +157,12 @@ def write_movie(
                 video = container.add_stream(codec.encoder, rate=fps)
                 video.options = dict(codec.options)
                 video.pix_fmt = codec.pix_fmt
-                video.height, video.width = _even(first.shape[0]), _even(first.shape[1])
+                video.height, video.width = _encodable_size(first.shape[:2], codec, path)
                 if not codec.rgb:
                     yuv.tag(video)
-                sound = _audio_stream(container, audio) if audio is not None else None
+                if audio is not None:
+                    audio = _encodable_audio(audio, codec.audio)
+                sound = _audio_stream(container, audio, codec.audio) if audio is not None else None
                 for rgb in itertools.chain([first], frames):
                     rgb = np.ascontiguousarray(
                         _sample_type(rgb, codec, path)[: video.height, : video.width]
@@ -147,9 +199,33 @@ def _sample_type(rgb: np.ndarray, codec: VideoCodec, path: Path) -> np.ndarray:
     return rgb
 
 
-def _audio_stream(container: av.container.OutputContainer, audio: Audio) -> av.AudioStream:
-    stream = container.add_stream("aac", rate=audio.rate)
-    stream.layout = "mono" if audio.channels == 1 else "stereo"
+def _encodable_audio(audio: Audio, codec: AudioCodec) -> Audio:
+    """`audio` as `codec` can carry it: every channel; resampled only over the codec's top rate."""
+    if audio.channels not in CHANNEL_LAYOUTS:
+        raise DubplateError(
+            f"{audio.source}: {audio.channels} channels; a dub is muxed with at most"
+            f" {max(CHANNEL_LAYOUTS)} (mix it down first)"
+        )
+    if audio.rate <= codec.max_rate:
+        return audio
+    rate = 48000
+    log.warning(
+        "%s: %d Hz is over what %s takes; muxed at %d Hz",
+        audio.source,
+        audio.rate,
+        codec.encoder,
+        rate,
+    )
+    samples = soxr.resample(audio.samples, audio.rate, rate, quality="VHQ").astype(np.float32)
+    return Audio(samples, rate, audio.source)
+
+
+def _audio_stream(
+    container: av.container.OutputContainer, audio: Audio, codec: AudioCodec
+) -> av.AudioStream:
+    stream = container.add_stream(codec.encoder, rate=audio.rate)
+    stream.layout = CHANNEL_LAYOUTS[audio.channels]
+    stream.format = codec.sample_format
     return stream
 
 
@@ -159,8 +235,7 @@ def _mux_audio(
     audio: Audio,
     duration: Fraction,
 ) -> None:
-    channels = stream.layout.nb_channels
-    samples = audio.samples[: int(duration * audio.rate), :channels]
+    samples = audio.samples[: int(duration * audio.rate)]
     for start in range(0, samples.shape[0], AUDIO_CHUNK):
         chunk = np.ascontiguousarray(samples[start : start + AUDIO_CHUNK].T)
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
@@ -171,6 +246,20 @@ def _mux_audio(
     container.mux(stream.encode())
 
 
-def _even(value: int) -> int:
-    """4:2:0 chroma needs even sizes."""
-    return value - value % 2
+def _encodable_size(shape: tuple[int, int], codec: VideoCodec, path: Path) -> tuple[int, int]:
+    """(height, width) of the frames as `codec` stores them: 4:2:0 chroma needs even sizes, so a
+    row or column is dropped there (with a warning); every other codec keeps them all."""
+    height, width = shape
+    if "420" not in codec.pix_fmt or (height % 2 == 0 and width % 2 == 0):
+        return height, width
+    even = (height - height % 2, width - width % 2)
+    log.warning(
+        "%s: %dx%d frames are written %dx%d: %s needs even sizes (--lossless keeps every pixel)",
+        path,
+        width,
+        height,
+        even[1],
+        even[0],
+        codec.label,
+    )
+    return even

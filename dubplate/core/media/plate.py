@@ -187,7 +187,8 @@ class Plate(ABC):
         return np.ascontiguousarray(self.analysis_rgb(pixels))
 
     def select(self, frame_range: tuple[int, int] | None = None) -> Sequence[int]:
-        """The frames to work on, all checked before any work starts: none missing, all readable."""
+        """The frames to work on, all checked before any work starts: none missing, all readable;
+        a range reaching past the plate's ends is as wrong as a gap within it."""
         have = self.info.frames
         first, last = frame_range or (have[0], have[-1])
         chosen = [n for n in have if first <= n <= last]
@@ -195,7 +196,7 @@ class Plate(ABC):
             raise DubplateError(
                 f"--frames {first}-{last}: {self.info.source} has frames {have[0]}-{have[-1]} only"
             )
-        missing = sorted(set(range(chosen[0], chosen[-1] + 1)) - self._index_of.keys())
+        missing = sorted(set(range(first, last + 1)) - self._index_of.keys())
         if missing:
             raise DubplateError(
                 f"{self.info.source}: {len(missing)} frame(s) missing: {fileseq.FrameSet(missing)}"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import dubplate
+from dubplate.core.errors import DubplateError
 from dubplate.core.files import staged_dir
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
@@ -18,11 +19,6 @@ from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_plate
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dubplate" / "tracks"
 
 
 def cached_track(
@@ -36,12 +32,15 @@ def cached_track(
         log.info("track: cached %s", entry)
         return FaceTrack.load(entry)
     track = track_plate(plate, numbers, settings=settings)
-    with staged_dir(Path(cache_dir)) as staged:
-        track.save(staged)
-        try:
-            os.rename(staged, entry)
-        except OSError:  # another run cached the same track meanwhile: keep theirs
-            pass
+    try:
+        with staged_dir(Path(cache_dir)) as staged:
+            track.save(staged)
+            try:
+                os.rename(staged, entry)
+            except OSError:  # another run cached the same track meanwhile: keep theirs
+                pass
+    except (OSError, DubplateError) as error:  # a read-only or full cache: the track is still good
+        log.warning("%s: the track is not cached (%s)", cache_dir, error)
     return track
 
 
