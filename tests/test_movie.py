@@ -282,3 +282,42 @@ def test_odd_sized_frames_lose_a_row_only_where_the_chroma_needs_it(tmp_path, ca
     info = open_plate(tmp_path / "review.mp4").info
     assert (info.width, info.height) == (32, 16)
     assert "33x17 frames are written 32x16: H.264 CRF 18, 4:2:0 needs even sizes" in caplog.text
+
+
+@pytest.mark.parametrize("degrees,turns", [(-90, -1), (90, 1), (180, 2)])
+def test_a_movie_shown_turned_is_read_upright(tmp_path, degrees, turns):
+    """A phone's portrait take is stored on its side with a display matrix: its frames read as
+    players show them, so the face is upright for the tracker and the dub plays the right way."""
+    stored = np.zeros((32, 64, 3), np.uint8)
+    stored[:8, :8] = 255  # a mark in the stored frame's top-left corner
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264rgb", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 32, "rgb24"
+        video.options = {"qp": "0"}
+        video.set_display_rotation(degrees)
+        for _ in range(3):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")))
+        container.mux(video.encode())
+    plate = open_plate(path)
+    upright = np.rot90(stored, turns)
+    assert (plate.info.height, plate.info.width) == upright.shape[:2]
+    for number in (2, 0):
+        np.testing.assert_array_equal(plate.read(number), upright)
+
+
+def test_a_variable_rate_dub_shows_each_frame_at_its_own_time(tmp_path):
+    from dubplate.core.media.audio import Audio
+    from dubplate.core.media.movie_writer import LOSSLESS
+    from dubplate.core.media.movie_writer import write_movie as encode
+
+    times = [Fraction(t, 1000) for t in (0, 40, 80, 180, 220, 400)]
+    frames = numbered_frames(6)
+    sound = Audio(np.zeros((48000, 2), np.float32), 48000, "dub.wav")
+    path = tmp_path / "vfr_dub.mp4"
+    encode(path, frames, Fraction(25), sound, LOSSLESS, times=times)
+    dub = open_plate(path)
+    assert [dub.time_of(n) for n in dub.select()] == times
+    for number, frame in enumerate(frames):
+        np.testing.assert_array_equal(dub.read(number), frame)
+    assert float(dub.audio().duration) == pytest.approx(0.44, abs=0.03)  # to the last frame's end

@@ -571,6 +571,9 @@ def _write(
             codec=codec,
             yuv=plate.yuv,
             timecode=_movie_timecode(plate, numbers[0]),
+            times=[plate.time_of(n) - plate.time_of(numbers[0]) for n in numbers]
+            if plate.info.frame_times
+            else None,
         )
         return name, None
     (staged / "comp").mkdir()

@@ -51,6 +51,7 @@ class MoviePlate(Plate):
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._decoder_lock = threading.Lock()
         self._next_index = 0
+        self._quarter_turns = self._display_quarter_turns()
         self.info = self._describe(colourspace)
 
     def _open(self) -> av.container.InputContainer:
@@ -96,6 +97,24 @@ class MoviePlate(Plate):
         self._container.seek(pts[0], stream=self._stream, backward=True)
         return pts
 
+    def _display_quarter_turns(self) -> int:
+        """Counter-clockwise quarter turns the movie is shown with (a phone's portrait take is
+        stored on its side with a display matrix): its frames are read upright, as players show
+        them, and its dub is written upright."""
+        self._seek(0)
+        try:
+            first = next(self._decoder, None)
+        except av.error.FFmpegError as error:
+            raise DubplateError(f"{self.path}: frame 0: cannot decode ({error})") from error
+        self._decoder = None
+        degrees = first.rotation if first is not None else 0
+        if degrees % 90:
+            log.warning("%s: shown turned %d degrees; read as stored", self.path, degrees)
+            return 0
+        if degrees:
+            log.info("%s: shown turned %d degrees; read upright", self.path, degrees)
+        return degrees // 90 % 4
+
     def _describe(self, colourspace: str | None) -> PlateInfo:
         stream = self._stream
         base = stream.time_base
@@ -129,8 +148,7 @@ class MoviePlate(Plate):
             kind="movie",
             frames=tuple(range(len(self._pts))),
             fps=rate,
-            width=stream.codec_context.width,
-            height=stream.codec_context.height,
+            **_shown_size(stream.codec_context, self._quarter_turns),
             channels=("R", "G", "B"),
             colourspace=space,
             timecode=timecode,
@@ -183,7 +201,17 @@ class MoviePlate(Plate):
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         """uint8 RGB for 8-bit sources; uint16 (16-bit RGB) when the source carries more bits."""
-        return self.yuv.to_rgb(frame, "rgb48le" if self.deep else "rgb24")
+        rgb = self.yuv.to_rgb(frame, "rgb48le" if self.deep else "rgb24")
+        if self._quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, self._quarter_turns))
+        return rgb
+
+
+def _shown_size(codec_context, quarter_turns: int) -> dict[str, int]:
+    width, height = codec_context.width, codec_context.height
+    if quarter_turns % 2:
+        width, height = height, width
+    return {"width": width, "height": height}
 
 
 def _timecode(metadata: dict[str, str]) -> str | None:

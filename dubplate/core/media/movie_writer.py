@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +21,7 @@ from dubplate.core.media.yuv import YuvEncoding
 log = logging.getLogger(__name__)
 
 AUDIO_CHUNK = 1024
+VARIABLE_RATE_TIME_BASE = Fraction(1, 90000)  # MPEG's clock: any frame rate's times to 11 us
 
 
 @dataclass(frozen=True)
@@ -135,11 +136,14 @@ def write_movie(
     codec: VideoCodec = REVIEW,
     yuv: YuvEncoding | None = None,
     timecode: str | None = None,
+    times: Sequence[Fraction] | None = None,
 ) -> int:
     """Encode RGB frames (all one size; uint16 for a deep codec, else uint8) with `codec`;
     returns the number of frames written. YUV codecs encode in `yuv`'s encoding (the source's,
     so the movie decodes as the source does), untagged BT.601 by default. `timecode`, the first
-    frame's, goes into a timecode track (MOV, MP4) or tag (Matroska)."""
+    frame's, goes into a timecode track (MOV, MP4) or tag (Matroska). `times`, each frame's
+    seconds from the first, makes a variable-rate movie: a phone's take shows each frame when
+    it was shot, as the sound it was dubbed to plays."""
     yuv = (yuv or YuvEncoding()).for_yuv_output(codec.limited_range)
     path = Path(path)
     frames = iter(frames)
@@ -156,6 +160,8 @@ def write_movie(
                 # Every stream must exist before the first packet is muxed.
                 video = container.add_stream(codec.encoder, rate=fps)
                 video.options = dict(codec.options)
+                if times is not None:
+                    video.codec_context.time_base = VARIABLE_RATE_TIME_BASE
                 video.pix_fmt = codec.pix_fmt
                 video.height, video.width = _encodable_size(first.shape[:2], codec, path)
                 if not codec.rgb:
@@ -172,11 +178,15 @@ def write_movie(
                         if codec.rgb
                         else yuv.from_rgb(rgb, video.pix_fmt)
                     )
+                    if times is not None:
+                        frame.time_base = VARIABLE_RATE_TIME_BASE
+                        frame.pts = round(times[written] / VARIABLE_RATE_TIME_BASE)
                     container.mux(video.encode(frame))
                     written += 1
                 container.mux(video.encode())
                 if sound is not None:
-                    _mux_audio(container, sound, audio, Fraction(written) / fps)
+                    last = times[written - 1] if times is not None else Fraction(written - 1) / fps
+                    _mux_audio(container, sound, audio, last + 1 / fps)
         except av.error.FFmpegError as error:
             raise DubplateError(f"{path}: cannot write movie ({error})") from error
     log.debug(
