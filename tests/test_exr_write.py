@@ -235,3 +235,24 @@ def test_a_part_of_a_multipart_source_is_written_as_one_part_with_its_own_header
     assert [tuple(corner) for corner in header["dataWindow"]] == [(688, 245), (1564, 1120)]
     assert header["compression"] == OpenEXR.ZIPS_COMPRESSION
     np.testing.assert_array_equal(open_plate(out).read(1), pixels)
+
+
+def test_a_part_of_half_colour_and_float_alpha_keeps_each_channels_type(tmp_path):
+    rgb = RNG.uniform(0, 4, (6, 8, 3)).astype(np.float16)
+    alpha = RNG.uniform(0, 1, (6, 8)).astype(np.float32)  # not a half value
+    path = tmp_path / "shot.1001.exr"
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"RGB": rgb, "A": alpha}) as exr:
+        exr.write(str(path))
+    plate = open_plate(path)
+    out = tmp_path / "out" / "shot.1001.exr"
+    plate.write_frame(1001, plate.read(1001), out, ("R", "G", "B", "A"))
+    planes = OpenEXR.File(str(out), separate_channels=True).parts[0].channels
+    assert {name: plane.pixels.dtype for name, plane in planes.items()} == {
+        "R": np.float16,
+        "G": np.float16,
+        "B": np.float16,
+        "A": np.float32,
+    }
+    np.testing.assert_array_equal(planes["G"].pixels.view(np.uint16), rgb[..., 1].view(np.uint16))
+    np.testing.assert_array_equal(planes["A"].pixels, alpha)

@@ -75,7 +75,8 @@ class FrameHeader:
     layer: Layer
     data_window: tuple[int, int, int, int]  # x, y, width, height
     display_window: tuple[int, int, int, int]
-    sample_type: str  # "half" or "float"
+    sample_type: str  # "half" or "float": what the layer is read as, float where any is
+    channel_types: tuple[str, ...]  # each channel's own, in the layer's order
 
 
 class ExrSequence(FrameFiles[FrameHeader]):
@@ -188,13 +189,17 @@ class ExrSequence(FrameFiles[FrameHeader]):
             spec = inp.spec()
         finally:
             inp.close()
-        sample_types = {str(spec.channelformat(i)) for i in layer.channel_indices}
+        channel_types = tuple(
+            "half" if str(spec.channelformat(i)) == "half" else "float"
+            for i in layer.channel_indices
+        )
         return FrameHeader(
             path=path,
             layer=layer,
             data_window=(spec.x, spec.y, spec.width, spec.height),
             display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
-            sample_type="half" if sample_types == {"half"} else "float",
+            sample_type="half" if set(channel_types) == {"half"} else "float",
+            channel_types=channel_types,
         )
 
     def _spec(self, path: Path, part: int) -> oiio.ImageSpec:
@@ -259,8 +264,23 @@ class ExrSequence(FrameFiles[FrameHeader]):
         keeps = not layer and own_channels and _has_overscan(header)
         beyond = self._data_window(number) if keeps else None
         block = _data_block(pixels.astype(dtype, copy=False), header, beyond)
-        # OpenEXR splits an (H, W, C) array keyed "RGBA" into its channels without copying it.
-        _write_exr(path, _output_header(header), {"".join(channels): block})
+        _write_exr(path, _output_header(header), _planes(block, channels, header, own_channels))
+
+
+def _planes(
+    block: np.ndarray, channels: tuple[str, ...], header: FrameHeader, own_channels: bool
+) -> dict[str, np.ndarray]:
+    """What OpenEXR writes: each channel in its source's sample type, so a part of half RGB and
+    float alpha stays one. Of one type, the (H, W, C) array keyed "RGBA", which OpenEXR splits
+    into its channels without copying it."""
+    types = header.channel_types if own_channels else (header.sample_type,)
+    if len(set(types)) == 1:
+        return {"".join(channels): block}
+    dtypes = {"half": np.float16, "float": np.float32}
+    return {
+        name: np.ascontiguousarray(block[..., i].astype(dtypes[kind]))
+        for i, (name, kind) in enumerate(zip(channels, types, strict=True))
+    }
 
 
 def _layers(part: int, spec: oiio.ImageSpec) -> list[Layer]:
