@@ -84,12 +84,11 @@ def test_frame_features_at_exact_rational_times(speech):
     assert features.matrix().shape == (100, FEATURE_SIZE)
     np.testing.assert_allclose(features.phones.sum(axis=1), 1.0, atol=0.02)
     assert features.speech.mean() > 0.5
-    # Frame 99 is 4.129 s in (99 x 1001/24000), not 4.125 (99/24): its sound is the 10 ms mel
-    # frames centred within its own 1001/24000 s.
-    centres = np.arange(len(analysis.log_mel)) * MEL_HOP / ANALYSIS_RATE
-    half = float(1 / fps) / 2
-    heard = (centres >= 99 * 1001 / 24000 - half) & (centres < 99 * 1001 / 24000 + half)
-    np.testing.assert_allclose(features.mel[99], analysis.log_mel[heard].mean(axis=0), rtol=1e-5)
+    # Frame 99 is 4.129 s in (99 x 1001/24000), not 4.125 (99/24): its sound is the log-mel
+    # over its own 1001/24000 s, each 10 ms mel frame holding for 5 ms either side of its centre.
+    seconds = 99 * 1001 / 24000 + np.linspace(-0.5, 0.5, 2001)[:-1] * float(1 / fps)
+    heard = analysis.log_mel[np.rint(seconds * ANALYSIS_RATE / MEL_HOP).astype(int)]
+    np.testing.assert_allclose(features.mel[99], heard.mean(axis=0), atol=0.01)
 
 
 def test_a_click_is_heard_in_the_frame_it_falls_in():

@@ -180,18 +180,25 @@ def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds:
 
 
 def _mel_per_frame(log_mel: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Mean of the 10 ms mel frames whose centres fall in each video frame, or the nearest one
-    for a frame shorter than the hop (over 100 fps); 0, the utterance mean, beyond the audio."""
+    """Mean of the log-mel over each video frame's interval. Each 10 ms mel frame stands for
+    the hop around its centre (librosa centres frame t on sample t x hop) and counts for the
+    share of it the frame covers: at 25 fps a frame's edges fall on mel centres, and a float's
+    last bit must not take a whole mel frame in or out; a frame shorter than the hop (over
+    100 fps) gets the one or two it lies in. 0, the utterance mean, beyond the audio."""
     hop_seconds = MEL_HOP / ANALYSIS_RATE
-    centres = np.arange(len(log_mel)) * hop_seconds  # librosa centres frame t on sample t x hop
+    count = len(log_mel)
     cumulative = np.concatenate([np.zeros((1, MEL_BANDS)), np.cumsum(log_mel, axis=0)])
-    first = np.searchsorted(centres, starts)
-    last = np.searchsorted(centres, ends)
-    nearest = np.clip(np.rint((starts + ends) / 2 / hop_seconds), 0, len(log_mel) - 1).astype(int)
-    inside = (ends > -hop_seconds / 2) & (starts < centres[-1] + hop_seconds / 2)
-    between = (last <= first) & inside
-    first, last = np.where(between, nearest, first), np.where(between, nearest + 1, last)
-    count = np.maximum(last - first, 1)[:, None]
-    mel = (cumulative[last] - cumulative[first]) / count
-    mel[last <= first] = 0.0
+
+    def cells_to(seconds: np.ndarray) -> np.ndarray:
+        return np.clip(seconds / hop_seconds + 0.5, 0, count)
+
+    def integral_to(cells: np.ndarray) -> np.ndarray:
+        whole = np.minimum(cells.astype(int), count - 1)
+        return cumulative[whole] + (cells - whole)[:, None] * log_mel[whole]
+
+    first, last = cells_to(starts), cells_to(ends)
+    covered = last - first
+    heard = covered > 1e-9
+    mel = np.zeros((len(starts), MEL_BANDS))
+    mel[heard] = (integral_to(last[heard]) - integral_to(first[heard])) / covered[heard, None]
     return mel.astype(np.float32)
