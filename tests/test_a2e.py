@@ -289,9 +289,9 @@ def test_the_footage_is_heard_moved_by_its_offset(tmp_path):
     assert not np.allclose(moved, as_recorded, atol=1e-2)
 
 
-def test_footage_frames_past_the_end_of_its_sound_are_not_learnt(tmp_path, caplog):
+def test_footage_frames_heard_past_the_end_of_its_sound_are_not_learnt(tmp_path, caplog):
     """A take whose sound stops a second before its picture: the mouth there is not taught as
-    the mouth of silence."""
+    the mouth of silence; nor, heard 0.2 s late, are the frames the offset moves past it."""
 
     class Take(ArrayPlate):
         def audio(self):
@@ -301,8 +301,15 @@ def test_footage_frames_past_the_end_of_its_sound_are_not_learnt(tmp_path, caplo
     plate = Take(numbered_frames(50))  # 2 s at 25 fps
     fit = SimpleNamespace(frames=np.arange(50), lower=np.ones((50, 2), np.float32))
     footage = footage_frames(plate, fit)
-    assert np.flatnonzero(footage.mask).tolist() == list(range(26))  # frame 25 is at 1.00 s
-    assert "24 of its 50 frames lie outside its audio (1.00 s)" in caplog.text
+    assert footage.mask.all()
+    rng = np.random.default_rng(0)
+    for offset, heard in ((0.0, 26), (0.2, 21)):  # frame 25 is at 1.00 s, frame 20 at 0.80 s
+        (sequence,) = footage_sequences(footage, [DRY], rng, offset)
+        assert np.flatnonzero(sequence.mask).tolist() == list(range(heard))
+    assert (
+        "24 of the footage's 50 frames are heard outside its audio (1.00 s, offset +0.000"
+        in caplog.text
+    )
 
 
 def test_voice_changes():

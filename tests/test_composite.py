@@ -206,6 +206,13 @@ def test_colour_match_ignores_the_black_beyond_a_frame_that_cuts_the_chin():
     generated = np.full_like(real, 0.6)
     np.testing.assert_allclose(match_colour(generated, real, matte, inside), 0.5, atol=1e-5)
     assert match_colour(generated, real, matte).mean() < 0.45
+    # Shrunk (a 4K close-up), the crop is blurred before it is cut: the black reaches further in.
+    plate = np.full((480, 640, 3), 0.5, np.float32)
+    shrunk = CropTrack(corner=np.array([[100.0, 200.0]]), side=np.array([400.0]), size=CROP)
+    real = cut_crop(plate, shrunk, 0)
+    inside = shrunk.inside_frame(0, 640, 480)
+    assert 0.1 < 1 - inside.mean() < 0.4
+    np.testing.assert_allclose(real[inside], 0.5, atol=1e-4)
 
 
 def test_add_grain_brings_a_clean_patch_to_the_plate_grain():

@@ -41,7 +41,7 @@ def test_missing_frames_are_listed(tmp_path):
         plate.select()
     assert "shot.####.exr" in str(error.value)
     assert plate.select((1003, 1004)) == [1003, 1004]
-    with pytest.raises(DubplateError, match=r"2 frame\(s\) missing: 1008-1009"):
+    with pytest.raises(DubplateError, match=r"--frames 1007-1009: .* has frames 1001-1007 only"):
         plate.select((1007, 1009))
     # A frame's time is its number's, gaps or not: the dub's sound of frame 1007 is 6 frames in.
     assert plate.time_of(1007) == 6 / plate.info.fps

@@ -271,12 +271,17 @@ def test_dub_sound_a_movie_cannot_carry_as_it_is(tmp_path, caplog):
 
 
 def test_odd_sized_frames_lose_a_row_only_where_the_chroma_needs_it(tmp_path, caplog):
-    from dubplate.core.media.movie_writer import LOSSLESS, REVIEW
+    from dubplate.core.media.movie_writer import DEEP_REVIEW_FULL_CHROMA, LOSSLESS, REVIEW
     from dubplate.core.media.movie_writer import write_movie as encode
 
     frames = [np.random.default_rng(0).integers(0, 256, (17, 33, 3), np.uint8)] * 2
     encode(tmp_path / "exact.mp4", frames, Fraction(25), codec=LOSSLESS)
     np.testing.assert_array_equal(open_plate(tmp_path / "exact.mp4").read(0), frames[0])
+    assert "even sizes" not in caplog.text
+    deep = [frames[0].astype(np.uint16) * 257] * 2
+    encode(tmp_path / "deep.mov", deep, Fraction(25), codec=DEEP_REVIEW_FULL_CHROMA)
+    info = open_plate(tmp_path / "deep.mov").info
+    assert (info.width, info.height) == (33, 17)
     assert "even sizes" not in caplog.text
     encode(tmp_path / "review.mp4", frames, Fraction(25), codec=REVIEW)
     info = open_plate(tmp_path / "review.mp4").info

@@ -17,6 +17,7 @@ from dubplate.core.a2e.augment import DRY, Voice, random_voice
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
+    TIME_TOLERANCE_S,
     VISEME_COLUMNS,
     FrameFeatures,
     analyse_samples,
@@ -85,16 +86,7 @@ def footage_frames(
     frame_seconds = float(1 / plate.info.fps)
     row = {int(n): i for i, n in enumerate(fit.frames)}
     hidden = set(covered)
-    heard = (times >= 0) & (times <= float(audio.duration))
-    if not heard.all():
-        log.warning(
-            "%s: %d of its %d frames lie outside its audio (%.2f s); A2E does not learn from them",
-            plate.info.source,
-            int((~heard).sum()),
-            len(numbers),
-            float(audio.duration),
-        )
-    mask = np.array([n in row and n not in hidden for n in numbers]) & heard
+    mask = np.array([n in row and n not in hidden for n in numbers])
     targets = np.zeros((len(numbers), fit.lower.shape[1]), np.float32)
     targets[mask] = fit.lower[[row[n] for n, seen in zip(numbers, mask, strict=True) if seen]]
     return Footage(audio, times, frame_seconds, targets, mask)
@@ -104,8 +96,22 @@ def footage_sequences(
     footage: Footage, voices: list[Voice], rng: np.random.Generator, audio_offset: float = 0.0
 ) -> list[Sequence]:
     """The footage as one sequence per voice, each frame heard `audio_offset` seconds later in
-    its audio than its own time."""
+    its audio than its own time. Frames heard past either end of the audio are masked: a mouth
+    is not taught as the mouth of silence because its sound was not recorded."""
     times = footage.times + audio_offset
+    duration = float(footage.audio.duration)
+    heard = (times >= -TIME_TOLERANCE_S) & (times <= duration + TIME_TOLERANCE_S)
+    if not heard.all():
+        log.warning(
+            "%s: %d of the footage's %d frames are heard outside its audio (%.2f s, offset %+.3f"
+            " s); A2E does not learn from them",
+            footage.audio.source,
+            int((~heard).sum()),
+            len(times),
+            duration,
+            audio_offset,
+        )
+    mask = footage.mask & heard
     sequences = []
     for voice in voices:
         analysis = analyse_samples(voice.apply(footage.audio.analysis, rng))
@@ -113,7 +119,7 @@ def footage_sequences(
         features = frame_features(
             analysis, times / voice.tempo, footage.frame_seconds / voice.tempo, pad=True
         )
-        sequences.append(Sequence(features.matrix(), footage.targets, footage.mask))
+        sequences.append(Sequence(features.matrix(), footage.targets, mask))
     return sequences
 
 

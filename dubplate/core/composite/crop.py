@@ -58,9 +58,11 @@ class CropTrack:
         out[..., :2] = (points[..., :2] - self.corner[:, None]) * k
         return out
 
-    def inside_frame(self, row: int, width: int, height: int, margin: float = 2) -> np.ndarray:
-        """(size, size) bool: the crop pixels that sample a `width` x `height` frame at least
-        `margin` plate pixels in from its edges (bicubic taps reach two), not the black beyond."""
+    def inside_frame(self, row: int, width: int, height: int) -> np.ndarray:
+        """(size, size) bool: the crop pixels of a `width` x `height` frame that `cut_crop` made
+        from the frame alone, not the black beyond it: as far in as its antialiasing blur
+        (three sigmas) and bicubic taps (two plate pixels) reach."""
+        margin = 2 + 3 * antialias_sigma(self.scale[row])
         along = (np.arange(self.size) + 0.5) / self.scale[row]
         x, y = along + self.corner[row, 0], along + self.corner[row, 1]
         rows = (y >= margin) & (y <= height - margin)

@@ -187,15 +187,15 @@ class Plate(ABC):
         return np.ascontiguousarray(self.analysis_rgb(pixels))
 
     def select(self, frame_range: tuple[int, int] | None = None) -> Sequence[int]:
-        """The frames to work on, all checked before any work starts: none missing, all readable;
-        a range reaching past the plate's ends is as wrong as a gap within it."""
+        """The frames to work on, all checked before any work starts: none missing, all readable,
+        none asked for past the plate's ends."""
         have = self.info.frames
         first, last = frame_range or (have[0], have[-1])
-        chosen = [n for n in have if first <= n <= last]
-        if not chosen:
+        if first < have[0] or last > have[-1]:
             raise DubplateError(
                 f"--frames {first}-{last}: {self.info.source} has frames {have[0]}-{have[-1]} only"
             )
+        chosen = [n for n in have if first <= n <= last]
         missing = sorted(set(range(first, last + 1)) - self._index_of.keys())
         if missing:
             raise DubplateError(

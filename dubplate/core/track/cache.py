@@ -20,6 +20,8 @@ from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_p
 
 log = logging.getLogger(__name__)
 
+CACHE_FORMAT = 2  # 2: a movie shown turned is read upright (its tracks of before are sideways)
+
 
 def cached_track(
     plate: Plate,
@@ -54,6 +56,7 @@ def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
         "frames": list(numbers),
         "plate": plate.info.manifest(),
         "dubplate": dubplate.__version__,
+        "format": CACHE_FORMAT,
         "mediapipe": MEDIAPIPE_VERSION,
         "settings": repr(settings),
     }
