@@ -127,9 +127,9 @@ def test_a_last_utterance_too_short_to_decode_is_silence(speech, monkeypatch):
     assert decode_phones(np.zeros(200, np.float32)) == []
 
 
-def test_frames_are_covered_by_their_centres():
-    """4.00 s of audio at 25 fps covers frames 0-100 (100 is centred on its last sample), not
-    101; at 30000/1001 fps 0.5005 s of it is 15 whole frames, not 14 by float rounding."""
+def test_frames_are_heard_where_the_audio_reaches_into_them():
+    """4.00 s of audio at 25 fps reaches into frame 100 (3.98-4.02 s), not 101 (4.02-4.06 s); at
+    30000/1001 fps 0.5005 s of it is 15 whole frames, not 14 by float rounding."""
     analysis = AudioAnalysis(np.zeros((0, 3)), np.zeros((401, 80), np.float32), 4.0)
     frame_features(analysis, np.arange(101) / 25, 0.04)
     with pytest.raises(DubplateError, match=r"audio is 4\.00 s but the frames need 4\.06 s"):

@@ -14,6 +14,7 @@ import torch
 from dubplate.core.a2e.augment import DRY
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
+from dubplate.core.audio.features import ANALYSIS_VERSION
 from dubplate.core.colour import default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
@@ -623,6 +624,18 @@ def test_a_cover_network_is_neither_trained_over_nor_reused_from_an_older_format
     (stale / "cover.json").write_text(json.dumps(manifest))
     with pytest.raises(DubplateError, match=r"cover\.pt: missing or damaged.*delete cover\.json"):
         load_cover(stale)
+
+
+def test_an_a2e_learnt_from_an_older_audio_analysis_says_so(actor_dir, tmp_path, caplog):
+    older = tmp_path / "man"
+    shutil.copytree(actor_dir, older)
+    load_a2e(older)
+    assert "audio analysis" not in caplog.text
+    manifest = json.loads((older / "a2e.json").read_text())
+    del manifest["features"]["analysis_version"]
+    (older / "a2e.json").write_text(json.dumps(manifest))
+    load_a2e(older)
+    assert f"learnt from audio analysis version 2, which is now {ANALYSIS_VERSION}" in caplog.text
 
 
 def test_weights_of_another_network_are_a_damaged_file(actor_dir, cover_actor_dir, tmp_path):

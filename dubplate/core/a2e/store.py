@@ -23,7 +23,13 @@ from dubplate.core.a2e.train import (
     train,
     voices_for,
 )
-from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, SOFT_EDGE_FRAMES, analyse
+from dubplate.core.audio.features import (
+    ANALYSIS_VERSION,
+    FEATURE_SIZE,
+    MEL_BANDS,
+    SOFT_EDGE_FRAMES,
+    analyse,
+)
 from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, VISEMES
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
@@ -101,6 +107,7 @@ def train_actor_a2e(
             "soft_edge_frames": SOFT_EDGE_FRAMES,
             "analysis_rate": ANALYSIS_RATE,
             "size": FEATURE_SIZE,
+            "analysis_version": ANALYSIS_VERSION,
         },
         "network": {
             "coefficients": int(network.rest.shape[0]),
@@ -165,7 +172,23 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
         raise DubplateError(
             f"{directory / manifest['weights']}: missing or damaged ({error})"
         ) from error
+    _warn_of_another_analysis(directory, manifest)
     return network.to(device).eval(), manifest
+
+
+def _warn_of_another_analysis(directory: Path, manifest: dict) -> None:
+    """A network learnt from features the audio analysis no longer makes still runs, a little
+    off (3: mel frames timed at their centres, 5 ms earlier): say so, and how to mend it."""
+    learnt_from = manifest["features"].get("analysis_version", 2)
+    if learnt_from != ANALYSIS_VERSION:
+        log.warning(
+            "%s: learnt from audio analysis version %d, which is now %d; `dubplate actor"
+            " train-a2e %s` learns it again",
+            directory / "a2e.json",
+            learnt_from,
+            ANALYSIS_VERSION,
+            directory,
+        )
 
 
 def rest_coefficients(model: ActorModel, fits) -> np.ndarray:

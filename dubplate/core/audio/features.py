@@ -166,16 +166,16 @@ def frame_features(
 
 
 def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float) -> None:
-    """Refuse frames centred at `times` that the audio does not cover (`--pad` allows them). A
-    frame is covered where its centre is: a shot's last frame may run past its sound by less
-    than half a frame."""
+    """Refuse frames centred at `times` that the audio does not reach into (`--pad` allows
+    them): a movie's sound often ends a few ms before its last frame does, and that frame is
+    still heard (woman_seated's own audio ends 20 ms into its last frame)."""
     need = float(times[-1]) + frame_seconds / 2
-    if float(times[-1]) > analysis.duration + TIME_TOLERANCE_S:
+    if need > analysis.duration + frame_seconds + TIME_TOLERANCE_S:
         raise DubplateError(
             f"audio is {analysis.duration:.2f} s but the frames need {need:.2f} s"
             " (use --pad to treat the rest as silence)"
         )
-    if float(times[0]) < -TIME_TOLERANCE_S:
+    if float(times[0]) < -frame_seconds / 2 - TIME_TOLERANCE_S:
         raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
 
 
