@@ -1,5 +1,6 @@
 """Movie plates: exact rates, random access, variable frame rate, audio, damage."""
 
+import os
 from fractions import Fraction
 
 import av
@@ -326,3 +327,13 @@ def test_a_variable_rate_dub_shows_each_frame_at_its_own_time(tmp_path):
     for number, frame in enumerate(frames):
         np.testing.assert_array_equal(dub.read(number), frame)
     assert float(dub.audio().duration) == pytest.approx(0.44, abs=0.03)  # to the last frame's end
+
+
+def test_a_closed_movie_holds_no_file_open(tmp_path):
+    """A host dubs shot after shot in one process: each movie it opens lets go of its file."""
+    path = write_movie(tmp_path / "shot.mp4", numbered_frames(5))
+    before = len(os.listdir("/proc/self/fd"))
+    with open_plate(path) as plate:
+        plate.read(3)
+        assert len(os.listdir("/proc/self/fd")) > before
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -647,9 +647,9 @@ def _output_lip_sync(
     output: Path, numbers: Sequence[int], analysis: AudioAnalysis, times: np.ndarray, plate: Plate
 ) -> dict:
     """`dubplate qc` figures of what was written, tracked afresh."""
-    written = open_plate(output, colourspace=plate.info.colourspace)
-    written_numbers = written.info.frames if plate.frame_suffix is None else numbers
-    track = track_plate(written, written_numbers)
+    with open_plate(output, colourspace=plate.info.colourspace) as written:
+        written_numbers = written.info.frames if plate.frame_suffix is None else numbers
+        track = track_plate(written, written_numbers)
     figures = track_lip_sync(track, analysis, times, float(1 / plate.info.fps))
     log.info("dub: lip sync of the result: %s", figures.as_dict())
     return figures.as_dict()

@@ -170,6 +170,11 @@ class MoviePlate(Plate):
         """The movie's audio from its first frame's time on."""
         return decode_audio_stream(self.path, Fraction(self._pts[0]) * self._stream.time_base)
 
+    def close(self) -> None:
+        with self._decoder_lock:
+            self._decoder = None
+            self._container.close()
+
     def _decode(self, number: int) -> np.ndarray:
         with self._decoder_lock:  # one decoder state: seeks and reads must not interleave
             return self._decode_locked(number)

@@ -207,6 +207,16 @@ class Plate(ABC):
     def validate(self, numbers: Sequence[int]) -> None:  # noqa: B027 (optional hook)
         """Check what can be checked without decoding (headers); readers of files override it."""
 
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Let go of what reading holds open (a movie's demuxer and decoder): a host that dubs
+        shot after shot in one process must not gather open files. Frame files hold none."""
+
+    def __enter__(self) -> Plate:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
     def source_files(self, numbers: Sequence[int]) -> list[Path]:
         """The files the given frames come from (what a cache must watch for changes)."""
         return [Path(self.info.source)]
