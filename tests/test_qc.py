@@ -4,9 +4,9 @@ import numpy as np
 
 from dubplate.core.audio.features import AudioAnalysis, frame_features
 from dubplate.core.audio.phones import PHONE_INDEX
-from dubplate.core.qc.lipsync import CLOSED_PX, lip_sync, track_lip_sync
+from dubplate.core.qc.lipsync import CLOSED_PX, lip_sync, track_lip_sync, track_mouth_gap
 from dubplate.core.track.facetrack import FaceTrack
-from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+from dubplate.core.track.landmarks import FACE_BOX_PX, LOWER_LIP_INNER, UPPER_LIP_INNER
 from dubplate.core.track.smoothing import OneEuro, smooth_track
 
 FRAME = 0.0625  # 1/16 s: frame and segment edges exact in binary, so no edge is ambiguous
@@ -102,3 +102,31 @@ def test_a_one_frame_closure_counts_though_the_smoothed_track_lifts_it():
     )
     result = track_lip_sync(track, analysis, times, frame)
     assert result.bilabial_closure == 1.0 and result.bilabial_segments == count
+
+
+def _track_with_gap(gap_px: float, found: np.ndarray) -> FaceTrack:
+    """A 128-px face whose inner lips are `gap_px` apart, NaN where no face was found."""
+    rng = np.random.default_rng(1)
+    mesh = rng.uniform(0, 128, (478, 3)).astype(np.float32)
+    mesh[[0, 1], :2] = [[0, 0], [128, 128]]
+    mesh[LOWER_LIP_INNER] = mesh[UPPER_LIP_INNER] + [0, gap_px, 0]
+    landmarks = np.repeat(mesh[None], len(found), axis=0)
+    landmarks[~found] = np.nan
+    return FaceTrack(
+        frames=np.arange(len(found)),
+        landmarks=landmarks,
+        raw_landmarks=landmarks.copy(),
+        boxes=np.zeros((len(found), 4), np.float32),
+        confidence=found.astype(np.float32),
+        found=found,
+        times=np.arange(len(found)) * 0.04,
+    )
+
+
+def test_frames_without_a_face_have_no_mouth_gap_and_raise_no_warning(recwarn):
+    found = np.array([True, False, True, False])
+    gap = track_mouth_gap(_track_with_gap(8.0, found))
+    np.testing.assert_allclose(gap[found], 8.0 * FACE_BOX_PX / 128, rtol=1e-5)
+    assert np.isnan(gap[~found]).all()
+    assert np.isnan(track_mouth_gap(_track_with_gap(8.0, np.zeros(3, bool)))).all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

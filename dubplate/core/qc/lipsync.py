@@ -137,5 +137,8 @@ def track_lip_sync(
 def track_mouth_gap(track: FaceTrack) -> np.ndarray:
     """Per-frame inner-lip gap of the unsmoothed track, px of a 256-px face box (NaN where the
     face was not found)."""
-    scale = FACE_BOX_PX / np.nanmedian(face_size(track.landmarks))
-    return mouth_opening(track.raw_landmarks) * scale
+    gap = np.full(len(track.found), np.nan)
+    if track.found.any():
+        scale = FACE_BOX_PX / np.median(face_size(track.landmarks[track.found]))
+        gap[track.found] = mouth_opening(track.raw_landmarks[track.found]) * scale
+    return gap
