@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/a2e_bench.py [--no-write]
 
-For each footage clip: the actor is built and A2E trained on the first 80% of the frames (the
-last 20% of those held out to choose its steps and gain, then learnt from too), then
+For each footage clip: the actor is built and A2E (a bag of networks) trained on the first 80%
+of the frames (the last 20% of those held out to choose each network's steps and gain, then
+learnt from too), then
 1. with the clip's own audio on the held-out last 20% (moved by the sound offset A2E found in
    the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
    upper face from the track) against the track, px of a 256-px face box, beside the
@@ -155,7 +156,7 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
         "dubs": dub_figures,
         "train_seconds": seconds,
         "per_20s": seconds * 20 / footage_seconds,
-        "steps": report["steps"],
+        "steps": [run["steps"] for run in report["runs"]],
     }
     print(clip.name, {k: v for k, v in row.items() if k != "dubs"}, file=sys.stderr)
     return row
@@ -170,8 +171,9 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "Own audio, held-out last 20%: lower-face landmark error of the driven mesh vs the "
         "track (px of a 256-px face box), beside the mean-expression baseline (the mean fitted "
         "lower face of the first 80%'s frames whose mouth is not covered). Training: first "
-        "80% of the clip, 8 augmented voices plus the original, CPU; its last 20% held out to "
-        "choose the steps and the network's gain, then the network trained again on all of it. "
+        "80% of the clip, CPU, three networks bagged, each from its own seed with 8 augmented "
+        "voices of its own plus the original; its last 20% held out to choose each network's "
+        "steps and gain, then each trained again on all of it. "
         "Sound offset: how far past each frame's time its sound was taken "
         "to be in the first 80% (`core/a2e/sync.py`): where the fitted mouth's phone-sync "
         "peaks, if clearly over as recorded; A2E learnt with the sound moved by it, and the "

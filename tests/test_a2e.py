@@ -14,7 +14,7 @@ from dubplate.core.a2e.expression import (
     keep_plate_expression,
     keep_plate_pauses,
 )
-from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
+from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, MEMBERS
 from dubplate.core.a2e.predict import drive_frames
 from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
 from dubplate.core.a2e.train import (
@@ -27,6 +27,7 @@ from dubplate.core.a2e.train import (
     footage_sequences,
     predict,
     train,
+    train_bag,
 )
 from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, AudioAnalysis, FrameFeatures
@@ -122,10 +123,32 @@ def test_the_held_out_tail_is_learnt_from_once_it_has_chosen_the_steps():
         with torch.no_grad():
             driven = network.coefficients(torch.from_numpy(footage.features)[None])[0].numpy()
         rounding[refit] = driven[heard, 1].mean() - driven[~heard, 1].mean()
-        assert float(network.gain) == pytest.approx(report["gain"], abs=1e-3)
+        assert network.gain.tolist() == pytest.approx([report["gain"]] * MEMBERS, abs=1e-3)
     assert rounding[True] > 1.0
     assert rounding[False] < 0.3
     assert report["refit_frames"] == footage.mask.sum() > report["train_frames"]
+
+
+def test_a_bag_drives_the_mean_of_its_runs_each_with_its_own_gain():
+    footage = synthetic_footage()
+    other_voice = Sequence(footage.features * 0.9, footage.targets, footage.mask)
+    settings = TrainSettings(voices=1, steps=100, eval_every=25, patience=2, runs=2)
+    bagged, report = train_bag([[footage, other_voice, other_voice]], NO_PRIOR, settings)
+    features = torch.from_numpy(footage.features)[None]
+    alone = []
+    for run in report["runs"]:
+        network, _ = train([[footage, other_voice]], NO_PRIOR, replace(settings, seed=run["seed"]))
+        with torch.no_grad():
+            alone.append(network.coefficients(features)[0].numpy())
+        assert network.gain[0] == pytest.approx(run["gain"], abs=1e-3)
+    with torch.no_grad():
+        driven = bagged.coefficients(features)[0].numpy()
+    np.testing.assert_allclose(driven, np.mean(alone, axis=0), atol=1e-5)
+    assert [run["seed"] for run in report["runs"]] == [0, 1]
+    assert len(bagged.members) == 2 * MEMBERS and report["voices"] == 3
+    assert report["validation_loss"] == pytest.approx(
+        np.mean([run["validation_loss"] for run in report["runs"]]), abs=1e-4
+    )
 
 
 def test_the_viseme_prior_moves_the_mouth_where_the_network_learnt_nothing():

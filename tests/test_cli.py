@@ -10,6 +10,7 @@ import pytest
 
 from dubplate.core.a2e.store import footage_audio_offsets
 from dubplate.core.a2e.sync import MAX_OFFSET_S
+from dubplate.core.a2e.train import DEFAULT_SETTINGS as DEFAULT_A2E_SETTINGS
 from dubplate.core.manifest import read_manifest
 from dubplate.core.media import load_audio
 from dubplate.plugin.cli import main
@@ -184,7 +185,9 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     done = run_cli("actor", "train-a2e", actor, "--json")
     assert done.returncode == 0, done.stderr
     trained = last_json(done.stdout)
-    assert trained["voices"] == 9 and trained["validation_frames"] > 0
+    runs = DEFAULT_A2E_SETTINGS.runs
+    assert trained["voices"] == 1 + runs * 8 and trained["validation_frames"] > 0
+    assert [run["seed"] for run in trained["runs"]] == list(range(runs))
     manifest = read_manifest(actor / "a2e.json", "a2e")
     assert manifest["network"]["fps"] == "25/1"
     # The sound offset it learnt with is recorded, and read back for the footage's own audio.

@@ -13,9 +13,10 @@ DILATIONS = (1, 2, 4)
 FRAMES_EACH_SIDE = 1 + sum(DILATIONS)  # the input layer adds one
 # A few seconds to minutes of one actor is little data: narrow, heavily dropped-out members,
 # averaged, held out better than one wider network on the shared clips (bench/a2e_bench.py).
+# Two a network: a bag of networks (train.py `train_bag`) averages more, and costs as many.
 HIDDEN = 32
 DROPOUT = 0.5
-MEMBERS = 4
+MEMBERS = 2
 
 
 class Member(nn.Module):
@@ -44,8 +45,9 @@ class Member(nn.Module):
 class A2E(nn.Module):
     """(B, F, features) -> (B, F, coefficients): a linear viseme prior, plus what the members
     (averaged: each alone learns some noise) add to it, learnt normalised. The buffers carry
-    the prior, the normalisation, the calibrated gain and the actor's rest (closed-mouth)
-    coefficients with the weights."""
+    the prior, the normalisation, each member's calibrated gain and the actor's rest
+    (closed-mouth) coefficients with the weights. A bag of networks (`bag`) is one A2E whose
+    members are all of theirs, each with its own network's gain."""
 
     def __init__(
         self,
@@ -56,6 +58,12 @@ class A2E(nn.Module):
         members: int = MEMBERS,
     ):
         super().__init__()
+        self.layout = {
+            "features": features,
+            "coefficients": coefficients,
+            "hidden": hidden,
+            "dropout": dropout,
+        }
         self.members = nn.ModuleList(
             Member(features, coefficients, hidden, dropout) for _ in range(members)
         )
@@ -64,8 +72,8 @@ class A2E(nn.Module):
         self.register_buffer("rest", torch.zeros(coefficients))
         # Each viseme's coefficients: the prior is their mix by the frame's viseme shares.
         self.register_buffer("viseme_map", torch.zeros(len(VISEMES), coefficients))
-        # How far to trust the network's departure from the viseme prior (held-out calibrated).
-        self.register_buffer("gain", torch.ones(()))
+        # How far to trust each member's departure from the viseme prior (held-out calibrated).
+        self.register_buffer("gain", torch.ones(members))
 
     def member_outputs(self, features: torch.Tensor) -> torch.Tensor:
         """(M, B, F, coefficients), normalised."""
@@ -79,4 +87,20 @@ class A2E(nn.Module):
         return features[..., VISEME_COLUMNS] @ self.viseme_map
 
     def coefficients(self, features: torch.Tensor) -> torch.Tensor:
-        return self.prior(features) + self.gain * self(features) * self.target_std
+        gained = self.gain[:, None, None, None] * self.member_outputs(features)
+        return self.prior(features) + gained.mean(dim=0) * self.target_std
+
+
+def bag(networks: list[A2E]) -> A2E:
+    """One A2E averaging `networks` trained on the same footage (their prior and normalisation
+    are the same): each keeps its members and its gain."""
+    first = networks[0]
+    members = sum(len(network.members) for network in networks)
+    bagged = A2E(**first.layout, members=members).to(first.rest.device)
+    for name in ("target_mean", "target_std", "rest", "viseme_map"):
+        getattr(bagged, name).copy_(getattr(first, name))
+    sources = [member for network in networks for member in network.members]
+    for member, source in zip(bagged.members, sources, strict=True):
+        member.load_state_dict(source.state_dict())
+    bagged.gain.copy_(torch.cat([network.gain for network in networks]))
+    return bagged.eval()

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from dubplate.core.a2e.expression import mouth_gap_px
-from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE
-from dubplate.core.a2e.train import closing_weights, predict
+from dubplate.core.a2e.network import A2E
+from dubplate.core.a2e.train import PREDICTION_REACH, closing_weights, predict
 from dubplate.core.audio.features import (
     TIME_TOLERANCE_S,
     AudioAnalysis,
@@ -80,12 +80,12 @@ def drive_frames(
     device: str = "cpu",
 ) -> Driven:
     """The lower face of frames centred at `times` (seconds into the audio). The network and
-    the closing rule also hear the audio of the FRAMES_EACH_SIDE frames either side, where
+    the closing rule also hear the audio of the PREDICTION_REACH frames either side, where
     there is audio: a range cut from a longer shot, or a shot inside a longer dub, starts and
     ends its mouth as the whole would, not as if nothing were said past its ends."""
     if not pad:
         require_audio_for(analysis, times, frame_seconds)
-    steps = np.arange(1, FRAMES_EACH_SIDE + 1) * frame_seconds
+    steps = np.arange(1, PREDICTION_REACH + 1) * frame_seconds
     before = float(times[0]) - steps[::-1]
     after = float(times[-1]) + steps
     before, after = before[before >= 0], after[after <= analysis.duration]

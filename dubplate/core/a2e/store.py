@@ -20,7 +20,7 @@ from dubplate.core.a2e.train import (
     TrainSettings,
     footage_frames,
     footage_sequences,
-    train,
+    train_bag,
     voices_for,
 )
 from dubplate.core.audio.features import (
@@ -44,7 +44,7 @@ from dubplate.core.track.landmarks import mouth_width
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "a2e"
-FORMAT_VERSION = 2  # 2: the linear viseme prior
+FORMAT_VERSION = 3  # 2: the linear viseme prior; 3: a bag of networks, a gain per member
 
 
 def train_actor_a2e(
@@ -60,7 +60,7 @@ def train_actor_a2e(
     actor = Actor.load(directory)
     covered = covered_footage_frames(directory)
     rng = np.random.default_rng(settings.seed)
-    voices = voices_for(settings, rng)
+    voices = voices_for(settings)
     sequences, syncs = [], []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         plate_info = source["plate"]
@@ -92,7 +92,7 @@ def train_actor_a2e(
         sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
         syncs.append(figures)
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
-    network, report = train(sequences, mouths, settings, device)
+    network, report = train_bag(sequences, mouths, settings, device)
     report["footage_sync"] = syncs
     fps = actor.sources[0]["plate"]["fps"]
     with atomic_path(directory / "a2e.pt") as temp:
@@ -121,8 +121,10 @@ def train_actor_a2e(
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
             "settings": dataclasses.asdict(settings),
-            **{k: report[k] for k in ("steps", "best_step", "seconds", "voices", "train_frames")},
-            # The saved network's: trained again on every frame for best_step steps.
+            **{k: report[k] for k in ("seconds", "voices", "train_frames")},
+            # Each bagged network's seed, its held-out choices of steps and gain, its loss there.
+            "runs": report["runs"],
+            # The saved networks': trained again on every frame for their best_step steps.
             "refit_frames": report.get("refit_frames"),
             "footage_sync": syncs,
             "device": device,
@@ -134,7 +136,6 @@ def train_actor_a2e(
                 "validation_loss_viseme_prior",
                 "validation_loss_mean_expression",
                 "validation_frames",
-                "gain",
             )
         },
     }
