@@ -129,26 +129,30 @@ def test_the_held_out_tail_is_learnt_from_once_it_has_chosen_the_steps():
     assert report["refit_frames"] == footage.mask.sum() > report["train_frames"]
 
 
-def test_a_bag_drives_the_mean_of_its_runs_each_with_its_own_gain():
+def test_a_bag_drives_the_mean_of_its_runs_each_with_its_own_voice_and_gain():
     footage = synthetic_footage()
-    other_voice = Sequence(footage.features * 0.9, footage.targets, footage.mask)
-    settings = TrainSettings(voices=1, steps=100, eval_every=25, patience=2, runs=2)
-    bagged, report = train_bag([[footage, other_voice, other_voice]], NO_PRIOR, settings)
+    # Each run's own voice: one quiet, one loud, whose networks learn different gains.
+    voices = [Sequence(footage.features * g, footage.targets, footage.mask) for g in (0.3, 1.5)]
+    settings = TrainSettings(voices=1, steps=100, eval_every=25, patience=2, runs=2, seed=1)
+    bagged, report = train_bag([[footage, *voices]], NO_PRIOR, settings)
     features = torch.from_numpy(footage.features)[None]
     alone = []
-    for run in report["runs"]:
-        network, _ = train([[footage, other_voice]], NO_PRIOR, replace(settings, seed=run["seed"]))
+    for run, voice in zip(report["runs"], voices, strict=True):
+        network, _ = train([[footage, voice]], NO_PRIOR, replace(settings, seed=run["seed"]))
         with torch.no_grad():
             alone.append(network.coefficients(features)[0].numpy())
         assert network.gain[0] == pytest.approx(run["gain"], abs=1e-3)
+    assert np.abs(alone[0] - alone[1]).max() > 1e-2
     with torch.no_grad():
         driven = bagged.coefficients(features)[0].numpy()
     np.testing.assert_allclose(driven, np.mean(alone, axis=0), atol=1e-5)
-    assert [run["seed"] for run in report["runs"]] == [0, 1]
-    assert len(bagged.members) == 2 * MEMBERS and report["voices"] == 3
+    assert [run["seed"] for run in report["runs"]] == [2, 3]  # seed 0's are 0 and 1
+    assert len(bagged.members) == 2 * MEMBERS
     assert report["validation_loss"] == pytest.approx(
         np.mean([run["validation_loss"] for run in report["runs"]]), abs=1e-4
     )
+    with pytest.raises(ValueError, match="needs 3 voices"):
+        train_bag([[footage, voices[0]]], NO_PRIOR, settings)
 
 
 def test_the_viseme_prior_moves_the_mouth_where_the_network_learnt_nothing():

@@ -126,12 +126,19 @@ def footage_sequences(
     return sequences
 
 
+def run_seeds(settings: TrainSettings) -> list[int]:
+    """Each bagged run's seed: apart for every `settings.seed` (seed 1 shares no run of seed 0)."""
+    if settings.runs < 1:
+        raise ValueError(f"TrainSettings.runs is {settings.runs}: at least one network is trained")
+    return [settings.seed * settings.runs + run for run in range(settings.runs)]
+
+
 def voices_for(settings: TrainSettings) -> list[Voice]:
     """The original voice, then `settings.voices` augmented ones for each run, drawn from the
     run's seed (`train_bag` hands each run its own)."""
     voices = [DRY]
-    for run in range(settings.runs):
-        rng = np.random.default_rng(settings.seed + run)
+    for seed in run_seeds(settings):
+        rng = np.random.default_rng(seed)
         voices += [random_voice(rng) for _ in range(settings.voices)]
     return voices
 
@@ -197,18 +204,21 @@ def train_bag(
     settings: TrainSettings = DEFAULT_SETTINGS,
     device: str = "cpu",
 ) -> tuple[A2E, dict]:
-    """`settings.runs` networks bagged (`network.bag`), run r `train`ed from seed
-    `settings.seed + r` on the original voice and its own augmented ones (`voices_for`'s order).
+    """`settings.runs` networks bagged (`network.bag`), each `train`ed from its own seed
+    (`run_seeds`) on the original voice and its own augmented ones (`voices_for`'s order).
     A few seconds of footage leave one network's held-out choices of steps and gain to chance:
     on man_map's held-out fifth, seed 0's network missed by 2.03 px of a 256-px face and three
     seeds' bagged by 1.55 (scratch run of bench/a2e_bench.py's measure). The report's
     validation loss is the runs' mean."""
     started = time.perf_counter()
+    seeds = run_seeds(settings)
+    wanted = 1 + settings.runs * settings.voices
+    if any(len(voices) != wanted for voices in sequences):
+        raise ValueError(f"train_bag: each footage needs {wanted} voices (`voices_for`)")
     networks, runs = [], []
-    for run in range(settings.runs):
+    for run, seed in enumerate(seeds):
         own = slice(1 + run * settings.voices, 1 + (run + 1) * settings.voices)
         voices = [footage[:1] + footage[own] for footage in sequences]
-        seed = settings.seed + run
         log.info("train-a2e: run %d of %d (seed %d)", run + 1, settings.runs, seed)
         network, report = train(voices, mouth, replace(settings, seed=seed), device)
         networks.append(network)
