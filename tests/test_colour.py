@@ -46,3 +46,17 @@ def test_ocio_environment_variable_wins(monkeypatch):
 def test_unloadable_config(tmp_path):
     with pytest.raises(DubplateError, match="missing.ocio: cannot load"):
         ColourConfig(str(tmp_path / "missing.ocio"))
+
+
+def test_through_working_clips_only_what_the_working_space_cannot_hold(colour):
+    rng = np.random.default_rng(2)
+    skin = rng.uniform(0.05, 0.8, (8, 8, 1)) * (1 + rng.uniform(-0.1, 0.1, (8, 8, 3)))
+    linear = skin.astype(np.float32)
+    linear[0, 0] = 4.0  # a highlight two stops over the working space's white
+    linear[0, 1] = (0.5, 0.02, 0.0)  # an ACEScg red outside Rec.709's gamut
+    shown = colour.through_working(linear, "ACEScg")
+    np.testing.assert_array_equal(shown[1:], linear[1:])  # held: untouched, bit for bit
+    np.testing.assert_allclose(shown[0, 0], 1.0, atol=1e-3)  # grey stays grey, at white
+    back = colour.convert(shown[:1, :2], "ACEScg", colour.working_space)
+    assert back.min() > -1e-4 and back.max() < 1 + 1e-4
+    assert not np.allclose(shown[0, 1], linear[0, 1], atol=1e-3)

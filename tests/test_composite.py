@@ -336,6 +336,34 @@ def test_plate_detail_stays_out_where_the_patch_differs_from_the_plate():
     np.testing.assert_array_equal(detailed.comp[mouth], plain.comp[mouth])
 
 
+def clip01(values):
+    return np.clip(values, 0, 1)
+
+
+def test_plate_values_beyond_the_working_space_come_back_where_the_patch_matches():
+    plate = detailed_plate()
+    plate[44:52, 44:52] = 3.0  # a specular highlight on the chin, over the working white
+    real = half_crop(np.clip(plate, 0, 1))  # what the networks saw: clipped
+    plate[48, 60] = np.nan
+    patch = real.copy()
+    patch[4:14, 18:30] -= 0.3  # the dub moved the mouth above the highlight
+    agreement = detail_agreement(patch, real)
+    clipped = composite_frame(plate, patch, disc_matte(), HALF, None, agreement)
+    # The plate is in the working space: it holds 0-1.
+    kept = composite_frame(plate, patch, disc_matte(), HALF, None, agreement, working_view=clip01)
+    highlight = (slice(45, 51), slice(45, 51))
+    assert clipped.comp[highlight].max() < 2  # the detail alone brings back some of it
+    np.testing.assert_allclose(kept.comp[highlight], 3.0, rtol=0.02)
+    assert kept.face_layer()[highlight][..., :3].min() > 2.9  # premultiplied, alpha 1 there
+    moved = (slice(16, 22), slice(42, 54))  # plate pixels of the moved mouth: the patch's
+    np.testing.assert_array_equal(kept.comp[moved], clipped.comp[moved])
+    assert np.isfinite(kept.comp[kept.face_layer()[..., 3] > 0]).all()
+    in_range = (slice(60, 70), slice(40, 56))  # below the highlight: nothing beyond the view
+    np.testing.assert_array_equal(kept.comp[in_range], clipped.comp[in_range])
+    outside = kept.face_layer()[..., 3] == 0
+    np.testing.assert_array_equal(kept.comp[outside], plate[outside])
+
+
 def test_plate_detail_ignores_nan_plate_samples():
     plate = detailed_plate()
     real = half_crop(plate)

@@ -74,6 +74,19 @@ class ColourConfig:
             out = np.concatenate([out, np.asarray(pixels[..., 3:], dtype=np.float32)], axis=-1)
         return out
 
+    def through_working(self, pixels: np.ndarray, space: str) -> np.ndarray:
+        """float32 RGB `pixels` in `space` as the working space holds them: those outside its
+        0-1 range clipped to it and converted back, the rest as they are (a round trip through
+        OCIO is float-approximate). What this takes away (highlights over its white, colours
+        outside its gamut) no crop made for the face models can show."""
+        shown = np.array(pixels[..., :3], dtype=np.float32)
+        working = self.convert(shown, space, self.working_space)
+        outside = ((working < 0) | (working > 1)).any(axis=-1)
+        if outside.any():
+            clipped = np.clip(working[outside], 0.0, 1.0)
+            shown[outside] = self.convert(clipped, self.working_space, space)
+        return shown
+
     def to_working_uint8(self, pixels: np.ndarray, source: str) -> np.ndarray:
         """RGB uint8 in the working display space, the form the face models take."""
         if pixels.dtype == np.uint8 and source == self.working_space:

@@ -517,13 +517,23 @@ def comp_patch(
 ) -> Composite:
     """One frame's generated crop (working values) matched to its real crop and comped into the
     frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, the
-    plate's own fine detail stays where the generated crop matches the real one."""
+    plate's own fine detail stays there, with any of its values the working space cannot hold
+    (highlights over its white: an HDR or camera-log plate's)."""
     matte = frame_matte(points, crops)
     inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
     patch = match_colour(generated, real, matte, inside)
     agreement = detail_agreement(patch, real) if plate_detail else None
-    patch = plate.colour.convert(patch, plate.colour.working_space, plate.info.colourspace)
-    return composite_frame(pixels, patch, matte, crops.matrix(row), grain, agreement)
+    space = plate.info.colourspace
+    patch = plate.colour.convert(patch, plate.colour.working_space, space)
+    return composite_frame(
+        pixels,
+        patch,
+        matte,
+        crops.matrix(row),
+        grain,
+        agreement,
+        lambda values: plate.colour.through_working(values, space),
+    )
 
 
 def shot_grain(inputs: FaceFrames, crops: CropTrack, frame_shape: tuple[int, int]) -> GrainNoise:

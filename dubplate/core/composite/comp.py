@@ -4,6 +4,7 @@ other pixel of the frame stays bit-identical to the source, NaN and inf included
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -50,11 +51,17 @@ def composite_frame(
     matrix: np.ndarray,
     grain: GrainNoise | None = None,
     plate_detail: np.ndarray | None = None,
+    working_view: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Composite:
     """Blend `patch` (N, N, 3 float32 in the plate's values, 0-1 for integer plates) into
     `source` (H, W, 3 or 4) by `matte` (N, N); `matrix` (2x3) maps plate pixels to crop pixels.
     With `grain`, the patch gets the plate's grain under the matte first; with `plate_detail`
-    (N, N, weights in [0, 1]), the plate's own fine detail replaces the patch's by its weight."""
+    (N, N, weights in [0, 1]), the plate's own fine detail replaces the patch's by its weight.
+    With both and `working_view` (plate values, 0-1 for integer plates, as the patch's working
+    space holds them: `ColourConfig.through_working`), what the plate holds beyond that space
+    (a highlight over its white, a colour outside its gamut) is put back by the same weight:
+    the patch, drawn in that space, cannot hold it, and where the patch matches the plate the
+    plate's own value is the truth."""
     _check_inputs(source, patch, matte, matrix)
     comp = source.copy()
     box = _plate_box(matte, matrix, source.shape[:2])
@@ -74,7 +81,12 @@ def composite_frame(
         pixels = add_grain(pixels, grain_sigma(plate, alpha), grain.sample(box), alpha)
     if plate_detail is not None:
         weights = _warped(plate_detail, local, size, cv2.INTER_LINEAR)
-        pixels = transfer_detail(pixels, plate, weights, detail_sigma(matrix))
+        shown = plate if working_view is None else _in_view(plate, working_view, scale)
+        pixels = transfer_detail(pixels, shown, weights, detail_sigma(matrix))
+        if working_view is not None:
+            beyond = plate - shown
+            beyond[~np.isfinite(beyond)] = 0  # NaN/inf plate samples give none, as in detail
+            pixels += beyond * weights[..., None]
     blended = _blend(plate, pixels, alpha)
     # Only pixels the matte reaches are assigned: the rest never round-trip through float.
     in_plate_values = to_plate_values(blended, source.dtype)
@@ -93,6 +105,15 @@ def detail_sigma(matrix: np.ndarray) -> float:
     Nyquist alone would leave out what the generator draws softer than its crop could hold."""
     crop_px_per_plate_px = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
     return max(GRAIN_BLUR_SIGMA, AGREEMENT_BLUR_SIGMA / crop_px_per_plate_px)
+
+
+def _in_view(
+    plate: np.ndarray, working_view: Callable[[np.ndarray], np.ndarray], scale: float
+) -> np.ndarray:
+    """`plate` (plate units) as `working_view` holds it, in plate units."""
+    values = plate / np.float32(scale) if scale != 1 else plate
+    shown = working_view(np.ascontiguousarray(values, np.float32))
+    return shown * np.float32(scale) if scale != 1 else shown
 
 
 def _untouched(comp: np.ndarray) -> Composite:
