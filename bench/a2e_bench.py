@@ -76,6 +76,12 @@ def mouth_oracle(train_axes, train_lower, true_axes) -> np.ndarray:
     return train_lower.mean(axis=0) + (true_axes - centre) @ slopes
 
 
+def gap_spread(model, driven: np.ndarray, tracked: np.ndarray) -> float:
+    """Standard deviation of the driven mouth's inner-lip gap over that of the tracked one:
+    under 1, the driven mouth opens and closes less than the real one did."""
+    return float(mouth_gap_px(model, driven).std() / mouth_gap_px(model, tracked).std())
+
+
 def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     plate = open_plate(clip)
     numbers = list(plate.select())
@@ -151,6 +157,11 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
         "oracle": lower_face_error_px(actor, track, tail, gap_oracle),
         "shape_oracle": lower_face_error_px(actor, track, tail, shape_oracle),
         "tail_mean": lower_face_error_px(actor, track, tail, tail_mean),
+        # How far the driven mouth opens and closes against the tracked one's, over the tail.
+        "gap_spread": gap_spread(actor.model, predicted[in_tail], plate_lower[in_tail]),
+        "gap_spread_expression": gap_spread(
+            actor.model, with_expression(predicted), plate_lower[in_tail]
+        ),
         "real_sync": real.phone_sync,
         "real_closure": real.bilabial_closure,
         "dubs": dub_figures,
@@ -218,17 +229,21 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "plate's departure from the drive, less its mouth opening, is added to it, and where "
         "the audio pauses and the plate's mouth is held still or shut the mouth is the "
         "plate's. Beside it, the same over the mean expression's opening, which says what the "
-        "audio adds. The plate here is the clip itself, so its held expression is the truth's.",
+        "audio adds. The plate here is the clip itself, so its held expression is the truth's. "
+        "Gap spread: the standard deviation of the driven mouth's inner-lip gap over the held-out "
+        "tail, over the tracked mouth's (under 1: it opens and closes less than the real one).",
         "",
         "| clip | A2E + plate expression | mean + plate expression | ratio to the mean "
-        "expression's error | ratio to the mean + plate expression's |",
-        "| --- | --- | --- | --- | --- |",
+        "expression's error | ratio to the mean + plate expression's | gap spread: A2E "
+        "| A2E + plate expression |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['error_expression']:.2f} | {r['baseline_expression']:.2f} | "
             f"{r['error_expression'] / r['baseline']:.2f} | "
-            f"{r['error_expression'] / r['baseline_expression']:.2f} |"
+            f"{r['error_expression'] / r['baseline_expression']:.2f} | "
+            f"{r['gap_spread']:.2f} | {r['gap_spread_expression']:.2f} |"
         )
     header = " | ".join(d.stem for d in dubs)
     lines += [
