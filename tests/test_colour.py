@@ -60,3 +60,5 @@ def test_through_working_clips_only_what_the_working_space_cannot_hold(colour):
     back = colour.convert(shown[:1, :2], "ACEScg", colour.working_space)
     assert back.min() > -1e-4 and back.max() < 1 + 1e-4
     assert not np.allclose(shown[0, 1], linear[0, 1], atol=1e-3)
+    held = np.ascontiguousarray(linear[1:])
+    assert colour.through_working(held, "ACEScg") is held  # all held: no copy to compare

@@ -83,7 +83,7 @@ def composite_frame(
         weights = _warped(plate_detail, local, size, cv2.INTER_LINEAR)
         shown = plate if working_view is None else _in_view(plate, working_view, scale)
         pixels = transfer_detail(pixels, shown, weights, detail_sigma(matrix))
-        if working_view is not None:
+        if shown is not plate:
             beyond = plate - shown
             beyond[~np.isfinite(beyond)] = 0  # NaN/inf plate samples give none, as in detail
             pixels += beyond * weights[..., None]
@@ -110,9 +110,12 @@ def detail_sigma(matrix: np.ndarray) -> float:
 def _in_view(
     plate: np.ndarray, working_view: Callable[[np.ndarray], np.ndarray], scale: float
 ) -> np.ndarray:
-    """`plate` (plate units) as `working_view` holds it, in plate units."""
+    """`plate` (plate units, float32) as `working_view` holds it, in plate units; `plate` itself
+    when the view holds all of it."""
     values = plate / np.float32(scale) if scale != 1 else plate
-    shown = working_view(np.ascontiguousarray(values, np.float32))
+    shown = working_view(values)
+    if shown is values:
+        return plate
     return shown * np.float32(scale) if scale != 1 else shown
 
 
