@@ -516,9 +516,10 @@ def comp_patch(
     plate_detail: bool = True,
 ) -> Composite:
     """One frame's generated crop (working values) matched to its real crop and comped into the
-    frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, the
-    plate's own fine detail stays there, with any of its values the working space cannot hold
-    (highlights over its white: an HDR or camera-log plate's)."""
+    frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, where
+    the generated crop matches the real one the plate's own fine detail stays, with any of its
+    values the working space cannot hold (highlights over its white: an HDR or camera-log
+    plate's)."""
     matte = frame_matte(points, crops)
     inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
     patch = match_colour(generated, real, matte, inside)
