@@ -16,6 +16,7 @@ from dubplate.core.a2e.expression import (
 )
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, MEMBERS
 from dubplate.core.a2e.predict import drive_frames
+from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
 from dubplate.core.a2e.train import (
     BILABIAL,
@@ -32,13 +33,16 @@ from dubplate.core.a2e.train import (
 from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
+from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media import load_audio
+from dubplate.core.media import load_audio, open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
+from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import openness
 from dubplate.core.track.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
-from tests.fixtures import ArrayPlate, numbered_frames, write_wav
+from tests.fixtures import ArrayPlate, numbered_frames, write_exr, write_wav
+from tests.test_cli import run_cli
 
 
 def test_each_output_sees_a_third_of_a_second_either_side():
@@ -337,6 +341,33 @@ def test_footage_frames_heard_past_the_end_of_its_sound_are_not_learnt(tmp_path,
         "24 of the footage's 50 frames are heard outside its audio (1.00 s, offset +0.000"
         in caplog.text
     )
+
+
+def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(shared_data, tmp_path):
+    """EXR footage has no sound of its own: the actor is built with its production sound as a
+    WAV, the actor's manifest keeps it, and A2E, reopening the footage, hears it."""
+    movie = open_plate(shared_data / "footage" / "man_map_5s.mp4")
+    colour = default_config()
+    for number in range(40):
+        linear = colour.convert(
+            movie.read(number) / np.float32(255), colour.working_space, "ACEScg"
+        )
+        write_exr(tmp_path / f"take.{1001 + number}.exr", linear)
+    sound = movie.audio()
+    wav = write_wav(tmp_path / "take.wav", sound.samples, sound.rate)
+    footage = tmp_path / "take.####.exr"
+    fit = ["actor", "fit", "--footage", footage, "--lower-basis", "8", "--upper-basis", "4"]
+    fit += ["--texture-px", "64", "--track-cache", tmp_path / "tracks"]
+    done = run_cli(*fit, "--footage-audio", wav, "--out", tmp_path / "heard")
+    assert done.returncode == 0, done.stderr
+    (source,) = Actor.load(tmp_path / "heard").sources
+    assert source["plate"]["sound"] == str(wav) and source["plate"]["kind"] == "exr"
+    report = train_actor_a2e(tmp_path / "heard", TrainSettings(voices=1, steps=50, eval_every=25))
+    (sync,) = report["footage_sync"]
+    assert sync["phone_sync"] > MIN_PHONE_SYNC  # its mouth follows the sound it was given
+    assert run_cli(*fit, "--out", tmp_path / "deaf").returncode == 0
+    with pytest.raises(DubplateError, match=r"take\.####\.exr: no audio.*--footage-audio"):
+        train_actor_a2e(tmp_path / "deaf", TrainSettings(voices=1, steps=50, eval_every=25))
 
 
 def test_voice_changes():

@@ -112,6 +112,45 @@ def test_bad_inputs_end_in_one_line_errors(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == inputs
 
 
+def test_footage_sounds_are_checked_before_anything_is_tracked(tmp_path):
+    for n in (1, 2):
+        write_exr(tmp_path / f"take.{n}.exr", np.zeros((4, 4, 3), np.float32))
+    take = tmp_path / "take.#.exr"
+    wav = write_wav(tmp_path / "take.wav", np.zeros(1600, np.float32), 16000)
+    for command in ("fit", "build"):
+        one_line_error(
+            run_cli(
+                "actor",
+                command,
+                "--footage",
+                take,
+                "--footage",
+                take,
+                "--footage-audio",
+                wav,
+                "--out",
+                tmp_path / "actor",
+            ),
+            "--footage-audio: given 1 time(s) for 2 --footage",
+        )
+    one_line_error(
+        run_cli(
+            "actor",
+            "fit",
+            "--footage",
+            take,
+            "--footage-audio",
+            tmp_path / "gone.wav",
+            "--out",
+            tmp_path / "actor",
+        ),
+        "gone.wav",
+        "not found",
+    )
+    # Refused before tracking (blank frames would fail on no face) and before --out is made.
+    assert {p.name for p in tmp_path.iterdir()} == {"take.1.exr", "take.2.exr", "take.wav"}
+
+
 def test_debug_shows_the_traceback(tmp_path):
     done = run_cli("track", tmp_path / "gone.mp4", "--debug")
     assert done.returncode == 2 and "Traceback" in done.stderr

@@ -48,17 +48,35 @@ def test_unloadable_config(tmp_path):
         ColourConfig(str(tmp_path / "missing.ocio"))
 
 
-def test_through_working_clips_only_what_the_working_space_cannot_hold(colour):
+def test_through_working_changes_only_what_the_working_space_cannot_hold(colour):
     rng = np.random.default_rng(2)
     skin = rng.uniform(0.05, 0.8, (8, 8, 1)) * (1 + rng.uniform(-0.1, 0.1, (8, 8, 3)))
     linear = skin.astype(np.float32)
     linear[0, 0] = 4.0  # a highlight two stops over the working space's white
     linear[0, 1] = (0.5, 0.02, 0.0)  # an ACEScg red outside Rec.709's gamut
+    linear[0, 2] = (3.0, 1.2, 0.6)  # skin a stop and more over white, red the brightest
     shown = colour.through_working(linear, "ACEScg")
     np.testing.assert_array_equal(shown[1:], linear[1:])  # held: untouched, bit for bit
+    np.testing.assert_array_equal(shown[0, 3:], linear[0, 3:])
     np.testing.assert_allclose(shown[0, 0], 1.0, atol=1e-3)  # grey stays grey, at white
-    back = colour.convert(shown[:1, :2], "ACEScg", colour.working_space)
+    back = colour.convert(shown[:1, :3], "ACEScg", colour.working_space)
     assert back.min() > -1e-4 and back.max() < 1 + 1e-4
-    assert not np.allclose(shown[0, 1], linear[0, 1], atol=1e-3)
+    # The bright skin keeps its hue, only darker: clipped channel by channel it went grey-cyan.
+    np.testing.assert_allclose(shown[0, 2] / shown[0, 2, 0], linear[0, 2] / 3.0, atol=1e-3)
+    assert shown[0, 2, 0] < 3.0
+    # The red outside the gamut keeps its luminance and stays red, less saturated.
+    rec709 = colour.convert(shown[:1, 1:2], "ACEScg", "Linear Rec.709 (sRGB)")[0, 0]
+    source = colour.convert(linear[:1, 1:2], "ACEScg", "Linear Rec.709 (sRGB)")[0, 0]
+    luminance = np.array([0.2126, 0.7152, 0.0722], np.float32)
+    np.testing.assert_allclose(rec709 @ luminance, source @ luminance, rtol=1e-3)
+    assert rec709.min() >= -1e-5 and rec709[0] > 2 * max(rec709[1], rec709[2])
     held = np.ascontiguousarray(linear[1:])
     assert colour.through_working(held, "ACEScg") is held  # all held: no copy to compare
+
+
+def test_working_uint8_keeps_the_hue_of_values_over_white(colour):
+    skin = np.array([[[3.0, 1.2, 0.6], [0.3, 0.12, 0.06]]], np.float32)  # ACEScg, 10x apart
+    bright, dim = colour.to_working_uint8(skin, "ACEScg")[0].astype(np.float32) / 255
+    assert bright.max() == 1.0 and dim.max() < 1.0
+    linear = colour.convert(np.stack([bright, dim])[None], colour.working_space, "ACEScg")[0]
+    np.testing.assert_allclose(linear[0] / linear[0, 0], linear[1] / linear[1, 0], atol=0.02)

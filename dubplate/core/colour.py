@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 BUILTIN_CONFIG = "ocio://studio-config-latest"
 # The working space's name differs between configs; the first one a config knows is used.
 WORKING_SPACE_NAMES = ("sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "sRGB - Texture", "sRGB")
+# Every working space above is Rec.709 under the sRGB curve; these are its linear luminance
+# weights, and the curve is OCIO's own exponent-with-linear form of it.
+REC709_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)
+SRGB_CURVE = ocio.ExponentWithLinearTransform(gamma=[2.4] * 3 + [1.0], offset=[0.055] * 3 + [0.0])
 
 
 class ColourConfig:
@@ -42,6 +46,10 @@ class ColourConfig:
         )
         if self.working_space is None:
             raise DubplateError(f"OCIO config {self.source}: has no sRGB working space")
+        self._decode_srgb = self._config.getProcessor(SRGB_CURVE).getDefaultCPUProcessor()
+        self._encode_srgb = self._config.getProcessor(
+            SRGB_CURVE, ocio.TRANSFORM_DIR_INVERSE
+        ).getDefaultCPUProcessor()
 
     def _known(self, name: str) -> str | None:
         space = self._config.getColorSpace(name.strip())
@@ -76,29 +84,44 @@ class ColourConfig:
 
     def through_working(self, pixels: np.ndarray, space: str) -> np.ndarray:
         """float32 RGB `pixels` in `space` as the working space holds them: those outside its
-        0-1 range clipped to it and converted back, the rest as they are (a round trip through
-        OCIO is float-approximate); `pixels` itself when it holds them all. What this takes away
-        (highlights over its white, colours outside its gamut) no crop made for the face models
-        can show."""
+        0-1 range brought inside it as `to_working_uint8` does and converted back, the rest as
+        they are (a round trip through OCIO is float-approximate); `pixels` itself when it holds
+        them all. What this takes away (brightness over its white, saturation outside its gamut)
+        no crop made for the face models can show."""
         working = self.convert(pixels, space, self.working_space)
-        if working.min() >= 0 and working.max() <= 1:  # most plates, most frames: all held
+        outside = _outside_unit_range(working)
+        if outside is None:
             return pixels
         shown = np.array(pixels[..., :3], dtype=np.float32)
-        # Channel by channel: numpy's any() over a last axis of 3 costs several times more.
-        red, green, blue = working[..., 0], working[..., 1], working[..., 2]
-        highest = np.maximum(np.maximum(red, green), blue)
-        lowest = np.minimum(np.minimum(red, green), blue)
-        outside = (highest > 1) | (lowest < 0)
-        clipped = np.clip(working[outside], 0.0, 1.0)
-        shown[outside] = self.convert(clipped, self.working_space, space)
+        shown[outside] = self.convert(self._into_range(working[outside]), self.working_space, space)
         return shown
 
     def to_working_uint8(self, pixels: np.ndarray, source: str) -> np.ndarray:
-        """RGB uint8 in the working display space, the form the face models take."""
+        """RGB uint8 in the working display space, the form the face models take. Values the
+        working space cannot hold keep their hue (`_into_range`): clipped channel by channel,
+        an HDR plate's bright skin, red over white, would turn cyan."""
         if pixels.dtype == np.uint8 and source == self.working_space:
             return pixels[..., :3]
         working = self.convert(pixels[..., :3], source, self.working_space)
+        outside = _outside_unit_range(working)
+        if outside is not None:
+            working[outside] = self._into_range(working[outside])
         return (np.clip(working, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+    def _into_range(self, working: np.ndarray) -> np.ndarray:
+        """(K, 3) working values outside 0-1, inside it with their hue: in linear light, a colour
+        outside the gamut goes towards its own grey until no channel is negative (luminance
+        kept), then one over white is darkened, all channels by the same factor."""
+        linear = np.ascontiguousarray(working, dtype=np.float32)
+        self._decode_srgb.applyRGB(linear)
+        luminance = np.maximum(linear @ REC709_LUMINANCE, 0.0)[:, None]
+        lowest = linear.min(axis=1, keepdims=True)
+        saturation = np.where(lowest < 0, luminance / np.maximum(luminance - lowest, 1e-12), 1.0)
+        linear = luminance + saturation * (linear - luminance)
+        linear /= np.maximum(linear.max(axis=1, keepdims=True), 1.0)
+        held = np.ascontiguousarray(linear, dtype=np.float32)
+        self._encode_srgb.applyRGB(held)
+        return np.clip(held, 0.0, 1.0)
 
     def _processor(self, source: str, target: str) -> ocio.CPUProcessor:
         key = (source, target)
@@ -109,6 +132,18 @@ class ColourConfig:
                 raise DubplateError(f"colour conversion {source} -> {target}: {error}") from error
             self._processors[key] = processor.getDefaultCPUProcessor()
         return self._processors[key]
+
+
+def _outside_unit_range(working: np.ndarray) -> np.ndarray | None:
+    """(...) bool: the pixels of `working` with a channel outside 0-1; None when there are none
+    (most plates, most frames: one min and max settle it)."""
+    if working.min() >= 0 and working.max() <= 1:
+        return None
+    # Channel by channel: numpy's any() over a last axis of 3 costs several times more.
+    red, green, blue = working[..., 0], working[..., 1], working[..., 2]
+    highest = np.maximum(np.maximum(red, green), blue)
+    lowest = np.minimum(np.minimum(red, green), blue)
+    return (highest > 1) | (lowest < 0)
 
 
 @cache

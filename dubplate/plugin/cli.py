@@ -101,13 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Track (or reuse cached tracks), then build the actor's morphable model: "
         "neutral shape, lower/upper-face expression bases, UV albedo and per-frame SH light.",
     )
-    fit.add_argument(
-        "--footage",
-        action="append",
-        required=True,
-        metavar="PLATE",
-        help="footage of the actor; repeat for more pieces of the same actor",
-    )
+    _footage_options(fit)
     _plate_options(fit)
     fit.add_argument("--out", type=Path, required=True, help="actor directory (must not exist)")
     fit.add_argument(
@@ -152,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "in the actor directory and skipped when it is already there; a stopped renderer "
         "training resumes from its checkpoint.",
     )
-    build.add_argument("--footage", action="append", required=True, metavar="PLATE")
+    _footage_options(build)
     _plate_options(build)
     build.add_argument("--out", type=Path, required=True, help="actor directory")
     build.add_argument("--size", type=int, default=256, help="neural renderer crop size")
@@ -312,6 +306,23 @@ def _cache_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _footage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--footage",
+        action="append",
+        required=True,
+        metavar="PLATE",
+        help="footage of the actor; repeat for more pieces of the same actor",
+    )
+    parser.add_argument(
+        "--footage-audio",
+        action="append",
+        metavar="AUDIO",
+        help="the footage's sound, from its first frame on (an image sequence has none of its"
+        " own; a movie's own is replaced); once per --footage, in the same order",
+    )
+
+
 def _plate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colourspace", "--colorspace", help="the plate's OCIO colourspace")
     parser.add_argument("--layer", help="EXR part or layer to read (default: the unnamed RGB(A))")
@@ -346,11 +357,31 @@ def _track(args: argparse.Namespace) -> dict:
 
 
 def _tracked(args: argparse.Namespace, source: str):
+    plate = open_plate(source, colourspace=args.colourspace, layer=args.layer)
+    return plate, _cached_track(args, plate)
+
+
+def _cached_track(args: argparse.Namespace, plate):
     from dubplate.core.track.cache import cached_track
 
-    plate = open_plate(source, colourspace=args.colourspace, layer=args.layer)
     numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
-    return plate, cached_track(plate, numbers, args.track_cache)
+    return cached_track(plate, numbers, args.track_cache)
+
+
+def _tracked_footage(args: argparse.Namespace) -> list:
+    """(plate, track) per --footage, heard with its --footage-audio; every plate and sound is
+    opened, and so checked, before the first is tracked."""
+    sounds = args.footage_audio or [None] * len(args.footage)
+    if len(sounds) != len(args.footage):
+        raise DubplateError(
+            f"--footage-audio: given {len(sounds)} time(s) for {len(args.footage)} --footage;"
+            " give one per footage, in the same order"
+        )
+    plates = [
+        open_plate(source, sound, colourspace=args.colourspace, layer=args.layer)
+        for source, sound in zip(args.footage, sounds, strict=True)
+    ]
+    return [(plate, _cached_track(args, plate)) for plate in plates]
 
 
 def _actor_fit(args: argparse.Namespace) -> dict:
@@ -358,7 +389,7 @@ def _actor_fit(args: argparse.Namespace) -> dict:
 
     if args.out.exists():
         raise DubplateError(f"{args.out}: already exists; choose another --out")
-    footage = [_tracked(args, source) for source in args.footage]
+    footage = _tracked_footage(args)
     actor = build_actor(args.out.name, footage, args.lower_basis, args.upper_basis, args.texture_px)
     actor.save(args.out)
     log.info("actor: wrote %s", args.out)
@@ -420,8 +451,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
     elif out.exists():
         raise DubplateError(f"{out}: exists but holds no actor (actor.json); choose another --out")
     else:
-        footage = [_tracked(args, source) for source in args.footage]
-        build_actor(out.name, footage).save(out)
+        build_actor(out.name, _tracked_footage(args)).save(out)
     stages = {"fit": Actor.load(out).figures, "covered": covered_footage_frames(out)}
     if (out / "cover.json").exists():
         cover_manifest(out)

@@ -34,7 +34,7 @@ from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, V
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
-from dubplate.core.media import open_plate
+from dubplate.core.media import reopen_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
@@ -64,9 +64,7 @@ def train_actor_a2e(
     sequences, syncs = [], []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         plate_info = source["plate"]
-        plate = open_plate(
-            plate_info["path"], colourspace=plate_info["colourspace"], layer=plate_info["layer"]
-        )
+        plate = reopen_plate(plate_info)
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
         sync = footage_sync(footage, analyse(footage.audio), actor.model)
         figures = sync.as_dict()

@@ -82,7 +82,10 @@ def footage_frames(
     stays continuous."""
     audio = plate.audio()
     if audio is None:
-        raise DubplateError(f"{plate.info.source}: no audio; A2E learns from the actor's own voice")
+        raise DubplateError(
+            f"{plate.info.source}: no audio; A2E learns from the actor's own voice (give an image"
+            " sequence its sound with --footage-audio)"
+        )
     last = int(fit.frames[-1]) if last_frame is None else last_frame
     numbers = [n for n in plate.info.frames if int(fit.frames[0]) <= n <= last]
     times = np.array([float(plate.time_of(n)) for n in numbers])

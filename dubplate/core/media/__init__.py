@@ -11,7 +11,15 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import Audio, load_audio
 from dubplate.core.media.plate import Plate, PlateInfo
 
-__all__ = ["Audio", "Plate", "PlateInfo", "load_audio", "open_plate", "plate_readers"]
+__all__ = [
+    "Audio",
+    "Plate",
+    "PlateInfo",
+    "load_audio",
+    "open_plate",
+    "plate_readers",
+    "reopen_plate",
+]
 
 
 @cache
@@ -20,8 +28,9 @@ def plate_readers() -> tuple[type[Plate], ...]:
     return tuple(ep.load() for ep in entry_points(group="dubplate.plates"))
 
 
-def open_plate(path: str | Path, **options: object) -> Plate:
-    """Open a movie file or image sequence with the first reader that claims it.
+def open_plate(path: str | Path, sound: str | Path | None = None, **options: object) -> Plate:
+    """Open a movie file or image sequence with the first reader that claims it; with `sound`,
+    that audio file is its sound (`Plate.hear`).
 
     Options every reader takes: colourspace, layer, cache_bytes.
     """
@@ -29,6 +38,19 @@ def open_plate(path: str | Path, **options: object) -> Plate:
     readers = plate_readers()
     for reader in readers:
         if reader.claims(path):
-            return reader(path, **options)
+            plate = reader(path, **options)
+            if sound is not None:
+                plate.hear(sound)
+            return plate
     names = ", ".join(sorted(r.__name__ for r in readers)) or "none installed"
     raise DubplateError(f"{path}: no plate reader recognises this file (readers: {names})")
+
+
+def reopen_plate(info: dict) -> Plate:
+    """The plate a manifest's `plate` entry (`PlateInfo.manifest`) describes, as it was read."""
+    return open_plate(
+        info["path"],
+        info.get("sound"),  # manifests written before plates could be given a sound lack it
+        colourspace=info["colourspace"],
+        layer=info["layer"],
+    )

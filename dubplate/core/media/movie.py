@@ -166,7 +166,7 @@ class MoviePlate(Plate):
             return None
         return timecode
 
-    def audio(self) -> Audio | None:
+    def _own_audio(self) -> Audio | None:
         """The movie's audio from its first frame's time on."""
         return decode_audio_stream(self.path, Fraction(self._pts[0]) * self._stream.time_base)
 

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +19,7 @@ import numpy as np
 
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio, from_offset
+from dubplate.core.media.audio import Audio, from_offset, load_audio
 from dubplate.core.media.timing import rate_text
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class PlateInfo:
     layer: str | None = None
     # Seconds from the first frame, per frame; differs from n/fps only for variable-rate movies.
     frame_times: tuple[Fraction, ...] = field(default=(), repr=False)
+    # The audio file heard as the plate's sound (`Plate.hear`); None: its own, if it has one.
+    sound: str | None = None
 
     def manifest(self) -> dict:
         return {
@@ -57,6 +59,7 @@ class PlateInfo:
             "colourspace": self.colourspace,
             "layer": self.layer,
             "timecode": self.timecode,
+            "sound": self.sound,
         }
 
 
@@ -104,12 +107,25 @@ class Plate(ABC):
         self.cache = FrameCache(cache_bytes)
         self.colour = default_config()
         self.nonfinite: dict[int, int] = {}
+        self._sound: Audio | None = None
 
     @abstractmethod
     def _decode(self, number: int) -> np.ndarray: ...
 
     def audio(self) -> Audio | None:
+        """The plate's sound from its first frame's time on: the file `hear` gave it, else its
+        own (a movie's), else None (an image sequence's)."""
+        return self._sound if self._sound is not None else self._own_audio()
+
+    def _own_audio(self) -> Audio | None:
         return None
+
+    def hear(self, path: str | Path) -> None:
+        """Take `path`'s sound as the plate's, starting at its first frame: an image sequence's
+        production sound, or a clean track in place of a movie's own."""
+        self._sound = load_audio(path)
+        self.info = replace(self.info, sound=str(Path(path).absolute()))
+        log.info("%s: its sound is %s", self.info.source, path)
 
     def audio_from(self, number: int) -> Audio | None:
         """The plate's sound from frame `number`'s time on: what plays with a run of its frames

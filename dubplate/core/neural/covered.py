@@ -18,7 +18,7 @@ from dubplate.core.composite.crop import crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
-from dubplate.core.media import open_plate
+from dubplate.core.media import reopen_plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.cover import WIDTH, CoverNet, CoverSettings, train_cover_net
@@ -50,7 +50,7 @@ def covered_footage_frames(directory: Path) -> dict[str, list[int]]:
     found, limits, lip_limits = {}, {}, {}
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
-        plate = _footage_plate(source)
+        plate = reopen_plate(source["plate"])
         crops = crop_track(actor.model, fit, CROP_PX)
         maker = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
         progress = Progress(f"covered mouths {Path(info['path']).name}", len(fit.frames))
@@ -119,7 +119,7 @@ def train_actor_cover(directory: Path, settings: CoverSettings = DEFAULT_COVER) 
     for source, fit in zip(actor.sources, fits, strict=True):
         if not len(fit.frames):
             continue
-        plate = _footage_plate(source)
+        plate = reopen_plate(source["plate"])
         maker = FrameMaker(
             plate, actor.model, fit, crop_track(actor.model, fit, CROP_PX), fit.lower[:1]
         )
@@ -171,8 +171,3 @@ def load_cover(directory: Path) -> CoverNet | None:
             " `dubplate actor build` again to train it anew"
         ) from error
     return network.eval()
-
-
-def _footage_plate(source: dict):
-    info = source["plate"]
-    return open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])

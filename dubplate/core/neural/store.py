@@ -20,7 +20,7 @@ from dubplate.core.composite.crop import CROP_SIDE, CropTrack, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, write_manifest
-from dubplate.core.media import open_plate
+from dubplate.core.media import reopen_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.fit import ActorFit
@@ -81,7 +81,7 @@ def training_set(
     footage: list[_Footage] = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
-        plate = open_plate(info["path"], colourspace=info["colourspace"], layer=info["layer"])
+        plate = reopen_plate(info)
         kept = ~np.isin(fit.frames, (covered or {}).get(info["path"], []))
         if last_frame is not None:
             kept &= fit.frames <= last_frame

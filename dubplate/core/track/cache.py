@@ -54,7 +54,8 @@ def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
     what = {
         "files": files,
         "frames": list(numbers),
-        "plate": plate.info.manifest(),
+        # The sound given to a plate moves no face: a track made without it is the same track.
+        "plate": {k: v for k, v in plate.info.manifest().items() if k != "sound"},
         "dubplate": dubplate.__version__,
         "format": CACHE_FORMAT,
         "mediapipe": MEDIAPIPE_VERSION,
