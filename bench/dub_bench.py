@@ -35,7 +35,7 @@ from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.match import GrainNoise
 from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
-from dubplate.core.media import load_audio, open_plate
+from dubplate.core.media import Plate, load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import fit_frames
 from dubplate.core.neural.covered import covered_footage_frames, train_actor_cover
@@ -56,16 +56,16 @@ LEAD_S = 0.2  # audio kept before a dub file's first speech
 
 
 def build(
-    clip: Path, numbers: list[int], workdir: Path, settings: RendererSettings
+    plate: Plate, name: str, numbers: list[int], workdir: Path, settings: RendererSettings
 ) -> tuple[Path, dict]:
-    plate = open_plate(clip)
+    """`actor build` of `plate`'s `numbers` into workdir/NAME, and each stage's seconds."""
     times = {}
     began = time.perf_counter()
     track = track_plate(plate, numbers)
     times["track"] = time.perf_counter() - began
-    actor_dir = workdir / clip.stem
+    actor_dir = workdir / name
     began = time.perf_counter()
-    build_actor(clip.stem, [(plate, track)]).save(actor_dir)
+    build_actor(name, [(plate, track)]).save(actor_dir)
     times["fit"] = time.perf_counter() - began
     began = time.perf_counter()
     times["left_out"] = sum(len(f) for f in covered_footage_frames(actor_dir).values())
@@ -366,7 +366,7 @@ def main() -> None:
         for clip in clips:
             numbers = list(open_plate(clip).select())
             cut = int(len(numbers) * TRAIN_SHARE)
-            actor_dir, times = build(clip, numbers[:cut], workdir, settings)
+            actor_dir, times = build(open_plate(clip), clip.stem, numbers[:cut], workdir, settings)
             row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
             row.update(
                 clip=clip.name, times=times, footage_s=cut / float(open_plate(clip).info.fps)

@@ -25,7 +25,7 @@ import numpy as np
 import OpenImageIO as oiio
 from dub_bench import TRAIN_SHARE, build, dub_into
 from results import FOOTAGE, arguments, provenance, publish, start
-from track_bench import INSET, PORTRAIT, write_4k_exr_fixture
+from track_bench import INSET, PORTRAIT, write_acescg_exrs
 
 from dubplate.core.dub import DubSettings
 from dubplate.core.media import open_plate
@@ -79,7 +79,7 @@ def dub_4k(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
     movie = open_plate(FOOTAGE / PORTRAIT)
     folder = workdir / "exr4k"
     folder.mkdir()
-    plate = open_plate(write_4k_exr_fixture(movie, held_out, folder))
+    plate = open_plate(write_acescg_exrs(movie, held_out, folder))
     row, comp, face = dub_frame_files(actor_dir, plate, movie, held_out, workdir / "exr4k_dub")
     return {**row, "write_s": _write_seconds(plate, comp, face, plate.info.frames[0], workdir)}
 
@@ -234,7 +234,8 @@ def main() -> None:
     held_out = numbers[cut:][: args.frames]
     with tempfile.TemporaryDirectory(prefix="dubplate-speed-bench-") as folder:
         workdir = Path(folder)
-        actor_dir, _ = build(clip, numbers[:cut], workdir, RendererSettings(steps=args.steps))
+        settings = RendererSettings(steps=args.steps)
+        actor_dir, _ = build(open_plate(clip), clip.stem, numbers[:cut], workdir, settings)
         movie = dub_movie(actor_dir, held_out, workdir)
         prores = dub_prores(actor_dir, held_out, workdir)
         dpx = dub_dpx(actor_dir, held_out, workdir)

@@ -69,13 +69,17 @@ def footage_rows(clips):
     return rows, tracks
 
 
-def write_4k_exr_fixture(movie, numbers, folder: Path) -> Path:
-    """Upscale 2x, convert the display-referred frames to ACEScg, write half EXR."""
+def write_acescg_exrs(
+    movie, numbers, folder: Path, name: str = "portrait4k", scale: int = 2, exposure: float = 1
+) -> Path:
+    """Upscale `scale` times, convert the display-referred frames to ACEScg, `exposure` times
+    brighter, write half EXR."""
     colour = default_config()
     for number in numbers:
         rgb = movie.read(number)
-        big = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        big = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         linear = colour.convert(big.astype(np.float32) / 255, colour.working_space, "ACEScg")
+        linear *= np.float32(exposure)
         height, width = linear.shape[:2]
         spec = oiio.ImageSpec(width - 2 * INSET, height - 2 * INSET, 3, "half")
         spec.x = spec.y = INSET
@@ -83,19 +87,19 @@ def write_4k_exr_fixture(movie, numbers, folder: Path) -> Path:
         spec.attribute("compression", "zip")
         spec.attribute("FramesPerSecond", oiio.TypeDesc("rational"), (25, 1))
         spec.attribute("chromaticities", oiio.TypeDesc("float[8]"), ACESCG_PRIMARIES)
-        path = folder / f"portrait4k.{1001 + number:04d}.exr"
+        path = folder / f"{name}.{1001 + number:04d}.exr"
         out = oiio.ImageOutput.create(str(path))
         out.open(str(path), spec)
         out.write_image(np.ascontiguousarray(linear[INSET:-INSET, INSET:-INSET]))
         out.close()
-    return folder / "portrait4k.####.exr"
+    return folder / f"{name}.####.exr"
 
 
 def exr_row(movie_track, frames: int):
     movie = open_plate(FOOTAGE / PORTRAIT)
     numbers = list(movie.select())[:frames]
     with tempfile.TemporaryDirectory(prefix="dubplate-bench-") as folder:
-        pattern = write_4k_exr_fixture(movie, numbers, Path(folder))
+        pattern = write_acescg_exrs(movie, numbers, Path(folder))
         plate = open_plate(pattern)
         track, fps = timed_track(plate, plate.select())
 
