@@ -12,7 +12,8 @@ a hue or saturation shift, whatever the brightness), and how much of the source'
 over 1.0 stays over 1.0; every pixel outside the matte must be the source's. Run twice: as the
 working space holds colour (`ColourConfig._into_range`), and, for comparison, with what it
 cannot hold clipped channel by channel, as before 6cf2258 (actor and dub alike). A sheet of the
-mouth, source against comp at 1/exposure, goes to bench/hdr_bench_sheet.jpg.
+mouth, source against comp at 1/exposure, goes to bench/hdr_bench_contact_sheet.jpg (not
+committed: it is cut from the shared footage).
 """
 
 from __future__ import annotations
@@ -154,7 +155,12 @@ def markdown(runs: dict[str, dict], clip: str, exposure: float, steps: int) -> s
             f" {f['angle_p95']:.2f} | {f['shifted']:.1%} | {f['over']} | {f['kept_over']:.1%}"
             f" | {f['brightness_median']:.2f} | {f['changed_outside']} | {run['seconds']:.0f} |"
         )
-    lines += ["", "![source over comp, 1/exposure](hdr_bench_sheet.jpg)"]
+    lines += [
+        "",
+        "Contact sheet (`bench/hdr_bench_contact_sheet.jpg`, written by the run and not"
+        " committed: it is cut from the shared footage): mouths at 1/exposure, two dubbed frames"
+        " across; down, per view in the table's order, source then comp.",
+    ]
     return "\n".join(lines)
 
 
@@ -179,7 +185,7 @@ def main() -> None:
             print(name, figures, flush=True)
             rows.append(row)
     image = np.concatenate(rows, axis=0)
-    cv2.imwrite(str(REPO / "bench" / "hdr_bench_sheet.jpg"), image[..., ::-1])
+    cv2.imwrite(str(REPO / "bench" / "hdr_bench_contact_sheet.jpg"), image[..., ::-1])
     publish("hdr_bench", markdown(runs, args.clip, args.exposure, args.steps), args)
 
 
