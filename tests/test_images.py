@@ -128,6 +128,24 @@ def test_a_face_plate_on_a_10_bit_dpx_gets_its_alpha_and_the_sources_depth(tmp_p
     assert not written[face[..., 3] == 0].any()
 
 
+def test_samples_converted_within_a_region_are_those_converted_everywhere(tmp_path):
+    """A 10-bit DPX's comp and face plate, written with the region the dub changed: every
+    sample as a whole-frame conversion puts it, the patch rounded onto the file's grid."""
+    plate = open_plate(write_image(tmp_path / "shot.1001.dpx", ten_bit(), bits=10))
+    comp = plate.read(1001).copy()
+    comp[2:4, 3:6] = 13107  # 0.2 of 16 bits: between two 10-bit steps
+    face = np.zeros((6, 8, 4), np.float32)
+    face[2:4, 3:6] = (0.2, 0.6, 0.15, 0.6)
+    region = (3, 2, 6, 4)
+    for pixels, layer in ((comp, False), (face, True)):
+        channels = ("R", "G", "B", "A")[: pixels.shape[2]]
+        whole, within = tmp_path / "whole" / "f.1001.dpx", tmp_path / "within" / "f.1001.dpx"
+        plate.write_frame(1001, pixels, whole, channels, layer=layer)
+        plate.write_frame(1001, pixels, within, channels, layer=layer, region=region)
+        np.testing.assert_array_equal(header(within)[1], header(whole)[1])
+        assert header(within)[1][3, 4, 0] == (205 << 6 | 205 >> 4)
+
+
 def test_a_face_plate_on_a_float_tiff_is_marked_premultiplied(tmp_path):
     """In the source's own sample type, as a float TIFF's face plate is, it was marked as
     straight alpha (a reader would multiply it in again)."""

@@ -28,7 +28,7 @@ from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.predict import Driven, drive_frames
 from dubplate.core.a2e.store import load_a2e
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis
-from dubplate.core.composite.comp import Composite, composite_frame
+from dubplate.core.composite.comp import EMPTY_REGION, Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import (
     GrainNoise,
@@ -609,16 +609,16 @@ def _write_frame_files(
     """The comp and the face plate of one frame; the face plate in the comp's sample type."""
     source = plate.source_files([number])[0]
     channels = ("R", "G", "B", "A")[: len(plate.info.channels)]
-    comp = composite.comp if composite is not None else pixels
-    plate.write_frame(number, comp, staged / "comp" / source.name, channels)
     dtype = np.float16 if pixels.dtype == np.float16 else np.float32
-    face = (
-        composite.face_layer(dtype)
-        if composite is not None
-        else np.zeros((*pixels.shape[:2], 4), dtype)
-    )
+    if composite is None:
+        comp, face = pixels, np.zeros((*pixels.shape[:2], 4), dtype)
+        changed = face_box = EMPTY_REGION
+    else:
+        comp, face = composite.comp, composite.face_layer(dtype)
+        changed, face_box = composite.region, composite.box
+    plate.write_frame(number, comp, staged / "comp" / source.name, channels, region=changed)
     face_path = staged / "face" / _face_name(source.name)
-    plate.write_frame(number, face, face_path, ("R", "G", "B", "A"), layer=True)
+    plate.write_frame(number, face, face_path, ("R", "G", "B", "A"), layer=True, region=face_box)
 
 
 def _face_name(name: str) -> str:

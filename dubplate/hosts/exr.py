@@ -241,11 +241,13 @@ class ExrSequence(FrameFiles[FrameHeader]):
         path: Path,
         channels: tuple[str, ...],
         layer: bool = False,
+        region: tuple[int, int, int, int] | None = None,
     ) -> None:
         """Write `pixels` (display window, one plane per channel) as a single-part EXR at `path`
         with frame `number`'s windows, header attributes and sample type, atomically. Data-window
         pixels beyond the display window are the source frame's own (the plate comped, in its
-        channels), or zero for a `layer` of its own."""
+        channels), or zero for a `layer` of its own. `region` goes unused: floats are written
+        as they are."""
         if any(len(name) != 1 for name in channels):
             raise DubplateError(f"{path}: channels {channels} must be one letter each, as RGBA")
         header = self.header(number)

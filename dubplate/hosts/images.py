@@ -177,11 +177,12 @@ class ImageSequence(FrameFiles[ImageHeader]):
         path: Path,
         channels: tuple[str, ...],
         layer: bool = False,
+        region: tuple[int, int, int, int] | None = None,
     ) -> None:
         """Write `pixels` (the frame's shape) at `path` with frame `number`'s header, atomically:
         in the source's sample type, as the file stores them; or with `layer`, floats in plate
         units (0-1 for integer files) with premultiplied alpha, as a face plate is, in the
-        source's sample type."""
+        source's sample type. Samples are converted only within `region` (see `Plate`)."""
         header = self.header(number)
         width, height = header.size
         if pixels.shape != (height, width, len(channels)):
@@ -192,12 +193,32 @@ class ImageSequence(FrameFiles[ImageHeader]):
         spec = _output_spec(header, channels)
         if layer:
             spec.erase_attribute(_AS_STORED)  # premultiplied: a PNG gets it divided out
-        if pixels.dtype != header.dtype:
-            pixels = to_plate_values(pixels * np.float32(value_scale(header.dtype)), header.dtype)
         bits = spec.get_int_attribute("oiio:BitsPerSample")
-        if pixels.dtype == np.uint16 and 8 < bits < 16:
-            pixels = _on_file_grid(pixels, bits)
+        on_grid = header.dtype == np.uint16 and 8 < bits < 16
+        if pixels.dtype != header.dtype or on_grid:
+            pixels = _file_samples(pixels, header.dtype, bits if on_grid else None, region)
         _write_image(path, spec, pixels)
+
+
+def _file_samples(
+    pixels: np.ndarray,
+    dtype: np.dtype,
+    bits: int | None,
+    region: tuple[int, int, int, int] | None,
+) -> np.ndarray:
+    """`pixels` as the file stores them: floats (a layer's, 0-1) in its sample type, and with
+    `bits`, on its 10- or 12-bit grid. Only `region` is converted (a 1080p frame's whole
+    conversion costs more than the OpenImageIO write): outside it, a layer's floats are zero and
+    a comp's samples are the source's own, on the grid already."""
+    x0, y0, x1, y1 = region or (0, 0, pixels.shape[1], pixels.shape[0])
+    inside = pixels[y0:y1, x0:x1]
+    if pixels.dtype != dtype:
+        out = np.zeros(pixels.shape, dtype)
+        inside = to_plate_values(inside * np.float32(value_scale(dtype)), dtype)
+    else:
+        out = pixels.copy()
+    out[y0:y1, x0:x1] = _on_file_grid(inside, bits) if bits else inside
+    return out
 
 
 def _output_spec(header: ImageHeader, channels: tuple[str, ...]) -> oiio.ImageSpec:

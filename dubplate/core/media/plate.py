@@ -140,12 +140,15 @@ class Plate(ABC):
         path: Path,
         channels: tuple[str, ...],
         layer: bool = False,
+        region: tuple[int, int, int, int] | None = None,
     ) -> None:
         """Write `pixels` (display window, as `read` gives) as frame `number`'s own file at
         `path`, keeping its header; only plates of one file per frame can. They are the plate
         comped: stored as the source stores them, with its own pixels wherever the file reaches
         past the display window (overscan); or with `layer`, a premultiplied RGBA layer of its
-        own in plate units, with nothing beyond the display window."""
+        own in plate units, with nothing beyond the display window. `region` (x0, y0, x1, y1),
+        where given, holds every pixel that differs from the source's own samples (a comp) or
+        from zero (a layer): a writer that converts samples need convert no others."""
         raise DubplateError(
             f"{self.info.source}: {self.info.kind} plates cannot be written frame by frame"
         )
