@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -169,7 +170,8 @@ def write_movie(
                 if audio is not None:
                     audio = _encodable_audio(audio, codec.audio)
                 sound = _audio_stream(container, audio, codec.audio) if audio is not None else None
-                for rgb in itertools.chain([first], frames):
+
+                def encode(rgb: np.ndarray, index: int) -> None:
                     rgb = np.ascontiguousarray(
                         _sample_type(rgb, codec, path)[: video.height, : video.width]
                     )
@@ -180,9 +182,21 @@ def write_movie(
                     )
                     if times is not None:
                         frame.time_base = VARIABLE_RATE_TIME_BASE
-                        frame.pts = round(times[written] / VARIABLE_RATE_TIME_BASE)
+                        frame.pts = round(times[index] / VARIABLE_RATE_TIME_BASE)
                     container.mux(video.encode(frame))
-                    written += 1
+
+                # A frame is encoded in the background while the next is made: a 1080p frame's
+                # YUV conversion and ProRes encode take as long as the dub's making it. One
+                # encode in flight keeps the muxing in order and at most two frames held.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="movie-encode") as coder:
+                    pending = None
+                    for rgb in itertools.chain([first], frames):
+                        if pending is not None:
+                            pending.result()
+                        pending = coder.submit(encode, rgb, written)
+                        written += 1
+                    if pending is not None:
+                        pending.result()
                 container.mux(video.encode())
                 if sound is not None:
                     last = times[written - 1] if times is not None else Fraction(written - 1) / fps
