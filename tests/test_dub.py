@@ -460,7 +460,7 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
     plate = open_plate(exr_plate)
     writes = []
 
-    def fill_up(number, pixels, path, channels, layer=False):
+    def fill_up(number, pixels, path, channels, layer=False, region=None):
         writes.append(path)
         if len(writes) == 3:
             raise DubplateError(f"{path}: cannot write EXR (No space left on device)")
