@@ -272,7 +272,12 @@ def test_dub_sound_a_movie_cannot_carry_as_it_is(tmp_path, caplog):
 
 
 def test_odd_sized_frames_lose_a_row_only_where_the_chroma_needs_it(tmp_path, caplog):
-    from dubplate.core.media.movie_writer import DEEP_REVIEW_FULL_CHROMA, LOSSLESS, REVIEW
+    from dubplate.core.media.movie_writer import (
+        DEEP_REVIEW,
+        DEEP_REVIEW_FULL_CHROMA,
+        LOSSLESS,
+        REVIEW,
+    )
     from dubplate.core.media.movie_writer import write_movie as encode
 
     frames = [np.random.default_rng(0).integers(0, 256, (17, 33, 3), np.uint8)] * 2
@@ -280,9 +285,10 @@ def test_odd_sized_frames_lose_a_row_only_where_the_chroma_needs_it(tmp_path, ca
     np.testing.assert_array_equal(open_plate(tmp_path / "exact.mp4").read(0), frames[0])
     assert "even sizes" not in caplog.text
     deep = [frames[0].astype(np.uint16) * 257] * 2
-    encode(tmp_path / "deep.mov", deep, Fraction(25), codec=DEEP_REVIEW_FULL_CHROMA)
-    info = open_plate(tmp_path / "deep.mov").info
-    assert (info.width, info.height) == (33, 17)
+    for codec in (DEEP_REVIEW_FULL_CHROMA, DEEP_REVIEW):
+        encode(tmp_path / "deep.mov", deep, Fraction(25), codec=codec)
+        info = open_plate(tmp_path / "deep.mov").info
+        assert (info.width, info.height) == (33, 17)
     assert "even sizes" not in caplog.text
     encode(tmp_path / "review.mp4", frames, Fraction(25), codec=REVIEW)
     info = open_plate(tmp_path / "review.mp4").info
