@@ -37,10 +37,11 @@ def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(3,) per-channel std of the high frequencies (pixels minus a ~1 px blur), weighted by
     `weights` (H, W): how grainy a region looks. NaN/inf samples and their neighbours count 0."""
     pixels = np.asarray(pixels, dtype=np.float32)
-    if np.isfinite(pixels).all():  # every integer plate, most float ones: nothing to leave out
+    samples_finite = np.isfinite(pixels)
+    if samples_finite.all():  # every integer plate, most float ones: nothing to leave out
         detail = pixels - _blurred(pixels)
     else:
-        finite = np.isfinite(pixels).all(axis=2)
+        finite = samples_finite.all(axis=2)
         clean = np.where(finite[..., None], pixels, np.float32(0))
         detail = clean - _blurred(clean)
         # The blur spreads a bad sample over its kernel: every pixel it reaches is left out too.
