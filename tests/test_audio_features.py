@@ -1,7 +1,9 @@
 """Speaker-robust audio features: phones from PocketSphinx, CMVN log-mel, frame alignment."""
 
+import tracemalloc
 from fractions import Fraction
 
+import librosa
 import numpy as np
 import pytest
 import soxr
@@ -68,6 +70,26 @@ def test_long_audio_is_decoded_in_chunks(speech, monkeypatch):
     assert starts == sorted(starts)
     assert segments[-1].end == pytest.approx(len(samples) / ANALYSIS_RATE, abs=0.05)
     assert any(2.0 <= s.start < 4.0 for s in segments)
+
+
+def test_long_audio_log_mel_is_worked_out_a_chunk_at_a_time(speech, monkeypatch):
+    """In chunks of 5 s of mel frames, one or two minutes of speech: the frames librosa gives
+    for the whole (to float rounding, over every chunk boundary), in memory that does not grow
+    with the audio beyond the frames themselves."""
+    monkeypatch.setattr(features, "MEL_CHUNK_FRAMES", 500)
+    minute = np.tile(speech.analysis, 12)
+    working = []
+    for samples in (minute, np.tile(minute, 2)):
+        tracemalloc.start()
+        chunked = features._log_mel(samples)
+        working.append(tracemalloc.get_traced_memory()[1] - chunked.nbytes)
+        tracemalloc.stop()
+    whole = librosa.feature.melspectrogram(
+        y=samples, sr=ANALYSIS_RATE, n_fft=400, hop_length=MEL_HOP, n_mels=80
+    )
+    np.testing.assert_allclose(chunked, np.log(whole + 1e-6).T, atol=1e-5)
+    assert working[1] < 1.1 * working[0]
+    assert working[0] < 4e6  # a whole minute's spectrogram alone is 10 MB
 
 
 def test_silence_has_no_speech():

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 MEL_BANDS = 80
 MEL_WINDOW = 400  # 25 ms at 16 kHz
 MEL_HOP = 160  # 10 ms
+MEL_CHUNK_FRAMES = 6000  # a minute of mel frames at a time
 SOFT_EDGE_FRAMES = 0.5  # Gaussian sigma, in video frames, that softens phone boundaries
 # A band's spread is taken as at least this share of the typical band's: above a band-limited
 # recording's top (8 kHz audio holds nothing over 4 kHz) the bands barely move, and scaling them
@@ -57,19 +58,43 @@ def analyse(audio: Audio) -> AudioAnalysis:
 
 def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
     """Phones and CMVN log-mel of 16 kHz mono samples."""
-    mel = librosa.feature.melspectrogram(
-        y=samples, sr=ANALYSIS_RATE, n_fft=MEL_WINDOW, hop_length=MEL_HOP, n_mels=MEL_BANDS
-    )
-    log_mel = np.log(mel + 1e-6).T
+    log_mel = _log_mel(samples)
     # CMVN over the utterance: level, microphone and voice colour drop out, what is said stays.
+    # In place: a long file's features are the one thing here that grows with it.
     spread = log_mel.std(axis=0)
     spread = np.maximum(spread, BAND_SPREAD_FLOOR * np.median(spread) + 1e-5)
-    log_mel = (log_mel - log_mel.mean(axis=0)) / spread
+    log_mel -= log_mel.mean(axis=0)
+    log_mel /= spread
     return AudioAnalysis(
         phones=_gate_silence(phone_table(decode_phones(samples)), samples),
-        log_mel=log_mel.astype(np.float32),
+        log_mel=log_mel,
         duration=len(samples) / ANALYSIS_RATE,
     )
+
+
+def _log_mel(samples: np.ndarray) -> np.ndarray:
+    """(T, MEL_BANDS) float32 log-mel of `samples`, the frames librosa centres on every hop of
+    the whole (zeros past either end), worked out MEL_CHUNK_FRAMES at a time: a whole file's
+    spectrogram takes five times the memory of its samples (1 GB for an hour of a reel)."""
+    half = MEL_WINDOW // 2
+    frames = 1 + len(samples) // MEL_HOP
+    log_mel = np.empty((frames, MEL_BANDS), np.float32)
+    for first in range(0, frames, MEL_CHUNK_FRAMES):
+        last = min(first + MEL_CHUNK_FRAMES, frames)
+        start, stop = first * MEL_HOP - half, (last - 1) * MEL_HOP + half
+        segment = np.zeros(stop - start, np.float32)
+        inside = samples[max(start, 0) : stop]
+        segment[max(-start, 0) : max(-start, 0) + len(inside)] = inside
+        mel = librosa.feature.melspectrogram(
+            y=segment,
+            sr=ANALYSIS_RATE,
+            n_fft=MEL_WINDOW,
+            hop_length=MEL_HOP,
+            n_mels=MEL_BANDS,
+            center=False,
+        )
+        log_mel[first:last] = np.log(mel + 1e-6).T
+    return log_mel
 
 
 # A phone quieter than this is silence, whatever the decoder heard in it (it hears phones in
@@ -82,7 +107,8 @@ def _gate_silence(table: np.ndarray, samples: np.ndarray) -> np.ndarray:
     hop = MEL_HOP
     per_second = ANALYSIS_RATE / hop
     frames = len(samples) // hop
-    rms = np.sqrt(np.mean(samples[: frames * hop].reshape(frames, hop) ** 2, axis=1) + 1e-12)
+    blocks = samples[: frames * hop].reshape(frames, hop)
+    rms = np.sqrt(np.einsum("ij,ij->i", blocks, blocks) / hop + 1e-12)
     loud = np.percentile(rms, 95) if frames else 0.0
     floor = max(10 ** (SILENCE_DBFS / 20), loud * 10 ** (-SILENCE_BELOW_LOUD_DB / 20))
     gated = table.copy()

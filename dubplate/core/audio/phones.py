@@ -96,14 +96,14 @@ def decoder() -> Decoder:
 
 def decode_phones(samples: np.ndarray) -> list[PhoneSegment]:
     """Phone segments of 16 kHz mono float samples, decoded in utterances of at most 30 s."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
     chunk = int(CHUNK_SECONDS * ANALYSIS_RATE)
     segments: list[PhoneSegment] = []
     engine = decoder()
-    for start in range(0, len(pcm), chunk):
+    for start in range(0, len(samples), chunk):
         offset = start / ANALYSIS_RATE
+        pcm = (np.clip(samples[start : start + chunk], -1.0, 1.0) * 32767).astype(np.int16)
         engine.start_utt()
-        engine.process_raw(pcm[start : start + chunk].tobytes(), full_utt=True)
+        engine.process_raw(pcm.tobytes(), full_utt=True)
         engine.end_utt()
         # An utterance shorter than a few decoder frames (a last chunk of 30 ms) has no segments.
         for seg in engine.seg() or ():
