@@ -6,13 +6,13 @@ For each footage clip: the actor is built and A2E (a bag of networks) trained on
 of the frames (the last 20% of those held out to choose each network's steps and gain, then
 learnt from too), then
 1. with the clip's own audio on the held-out last 20% (moved by the sound offset A2E found in
-   the first 80% and learnt with): lower-face landmark error of the predicted mesh (pose and
-   upper face from the track) against the track, px of a 256-px face box, beside the
-   mean-expression baseline (the first 80%'s mean fitted lower face, covered mouths left out)
-   and the errors that perfect predictors of the inner-lip gap, and of the gap and the mouth's
-   width, would leave (how much of the lower face opening, and spreading or rounding, explain),
-   and that of the tail's own mean expression (how far the held expression drifts from the
-   footage's, which no audio says);
+   the first 80% and learnt with; scored where that sound was recorded): lower-face landmark
+   error of the predicted mesh (pose and upper face from the track) against the track, px of
+   a 256-px face box, beside the mean-expression baseline (the first 80%'s mean fitted lower
+   face, covered mouths left out) and the errors that perfect predictors of the inner-lip gap,
+   and of the gap and the mouth's width, would leave (how much of the lower face opening, and
+   spreading or rounding, explain), and that of the tail's own mean expression (how far the
+   held expression drifts from the footage's, which no audio says);
 2. with every dub in ../shared/data/audio: phone-sync and bilabial closure of the predicted
    mouth, against the real footage's phone-sync with its own audio;
 3. training time, scaled to 20 s of footage.
@@ -33,7 +33,7 @@ from dubplate.core.a2e.expression import mouth_gap_px, mouth_opening_of, with_pl
 from dubplate.core.a2e.predict import drive, prediction_lip_sync
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import closing_weights, predict
-from dubplate.core.audio.features import analyse, frame_features
+from dubplate.core.audio.features import analyse, frame_features, heard_within
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import fit_frames
@@ -113,12 +113,15 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
 
     frame_seconds = float(1 / plate.info.fps)
     own = analyse(plate.audio())
-    # Driven over every frame with a face, as `dub` drives a shot; scored on the held-out tail.
+    # Driven over every frame with a face, as `dub` drives a shot; scored on the held-out tail,
+    # where the sound it is heard with was recorded (A2E learns from no other frames either).
     found = np.flatnonzero(track.found)
-    in_tail = found >= cut
-    tail = found[in_tail]
     # The clip's sound, moved by the offset A2E found in its first 80% and learnt with.
-    features = frame_features(own, track.times[found] + sync["offset_s"], frame_seconds, pad=True)
+    heard_at = track.times[found] + sync["offset_s"]
+    heard = heard_within(heard_at, own.duration)
+    in_tail = (found >= cut) & heard
+    tail = found[in_tail]
+    features = frame_features(own, heard_at, frame_seconds, pad=True)
     predicted = predict(network, features, own.has_speech)
     # The mean expression of all the footage A2E learnt from: the first 80%, less covered mouths.
     (learnt_from,) = uncovered_fits(actor, covered_footage_frames(actor_dir))
@@ -148,6 +151,8 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     footage_seconds = cut * frame_seconds
     row = {
         "clip": clip.name,
+        "tail_frames": len(tail),
+        "tail_unheard": int(((found >= cut) & ~heard).sum()),
         "train_s": footage_seconds,
         "sync": sync,
         "error": lower_face_error_px(actor, track, tail, predicted[in_tail]),
@@ -188,18 +193,21 @@ def markdown(rows: list[dict], dubs: list[Path]) -> str:
         "Sound offset: how far past each frame's time its sound was taken "
         "to be in the first 80% (`core/a2e/sync.py`): where the fitted mouth's phone-sync "
         "peaks, if clearly over as recorded; A2E learnt with the sound moved by it, and the "
-        "tail is driven with it.",
+        "tail is driven with it. Scored: the held-out frames whose sound, so moved, is in "
+        "the recording (left out: those it moves past the audio's end or before its start, "
+        "which A2E does not learn from either).",
         "",
         "| clip | training footage | sound offset (best: phone-sync as recorded -> there) "
-        "| A2E error "
+        "| held-out frames scored (left out) | A2E error "
         "| mean-expression error | ratio | train time | per 20 s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['train_s']:.1f} s | {1000 * r['sync']['offset_s']:+.0f} ms "
             f"(best {1000 * r['sync']['best_offset_s']:+.0f} ms: "
             f"{r['sync']['phone_sync_as_recorded']:.2f} -> {r['sync']['phone_sync']:.2f}) | "
+            f"{r['tail_frames']} ({r['tail_unheard']}) | "
             f"{r['error']:.2f} | {r['baseline']:.2f} | "
             f"{r['error'] / r['baseline']:.2f} | {r['train_seconds']:.0f} s | "
             f"{r['per_20s']:.0f} s |"

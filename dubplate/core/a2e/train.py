@@ -18,11 +18,11 @@ from dubplate.core.a2e.augment import DRY, Voice, random_voice
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, bag
 from dubplate.core.audio.features import (
     FEATURE_SIZE,
-    TIME_TOLERANCE_S,
     VISEME_COLUMNS,
     FrameFeatures,
     analyse_samples,
     frame_features,
+    heard_within,
 )
 from dubplate.core.audio.phones import VISEMES
 from dubplate.core.errors import DubplateError
@@ -106,7 +106,7 @@ def footage_sequences(
     is not taught as the mouth of silence because its sound was not recorded."""
     times = footage.times + audio_offset
     duration = float(footage.audio.duration)
-    heard = (times >= -TIME_TOLERANCE_S) & (times <= duration + TIME_TOLERANCE_S)
+    heard = heard_within(times, duration)
     if not heard.all():
         log.warning(
             "%s: %d of the footage's %d frames are heard outside its audio (%.2f s, offset %+.3f"

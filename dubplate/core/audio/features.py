@@ -191,6 +191,12 @@ def frame_features(
     return FrameFeatures(times, phones, visemes, _mel_per_frame(analysis.log_mel, starts, ends))
 
 
+def heard_within(times: np.ndarray, duration: float) -> np.ndarray:
+    """(F,) bool: which frames centred at `times` (seconds into the audio) have their sound in
+    an audio of `duration` seconds."""
+    return (times >= -TIME_TOLERANCE_S) & (times <= duration + TIME_TOLERANCE_S)
+
+
 def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds: float) -> None:
     """Refuse frames centred at `times` that the audio does not reach into (`--pad` allows
     them): a movie's sound often ends a few ms before its last frame does, and that frame is
