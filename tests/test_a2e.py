@@ -270,8 +270,7 @@ def speech_of_random_syllables(seconds: float, seed: int) -> AudioAnalysis:
 
 def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     """The mouth opens for each vowel 120 ms before the sound track has it: A2E learns from the
-    sound moved 120 ms back, where the mouth follows the phones (and so for a sound half a
-    second late or 80 ms early); footage in sync, a mouth
+    sound moved 120 ms back, where the mouth follows the phones; footage in sync, a mouth
     between two offsets, or one that does not follow its phones keeps its sound as recorded."""
     analysis = speech_of_random_syllables(8.0, seed=5)
     times = np.arange(200) / 25
@@ -303,7 +302,6 @@ def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     assert short.best_offset_s == pytest.approx(0.12) and short.offset_s == 0.0
     held = sync_offset(np.full(len(times), 5.0), analysis, times, 0.04)  # a mouth held still
     assert held.offset_s == 0.0 and held.as_dict()["phone_sync"] is None
-    assert sync_offset(mouth(0.52), analysis, times, 0.04).offset_s == pytest.approx(0.52)
 
 
 def test_the_footage_is_heard_moved_by_its_offset(tmp_path):
