@@ -26,11 +26,10 @@ from dubplate.core.qc.lipsync import openness, phone_sync
 # was 3 frames (120 ms) from as recorded on woman_flag_b (0.09 -> 0.38), 2 on man_office and 1
 # on man_map; trained on the moved audio, A2E's held-out lower-face error fell from 3.02 to 2.45
 # px, 1.67 to 1.36 and 2.07 to 2.01 (scratch, the a2e bench's measure). Not further: man_map's
-# sound runs 520 ms late by its phones (phone-sync 0.15 -> 0.34) and its loudness, but moved so
-# far, a seventh of its 4 s of footage and half its held-out second lose their sound, and A2E
-# learnt from the rest missed the held-out mouths left by 1.25 times the mean expression's
-# error (1.97 against 1.58 px), against 0.76 with the sound 40 ms late (the a2e bench, at
-# f96ac11 and b95785b). Longer footage may pay for a wider search.
+# sound runs 520 ms late by its phones (phone-sync 0.15 -> 0.34) and its loudness, but A2E
+# learnt with it so moved missed the held-out mouths that keep their sound (13 of 25) by 1.25
+# times the mean expression's error (1.97 against 1.58 px; the driven gap spread 1.8 times the
+# real one's), against 0.76 with the sound 40 ms late (the a2e bench, at f96ac11 and b95785b).
 MAX_OFFSET_S = 0.2
 # Under this phone-sync at the best offset the mouth follows its phones too little to time
 # them by it (woman_seated: 0.04 at best), and the audio stays as recorded.
