@@ -75,7 +75,7 @@ def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
 def _log_mel(samples: np.ndarray) -> np.ndarray:
     """(T, MEL_BANDS) float32 log-mel of `samples`, the frames librosa centres on every hop of
     the whole (zeros past either end), worked out MEL_CHUNK_FRAMES at a time: a whole file's
-    spectrogram takes five times the memory of its samples (1 GB for an hour of a reel)."""
+    spectrogram takes four times the memory of its samples (nearly 1 GB for an hour)."""
     half = MEL_WINDOW // 2
     frames = 1 + len(samples) // MEL_HOP
     log_mel = np.empty((frames, MEL_BANDS), np.float32)
