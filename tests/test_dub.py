@@ -436,6 +436,11 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
     )
     short = write_wav(tmp_path / "short.wav", np.zeros(1600, np.float32), 16000)
     one_line_error(run_cli(*args, "--audio", short), "short.wav", "--pad")
+    one_line_error(
+        run_cli(*args, "--audio", short, "--frames", "1004-1006"),
+        "short.wav",
+        "--audio-offset counts from the plate's first frame, 1001, and frame 1004 plays 0.12 s",
+    )
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

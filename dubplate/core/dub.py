@@ -159,7 +159,7 @@ def dub(
     try:
         driven = _drive(models.a2e, analysis, times, plate, settings)
     except DubplateError as error:
-        raise DubplateError(f"{audio.source}: {error}") from error
+        raise DubplateError(f"{audio.source}: {error}{_offset_hint(plate, numbers)}") from error
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
@@ -380,6 +380,19 @@ def _drive(
             "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
         )
     return driven
+
+
+def _offset_hint(plate: Plate, numbers: Sequence[int]) -> str:
+    """Where the frames dubbed start after the plate's first, what `--audio-offset` counts from:
+    a range's audio that seems too short is often one that was meant to start with the range."""
+    first = plate.info.frames[0]
+    if numbers[0] == first:
+        return ""
+    seconds = float(plate.time_of(numbers[0]) - plate.time_of(first))
+    return (
+        f"; --audio-offset counts from the plate's first frame, {first}, and frame"
+        f" {numbers[0]} plays {seconds:.2f} s after it"
+    )
 
 
 def _lower_face(
