@@ -150,10 +150,11 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     (offset,) = footage_audio_offsets(actor_dir).values()
     settings = DubSettings(audio_offset=offset, pad=offset > 0, trim=True, lossless=True)
     own = workdir / f"{clip.stem}_own"
-    result = dub_into(actor_dir, plate, held_out, plate.audio(), own, settings)
+    sound = plate.audio()  # decoded once: a movie decodes its sound on every call
+    result = dub_into(actor_dir, plate, held_out, sound, own, settings)
     # M-LMD is taken where the moved sound was recorded: padded silence says nothing of a mouth.
     times = np.array([float(plate.time_of(n)) for n in held_out]) + offset
-    heard = heard_within(times, float(plate.audio().duration))
+    heard = heard_within(times, float(sound.duration))
     dubbed = open_plate(result["output"])
     dubbed_numbers = list(dubbed.info.frames)
     real_track = track_plate(plate, held_out)
@@ -165,7 +166,7 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     variant_tracks = {}
     for name, variant in variants.items():
         out = workdir / f"{clip.stem}_{name}"
-        done = dub_into(actor_dir, plate, held_out, plate.audio(), out, variant)
+        done = dub_into(actor_dir, plate, held_out, sound, out, variant)
         variant_tracks[name] = track_plate(open_plate(done["output"]), dubbed_numbers)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
