@@ -190,6 +190,19 @@ def test_grain_is_drawn_for_frames_numbered_below_zero():
     np.testing.assert_array_equal(below, grain.for_frame(-2).sample((0, 0, 8, 8)))
 
 
+def test_fresh_grain_cut_from_the_field_is_new_each_frame_and_the_same_on_a_rerender():
+    field = np.random.default_rng(8).standard_normal((120, 160, 3), dtype=np.float32)
+    grain = GrainNoise(1.0, field)
+    box = (30, 20, 130, 100)
+    frames = [grain.for_frame(n).sample(box) for n in range(6)]
+    np.testing.assert_array_equal(frames[3], grain.for_frame(3).sample(box))
+    still = field[20:100, 30:130]
+    for first, second in zip(frames, frames[1:] + [still]):
+        assert first.shape == (80, 100, 3)
+        assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.05
+        assert first.std() == pytest.approx(1.0, abs=0.05)
+
+
 def test_colour_match_ignores_the_black_beyond_a_frame_that_cuts_the_chin():
     """The crop of a face at the frame's bottom edge is black below it; matched only where the
     crop is the frame's, the patch meets the plate at its level, not darkened."""
@@ -240,10 +253,10 @@ def test_fresh_grain_share_tells_grain_drawn_each_frame_from_grain_that_stays():
 def test_patch_grain_changes_between_frames_only_as_much_as_the_plates():
     source = plate_frame(np.float16)
     patch = np.full((CROP, CROP, 3), 0.5, np.float32)
-    still = np.random.default_rng(7).standard_normal((*source.shape[:2], 3), dtype=np.float32)
+    field = np.random.default_rng(7).standard_normal((*source.shape[:2], 3), dtype=np.float32)
 
     def change(share: float) -> float:
-        grain = GrainNoise(share, still)
+        grain = GrainNoise(share, field)
         first, second = (
             composite_frame(source, patch, face_matte(), MATRIX, grain.for_frame(n)) for n in (1, 2)
         )

@@ -81,7 +81,7 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
-STILL_GRAIN_SEED = 0
+GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
 DRIVES = ("audio", "plate")
@@ -563,12 +563,10 @@ def shot_grain(inputs: FaceFrames, crops: CropTrack, frame_shape: tuple[int, int
         100 * share,
         len(real),
     )
-    still = None
-    if share < 1:
-        still = np.random.default_rng(STILL_GRAIN_SEED).standard_normal(
-            (*frame_shape, 3), dtype=np.float32
-        )
-    return GrainNoise(share, still)
+    field = np.random.default_rng(GRAIN_FIELD_SEED).standard_normal(
+        (*frame_shape, 3), dtype=np.float32
+    )
+    return GrainNoise(share, field)
 
 
 def _write(

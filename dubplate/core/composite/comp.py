@@ -142,12 +142,13 @@ def _plate_box(
     matte: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...]
 ) -> tuple[int, int, int, int] | None:
     """The frame pixels (x0, y0, x1, y1) the matte can reach, or None when it reaches none."""
-    rows, cols = np.nonzero(matte)
+    rows = np.flatnonzero(matte.any(axis=1))
     if not len(rows):
         return None
+    cols = np.flatnonzero(matte.any(axis=0))
     # Linear interpolation reads one crop pixel around each sample: the matte reaches that far.
-    xs = (cols.min() - 1, cols.max() + 1)
-    ys = (rows.min() - 1, rows.max() + 1)
+    xs = (cols[0] - 1, cols[-1] + 1)
+    ys = (rows[0] - 1, rows[-1] + 1)
     corners = np.array([(x, y) for x in xs for y in ys], np.float64)
     inverse = cv2.invertAffineTransform(matrix.astype(np.float64))
     plate = corners @ inverse[:, :2].T + inverse[:, 2]

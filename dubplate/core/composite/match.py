@@ -39,11 +39,10 @@ def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     pixels = np.asarray(pixels, dtype=np.float32)
     samples_finite = np.isfinite(pixels)
     if samples_finite.all():  # every integer plate, most float ones: nothing to leave out
-        detail = pixels - _blurred(pixels)
+        detail = _high_pass(pixels)
     else:
         finite = samples_finite.all(axis=2)
-        clean = np.where(finite[..., None], pixels, np.float32(0))
-        detail = clean - _blurred(clean)
+        detail = _high_pass(np.where(finite[..., None], pixels, np.float32(0)))
         # The blur spreads a bad sample over its kernel: every pixel it reaches is left out too.
         kernel = np.ones((_GRAIN_BLUR_WIDTH, _GRAIN_BLUR_WIDTH), np.uint8)
         untouched = cv2.erode(finite.astype(np.uint8), kernel, borderValue=1).astype(bool)
@@ -56,20 +55,33 @@ def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.zeros(3, np.float32)
     flat = detail.reshape(-1, 3)
     mean = flat_weights @ flat / np.float32(total)
-    variance = flat_weights @ np.square(flat - mean) / np.float32(total)
-    return np.sqrt(np.maximum(variance, 0)).astype(np.float32)
+    # The second moment less the squared mean (the detail's mean is near 0, so nothing cancels):
+    # subtracting the mean made a copy of the box that cost more than the rest.
+    second_moment = flat_weights @ np.square(flat, out=flat) / np.float32(total)
+    return np.sqrt(np.maximum(second_moment - np.square(mean), 0)).astype(np.float32)
 
 
-@dataclass(frozen=True, eq=False)  # eq would compare the still field element-wise
+def _high_pass(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` less their ~1 px blur, in a new array."""
+    detail = _blurred(pixels)
+    return np.subtract(pixels, detail, out=detail)
+
+
+@dataclass(frozen=True, eq=False)  # eq would compare the field element-wise
 class GrainNoise:
-    """Unit Gaussian noise for the patches of one shot: `fresh_share` of its variance is drawn
-    anew each frame (seeded by `seed`, so a re-render is identical) and the rest comes from
-    `still`, a field fixed in plate pixels, so the patch's grain changes from frame to frame as
-    much as the plate's does. Film grain is all fresh; the grain of a compressed movie is mostly
-    still, and fresh noise there reads as flicker."""
+    """Unit Gaussian noise for the patches of one shot: `fresh_share` of its variance is new each
+    frame and the rest stays where it lies in the plate, so the patch's grain changes from frame
+    to frame as much as the plate's does. Film grain is all fresh; the grain of a compressed
+    movie is mostly still, and fresh noise there reads as flicker.
+
+    Both are cut from `field`, unit noise over the whole frame: the still grain where it lies,
+    each frame's fresh grain at a shift of its own (seeded by `seed`, so a re-render is
+    identical). A shifted window of white noise is as unlike the last frame's as a new draw,
+    which cost a 1080p patch more than the rest of its grain. Without a field, the fresh grain
+    is drawn anew and none stays."""
 
     fresh_share: float = 1.0
-    still: np.ndarray | None = None  # (H, W, 3) float32 unit noise over the whole frame
+    field: np.ndarray | None = None  # (H, W, 3) float32 unit noise over the whole frame
     seed: int = 0
 
     def for_frame(self, number: int) -> GrainNoise:
@@ -80,18 +92,24 @@ class GrainNoise:
         """(y1 - y0, x1 - x0, 3) float32 unit noise over the plate box (x0, y0, x1, y1)."""
         x0, y0, x1, y1 = box
         rng = np.random.default_rng(self.seed)
-        fresh = rng.standard_normal((y1 - y0, x1 - x0, 3), dtype=np.float32)
-        if self.still is None or self.fresh_share >= 1:
+        if self.field is None:
+            return rng.standard_normal((y1 - y0, x1 - x0, 3), dtype=np.float32)
+        height, width = self.field.shape[:2]
+        shift_y, shift_x = rng.integers(1, (height, width))  # never 0: that is the still grain
+        rows = (np.arange(y0, y1) + shift_y) % height
+        cols = (np.arange(x0, x1) + shift_x) % width
+        fresh = self.field.take(rows, axis=0).take(cols, axis=1)
+        if self.fresh_share >= 1:
             return fresh
         fresh *= np.float32(np.sqrt(self.fresh_share))
-        return fresh + np.float32(np.sqrt(1 - self.fresh_share)) * self.still[y0:y1, x0:x1]
+        return fresh + np.float32(np.sqrt(1 - self.fresh_share)) * self.field[y0:y1, x0:x1]
 
 
 def fresh_grain_share(crops: np.ndarray, weights: np.ndarray) -> float:
     """Share of the grain's variance that is new from one frame to the next, in (F, N, N, 3)
     stabilised crops of consecutive frames weighted by (F, N, N) `weights` (where the face holds
     still relative to the crop): 1 for grain drawn anew each frame, 0 for grain that stays."""
-    detail = np.stack([crop - _blurred(crop) for crop in crops.astype(np.float32)])
+    detail = np.stack([_high_pass(crop) for crop in crops.astype(np.float32)])
     pair_weights = (weights[1:] * weights[:-1])[..., None]
     change = (pair_weights * np.square(detail[1:] - detail[:-1])).sum()
     total = (pair_weights * (np.square(detail[1:]) + np.square(detail[:-1]))).sum()
