@@ -1,5 +1,6 @@
 """Audio at any rate and channel count: originals kept, 16 kHz mono for analysis."""
 
+import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -105,3 +106,98 @@ def test_shared_dub_tracks(shared_data):
     for path in paths:
         audio = load_audio(path)
         assert len(audio.analysis) == pytest.approx(float(audio.duration) * 16000, abs=2), path
+
+
+def _noise_wav(path, seconds, rate=48000, channels=2, subtype="PCM_24"):
+    """Noise written a second at a time; returns the path."""
+    rng = np.random.default_rng(1)
+    with soundfile.SoundFile(str(path), "w", rate, channels, subtype) as file:
+        for _ in range(seconds):
+            file.write(rng.uniform(-0.3, 0.3, (rate, channels)).astype(np.float32))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp4"])
+def test_a_part_of_a_file_is_read_without_the_rest(tmp_path, monkeypatch, suffix):
+    """A shot's part of a reel-long dub file, read a block at a time (small blocks here, so
+    every part straddles them): the very samples the whole file holds there, led by silence
+    for a start before the file's. libsndfile seeks a WAV; FFmpeg decodes a movie's sound and
+    drops what comes before the part."""
+    from dubplate.core.media import audio as audio_module
+    from dubplate.core.media import open_audio
+
+    monkeypatch.setattr(audio_module, "BLOCK_FRAMES", 5000)
+    path = _noise_wav(tmp_path / "reel.wav", 3)
+    if suffix == ".mp4":
+        path = write_movie(
+            tmp_path / "reel.mp4", numbered_frames(75), audio=(load_audio(path).samples, 48000)
+        )
+    whole = load_audio(path).samples
+    reel = open_audio(path)
+    assert (reel.aligned_to is None) == (suffix == ".wav")
+    np.testing.assert_array_equal(reel.part(1.5, 1.0).load().samples, whole[72000:120000])
+    led = reel.part(-0.25, 1.0).load().samples
+    assert led.shape == (48000, 2) and not led[:12000].any()
+    np.testing.assert_array_equal(led[12000:], whole[:36000])
+    np.testing.assert_array_equal(reel.part(1.0).part(0.5, 1.0).load().samples, whole[72000:120000])
+    np.testing.assert_array_equal(reel.part(2.5).load().samples, whole[120000:])
+    assert len(reel.part(5.0).load().samples) == 0
+
+
+def test_a_long_dub_track_is_analysed_in_memory_that_does_not_hold_it(tmp_path):
+    """A minute of 8-channel 48 kHz sound is 92 MB of float samples; its analysis, read a block
+    at a time, holds a small share of that (the whole file read first held all of it)."""
+    from dubplate.core.audio.features import analyse_samples, cached_analysis
+    from dubplate.core.media import open_audio
+
+    path = _noise_wav(tmp_path / "reel.wav", 60, channels=8, subtype="PCM_16")
+    decoded_bytes = 60 * 48000 * 8 * 4
+    analyse_samples(np.zeros(16000, np.float32))  # librosa's imports and caches, once a process
+    tracemalloc.start()
+    analysis = cached_analysis(open_audio(path), tmp_path / "cache")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert analysis.duration == pytest.approx(60.0, abs=1e-3)
+    assert len(analysis.log_mel) == 6001
+    assert peak < decoded_bytes / 4, f"{peak / 1e6:.1f} MB at most held"
+
+
+def test_a_file_and_its_samples_in_memory_are_one_audio_to_the_cache(tmp_path, monkeypatch):
+    """The analysis cache's key is the hash of the samples as one array (as it was before
+    files were read a block at a time, so earlier caches still hold); the analysis of the
+    file, read in blocks that fall anywhere, is that of its samples analysed whole."""
+    import hashlib
+    import json
+
+    from dubplate.core.audio import features
+    from dubplate.core.audio import phones as phone_module
+    from dubplate.core.media import audio as audio_module
+    from dubplate.core.media import open_audio
+
+    path = _noise_wav(tmp_path / "noise.wav", 4, rate=44100)
+    whole = load_audio(path)
+    old_key = hashlib.sha256(np.ascontiguousarray(whole.samples))
+    old_key.update(json.dumps([44100, features.ANALYSIS_VERSION]).encode())
+    monkeypatch.setattr(audio_module, "BLOCK_FRAMES", 7001)
+    monkeypatch.setattr(features, "MEL_CHUNK_FRAMES", 90)
+    monkeypatch.setattr(phone_module, "CHUNK_SECONDS", 1.3)
+    assert features._digest(open_audio(path)) == old_key.hexdigest()[:24]
+    streamed = features.analyse(open_audio(path))
+    at_once = features.analyse_samples(whole.analysis)
+    np.testing.assert_array_equal(streamed.phones, at_once.phones)
+    np.testing.assert_array_equal(streamed.log_mel, at_once.log_mel)
+
+
+def test_samples_that_are_not_numbers_are_refused_with_their_time(tmp_path):
+    from dubplate.core.media import open_audio
+
+    samples = np.zeros((48000, 1), np.float32)
+    samples[30000] = np.nan
+    path = tmp_path / "bad.wav"
+    soundfile.write(str(path), samples, 16000, subtype="FLOAT")
+    with pytest.raises(DubplateError, match=r"bad\.wav: audio holds NaN or infinite samples"):
+        load_audio(path)
+    from dubplate.core.audio.features import analyse
+
+    with pytest.raises(DubplateError, match=r"bad\.wav: .* from 0\.00 s on"):
+        analyse(open_audio(path))

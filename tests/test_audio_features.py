@@ -23,7 +23,7 @@ from dubplate.core.audio.features import (
 from dubplate.core.audio.phones import PHONE_INDEX, decode_phones
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio
-from dubplate.core.media.audio import ANALYSIS_RATE, from_offset
+from dubplate.core.media.audio import ANALYSIS_RATE
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +73,19 @@ def test_long_audio_is_decoded_in_chunks(speech, monkeypatch):
 
 
 def test_long_audio_log_mel_is_worked_out_a_chunk_at_a_time(speech, monkeypatch):
-    """In chunks of 5 s of mel frames, one or two minutes of speech: the frames librosa gives
-    for the whole (to float rounding, over every chunk boundary), in memory that does not grow
-    with the audio beyond the frames themselves."""
+    """In chunks of 5 s of mel frames, fed in blocks that do not fall on them, one or two
+    minutes of speech: the frames librosa gives for the whole (to float rounding, over every
+    chunk boundary), in memory that does not grow with the audio beyond the frames themselves."""
     monkeypatch.setattr(features, "MEL_CHUNK_FRAMES", 500)
     minute = np.tile(speech.analysis, 12)
     working = []
     for samples in (minute, np.tile(minute, 2)):
         tracemalloc.start()
-        chunked = features._log_mel(samples)
-        working.append(tracemalloc.get_traced_memory()[1] - chunked.nbytes)
+        log_mel = features.LogMel()
+        for start in range(0, len(samples), 12345):
+            log_mel.feed(samples[start : start + 12345])
+        chunked = log_mel.finish(len(samples))
+        working.append(tracemalloc.get_traced_memory()[1] - 2 * chunked.nbytes)
         tracemalloc.stop()
     whole = librosa.feature.melspectrogram(
         y=samples, sr=ANALYSIS_RATE, n_fft=400, hop_length=MEL_HOP, n_mels=80
@@ -174,7 +177,7 @@ def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, cap
     """A movie's sound aligned to its first frame is other audio than from its start: the cache
     is keyed by the samples, not the file. An unwritable cache is passed over."""
     first = cached_analysis(speech, tmp_path)
-    later = cached_analysis(from_offset(speech, 0.5), tmp_path)
+    later = cached_analysis(speech.part(0.5), tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 2
     assert later.duration == pytest.approx(first.duration - 0.5, abs=1e-3)
     blocked = tmp_path / "not_a_dir"

@@ -198,7 +198,7 @@ def test_fresh_grain_cut_from_the_field_is_new_each_frame_and_the_same_on_a_rere
     np.testing.assert_array_equal(frames[3], grain.for_frame(3).sample(box))
     assert np.isin(frames[0], field).all()  # cut from the field, not drawn: no draw per frame
     still = field[20:100, 30:130]
-    for first, second in zip(frames, frames[1:] + [still]):
+    for first, second in zip(frames, [*frames[1:], still], strict=True):
         assert first.shape == (80, 100, 3)
         assert abs(np.corrcoef(first.ravel(), second.ravel())[0, 1]) < 0.05
         assert first.std() == pytest.approx(1.0, abs=0.05)

@@ -42,7 +42,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.files import publish_version, staged_dir
 from dubplate.core.manifest import manifest_header, write_manifest
 from dubplate.core.media import open_plate
-from dubplate.core.media.audio import Audio, from_offset
+from dubplate.core.media.audio import Sound
 from dubplate.core.media.movie import MoviePlate
 from dubplate.core.media.movie_writer import VideoCodec, output_codec, write_movie
 from dubplate.core.media.plate import Plate
@@ -143,7 +143,7 @@ def dub(
     directory: Path,
     plate: Plate,
     numbers: Sequence[int],
-    audio: Audio,
+    audio: Sound,
     out_base: Path,
     settings: DubSettings,
     track_cache: Path,
@@ -151,15 +151,17 @@ def dub(
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
     models = DubModels.load(directory, settings.device)
-    track = cached_track(plate, numbers, track_cache)
-    distance = check_identity(models.actor, track)
-    fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
+    # The audio first: a dub track too short, too long or unreadable is refused before the
+    # plate is tracked.
     analysis = cached_analysis(audio, audio_cache)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
     try:
         driven = _drive(models.a2e, analysis, times, plate, settings)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}{_offset_hint(plate, numbers)}") from error
+    track = cached_track(plate, numbers, track_cache)
+    distance = check_identity(models.actor, track)
+    fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
@@ -574,7 +576,7 @@ def _write(
     numbers: Sequence[int],
     frames: Iterator[tuple[int, np.ndarray, Composite | None]],
     staged: Path,
-    audio: Audio,
+    audio: Sound,
     settings: DubSettings,
 ) -> tuple[str, str | None]:
     """Write the comp (and the face plate for frame files); return their paths relative to
@@ -583,13 +585,14 @@ def _write(
         codec = _movie_codec(plate, settings)
         name = f"{Path(plate.info.source).stem}_dub{codec.suffix}"
         start = settings.audio_offset + float(plate.time_of(numbers[0]))
+        span = float(plate.time_of(numbers[-1]) - plate.time_of(numbers[0]) + 1 / plate.info.fps)
         # Movie frames are RGB code values of the movie's own encoding, written back in it.
         comps = (c.comp[..., :3] if c is not None else p[..., :3] for _, p, c in frames)
         write_movie(
             staged / name,
             comps,
             plate.info.fps,
-            audio=from_offset(audio, start),
+            audio=audio.part(start, span),
             codec=codec,
             yuv=plate.yuv,
             timecode=_movie_timecode(plate, numbers[0]),

@@ -474,7 +474,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
 
 def _dub(args: argparse.Namespace) -> dict:
     from dubplate.core.dub import DubSettings, dub
-    from dubplate.core.media import load_audio
+    from dubplate.core.media import open_audio
 
     plate = open_plate(args.plate, colourspace=args.colourspace, layer=args.layer)
     numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
@@ -492,7 +492,7 @@ def _dub(args: argparse.Namespace) -> dict:
         drive=args.drive,
         device=_device(args.device),
     )
-    audio = load_audio(args.audio)
+    audio = open_audio(args.audio)
     return dub(
         args.actor, plate, numbers, audio, args.out, settings, args.track_cache, cache_dir("audio")
     )
@@ -501,14 +501,14 @@ def _dub(args: argparse.Namespace) -> dict:
 def _a2e_predict(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.predict import drive, prediction_lip_sync, write_prediction_preview
     from dubplate.core.a2e.store import load_a2e
-    from dubplate.core.media import load_audio
+    from dubplate.core.media import open_audio
     from dubplate.core.media.timing import as_rate
     from dubplate.core.morph.actor import Actor
 
     actor = Actor.load(args.actor)
     network, manifest = load_a2e(args.actor)
     fps = as_rate(manifest["network"]["fps"])
-    audio = load_audio(args.audio)
+    audio = open_audio(args.audio)
     frames = parse_frame_range(args.frames) if args.frames else None
     prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad, cache_dir("audio"))
     figures = prediction_lip_sync(actor.model, prediction, fps)
@@ -535,11 +535,11 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
 def _qc(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.sync import sync_offset
     from dubplate.core.audio.features import cached_analysis
-    from dubplate.core.media import load_audio
+    from dubplate.core.media import open_audio
     from dubplate.core.qc.lipsync import track_lip_sync, track_mouth_gap
 
     plate, track = _tracked(args, args.video)
-    audio = load_audio(args.audio) if args.audio else plate.audio()
+    audio = open_audio(args.audio) if args.audio else plate.audio()
     if audio is None:
         raise DubplateError(f"{args.video}: no audio; give one with --audio")
     analysis = cached_analysis(audio, cache_dir("audio"))

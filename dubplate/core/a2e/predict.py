@@ -25,7 +25,7 @@ from dubplate.core.audio.features import (
 )
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio, from_offset
+from dubplate.core.media.audio import Sound
 from dubplate.core.media.movie_writer import write_movie
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.appearance import (
@@ -99,7 +99,7 @@ def drive_frames(
 
 def drive(
     network: A2E,
-    audio: Audio,
+    audio: Sound,
     fps: Fraction,
     offset: float = 0.0,
     frames: tuple[int, int] | None = None,
@@ -126,7 +126,7 @@ def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction
 
 
 def write_prediction_preview(
-    actor: Actor, prediction: Prediction, audio: Audio, fps: Fraction, path: Path
+    actor: Actor, prediction: Prediction, audio: Sound, fps: Fraction, path: Path
 ) -> int:
     """The actor's textured face, front on under their median light, speaking the audio from
     the first predicted frame's time in it."""
@@ -155,4 +155,4 @@ def write_prediction_preview(
             for rgb in out.rgb.clamp(0, 1).numpy():
                 yield colour.to_working_uint8(rgb, linear)
 
-    return write_movie(path, frames(), fps, audio=from_offset(audio, float(prediction.times[0])))
+    return write_movie(path, frames(), fps, audio=audio.part(float(prediction.times[0])))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,19 +18,21 @@ from dubplate.core.audio.phones import (
     PHONE_INDEX,
     PHONES,
     VISEMES,
-    decode_phones,
+    PhoneDecoder,
     phone_table,
 )
+from dubplate.core.audio.windows import Windows
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.audio import ANALYSIS_RATE, Audio
+from dubplate.core.media.audio import ANALYSIS_RATE, BLOCK_FRAMES, Sound, analysis_blocks
 
 log = logging.getLogger(__name__)
 
 MEL_BANDS = 80
 MEL_WINDOW = 400  # 25 ms at 16 kHz
 MEL_HOP = 160  # 10 ms
-MEL_CHUNK_FRAMES = 6000  # a minute of mel frames at a time
+# Mel frames worked out at a time: librosa takes ~1.5 MB of working memory per second of them.
+MEL_CHUNK_FRAMES = 1000
 SOFT_EDGE_FRAMES = 0.5  # Gaussian sigma, in video frames, that softens phone boundaries
 # A band's spread is taken as at least this share of the typical band's: above a band-limited
 # recording's top (8 kHz audio holds nothing over 4 kHz) the bands barely move, and scaling them
@@ -52,13 +55,27 @@ class AudioAnalysis:
         return bool((self.phones[:, 0] != PHONE_INDEX["SIL"]).any())
 
 
-def analyse(audio: Audio) -> AudioAnalysis:
-    return analyse_samples(audio.analysis)
+def analyse(sound: Sound) -> AudioAnalysis:
+    return _analyse(analysis_blocks(sound))
 
 
 def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
     """Phones and CMVN log-mel of 16 kHz mono samples."""
-    log_mel = _log_mel(samples)
+    return _analyse(
+        samples[start : start + BLOCK_FRAMES] for start in range(0, len(samples), BLOCK_FRAMES)
+    )
+
+
+def _analyse(blocks: Iterable[np.ndarray]) -> AudioAnalysis:
+    """Phones and CMVN log-mel of 16 kHz mono samples that come a block at a time: nothing
+    but the features grows with the audio."""
+    phones, mel, loudness = PhoneDecoder(), LogMel(), Loudness()
+    count = 0
+    for block in blocks:
+        for analysis in (phones, mel, loudness):
+            analysis.feed(block)
+        count += len(block)
+    log_mel = mel.finish(count)
     # CMVN over the utterance: level, microphone and voice colour drop out, what is said stays.
     # In place: a long file's features are the one thing here that grows with it.
     spread = log_mel.std(axis=0)
@@ -66,35 +83,64 @@ def analyse_samples(samples: np.ndarray) -> AudioAnalysis:
     log_mel -= log_mel.mean(axis=0)
     log_mel /= spread
     return AudioAnalysis(
-        phones=_gate_silence(phone_table(decode_phones(samples)), samples),
+        phones=_gate_silence(phone_table(phones.finish()), loudness.finish()),
         log_mel=log_mel,
-        duration=len(samples) / ANALYSIS_RATE,
+        duration=count / ANALYSIS_RATE,
     )
 
 
-def _log_mel(samples: np.ndarray) -> np.ndarray:
-    """(T, MEL_BANDS) float32 log-mel of `samples`, the frames librosa centres on every hop of
-    the whole (zeros past either end), worked out MEL_CHUNK_FRAMES at a time: a whole file's
-    spectrogram takes four times the memory of its samples (nearly 1 GB for an hour)."""
-    half = MEL_WINDOW // 2
-    frames = 1 + len(samples) // MEL_HOP
-    log_mel = np.empty((frames, MEL_BANDS), np.float32)
-    for first in range(0, frames, MEL_CHUNK_FRAMES):
-        last = min(first + MEL_CHUNK_FRAMES, frames)
-        start, stop = first * MEL_HOP - half, (last - 1) * MEL_HOP + half
-        segment = np.zeros(stop - start, np.float32)
-        inside = samples[max(start, 0) : stop]
-        segment[max(-start, 0) : max(-start, 0) + len(inside)] = inside
-        mel = librosa.feature.melspectrogram(
-            y=segment,
-            sr=ANALYSIS_RATE,
-            n_fft=MEL_WINDOW,
-            hop_length=MEL_HOP,
-            n_mels=MEL_BANDS,
-            center=False,
+class LogMel:
+    """(T, MEL_BANDS) float32 log-mel of a stream fed a block at a time: the frames librosa
+    centres on every hop of the whole (zeros past either end), worked out MEL_CHUNK_FRAMES at a
+    time, as a whole file's spectrogram takes four times the memory of its samples."""
+
+    def __init__(self) -> None:
+        # A chunk of frames covers its hops and half a window either side.
+        self.chunks = Windows(
+            MEL_CHUNK_FRAMES * MEL_HOP + MEL_WINDOW - MEL_HOP,
+            MEL_CHUNK_FRAMES * MEL_HOP,
+            lead=MEL_WINDOW // 2,
         )
-        log_mel[first:last] = np.log(mel + 1e-6).T
-    return log_mel
+        self.frames: list[np.ndarray] = []
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.frames.extend(_mel_frames(chunk) for chunk in self.chunks.feed(samples))
+
+    def finish(self, count: int) -> np.ndarray:
+        """The frames of a stream of `count` samples: 1 + count // MEL_HOP."""
+        done = sum(len(frames) for frames in self.frames)
+        left = 1 + count // MEL_HOP - done
+        tail = np.zeros((left - 1) * MEL_HOP + MEL_WINDOW, np.float32)
+        rest = self.chunks.rest()
+        tail[: len(rest)] = rest
+        return np.concatenate([*self.frames, _mel_frames(tail)])
+
+
+def _mel_frames(samples: np.ndarray) -> np.ndarray:
+    mel = librosa.feature.melspectrogram(
+        y=np.ascontiguousarray(samples),
+        sr=ANALYSIS_RATE,
+        n_fft=MEL_WINDOW,
+        hop_length=MEL_HOP,
+        n_mels=MEL_BANDS,
+        center=False,
+    )
+    return np.log(mel + 1e-6).T.astype(np.float32)
+
+
+class Loudness:
+    """RMS of each whole 10 ms hop of a stream fed a block at a time."""
+
+    def __init__(self) -> None:
+        self.hops = Windows(MEL_HOP, MEL_HOP)
+        self.rms: list[np.ndarray] = []
+
+    def feed(self, samples: np.ndarray) -> None:
+        hops = self.hops.feed(samples)
+        self.rms.append(np.sqrt(np.einsum("ij,ij->i", hops, hops) / MEL_HOP + 1e-12))
+
+    def finish(self) -> np.ndarray:
+        return np.concatenate([np.zeros(0), *self.rms])
 
 
 # A phone quieter than this is silence, whatever the decoder heard in it (it hears phones in
@@ -103,13 +149,10 @@ SILENCE_DBFS = -60.0
 SILENCE_BELOW_LOUD_DB = 30.0
 
 
-def _gate_silence(table: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    hop = MEL_HOP
-    per_second = ANALYSIS_RATE / hop
-    frames = len(samples) // hop
-    blocks = samples[: frames * hop].reshape(frames, hop)
-    rms = np.sqrt(np.einsum("ij,ij->i", blocks, blocks) / hop + 1e-12)
-    loud = np.percentile(rms, 95) if frames else 0.0
+def _gate_silence(table: np.ndarray, rms: np.ndarray) -> np.ndarray:
+    """`table` with the phones quieter than the gate made silence; `rms` is per 10 ms hop."""
+    per_second = ANALYSIS_RATE / MEL_HOP
+    loud = np.percentile(rms, 95) if len(rms) else 0.0
     floor = max(10 ** (SILENCE_DBFS / 20), loud * 10 ** (-SILENCE_BELOW_LOUD_DB / 20))
     gated = table.copy()
     for row in gated:
@@ -120,17 +163,17 @@ def _gate_silence(table: np.ndarray, samples: np.ndarray) -> np.ndarray:
     return gated
 
 
-def cached_analysis(audio: Audio, cache_dir: Path) -> AudioAnalysis:
+def cached_analysis(sound: Sound, cache_dir: Path) -> AudioAnalysis:
     """`analyse`, cached under `cache_dir` by the samples themselves: a movie's sound read
     aligned to its first frame and to its start are different audio, as is an edited file.
-    A cache that cannot be written is passed over with a warning."""
-    digest = hashlib.sha256(np.ascontiguousarray(audio.samples))
-    digest.update(json.dumps([audio.rate, ANALYSIS_VERSION]).encode())
-    entry = Path(cache_dir) / f"{digest.hexdigest()[:24]}.npz"
+    A file is read twice where its analysis is not cached yet, once for the key and once to
+    analyse; both a block at a time. A cache that cannot be written is passed over with a
+    warning."""
+    entry = Path(cache_dir) / f"{_digest(sound)}.npz"
     if entry.is_file():
         with np.load(entry) as cached:
             return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
-    analysis = analyse(audio)
+    analysis = analyse(sound)
     try:
         with atomic_path(entry) as temp:
             np.savez(
@@ -139,6 +182,16 @@ def cached_analysis(audio: Audio, cache_dir: Path) -> AudioAnalysis:
     except OSError as error:
         log.warning("%s: the audio analysis is not cached (%s)", cache_dir, error)
     return analysis
+
+
+def _digest(sound: Sound) -> str:
+    """SHA-256 of the samples as one (n, channels) float32 array, its rate and the analysis
+    version (the same key whether the samples are read a block at a time or held whole)."""
+    digest = hashlib.sha256()
+    for block in sound.blocks():
+        digest.update(np.ascontiguousarray(block))
+    digest.update(json.dumps([sound.rate, ANALYSIS_VERSION]).encode())
+    return digest.hexdigest()[:24]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pocketsphinx import Decoder, get_model_path
 
+from dubplate.core.audio.windows import Windows
 from dubplate.core.media.audio import ANALYSIS_RATE
 
 PHONES = (
@@ -94,28 +95,51 @@ def decoder() -> Decoder:
     )
 
 
-def decode_phones(samples: np.ndarray) -> list[PhoneSegment]:
-    """Phone segments of 16 kHz mono float samples, decoded in utterances of at most 30 s."""
-    chunk = int(CHUNK_SECONDS * ANALYSIS_RATE)
-    segments: list[PhoneSegment] = []
-    engine = decoder()
-    for start in range(0, len(samples), chunk):
-        offset = start / ANALYSIS_RATE
-        pcm = (np.clip(samples[start : start + chunk], -1.0, 1.0) * 32767).astype(np.int16)
-        engine.start_utt()
-        engine.process_raw(pcm.tobytes(), full_utt=True)
-        engine.end_utt()
+class PhoneDecoder:
+    """Phone segments of 16 kHz mono float samples fed a block at a time, decoded in utterances
+    of at most CHUNK_SECONDS."""
+
+    def __init__(self) -> None:
+        self.engine = decoder()
+        chunk = int(CHUNK_SECONDS * ANALYSIS_RATE)
+        self.utterances = Windows(chunk, chunk)
+        self.decoded = 0  # samples
+        self.segments: list[PhoneSegment] = []
+
+    def feed(self, samples: np.ndarray) -> None:
+        for utterance in self.utterances.feed(samples):
+            self._decode(utterance)
+
+    def finish(self) -> list[PhoneSegment]:
+        rest = self.utterances.rest()
+        if len(rest):
+            self._decode(rest)
+        return self.segments
+
+    def _decode(self, samples: np.ndarray) -> None:
+        offset = self.decoded / ANALYSIS_RATE
+        self.decoded += len(samples)
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
+        self.engine.start_utt()
+        self.engine.process_raw(pcm.tobytes(), full_utt=True)
+        self.engine.end_utt()
         # An utterance shorter than a few decoder frames (a last chunk of 30 ms) has no segments.
-        for seg in engine.seg() or ():
+        for seg in self.engine.seg() or ():
             phone = seg.word if seg.word in PHONE_INDEX else "SIL"  # noise and fillers
-            segments.append(
+            self.segments.append(
                 PhoneSegment(
                     phone,
                     offset + seg.start_frame * FRAME_SECONDS,
                     offset + (seg.end_frame + 1) * FRAME_SECONDS,
                 )
             )
-    return segments
+
+
+def decode_phones(samples: np.ndarray) -> list[PhoneSegment]:
+    """Phone segments of 16 kHz mono float samples (`PhoneDecoder`, fed them at once)."""
+    phones = PhoneDecoder()
+    phones.feed(samples)
+    return phones.finish()
 
 
 def phone_table(segments: list[PhoneSegment]) -> np.ndarray:

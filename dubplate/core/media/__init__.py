@@ -8,14 +8,17 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio, load_audio
+from dubplate.core.media.audio import Audio, AudioFile, Sound, load_audio, open_audio
 from dubplate.core.media.plate import Plate, PlateInfo
 
 __all__ = [
     "Audio",
+    "AudioFile",
     "Plate",
     "PlateInfo",
+    "Sound",
     "load_audio",
+    "open_audio",
     "open_plate",
     "plate_readers",
     "reopen_plate",

@@ -1,13 +1,17 @@
-"""Audio at any rate and channel count, with a 16 kHz mono copy for analysis."""
+"""Audio at any rate and channel count: samples in memory (`Audio`) or a file read a block at a
+time (`AudioFile`), with a 16 kHz mono stream of either for analysis."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import av
 import numpy as np
@@ -19,6 +23,29 @@ from dubplate.core.errors import DubplateError
 log = logging.getLogger(__name__)
 
 ANALYSIS_RATE = 16000
+BLOCK_FRAMES = 1 << 16  # samples of each channel in a block: 1.4 s at 48 kHz
+
+
+class Sound(Protocol):
+    """What analysing and muxing audio need of it: its samples a block at a time, in order."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def rate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """(n, channels) float32 blocks, C-contiguous, from the first sample to the last."""
+        ...
+
+    def part(self, start: float, seconds: float | None = None) -> Sound:
+        """The sound that plays from `start` seconds into this one, for `seconds` at most:
+        cut by a positive start, led by silence for a negative one."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -37,29 +64,156 @@ class Audio:
     def duration(self) -> Fraction:
         return Fraction(self.samples.shape[0], self.rate)
 
+    def blocks(self) -> Iterator[np.ndarray]:
+        for start in range(0, self.samples.shape[0], BLOCK_FRAMES):
+            yield self.samples[start : start + BLOCK_FRAMES]
+
+    def part(self, start: float, seconds: float | None = None) -> Audio:
+        shift = round(start * self.rate)
+        count = None if seconds is None else round(seconds * self.rate)
+        if shift >= 0:
+            samples = self.samples[shift:][:count]
+        else:
+            silence = np.zeros((-shift, self.channels), np.float32)
+            samples = np.concatenate([silence, self.samples])[:count]
+        return Audio(samples, self.rate, self.source)
+
     @cached_property
     def analysis(self) -> np.ndarray:
-        """Mono float32 at 16 kHz: channels averaged, then resampled (soxr, high quality)."""
-        mono = self.samples.mean(axis=1, dtype=np.float32)
-        if self.rate == ANALYSIS_RATE:
-            return mono
-        return soxr.resample(mono, self.rate, ANALYSIS_RATE, quality="HQ").astype(np.float32)
+        """Mono float32 at 16 kHz (`analysis_blocks`, joined)."""
+        return np.concatenate([np.zeros(0, np.float32), *analysis_blocks(self)])
 
 
-def load_audio(path: str | Path) -> Audio:
-    """WAV, FLAC, AIFF and OGG through libsndfile; anything else (movies, MP3) through FFmpeg."""
+@dataclass(frozen=True)
+class AudioFile:
+    """An audio file, or a media file's first audio stream, read a block at a time when its
+    samples are needed: a reel's dub track is gigabytes of float samples (2.8 GB for two hours
+    at 48 kHz stereo), and a shot uses seconds of it. `open_audio` makes one."""
+
+    path: Path
+    rate: int
+    channels: int
+    # Where FFmpeg decodes it: the file's time its first sample plays at (players count from
+    # the file's start; a plate from its first frame). None: libsndfile reads it.
+    aligned_to: Fraction | None = None
+    lead: int = 0  # samples of silence before the file's
+    skip: int = 0  # samples of the file left out at its start
+    length: int | None = None  # samples in all, silence included; None: to the file's end
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        remaining = self.length
+        for block in self._unlimited_blocks():
+            if remaining is not None:
+                block, remaining = block[:remaining], remaining - len(block)
+            if len(block):
+                yield block
+            if remaining is not None and remaining <= 0:
+                return
+
+    def _unlimited_blocks(self) -> Iterator[np.ndarray]:
+        for start in range(0, self.lead, BLOCK_FRAMES):
+            yield np.zeros((min(BLOCK_FRAMES, self.lead - start), self.channels), np.float32)
+        if self.aligned_to is None:
+            yield from _libsndfile_blocks(self.path, self.skip)
+        else:
+            yield from _ffmpeg_blocks(self.path, self.aligned_to, self.skip, self.channels)
+
+    def part(self, start: float, seconds: float | None = None) -> AudioFile:
+        shift = round(start * self.rate)
+        lead = max(self.lead - shift, 0)
+        skip = self.skip + max(shift - self.lead, 0)
+        lengths = [
+            count
+            for count in (
+                None if self.length is None else max(self.length - shift, 0),
+                None if seconds is None else round(seconds * self.rate),
+            )
+            if count is not None
+        ]
+        return dataclasses.replace(
+            self, lead=lead, skip=skip, length=min(lengths) if lengths else None
+        )
+
+    def load(self) -> Audio:
+        """Every sample, in memory."""
+        blocks = list(self.blocks())
+        samples = np.concatenate(blocks) if blocks else np.zeros((0, self.channels), np.float32)
+        return Audio(samples, self.rate, self.source)
+
+
+def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
+    """`sound` as mono float32 at 16 kHz, a block at a time: channels averaged, then resampled
+    (soxr, high quality; streamed, it gives the samples resampling the whole would)."""
+    resampler = None
+    if sound.rate != ANALYSIS_RATE:
+        resampler = soxr.ResampleStream(sound.rate, ANALYSIS_RATE, 1, "float32", quality="HQ")
+    for block in sound.blocks():
+        mono = block.mean(axis=1, dtype=np.float32)
+        yield mono if resampler is None else resampler.resample_chunk(mono)
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def open_audio(path: str | Path) -> AudioFile:
+    """WAV, FLAC, AIFF and OGG through libsndfile; anything else (movies, MP3) through FFmpeg.
+    Only the header is read here; the samples are checked as they are read."""
     path = Path(path)
     if not path.is_file():
         raise DubplateError(f"{path}: audio file not found")
     try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        info = soundfile.info(str(path))
     except soundfile.LibsndfileError:
-        audio = decode_audio_stream(path)
+        audio = open_audio_stream(path)
         if audio is None:
             raise DubplateError(f"{path}: no audio stream") from None
         return audio
-    _refuse_truncated(path)
-    return _checked(Audio(samples, int(rate), str(path)))
+    _refuse_truncated(path, info)
+    if info.frames == 0:
+        raise DubplateError(f"{path}: audio holds no samples")
+    _log_opened(path, info.samplerate, info.channels, info.duration)
+    return AudioFile(path, int(info.samplerate), int(info.channels))
+
+
+def load_audio(path: str | Path) -> Audio:
+    """The whole of an audio file in memory (`open_audio`, read)."""
+    return open_audio(path).load()
+
+
+def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> AudioFile | None:
+    """The first audio stream of a media file, or None when it has none; its first sample is
+    the one played at `starts_at` seconds on the file's clock (default: where the file starts,
+    as players count), silence where the stream starts later. A movie's audio and video streams
+    need not start together, and a plate times its frames from the first one."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            if starts_at is None:
+                starts_at = Fraction(container.start_time or 0, av.time_base)
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            seconds = float(container.duration or 0) / av.time_base
+    except av.error.FFmpegError as error:
+        raise DubplateError(f"{path}: cannot decode audio ({error})") from error
+    if not rate or not channels:
+        raise DubplateError(f"{path}: its audio stream gives no sample rate or channel count")
+    _log_opened(path, rate, channels, seconds)
+    return AudioFile(path, int(rate), int(channels), aligned_to=starts_at)
+
+
+def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
+    """`open_audio_stream`, read whole into memory."""
+    audio = open_audio_stream(path, starts_at)
+    return None if audio is None else audio.load()
+
+
+def _log_opened(path: Path, rate: int, channels: int, seconds: float) -> None:
+    log.info("audio: %s, %d Hz, %d channel(s), %.2f s", path, rate, channels, seconds)
 
 
 # libsndfile reads what a cut-short WAV or AIFF holds without complaint, but its log says the
@@ -68,8 +222,8 @@ _CHUNK_SIZE = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)",
 _UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # what streaming writers put before they know the length
 
 
-def _refuse_truncated(path: Path) -> None:
-    for declared, held in _CHUNK_SIZE.findall(soundfile.info(str(path)).extra_info):
+def _refuse_truncated(path: Path, info: soundfile._SoundFileInfo) -> None:
+    for declared, held in _CHUNK_SIZE.findall(info.extra_info):
         declared, held = int(declared), int(held)
         if declared not in _UNKNOWN_SIZES and declared - held > 1:  # 1: a chunk's pad byte
             raise DubplateError(
@@ -78,72 +232,82 @@ def _refuse_truncated(path: Path) -> None:
             )
 
 
-def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
-    """The first audio stream of a media file, or None when it has none; its first sample is
-    the one played at `starts_at` seconds on the file's clock (default: where the file starts,
-    as players count), silence where the stream starts later. A movie's audio and video streams
-    need not start together, and a plate times its frames from the first one."""
-    first_time = None
+def _libsndfile_blocks(path: Path, skip: int) -> Iterator[np.ndarray]:
+    try:
+        with soundfile.SoundFile(str(path)) as file:
+            if skip >= file.frames:
+                return
+            file.seek(skip)
+            while True:
+                block = file.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if not len(block):
+                    return
+                yield _finite(block, path, file.tell() - len(block), file.samplerate)
+    except soundfile.LibsndfileError as error:
+        raise DubplateError(f"{path}: cannot read audio ({error})") from error
+
+
+def _ffmpeg_blocks(
+    path: Path, aligned_to: Fraction, skip: int, channels: int
+) -> Iterator[np.ndarray]:
+    """Decoded blocks of the first audio stream from `aligned_to` on, `skip` samples left out:
+    a stream that starts before `aligned_to` is cut, one that starts after it is led by silence.
+    FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped."""
+    pending: list[np.ndarray] = []
+    decoded = held = given = 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
             stream = container.streams.audio[0]
-            if starts_at is None:
-                starts_at = Fraction(container.start_time or 0, av.time_base)
+            rate = stream.codec_context.sample_rate
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
-            chunks = []
             for frame in container.decode(stream):
-                if first_time is None and frame.pts is not None:
+                if decoded == 0 and frame.pts is not None:
                     first_time = Fraction(frame.pts) * frame.time_base
+                    skip += _alignment_shift(path, first_time, aligned_to, rate)
                 for planar in resampler.resample(frame):
-                    chunks.append(planar.to_ndarray())
-            rate = stream.codec_context.sample_rate
+                    samples = planar.to_ndarray().T
+                    if samples.shape[1] != channels:
+                        raise DubplateError(f"{path}: its audio changes channel count part way")
+                    decoded += len(samples)
+                    if skip < 0:
+                        pending.append(np.zeros((-skip, channels), np.float32))
+                        held, skip = held - skip, 0
+                    dropped = min(skip, len(samples))
+                    skip -= dropped
+                    pending.append(samples[dropped:])
+                    held += len(samples) - dropped
+                if held >= BLOCK_FRAMES:
+                    yield _finite(np.concatenate(pending), path, given, rate)
+                    pending, given, held = [], given + held, 0
     except av.error.FFmpegError as error:
         raise DubplateError(f"{path}: cannot decode audio ({error})") from error
     except ValueError as error:  # PyAV's resampler, fed a stream whose layout changes part way
         raise DubplateError(f"{path}: its audio changes format part way ({error})") from error
-    if not chunks:
+    if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
-    if len({chunk.shape[0] for chunk in chunks}) > 1:
-        raise DubplateError(f"{path}: its audio changes channel count part way")
-    samples = np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False)
-    audio = Audio(np.ascontiguousarray(samples), int(rate), str(path))
-    if first_time is not None and first_time != starts_at:
+    if held:
+        yield _finite(np.concatenate(pending), path, given, rate)
+
+
+def _alignment_shift(path: Path, first_time: Fraction, aligned_to: Fraction, rate: int) -> int:
+    """Samples to leave out (negative: silence to put first) so that the stream starts at
+    `aligned_to` where its first sample plays at `first_time`."""
+    if first_time != aligned_to:
         log.info(
             "%s: the audio stream starts %.1f ms %s %.3f s; aligned to it",
             path,
-            abs(float(starts_at - first_time)) * 1000,
-            "before" if first_time < starts_at else "after",
-            float(starts_at),
+            abs(float(aligned_to - first_time)) * 1000,
+            "before" if first_time < aligned_to else "after",
+            float(aligned_to),
         )
-        audio = from_offset(audio, float(starts_at - first_time))
-    return _checked(audio)
+    return round(float(aligned_to - first_time) * rate)
 
 
-def from_offset(audio: Audio, offset: float) -> Audio:
-    """The audio that plays from `offset` seconds into it: cut by a positive offset, led by
-    silence for a negative one."""
-    shift = int(round(offset * audio.rate))
-    if shift >= 0:
-        samples = audio.samples[shift:]
-    else:
-        silence = np.zeros((-shift, audio.channels), np.float32)
-        samples = np.concatenate([silence, audio.samples])
-    return Audio(samples, audio.rate, audio.source)
-
-
-def _checked(audio: Audio) -> Audio:
-    if audio.samples.shape[0] == 0:
-        raise DubplateError(f"{audio.source}: audio holds no samples")
-    if not np.isfinite(audio.samples).all():
-        raise DubplateError(f"{audio.source}: audio holds NaN or infinite samples")
-    log.info(
-        "audio: %s, %d Hz, %d channel(s), %.2f s",
-        audio.source,
-        audio.rate,
-        audio.channels,
-        float(audio.duration),
-    )
-    return audio
+def _finite(block: np.ndarray, path: Path, first: int, rate: int) -> np.ndarray:
+    """`block`, whose first sample is the file's `first`, refused where it is not finite."""
+    if not np.isfinite(block).all():
+        raise DubplateError(
+            f"{path}: audio holds NaN or infinite samples from {first / rate:.2f} s on"
+        )
+    return np.ascontiguousarray(block, dtype=np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,7 +16,7 @@ import soxr
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.audio import Audio
+from dubplate.core.media.audio import Sound
 from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def write_movie(
     path: Path,
     frames: Iterable[np.ndarray],
     fps: Fraction,
-    audio: Audio | None = None,
+    audio: Sound | None = None,
     codec: VideoCodec = REVIEW,
     yuv: YuvEncoding | None = None,
     timecode: str | None = None,
@@ -170,9 +170,10 @@ def write_movie(
                 video.height, video.width = height, width
                 if not codec.rgb:
                     yuv.tag(video)
+                sound = None
                 if audio is not None:
-                    audio = _encodable_audio(audio, codec.audio)
-                sound = _audio_stream(container, audio, codec.audio) if audio is not None else None
+                    rate = _muxed_rate(audio, codec.audio)
+                    sound = _audio_stream(container, rate, audio.channels, codec.audio)
 
                 def encode(rgb: np.ndarray, index: int) -> None:
                     rgb = np.ascontiguousarray(
@@ -226,15 +227,16 @@ def _sample_type(rgb: np.ndarray, codec: VideoCodec, path: Path) -> np.ndarray:
     return rgb
 
 
-def _encodable_audio(audio: Audio, codec: AudioCodec) -> Audio:
-    """`audio` as `codec` can carry it: every channel; resampled only over the codec's top rate."""
+def _muxed_rate(audio: Sound, codec: AudioCodec) -> int:
+    """The rate `codec` carries `audio` at: its own, unless over the codec's top rate. Every
+    channel is kept."""
     if audio.channels not in CHANNEL_LAYOUTS:
         raise DubplateError(
             f"{audio.source}: {audio.channels} channels; a dub is muxed with at most"
             f" {max(CHANNEL_LAYOUTS)} (mix it down first)"
         )
     if audio.rate <= codec.max_rate:
-        return audio
+        return audio.rate
     rate = 48000
     log.warning(
         "%s: %d Hz is over what %s takes; muxed at %d Hz",
@@ -243,15 +245,14 @@ def _encodable_audio(audio: Audio, codec: AudioCodec) -> Audio:
         codec.encoder,
         rate,
     )
-    samples = soxr.resample(audio.samples, audio.rate, rate, quality="VHQ").astype(np.float32)
-    return Audio(samples, rate, audio.source)
+    return rate
 
 
 def _audio_stream(
-    container: av.container.OutputContainer, audio: Audio, codec: AudioCodec
+    container: av.container.OutputContainer, rate: int, channels: int, codec: AudioCodec
 ) -> av.AudioStream:
-    stream = container.add_stream(codec.encoder, rate=audio.rate)
-    stream.layout = CHANNEL_LAYOUTS[audio.channels]
+    stream = container.add_stream(codec.encoder, rate=rate)
+    stream.layout = CHANNEL_LAYOUTS[channels]
     stream.format = codec.sample_format
     return stream
 
@@ -259,18 +260,38 @@ def _audio_stream(
 def _mux_audio(
     container: av.container.OutputContainer,
     stream: av.AudioStream,
-    audio: Audio,
+    audio: Sound,
     duration: Fraction,
 ) -> None:
-    samples = audio.samples[: int(duration * audio.rate)]
-    for start in range(0, samples.shape[0], AUDIO_CHUNK):
-        chunk = np.ascontiguousarray(samples[start : start + AUDIO_CHUNK].T)
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
-        frame.sample_rate = audio.rate
-        frame.pts = start
-        frame.time_base = Fraction(1, audio.rate)
-        container.mux(stream.encode(frame))
+    """`audio`'s first `duration` seconds, at the stream's rate, read and encoded a block at
+    a time."""
+    rate = stream.codec_context.sample_rate
+    left = int(duration * rate)
+    written = 0
+    for block in _blocks_at(audio, rate):
+        block = block[:left]
+        for start in range(0, len(block), AUDIO_CHUNK):
+            chunk = np.ascontiguousarray(block[start : start + AUDIO_CHUNK].T)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
+            frame.sample_rate = rate
+            frame.pts = written + start
+            frame.time_base = Fraction(1, rate)
+            container.mux(stream.encode(frame))
+        written, left = written + len(block), left - len(block)
+        if left <= 0:
+            break
     container.mux(stream.encode())
+
+
+def _blocks_at(audio: Sound, rate: int) -> Iterator[np.ndarray]:
+    """`audio`'s blocks resampled to `rate` (soxr, very high quality, streamed)."""
+    if audio.rate == rate:
+        yield from audio.blocks()
+        return
+    resampler = soxr.ResampleStream(audio.rate, rate, audio.channels, "float32", quality="VHQ")
+    for block in audio.blocks():
+        yield resampler.resample_chunk(block)
+    yield resampler.resample_chunk(np.zeros((0, audio.channels), np.float32), last=True)
 
 
 def _encoder(codec: VideoCodec, width: int) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
-from dubplate.core.media.audio import Audio, from_offset, load_audio
+from dubplate.core.media.audio import Audio, load_audio
 from dubplate.core.media.timing import rate_text
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Plate(ABC):
         """The plate's sound from frame `number`'s time on: what plays with a run of its frames
         that starts there."""
         audio = self.audio()
-        return None if audio is None else from_offset(audio, float(self.time_of(number)))
+        return None if audio is None else audio.part(float(self.time_of(number)))
 
     def write_frame(
         self,
