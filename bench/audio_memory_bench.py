@@ -94,7 +94,7 @@ def markdown(minutes: int, rows: dict[str, tuple[float, float]]) -> str:
     ]
     for way, label in WAYS.items():
         seconds, megabytes = rows[way]
-        lines.append(f"| {label} | {megabytes:.0f} MB | {seconds:.1f} s |")
+        lines.append(f"| {label} | {megabytes:.1f} MB | {seconds:.2f} s |")
     return "\n".join(lines)
 
 
@@ -107,7 +107,7 @@ def main() -> None:
         rows = {}
         for way in WAYS:
             rows[way] = measure(way, reel, Path(folder) / "cache")
-            print(way, f"{rows[way][0]:.1f} s, {rows[way][1]:.0f} MB", flush=True)
+            print(way, f"{rows[way][0]:.2f} s, {rows[way][1]:.1f} MB", flush=True)
     publish("audio_memory_bench", markdown(args.minutes, rows), args)
 
 
