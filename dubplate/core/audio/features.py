@@ -140,7 +140,7 @@ class Loudness:
         self.rms.append(np.sqrt(np.einsum("ij,ij->i", hops, hops) / MEL_HOP + 1e-12))
 
     def finish(self) -> np.ndarray:
-        return np.concatenate([np.zeros(0), *self.rms])
+        return np.concatenate([np.zeros(0, np.float32), *self.rms])
 
 
 # A phone quieter than this is silence, whatever the decoder heard in it (it hears phones in

@@ -12,6 +12,8 @@ class Windows:
     first starts `lead` samples before the stream, in zeros."""
 
     def __init__(self, length: int, step: int, lead: int = 0):
+        if not 0 < step <= length:
+            raise ValueError(f"windows of {length} samples every {step}: none may be skipped")
         self.length, self.step = length, step
         self._pending = [np.zeros(lead, np.float32)]
         self._held = lead

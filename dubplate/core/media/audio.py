@@ -70,7 +70,7 @@ class Audio:
 
     def part(self, start: float, seconds: float | None = None) -> Audio:
         shift = round(start * self.rate)
-        count = None if seconds is None else round(seconds * self.rate)
+        count = None if seconds is None else max(round(seconds * self.rate), 0)
         if shift >= 0:
             samples = self.samples[shift:][:count]
         else:
@@ -130,7 +130,7 @@ class AudioFile:
             count
             for count in (
                 None if self.length is None else max(self.length - shift, 0),
-                None if seconds is None else round(seconds * self.rate),
+                None if seconds is None else max(round(seconds * self.rate), 0),
             )
             if count is not None
         ]
@@ -208,8 +208,15 @@ def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Au
 
 def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
     """`open_audio_stream`, read whole into memory."""
-    audio = open_audio_stream(path, starts_at)
-    return None if audio is None else audio.load()
+    stream = open_audio_stream(path, starts_at)
+    if stream is None:
+        return None
+    audio = stream.load()
+    if audio.samples.shape[0] == 0:
+        raise DubplateError(
+            f"{path}: its audio holds no samples from {float(stream.aligned_to):.3f} s on"
+        )
+    return audio
 
 
 def _log_opened(path: Path, rate: int, channels: int, seconds: float) -> None:
@@ -254,7 +261,9 @@ def _ffmpeg_blocks(
     a stream that starts before `aligned_to` is cut, one that starts after it is led by silence.
     FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped."""
     pending: list[np.ndarray] = []
-    decoded = held = given = 0
+    decoded = held = 0
+    aligned = False
+    starts = 0  # the file's time of the stream's first sample, in samples
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
@@ -262,11 +271,12 @@ def _ffmpeg_blocks(
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
             for frame in container.decode(stream):
-                if decoded == 0 and frame.pts is not None:
+                if not aligned and frame.pts is not None:
                     first_time = Fraction(frame.pts) * frame.time_base
                     skip += _alignment_shift(path, first_time, aligned_to, rate)
+                    starts, aligned = round(first_time * rate), True
                 for planar in resampler.resample(frame):
-                    samples = planar.to_ndarray().T
+                    samples = _finite(planar.to_ndarray().T, path, starts + decoded, rate)
                     if samples.shape[1] != channels:
                         raise DubplateError(f"{path}: its audio changes channel count part way")
                     decoded += len(samples)
@@ -278,8 +288,8 @@ def _ffmpeg_blocks(
                     pending.append(samples[dropped:])
                     held += len(samples) - dropped
                 if held >= BLOCK_FRAMES:
-                    yield _finite(np.concatenate(pending), path, given, rate)
-                    pending, given, held = [], given + held, 0
+                    yield np.concatenate(pending)
+                    pending, held = [], 0
     except av.error.FFmpegError as error:
         raise DubplateError(f"{path}: cannot decode audio ({error})") from error
     except ValueError as error:  # PyAV's resampler, fed a stream whose layout changes part way
@@ -287,7 +297,7 @@ def _ffmpeg_blocks(
     if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
     if held:
-        yield _finite(np.concatenate(pending), path, given, rate)
+        yield np.concatenate(pending)
 
 
 def _alignment_shift(path: Path, first_time: Fraction, aligned_to: Fraction, rate: int) -> int:
@@ -305,9 +315,12 @@ def _alignment_shift(path: Path, first_time: Fraction, aligned_to: Fraction, rat
 
 
 def _finite(block: np.ndarray, path: Path, first: int, rate: int) -> np.ndarray:
-    """`block`, whose first sample is the file's `first`, refused where it is not finite."""
-    if not np.isfinite(block).all():
+    """`block`, whose first sample is the file's `first`, as C-contiguous float32; refused
+    where a sample is not a number, with the file's time of the first such."""
+    finite = np.isfinite(block).all(axis=1)
+    if not finite.all():
+        seconds = (first + int(np.argmin(finite))) / rate
         raise DubplateError(
-            f"{path}: audio holds NaN or infinite samples from {first / rate:.2f} s on"
+            f"{path}: audio holds NaN or infinite samples, the first at {seconds:.3f} s"
         )
     return np.ascontiguousarray(block, dtype=np.float32)
