@@ -171,7 +171,7 @@ def open_audio(path: str | Path) -> AudioFile:
         if audio is None:
             raise DubplateError(f"{path}: no audio stream") from None
         return audio
-    _refuse_truncated(path, info)
+    _refuse_truncated(path, info.extra_info)
     if info.frames == 0:
         raise DubplateError(f"{path}: audio holds no samples")
     _log_opened(path, info.samplerate, info.channels, info.duration)
@@ -229,8 +229,8 @@ _CHUNK_SIZE = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)",
 _UNKNOWN_SIZES = {0, 0xFFFFFFFF}  # what streaming writers put before they know the length
 
 
-def _refuse_truncated(path: Path, info: soundfile._SoundFileInfo) -> None:
-    for declared, held in _CHUNK_SIZE.findall(info.extra_info):
+def _refuse_truncated(path: Path, header_log: str) -> None:
+    for declared, held in _CHUNK_SIZE.findall(header_log):
         declared, held = int(declared), int(held)
         if declared not in _UNKNOWN_SIZES and declared - held > 1:  # 1: a chunk's pad byte
             raise DubplateError(
