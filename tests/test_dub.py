@@ -429,8 +429,11 @@ def test_a_plate_driven_dub_redraws_the_plates_own_mouth_whatever_the_audio(
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
+    """Refused before the plate is tracked: nothing goes into the track cache."""
     long = shared_data / "audio" / "en_speech_5s.wav"
+    tracks = tmp_path / "tracks"
     args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--out", tmp_path / "o"]
+    args += ["--track-cache", tracks]
     one_line_error(
         run_cli(*args, "--audio", long), "en_speech_5s.wav", "past the last frame", "--trim"
     )
@@ -444,6 +447,7 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    assert not tracks.exists() or not any(tracks.iterdir())
 
 
 def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_dir):
