@@ -4,9 +4,10 @@ time (`AudioFile`), with a 16 kHz mono stream of either for analysis."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -126,17 +127,11 @@ class AudioFile:
         shift = round(start * self.rate)
         lead = max(self.lead - shift, 0)
         skip = self.skip + max(shift - self.lead, 0)
-        lengths = [
-            count
-            for count in (
-                None if self.length is None else max(self.length - shift, 0),
-                None if seconds is None else max(round(seconds * self.rate), 0),
-            )
-            if count is not None
-        ]
-        return dataclasses.replace(
-            self, lead=lead, skip=skip, length=min(lengths) if lengths else None
-        )
+        length = None if self.length is None else max(self.length - shift, 0)
+        if seconds is not None:
+            wanted = max(round(seconds * self.rate), 0)
+            length = wanted if length is None else min(length, wanted)
+        return dataclasses.replace(self, lead=lead, skip=skip, length=length)
 
     def load(self) -> Audio:
         """Every sample, in memory."""
@@ -147,15 +142,29 @@ class AudioFile:
 
 def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
     """`sound` as mono float32 at 16 kHz, a block at a time: channels averaged, then resampled
-    (soxr, high quality; streamed, it gives the samples resampling the whole would)."""
-    resampler = None
-    if sound.rate != ANALYSIS_RATE:
-        resampler = soxr.ResampleStream(sound.rate, ANALYSIS_RATE, 1, "float32", quality="HQ")
-    for block in sound.blocks():
-        mono = block.mean(axis=1, dtype=np.float32)
-        yield mono if resampler is None else resampler.resample_chunk(mono)
-    if resampler is not None:
-        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+    (soxr, high quality)."""
+    mono = (block.mean(axis=1, dtype=np.float32) for block in sound.blocks())
+    return resampled_blocks(mono, sound.rate, ANALYSIS_RATE, "HQ")
+
+
+def resampled_blocks(
+    blocks: Iterable[np.ndarray], rate: int, to_rate: int, quality: str
+) -> Iterator[np.ndarray]:
+    """float32 `blocks` ((n,) mono or (n, channels)) at `rate`, resampled to `to_rate` by soxr
+    as a stream: the samples resampling the whole at once would give, to the bit."""
+    blocks = iter(blocks)
+    first = next(blocks, None)
+    if first is None:
+        return
+    if rate == to_rate:
+        yield first
+        yield from blocks
+        return
+    channels = 1 if first.ndim == 1 else first.shape[1]
+    resampler = soxr.ResampleStream(rate, to_rate, channels, "float32", quality=quality)
+    for block in itertools.chain([first], blocks):
+        yield resampler.resample_chunk(block)
+    yield resampler.resample_chunk(np.zeros_like(first[:0]), last=True)
 
 
 def open_audio(path: str | Path) -> AudioFile:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-import soxr
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.audio import Sound
+from dubplate.core.media.audio import Sound, resampled_blocks
 from dubplate.core.media.yuv import YuvEncoding
 
 log = logging.getLogger(__name__)
@@ -268,7 +267,7 @@ def _mux_audio(
     rate = stream.codec_context.sample_rate
     left = int(duration * rate)
     written = 0
-    for block in _blocks_at(audio, rate):
+    for block in resampled_blocks(audio.blocks(), audio.rate, rate, "VHQ"):
         block = block[:left]
         for start in range(0, len(block), AUDIO_CHUNK):
             chunk = np.ascontiguousarray(block[start : start + AUDIO_CHUNK].T)
@@ -281,17 +280,6 @@ def _mux_audio(
         if left <= 0:
             break
     container.mux(stream.encode())
-
-
-def _blocks_at(audio: Sound, rate: int) -> Iterator[np.ndarray]:
-    """`audio`'s blocks resampled to `rate` (soxr, very high quality, streamed)."""
-    if audio.rate == rate:
-        yield from audio.blocks()
-        return
-    resampler = soxr.ResampleStream(audio.rate, rate, audio.channels, "float32", quality="VHQ")
-    for block in audio.blocks():
-        yield resampler.resample_chunk(block)
-    yield resampler.resample_chunk(np.zeros((0, audio.channels), np.float32), last=True)
 
 
 def _encoder(codec: VideoCodec, width: int) -> str:
