@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dubplate.core.colour import BUILTIN_CONFIG, ColourConfig
+from dubplate.core.colour import BUILTIN_CONFIG, WITHIN_WHITE, ColourConfig, Highlights
 from dubplate.core.errors import DubplateError
 
 
@@ -80,3 +80,45 @@ def test_working_uint8_keeps_the_hue_of_values_over_white(colour):
     assert bright.max() == 1.0 and dim.max() < 1.0
     linear = colour.convert(np.stack([bright, dim])[None], colour.working_space, "ACEScg")[0]
     np.testing.assert_allclose(linear[0] / linear[0, 0], linear[1] / linear[1, 0], atol=0.02)
+
+
+def test_highlights_roll_off_only_what_is_over_the_knee_and_unroll_back():
+    highlights = Highlights(peak=6.0)
+    rng = np.random.default_rng(3)
+    hue = rng.uniform(0.2, 1.0, (500, 3)).astype(np.float32)
+    brightest = rng.uniform(0.0, 6.0, (500, 1)).astype(np.float32)
+    linear = hue / hue.max(axis=1, keepdims=True) * brightest
+    rolled = highlights.roll(linear)
+    under = linear.max(axis=1) <= highlights.knee
+    np.testing.assert_array_equal(rolled[under], linear[under])  # to the bit
+    np.testing.assert_allclose(
+        rolled / rolled.max(axis=1, keepdims=True), hue / hue.max(axis=1, keepdims=True), rtol=1e-5
+    )
+    order = np.argsort(linear.max(axis=1))
+    assert (np.diff(rolled.max(axis=1)[order]) >= 0).all() and rolled.max() <= 1.0
+    np.testing.assert_allclose(highlights.unroll(rolled), linear, rtol=1e-4, atol=1e-6)
+    peak = highlights.roll(np.array([[6.0, 3.0, 1.5]], np.float32))
+    np.testing.assert_allclose(peak, [[1.0, 0.5, 0.25]], rtol=1e-5)
+    # What is drawn at white, or past it, is the peak.
+    np.testing.assert_allclose(
+        highlights.unroll(np.array([[1.0, 1.0, 1.0], [1.2, 0.0, 0.0]])),
+        [[6.0] * 3, [6.0, 0, 0]],
+        rtol=1e-5,
+    )
+    assert WITHIN_WHITE.roll(linear) is linear and WITHIN_WHITE.unroll(linear) is linear
+    with pytest.raises(DubplateError, match="peak 0.5"):
+        Highlights(peak=0.5)
+
+
+def test_through_working_with_headroom_holds_what_is_under_the_peak(colour):
+    linear = np.array([[[3.0, 1.2, 0.6], [0.3, 0.1, 0.05], [8.0, 4.0, 2.0]]], np.float32)
+    rec709 = colour.convert(linear, "ACEScg", "Linear Rec.709 (sRGB)")
+    peak = float(rec709[0, 0].max()) * 1.01
+    shown = colour.through_working(linear, "ACEScg", peak)
+    np.testing.assert_array_equal(shown[0, :2], linear[0, :2])
+    # Past the peak, the hue is kept at the peak's brightness.
+    past = colour.convert(shown[:, 2:], "ACEScg", "Linear Rec.709 (sRGB)")[0, 0]
+    np.testing.assert_allclose(past.max(), peak, rtol=1e-3)
+    np.testing.assert_allclose(past / past.max(), rec709[0, 2] / rec709[0, 2].max(), atol=1e-3)
+    held = np.ascontiguousarray(linear[:, :2])
+    assert colour.through_working(held, "ACEScg", peak) is held

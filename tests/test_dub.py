@@ -15,10 +15,10 @@ from dubplate.core.a2e.augment import DRY
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
 from dubplate.core.audio.features import ANALYSIS_VERSION
-from dubplate.core.colour import default_config
+from dubplate.core.colour import WITHIN_WHITE, default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
-from dubplate.core.dub import DubSettings, check_identity, dub, frame_matte
+from dubplate.core.dub import DubSettings, check_identity, comp_patch, dub, frame_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
@@ -386,7 +386,7 @@ def test_actor_build_learns_nothing_from_footage_frames_whose_mouth_is_covered(
     (lip_limit,) = saved["lip_limits"].values()
     assert LIP_MIN_EXCESS <= lip_limit < 1 and footage_lip_limit(tmp_path / "actor") == lip_limit
 
-    data, references = training_set(actor, 128, extreme_mouths(actor, found), covered=found)
+    data, references, _ = training_set(actor, 128, extreme_mouths(actor, found), covered=found)
     assert len(data.real) == len(data.opening) == len(numbers) - len(covered)
     # Neither reference is a covered frame's crop: both are crops of frames trained on.
     for reference in references.pixels:
@@ -676,3 +676,52 @@ def test_a_renderer_built_before_the_finish_was_measured_smears_over_180_degrees
     assert (load_renderer(older).shutter_angle, load_renderer(older).sharpen.amount) == (180.0, 0)
     assert load_renderer(actor_dir).shutter_angle == measured
     assert load_renderer(actor_dir).sharpen.amount == amount
+
+
+HDR_EXPOSURE = 8.0
+
+
+def test_a_renderer_learns_footage_over_white_with_headroom_and_its_face_comes_back_as_bright(
+    shared_data, tmp_path
+):
+    """The clip at 8x its scene-linear values (much of the lower face over 1.0): the renderer's
+    view rolls it off under white, and a crop drawn as the real one is comped back as bright as
+    the plate, where the view without headroom brings back white."""
+    movie = open_plate(shared_data / "footage" / CLIP)
+    colour = default_config()
+    numbers = list(range(25))
+    for number in numbers:
+        rgb = movie.read(number).astype(np.float32) / 255
+        linear = HDR_EXPOSURE * colour.convert(rgb, colour.working_space, "ACEScg")
+        write_exr(tmp_path / f"bright.{number:04d}.exr", linear)
+    plate = open_plate(tmp_path / "bright.####.exr")
+    actor = build_actor("man", [(plate, track_plate(movie, numbers))], 8, 4, texture_px=64)
+    hole_lowers = extreme_mouths(actor)
+    data, _, highlights = training_set(actor, 128, hole_lowers)
+    assert 1.5 < highlights.peak < 1.1 * HDR_EXPOSURE
+
+    (fit,) = actor.fits
+    crops = crop_track(actor.model, fit, 128)
+    row, number = 5, int(fit.frames[5])
+    source = next(iter(plate.frames([number])))[1]
+    brightness = {}
+    for view in (highlights, WITHIN_WHITE):
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers, highlights=view)
+        inputs = maker.make(np.array([row]), [source])
+        real = inputs.real_images()[0]
+        white = (real.max(axis=-1) >= 1.0)[inputs.hole[0, 0].numpy()].mean()
+        points = inputs.lower_points[0]
+        comped = comp_patch(plate, source, crops, row, real, real, points, None, False, view)
+        full = comped.face[..., 3] >= 0.99
+        x0, y0, x1, y1 = comped.box
+        before = source[y0:y1, x0:x1, :3][full].max(axis=-1)
+        after = comped.comp[y0:y1, x0:x1, :3][full].max(axis=-1)
+        over = before > 1.2
+        brightness[view.peak] = (white, over.mean(), float(np.median(after[over] / before[over])))
+    rolled, plain = brightness[highlights.peak], brightness[1.0]
+    assert rolled[1] > 0.2  # a fifth of the drawn face or more is over 1.2 in the plate
+    # Without headroom the view is white over most of the lower face (81% when written); with
+    # it, nowhere; and what is drawn there comes back as bright (0.998 against 0.61).
+    assert plain[0] > 0.5 and rolled[0] < 0.01
+    assert abs(rolled[2] - 1) < 0.02 and plain[2] < 0.8
+    assert len(data.real) == len(numbers)

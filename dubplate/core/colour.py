@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -29,6 +30,76 @@ WORKING_SPACE_NAMES = ("sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "sRGB - Texture
 # weights, and the curve is OCIO's own exponent-with-linear form of it.
 REC709_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)
 SRGB_CURVE = ocio.ExponentWithLinearTransform(gamma=[2.4] * 3 + [1.0], offset=[0.055] * 3 + [0.0])
+# Linear light at or under this is never rolled off (`Highlights`): the view of a face over
+# white changes only in its brightest part, where the uint8 view then spends a third of its
+# codes (sRGB 0.5 is code 188) on what would otherwise all be white.
+HIGHLIGHT_KNEE = 0.5
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """How the face models' view holds an actor's brightness over the working space's white.
+    In linear Rec.709, a pixel whose brightest channel m is over `knee` is scaled, all channels
+    alike (hue kept), to k + (1 - k) (t / (t + a)) ((D + a) / D), where t = m - k and D = peak - k:
+    a smooth curve through the knee (slope 1 there, for a = (1 - k) D / (peak - 1)) that puts
+    `peak` on white. The models learn and draw in that view, and what they draw is unrolled
+    back. A peak of 1 rolls nothing: over-white pixels are darkened to white (`ColourConfig`)."""
+
+    peak: float = 1.0
+    knee: float = HIGHLIGHT_KNEE
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.peak) and self.peak >= 1.0 and 0.0 < self.knee < 1.0):
+            raise DubplateError(
+                f"highlights: peak {self.peak} and knee {self.knee}: the peak must be at least 1"
+                " and the knee between 0 and 1"
+            )
+
+    @property
+    def rolls(self) -> bool:
+        return self.peak > 1.0
+
+    def roll(self, linear: np.ndarray) -> np.ndarray:
+        """(..., 3) linear Rec.709 as the view holds it: [0, peak] onto [0, 1]."""
+        if not self.rolls:
+            return linear
+        over = np.maximum(self._brightest(linear) - self.knee, 0.0)
+        share = over / (over + self._bend)
+        return self._rescaled(linear, self.knee + (1 - self.knee) * share / self._top)
+
+    def unroll(self, linear: np.ndarray) -> np.ndarray:
+        """The inverse of `roll`, for what the models draw (at most white, which becomes the
+        peak)."""
+        if not self.rolls:
+            return linear
+        over = np.maximum(self._brightest(linear) - self.knee, 0.0) / (1 - self.knee)
+        share = np.minimum(over * self._top, self._top)
+        return self._rescaled(linear, self.knee + self._bend * share / (1 - share))
+
+    @property
+    def _bend(self) -> float:  # a
+        return (1 - self.knee) * (self.peak - self.knee) / (self.peak - 1)
+
+    @property
+    def _top(self) -> float:  # D / (D + a): the share the peak reaches
+        reach = self.peak - self.knee
+        return reach / (reach + self._bend)
+
+    @staticmethod
+    def _brightest(linear: np.ndarray) -> np.ndarray:
+        return linear.max(axis=-1, keepdims=True)
+
+    def _rescaled(self, linear: np.ndarray, brightest_to: np.ndarray) -> np.ndarray:
+        """`linear` with each pixel over the knee scaled so its brightest channel is
+        `brightest_to`; the rest as they are, to the bit."""
+        brightest = self._brightest(linear)
+        over = brightest > self.knee
+        factor = np.where(over, brightest_to / np.where(over, brightest, 1.0), 1.0)
+        return (linear * factor).astype(linear.dtype, copy=False)
+
+
+# The view without headroom: what is over white is darkened to it.
+WITHIN_WHITE = Highlights()
 
 
 class ColourConfig:
@@ -82,19 +153,35 @@ class ColourConfig:
             out = np.concatenate([out, np.asarray(pixels[..., 3:], dtype=np.float32)], axis=-1)
         return out
 
-    def through_working(self, pixels: np.ndarray, space: str) -> np.ndarray:
+    def through_working(self, pixels: np.ndarray, space: str, peak: float = 1.0) -> np.ndarray:
         """float32 RGB `pixels` in `space` as the working space holds them: those outside its
         0-1 range brought inside it as `to_working_uint8` does and converted back, the rest as
         they are (a round trip through OCIO is float-approximate); `pixels` itself when it holds
         them all. What this takes away (brightness over its white, saturation outside its gamut)
-        no crop made for the face models can show."""
+        no crop made for the face models can show. With a `peak` over 1, the view's white is
+        that linear brightness (`Highlights`): bringing a colour in range scales in linear
+        light, so the rolled-off view holds what this one holds of the pixels 1 / `peak` times
+        as bright, scaled back."""
         working = self.convert(pixels, space, self.working_space)
+        if peak != 1.0:
+            working = self._scaled_linear(working, 1 / peak)
         outside = _outside_unit_range(working)
         if outside is None:
             return pixels
+        held = self._into_range(working[outside])
+        if peak != 1.0:
+            held = self._scaled_linear(held, peak)
         shown = np.array(pixels[..., :3], dtype=np.float32)
-        shown[outside] = self.convert(self._into_range(working[outside]), self.working_space, space)
+        shown[outside] = self.convert(held, self.working_space, space)
         return shown
+
+    def _scaled_linear(self, working: np.ndarray, factor: float) -> np.ndarray:
+        """Working values `factor` times as bright in linear light."""
+        values = np.ascontiguousarray(working, dtype=np.float32)
+        self._decode_srgb.applyRGB(values)
+        values *= np.float32(factor)
+        self._encode_srgb.applyRGB(values)
+        return values
 
     def to_working_uint8(self, pixels: np.ndarray, source: str) -> np.ndarray:
         """RGB uint8 in the working display space, the form the face models take. Values the

@@ -28,6 +28,7 @@ from dubplate.core.a2e.network import A2E
 from dubplate.core.a2e.predict import Driven, drive_frames
 from dubplate.core.a2e.store import load_a2e
 from dubplate.core.audio.features import AudioAnalysis, cached_analysis
+from dubplate.core.colour import WITHIN_WHITE, Highlights
 from dubplate.core.composite.comp import EMPTY_REGION, Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
 from dubplate.core.composite.match import (
@@ -48,6 +49,7 @@ from dubplate.core.media.movie_writer import VideoCodec, output_codec, write_mov
 from dubplate.core.media.plate import Plate
 from dubplate.core.media.timing import timecode_after
 from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.appearance import LINEAR_SPACE
 from dubplate.core.morph.fit import (
     IDENTITY_THRESHOLD_PX,
     ActorFit,
@@ -199,6 +201,7 @@ def dub(
         models.renderer.hole_lowers,
         lower,
         models.renderer.references,
+        models.renderer.highlights,
     )
     settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
     with staged_dir(out_base) as staged:
@@ -507,7 +510,13 @@ def _dubbed_frames(
             if number in generated:
                 noise = None if grain is None else grain.for_frame(number)
                 composite = comp_patch(
-                    plate, pixels[number], crops, *generated[number], noise, settings.plate_detail
+                    plate,
+                    pixels[number],
+                    crops,
+                    *generated[number],
+                    noise,
+                    settings.plate_detail,
+                    renderer.highlights,
                 )
             yield number, pixels[number], composite
         progress.advance(len(chunk))
@@ -529,18 +538,24 @@ def comp_patch(
     points: np.ndarray,
     grain: GrainNoise | None,
     plate_detail: bool = True,
+    highlights: Highlights = WITHIN_WHITE,
 ) -> Composite:
-    """One frame's generated crop (working values) matched to its real crop and comped into the
-    frame's `pixels`; with `grain`, the plate's grain is added, and with `plate_detail`, where
-    the generated crop matches the real one the plate's own fine detail stays, with any of its
-    values the working space cannot hold (highlights over its white: an HDR or camera-log
-    plate's)."""
+    """One frame's generated crop (working values, in the renderer's view of `highlights`)
+    matched to its real crop and comped into the frame's `pixels`; with `grain`, the plate's
+    grain is added, and with `plate_detail`, where the generated crop matches the real one the
+    plate's own fine detail stays, with any of its values the view cannot hold (highlights over
+    its white: an HDR or camera-log plate's)."""
     matte = frame_matte(points, crops)
     inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
     patch = match_colour(generated, real, matte, inside)
     agreement = detail_agreement(patch, real) if plate_detail else None
-    space = plate.info.colourspace
-    patch = plate.colour.convert(patch, plate.colour.working_space, space)
+    colour, space = plate.colour, plate.info.colourspace
+    if highlights.rolls:
+        linear = colour.resolve(LINEAR_SPACE)
+        patch = highlights.unroll(colour.convert(patch, colour.working_space, linear))
+        patch = colour.convert(patch, linear, space)
+    else:
+        patch = colour.convert(patch, colour.working_space, space)
     return composite_frame(
         pixels,
         patch,
@@ -548,7 +563,7 @@ def comp_patch(
         crops.matrix(row),
         grain,
         agreement,
-        lambda values: plate.colour.through_working(values, space),
+        lambda values: colour.through_working(values, space, highlights.peak),
     )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dubplate.core.colour import WITHIN_WHITE, Highlights
 from dubplate.core.composite.crop import CropTrack, cut_crop
 from dubplate.core.composite.matte import grown_hull
 from dubplate.core.media.plate import Plate
@@ -84,8 +85,9 @@ def mouth_region_vertices(model: ActorModel) -> np.ndarray:
 
 class FrameMaker:
     """Makes FaceFrames for one plate, fit and crop track; `lower` is the driven expression
-    (the fit's own when None), `hole_lowers` the actor's extreme mouths and `references` the
-    crops pulled onto each frame's mouth."""
+    (the fit's own when None), `hole_lowers` the actor's extreme mouths, `references` the
+    crops pulled onto each frame's mouth and `highlights` the renderer's view of brightness
+    over white."""
 
     def __init__(
         self,
@@ -96,9 +98,10 @@ class FrameMaker:
         hole_lowers: np.ndarray,
         lower: np.ndarray | None = None,
         references: ReferenceCrops | None = None,
+        highlights: Highlights = WITHIN_WHITE,
     ):
         self.plate, self.model, self.fit, self.crops = plate, model, fit, crops
-        self.references = references
+        self.references, self.highlights = references, highlights
         self.renderer: FaceRenderer = renderer_for(model)
         self.texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
         self.linear = plate.colour.resolve(LINEAR_SPACE)
@@ -134,7 +137,7 @@ class FrameMaker:
             rows=rows,
             real=self._working_uint8(real_linear),
             renders=self._renders(light, screen, fragments, index),
-            hole=torch.from_numpy(np.stack([self._hole(row) for row in rows]))[:, None],
+            hole=torch.from_numpy(self.holes(rows))[:, None],
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
             references=pulled,
@@ -145,8 +148,7 @@ class FrameMaker:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(F, N, N, 3) float32 0-1 real crops of `rows` (cut by `real_linear`), as `make` gives
         them, and (F, N, N) their holes, without the renders: what measuring the plate needs."""
-        holes = np.stack([self._hole(row) for row in rows])
-        return self.real_display(real_linear), holes
+        return self.real_display(real_linear), self.holes(rows)
 
     def real_display(self, real_linear: np.ndarray) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 working display values of linear crops, as `make` gives them."""
@@ -240,13 +242,21 @@ class FrameMaker:
         return torch.cat(out)
 
     def _working_uint8(self, linear: np.ndarray) -> torch.Tensor:
-        """(F, N, N, 3) linear to (F, 3, N, N) uint8 working display values."""
-        working = self.plate.colour.to_working_uint8(np.ascontiguousarray(linear), self.linear)
+        """(F, N, N, 3) linear to (F, 3, N, N) uint8 working display values, highlights rolled
+        off as the renderer sees them."""
+        rolled = self.highlights.roll(np.ascontiguousarray(linear))
+        working = self.plate.colour.to_working_uint8(rolled, self.linear)
         return torch.from_numpy(np.ascontiguousarray(working)).permute(0, 3, 1, 2)
 
-    def _hole(self, row: int) -> np.ndarray:
+    def holes(self, rows: np.ndarray) -> np.ndarray:
+        """(F, N, N) bool: where the lower face of `rows` is replaced."""
         dilate = HOLE_DILATE * self.crops.face_px
-        return grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED
+        return np.stack(
+            [
+                grown_hull(self.lower_points[row], self.crops.size, dilate) >= HALF_COVERED
+                for row in rows
+            ]
+        )
 
     def _lips(self, row: int) -> np.ndarray:
         """(N, N) bool: between the outer and the inner lip contours of the row's fitted face."""

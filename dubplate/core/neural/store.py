@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dubplate.core.a2e.store import rest_coefficients
+from dubplate.core.colour import Highlights
 from dubplate.core.composite.crop import CROP_SIDE, CropTrack, crop_track
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
@@ -28,6 +29,7 @@ from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
+from dubplate.core.neural.occlusion import spread
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
 from dubplate.core.track.landmarks import mouth_opening
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "renderer"
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
+# The renderer's view keeps brightness over white up to the brightest channel that all but this
+# share of the footage's lower-face pixels stay under: a specular glint past it is drawn at the
+# peak rather than spending the view's codes on it.
+HIGHLIGHT_SHARE = 0.001
 
 
 class _Footage(NamedTuple):
@@ -56,6 +62,7 @@ class NeuralRenderer:
     size: int
     sharpen: SharpenMeasure  # how much the comp sharpens what the generator draws
     shutter_angle: float  # and the smear, after it
+    highlights: Highlights  # the view it learnt and draws in
 
 
 def extreme_mouths(actor: Actor, covered: dict[str, list[int]] | None = None) -> np.ndarray:
@@ -74,10 +81,10 @@ def training_set(
     hole_lowers: np.ndarray,
     last_frame: int | None = None,
     covered: dict[str, list[int]] | None = None,
-) -> tuple[TrainingSet, ReferenceCrops]:
+) -> tuple[TrainingSet, ReferenceCrops, Highlights]:
     """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor but the
-    `covered` ones (by footage path), and the references: the crops of the most open and the
-    most closed mouth among them."""
+    `covered` ones (by footage path); the references: the crops of the most open and the most
+    closed mouth among them; and the view of highlights they are all made in."""
     footage: list[_Footage] = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
@@ -106,10 +113,19 @@ def training_set(
         closest,
         opening[closest],
     )
-    references = _reference_crops(actor, footage, [widest, closest], hole_lowers)
+    highlights = footage_highlights(actor, footage, hole_lowers)
+    references = _reference_crops(actor, footage, [widest, closest], hole_lowers, highlights)
     parts: list[FaceFrames] = []
     for plate, fit, rows, crops, _ in footage:
-        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers, references=references)
+        maker = FrameMaker(
+            plate,
+            actor.model,
+            fit,
+            crops,
+            hole_lowers,
+            references=references,
+            highlights=highlights,
+        )
         progress = Progress(f"renderer inputs {Path(plate.info.source).name}", len(rows))
         for start in range(0, len(rows), READ_CHUNK):
             chunk = rows[start : start + READ_CHUNK]
@@ -124,11 +140,42 @@ def training_set(
         opening=opening,
         mouth_motion=np.concatenate([p.mouth_motion for p in parts]),
     )
-    return data, references
+    return data, references, highlights
+
+
+def footage_highlights(
+    actor: Actor, footage: list[_Footage], hole_lowers: np.ndarray
+) -> Highlights:
+    """The renderer's view of brightness over white (`Highlights`): its peak is what the lower
+    face's brightest channel stays under in all but HIGHLIGHT_SHARE of its pixels, over frames
+    spread through each footage; none over 1 for footage within the working space's white."""
+    brightest = []
+    for plate, fit, rows, crops, _ in footage:
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
+        sample = spread(rows)
+        pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[sample])]
+        linear = maker.real_linear(sample, pixels)
+        brightest.append(linear.max(axis=-1)[maker.holes(sample)])
+    values = np.concatenate(brightest)
+    values = values[np.isfinite(values)]
+    peak = float(np.quantile(values, 1 - HIGHLIGHT_SHARE)) if len(values) else 1.0
+    highlights = Highlights(max(peak, 1.0))
+    if highlights.rolls:
+        log.info(
+            "renderer: the footage's lower face is brighter than white, up to %.2f in linear"
+            " light: the renderer's view rolls it off from %.2f",
+            highlights.peak,
+            highlights.knee,
+        )
+    return highlights
 
 
 def _reference_crops(
-    actor: Actor, footage: list[_Footage], picks: list[int], hole_lowers: np.ndarray
+    actor: Actor,
+    footage: list[_Footage],
+    picks: list[int],
+    hole_lowers: np.ndarray,
+    highlights: Highlights,
 ) -> ReferenceCrops:
     """The crops of training frames `picks` (counted over all footage) and their meshes."""
     starts = np.cumsum([0] + [len(part.rows) for part in footage])
@@ -138,7 +185,7 @@ def _reference_crops(
         plate, fit, rows, crops, _ = footage[source]
         row = rows[pick - starts[source]]
         frame = next(iter(plate.frames([int(fit.frames[row])])))[1]
-        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers)
+        maker = FrameMaker(plate, actor.model, fit, crops, hole_lowers, highlights=highlights)
         pixels.append(maker.make(np.array([row]), [frame]).real[0])
         screens.append(maker.real_screen[row, :, :2])
     return ReferenceCrops(
@@ -160,7 +207,9 @@ def train_actor_renderer(
     actor = Actor.load(directory)
     covered = covered_footage_frames(directory)
     hole_lowers = extreme_mouths(actor, covered)
-    data, references = training_set(actor, settings.size, hole_lowers, last_frame, covered)
+    data, references, highlights = training_set(
+        actor, settings.size, hole_lowers, last_frame, covered
+    )
     generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
     sharpen, shutter = measure_finish(generator, data, device)
     ratios = sharpen.drawn_to_footage
@@ -198,6 +247,7 @@ def train_actor_renderer(
         },
         "sharpen": sharpen.manifest(),
         "shutter": shutter.manifest(),
+        "highlights": dataclasses.asdict(highlights),
         "training": {
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
@@ -240,4 +290,6 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
         if "sharpen" in manifest
         else SharpenMeasure(0.0, {}),
         shutter_angle=float(manifest.get("shutter", {}).get("angle", FILM_SHUTTER_ANGLE)),
+        # Renderers made before headroom learnt the view that darkens over-white to white.
+        highlights=Highlights(**manifest.get("highlights", {})),
     )
