@@ -9,9 +9,11 @@ beside it. An actor is built on the sequence's first 80% (`--footage-audio`'s wa
 20% is dubbed with the same sound. Against the source, where the face layer's alpha is full:
 how far the comp's colour turns from the source's (the angle between their ACEScg RGB vectors:
 a hue or saturation shift, whatever the brightness), and how much of the source's brightness
-over 1.0 stays over 1.0; every pixel outside the matte must be the source's. Run twice: as the
-working space holds colour (`ColourConfig._into_range`), and, for comparison, with what it
-cannot hold clipped channel by channel, as before 6cf2258 (actor and dub alike). A sheet of the
+over 1.0 stays over 1.0; every pixel outside the matte must be the source's. Run three times,
+actor and dub alike: as the renderer's view holds colour now (hue kept, `ColourConfig._into_range`,
+and highlights rolled off under white up to the peak measured on the footage, `Highlights`); for
+comparison, without the roll-off (over-white darkened to white, before headroom); and with what
+the view cannot hold clipped channel by channel, as before 6cf2258. A sheet of the
 mouth, source against comp at 1/exposure, goes to bench/hdr_bench_contact_sheet.jpg (not
 committed: it is cut from the shared footage).
 """
@@ -32,9 +34,10 @@ from results import FOOTAGE, REPO, arguments, provenance, publish, start
 from track_bench import write_acescg_exrs
 
 from dubplate.core.a2e.store import footage_audio_offsets
-from dubplate.core.colour import ColourConfig
+from dubplate.core.colour import WITHIN_WHITE, ColourConfig
 from dubplate.core.dub import DubSettings
 from dubplate.core.media import open_plate
+from dubplate.core.neural import store as neural_store
 from dubplate.core.neural.train import RendererSettings
 
 FULL_ALPHA = 0.99
@@ -54,9 +57,18 @@ def make_plate(clip: Path, exposure: float, folder: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
+def within_white():
+    """The renderer's view as it was before headroom: over-white darkened to white, hue kept."""
+    with mock.patch.object(neural_store, "footage_highlights", lambda *_: WITHIN_WHITE):
+        yield
+
+
+@contextmanager
 def clipped_channel_by_channel():
-    """The working space's view as it was before hue was kept: each channel clipped alone."""
-    with mock.patch.object(ColourConfig, "_into_range", lambda self, w: np.clip(w, 0.0, 1.0)):
+    """The working space's view as it was before hue was kept: each channel clipped alone, and
+    no headroom."""
+    clip = mock.patch.object(ColourConfig, "_into_range", lambda self, w: np.clip(w, 0.0, 1.0))
+    with clip, within_white():
         yield
 
 
@@ -70,7 +82,8 @@ def build_and_dub(pattern: Path, wav: Path, workdir: Path, name: str, steps: int
     (offset,) = footage_audio_offsets(actor_dir).values()
     settings = DubSettings(audio_offset=offset, pad=offset > 0, trim=True)
     result = dub_into(actor_dir, plate, numbers[cut:], plate.audio(), workdir / name, settings)
-    return {**result, "seconds": time.perf_counter() - began}
+    peak = neural_store.load_renderer(actor_dir).highlights.peak
+    return {**result, "seconds": time.perf_counter() - began, "peak": peak}
 
 
 def colour_figures(source: Path, result: dict, exposure: float) -> tuple[dict, np.ndarray]:
@@ -141,17 +154,20 @@ def markdown(runs: dict[str, dict], clip: str, exposure: float, steps: int) -> s
         " the source's ACEScg RGB vectors (a hue or saturation shift, brightness aside);"
         f" shifted: share over {SHIFTED_DEGREES:g} degrees. Over 1.0: the source's pixels"
         " brighter than 1.0 there, the share of them still over 1.0 in the comp and the median"
-        " comp/source ratio of their brightest channel. Both rows build their own actor.",
+        " comp/source ratio of their brightest channel. Each row builds its own actor. The"
+        " renderer's peak: the linear brightness its view puts on white (`Highlights`, measured"
+        " on the footage's lower face; 1: what is over white is darkened to it).",
         "",
-        "| working space view | frames | pixels | colour angle median / p95 (deg) | shifted"
-        " | over 1.0 | kept over 1.0 | brightness comp/source | changed outside matte"
-        " | build + dub (s) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| working space view | renderer's peak | frames | pixels"
+        " | colour angle median / p95 (deg) | shifted | over 1.0 | kept over 1.0"
+        " | brightness comp/source | changed outside matte | build + dub (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, run in runs.items():
         f = run["figures"]
         lines.append(
-            f"| {name} | {f['frames']} | {f['pixels']} | {f['angle_median']:.2f} /"
+            f"| {name} | {run['peak']:.2f} | {f['frames']} | {f['pixels']} |"
+            f" {f['angle_median']:.2f} /"
             f" {f['angle_p95']:.2f} | {f['shifted']:.1%} | {f['over']} | {f['kept_over']:.1%}"
             f" | {f['brightness_median']:.2f} | {f['changed_outside']} | {run['seconds']:.0f} |"
         )
@@ -164,7 +180,11 @@ def markdown(runs: dict[str, dict], clip: str, exposure: float, steps: int) -> s
     return "\n".join(lines)
 
 
-VIEWS = {"hue kept": nullcontext, "clipped channel by channel": clipped_channel_by_channel}
+VIEWS = {
+    "hue kept, highlights rolled off under white": nullcontext,
+    "hue kept, darkened to white (before headroom)": within_white,
+    "clipped channel by channel (before hue was kept)": clipped_channel_by_channel,
+}
 
 
 def main() -> None:
@@ -181,7 +201,7 @@ def main() -> None:
             with view():
                 result = build_and_dub(pattern, wav, workdir, f"view{index}", args.steps)
             figures, row = colour_figures(pattern, result, args.exposure)
-            runs[name] = {"figures": figures, "seconds": result["seconds"]}
+            runs[name] = {"figures": figures, "seconds": result["seconds"], "peak": result["peak"]}
             print(name, figures, flush=True)
             rows.append(row)
     image = np.concatenate(rows, axis=0)
