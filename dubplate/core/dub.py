@@ -203,6 +203,12 @@ def dub(
         models.renderer.references,
         models.renderer.highlights,
     )
+    if models.renderer.highlights.rolls:
+        log.info(
+            "dub: the renderer draws brightness over white up to %.2f in linear light, its"
+            " footage's peak; what the plate holds past it stays where the drawn face matches",
+            models.renderer.highlights.peak,
+        )
     settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
     with staged_dir(out_base) as staged:
         frames = _dubbed_frames(plate, numbers, models, fit, crops, maker, settings, set(occluded))
