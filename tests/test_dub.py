@@ -725,3 +725,15 @@ def test_a_renderer_learns_footage_over_white_with_headroom_and_its_face_comes_b
     assert plain[0] > 0.5 and rolled[0] < 0.01
     assert abs(rolled[2] - 1) < 0.02 and plain[2] < 0.8
     assert len(data.real) == len(numbers)
+
+
+def test_footage_within_white_and_renderers_made_before_headroom_roll_nothing_off(
+    actor_dir, tmp_path
+):
+    manifest = json.loads((actor_dir / "renderer.json").read_text())
+    assert manifest["highlights"] == {"peak": 1.0, "knee": WITHIN_WHITE.knee}
+    older = tmp_path / "man"
+    shutil.copytree(actor_dir, older)
+    del manifest["highlights"]
+    (older / "renderer.json").write_text(json.dumps(manifest))
+    assert load_renderer(older).highlights == WITHIN_WHITE == load_renderer(actor_dir).highlights
