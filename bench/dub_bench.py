@@ -120,7 +120,10 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> tuple[float,
     found = np.flatnonzero(track.found)
     fit = fit_frames(models.actor.model, track.landmarks[found], track.frames[found])
     crops = crop_track(models.actor.model, fit, models.renderer.size)
-    maker = FrameMaker(plate, models.actor.model, fit, crops, models.renderer.hole_lowers)
+    highlights = models.renderer.highlights
+    maker = FrameMaker(
+        plate, models.actor.model, fit, crops, models.renderer.hole_lowers, highlights=highlights
+    )
     real_mouths, comped_mouths = [], {False: [], True: []}
     for row, (number, pixels) in enumerate(plate.frames(track.frames[found])):
         inputs = maker.make(np.array([row]), [pixels])
@@ -130,7 +133,9 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> tuple[float,
         for detail, mouths in comped_mouths.items():
             grain = GrainNoise(seed=number)
             points = inputs.lower_points[0]
-            comped = comp_patch(plate, pixels, crops, row, real, real, points, grain, detail)
+            comped = comp_patch(
+                plate, pixels, crops, row, real, real, points, grain, detail, highlights
+            )
             mouths.append(_square(plate, comped.comp, lips, 1.6, MOUTH_PX))
     real_sharpness = sharpness(np.stack(real_mouths))
     without, with_detail = (sharpness(np.stack(comped_mouths[d])) for d in (False, True))

@@ -122,3 +122,10 @@ def test_through_working_with_headroom_holds_what_is_under_the_peak(colour):
     np.testing.assert_allclose(past / past.max(), rec709[0, 2] / rec709[0, 2].max(), atol=1e-3)
     held = np.ascontiguousarray(linear[:, :2])
     assert colour.through_working(held, "ACEScg", peak) is held
+    # A bright colour outside Rec.709 is held as the renderer's view gives it back.
+    wide = np.array([[[1.2, 0.6, -0.15]]], np.float32)
+    highlights = Highlights(peak=1.75)
+    acescg = colour.convert(wide, "Linear Rec.709 (sRGB)", "ACEScg")
+    shown = colour.through_working(acescg, "ACEScg", highlights.peak)
+    back = colour.convert(shown, "ACEScg", "Linear Rec.709 (sRGB)")
+    np.testing.assert_allclose(back, highlights.unroll(highlights.roll(wide)), atol=2e-3)

@@ -11,11 +11,12 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
+from dubplate.core import dub as dub_module
 from dubplate.core.a2e.augment import DRY
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
 from dubplate.core.audio.features import ANALYSIS_VERSION
-from dubplate.core.colour import WITHIN_WHITE, default_config
+from dubplate.core.colour import WITHIN_WHITE, Highlights, default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
 from dubplate.core.dub import DubSettings, check_identity, comp_patch, dub, frame_matte
@@ -737,3 +738,37 @@ def test_footage_within_white_and_renderers_made_before_headroom_roll_nothing_of
     del manifest["highlights"]
     (older / "renderer.json").write_text(json.dumps(manifest))
     assert load_renderer(older).highlights == WITHIN_WHITE == load_renderer(actor_dir).highlights
+
+
+def test_dub_draws_in_the_renderers_view_of_highlights(
+    shared_data, actor_dir, exr_plate, tmp_path, caplog, monkeypatch
+):
+    """A renderer whose view rolls highlights off: `dub` makes the crops it draws from in that
+    view and comps what it draws back through it (the occlusion test's crops stay in the plain
+    view the cover network learnt). A 2-step renderer draws too loosely for the brightness of
+    the result to tell a half-wired view from a whole one, so the calls are what is checked."""
+    rolled = tmp_path / "man"
+    shutil.copytree(actor_dir, rolled)
+    manifest = json.loads((rolled / "renderer.json").read_text())
+    manifest["highlights"] = {"peak": 8.0, "knee": 0.5}
+    (rolled / "renderer.json").write_text(json.dumps(manifest))
+    views = {"crops": [], "comps": []}
+
+    def recorded(name, function):
+        def call(*args, **kwargs):
+            views[name].append(kwargs.get("highlights", WITHIN_WHITE))
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(dub_module, "FrameMaker", recorded("crops", FrameMaker))
+    monkeypatch.setattr(dub_module, "comp_patch", recorded("comps", comp_patch))
+    audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    plate = open_plate(exr_plate)
+    settings = DubSettings(trim=True)
+    with caplog.at_level("INFO", logger="dubplate"):
+        dub(rolled, plate, [1001, 1002], audio, tmp_path / "dub", settings, tmp_path, tmp_path)
+    assert "draws brightness over white up to 8.00" in caplog.text
+    expected = Highlights(peak=8.0)
+    assert views["crops"] == [WITHIN_WHITE, expected]  # the occlusion test's, then the drawing's
+    assert views["comps"] == [expected, expected]

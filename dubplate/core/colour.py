@@ -31,7 +31,7 @@ WORKING_SPACE_NAMES = ("sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "sRGB - Texture
 REC709_LUMINANCE = np.array([0.2126, 0.7152, 0.0722], np.float32)
 SRGB_CURVE = ocio.ExponentWithLinearTransform(gamma=[2.4] * 3 + [1.0], offset=[0.055] * 3 + [0.0])
 # Linear light at or under this is never rolled off (`Highlights`): the view of a face over
-# white changes only in its brightest part, where the uint8 view then spends a third of its
+# white changes only in its brightest part, where the uint8 view then spends a quarter of its
 # codes (sRGB 0.5 is code 188) on what would otherwise all be white.
 HIGHLIGHT_KNEE = 0.5
 
@@ -60,9 +60,12 @@ class Highlights:
         return self.peak > 1.0
 
     def roll(self, linear: np.ndarray) -> np.ndarray:
-        """(..., 3) linear Rec.709 as the view holds it: [0, peak] onto [0, 1]."""
+        """(..., 3) linear Rec.709 as the view holds it: brought within the gamut first
+        (`within_gamut`, as the working space would), so that `unroll` gives back the colour
+        `ColourConfig.through_working` says the view holds; then [0, peak] onto [0, 1]."""
         if not self.rolls:
             return linear
+        linear = within_gamut(linear)
         over = np.maximum(self._brightest(linear) - self.knee, 0.0)
         share = over / (over + self._bend)
         return self._rescaled(linear, self.knee + (1 - self.knee) * share / self._top)
@@ -95,11 +98,20 @@ class Highlights:
         brightest = self._brightest(linear)
         over = brightest > self.knee
         factor = np.where(over, brightest_to / np.where(over, brightest, 1.0), 1.0)
-        return (linear * factor).astype(linear.dtype, copy=False)
+        return (linear * factor).astype(np.float32, copy=False)
 
 
 # The view without headroom: what is over white is darkened to it.
 WITHIN_WHITE = Highlights()
+
+
+def within_gamut(linear: np.ndarray) -> np.ndarray:
+    """(..., 3) linear Rec.709 with each colour outside its gamut moved towards its own grey
+    until no channel is negative, luminance kept; the rest as they are, to the bit."""
+    luminance = np.maximum(linear @ REC709_LUMINANCE, 0.0)[..., None]
+    lowest = linear.min(axis=-1, keepdims=True)
+    saturation = luminance / np.maximum(luminance - lowest, 1e-12)
+    return np.where(lowest < 0, luminance + saturation * (linear - luminance), linear)
 
 
 class ColourConfig:
@@ -201,10 +213,7 @@ class ColourConfig:
         kept), then one over white is darkened, all channels by the same factor."""
         linear = np.ascontiguousarray(working, dtype=np.float32)
         self._decode_srgb.applyRGB(linear)
-        luminance = np.maximum(linear @ REC709_LUMINANCE, 0.0)[:, None]
-        lowest = linear.min(axis=1, keepdims=True)
-        saturation = np.where(lowest < 0, luminance / np.maximum(luminance - lowest, 1e-12), 1.0)
-        linear = luminance + saturation * (linear - luminance)
+        linear = within_gamut(linear)
         linear /= np.maximum(linear.max(axis=1, keepdims=True), 1.0)
         held = np.ascontiguousarray(linear, dtype=np.float32)
         self._encode_srgb.applyRGB(held)

@@ -201,7 +201,7 @@ def dub(
         models.renderer.hole_lowers,
         lower,
         models.renderer.references,
-        models.renderer.highlights,
+        highlights=models.renderer.highlights,
     )
     if models.renderer.highlights.rolls:
         log.info(
@@ -522,7 +522,7 @@ def _dubbed_frames(
                     *generated[number],
                     noise,
                     settings.plate_detail,
-                    renderer.highlights,
+                    highlights=renderer.highlights,
                 )
             yield number, pixels[number], composite
         progress.advance(len(chunk))

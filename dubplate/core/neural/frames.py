@@ -237,7 +237,10 @@ class FrameMaker:
             render = self.renderer.render(
                 screen[part], self.texture, light[part], size, fragments.select(part)
             )
-            rgb = render.rgb.clamp(0, 1) * render.lower_mask[..., None]
+            # Without headroom, renders were learnt clipped at white channel by channel; with
+            # it, the roll holds what the light makes over white, as in the real crops.
+            ceiling = None if self.highlights.rolls else 1.0
+            rgb = render.rgb.clamp(0, ceiling) * render.lower_mask[..., None]
             out.append(self._working_uint8(rgb.numpy()))
         return torch.cat(out)
 
