@@ -683,7 +683,7 @@ HDR_EXPOSURE = 8.0
 
 
 def test_a_renderer_learns_footage_over_white_with_headroom_and_its_face_comes_back_as_bright(
-    shared_data, tmp_path
+    shared_data, tmp_path, caplog
 ):
     """The clip at 8x its scene-linear values (much of the lower face over 1.0): the renderer's
     view rolls it off under white, and a crop drawn as the real one is comped back as bright as
@@ -698,8 +698,12 @@ def test_a_renderer_learns_footage_over_white_with_headroom_and_its_face_comes_b
     plate = open_plate(tmp_path / "bright.####.exr")
     actor = build_actor("man", [(plate, track_plate(movie, numbers))], 8, 4, texture_px=64)
     hole_lowers = extreme_mouths(actor)
-    data, _, highlights = training_set(actor, 128, hole_lowers)
+    with caplog.at_level("INFO", logger="dubplate"):
+        data, _, highlights = training_set(actor, 128, hole_lowers)
     assert 1.5 < highlights.peak < 1.1 * HDR_EXPOSURE
+    # At a peak of 2.6, one code of the view near white is 5.7% of the peak's brightness.
+    assert f"up to {highlights.peak:.2f} in linear light" in caplog.text
+    assert "near the peak, a code of the view is 6% of its brightness" in caplog.text
 
     (fit,) = actor.fits
     crops = crop_track(actor.model, fit, 128)

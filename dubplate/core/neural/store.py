@@ -24,6 +24,7 @@ from dubplate.core.manifest import manifest_header, read_actor_stage_manifest, w
 from dubplate.core.media import reopen_plate
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.actor import Actor
+from dubplate.core.morph.appearance import LINEAR_SPACE
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
@@ -161,11 +162,18 @@ def footage_highlights(
     peak = float(np.quantile(values, 1 - HIGHLIGHT_SHARE)) if len(values) else 1.0
     highlights = Highlights(max(peak, 1.0))
     if highlights.rolls:
+        colour = footage[0].plate.colour
+        # The view is uint8: near white, one code spans the widest step of brightness.
+        under_white = np.full((1, 3), 254 / 255, np.float32)
+        linear = colour.convert(under_white, colour.working_space, colour.resolve(LINEAR_SPACE))
+        step = 1 - float(highlights.unroll(linear).max()) / highlights.peak
         log.info(
             "renderer: the footage's lower face is brighter than white, up to %.2f in linear"
-            " light: the renderer's view rolls it off from %.2f",
+            " light: the renderer's view rolls it off from %.2f (near the peak, a code of the"
+            " view is %.0f%% of its brightness)",
             highlights.peak,
             highlights.knee,
+            100 * step,
         )
     return highlights
 
