@@ -3,7 +3,9 @@ real dub track, and what a VFX artist checks in what comes back."""
 
 import dataclasses
 import json
+import logging
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,9 +21,16 @@ from dubplate.core.audio.features import ANALYSIS_VERSION
 from dubplate.core.colour import WITHIN_WHITE, Highlights, default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
-from dubplate.core.dub import DubSettings, check_identity, comp_patch, dub, frame_matte
+from dubplate.core.dub import (
+    DubSettings,
+    check_identity,
+    comp_patch,
+    dub,
+    dub_key,
+    frame_matte,
+)
 from dubplate.core.errors import DubplateError
-from dubplate.core.media import load_audio, open_plate
+from dubplate.core.media import load_audio, open_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
 from dubplate.core.neural import frames
@@ -490,6 +499,81 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
             tmp_path / "audio",
         )
     assert list(out.iterdir()) == []
+
+
+def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_stopped(
+    shared_data, actor_dir, exr_plate, tmp_path, monkeypatch, caplog
+):
+    """The disk fills while frame 1004 is written: what was written stays; the same dub again
+    makes only the chunks not written whole, leaves the rest untouched, and publishes the very
+    files a run that did not stop writes."""
+    monkeypatch.setattr(dub_module, "CHUNK", 2)  # chunks 1001-1002, 1003-1004, 1005-1006
+    plate = open_plate(exr_plate)
+    audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+
+    def dub_into(out: Path) -> dict:
+        settings = DubSettings(trim=True)
+        return dub(actor_dir, plate, plate.info.frames, audio, out, settings, tmp_path, tmp_path)
+
+    whole = Path(dub_into(tmp_path / "whole")["out"])
+    write_frame, written, disk_full = plate.write_frame, [], True
+
+    def fill_up_at_1004(number, pixels, path, *args, **kwargs):
+        if disk_full and number == 1004:
+            raise DubplateError(f"{path}: cannot write EXR (No space left on device)")
+        written.append(path.name)
+        write_frame(number, pixels, path, *args, **kwargs)
+
+    monkeypatch.setattr(plate, "write_frame", fill_up_at_1004)
+    out = tmp_path / "dubs"
+    with pytest.raises(DubplateError, match="No space left"):
+        dub_into(out)
+    (work,) = list(out.iterdir())  # no version: a hidden work directory
+    assert work.name.startswith(".partial-")
+    kept = {p: p.stat().st_mtime_ns for p in work.rglob("*.exr")}
+    assert sorted(p.name for p in kept) == sorted(written)  # 1001-1003, comp and face
+
+    written.clear()
+    disk_full = False
+    with caplog.at_level(logging.INFO, logger="dubplate"):
+        result = dub_into(out)
+    assert "2 of its 6 frames were written" in caplog.text
+    assert result["frames_written"] == 6 and result["frames_resumed"] == 2
+    # The chunk written whole is not made again; the one cut short is, frame 1003 with it.
+    assert sorted(written) == sorted(
+        name for n in range(1003, 1007) for name in (f"shot.{n}.exr", f"shot_face.{n}.exr")
+    )
+    assert [p.name for p in out.iterdir()] == ["v001"]
+    version = Path(result["out"])
+    for path, stamp in kept.items():
+        if "1001" in path.name or "1002" in path.name:
+            assert (version / path.relative_to(work)).stat().st_mtime_ns == stamp
+    files = sorted(p.relative_to(whole) for p in whole.rglob("*.exr"))
+    assert files == sorted(p.relative_to(version) for p in version.rglob("*.exr"))
+    for name in files:
+        assert (version / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_plate, tmp_path):
+    """The work's key changes with anything its frames are made from, and only with that."""
+    actor = tmp_path / "man"
+    shutil.copytree(actor_dir, actor)
+    plate = open_plate(exr_plate)
+    audio = open_audio(shared_data / "audio" / "en_speech_5s.wav")
+    frames, settings = plate.info.frames, DubSettings(trim=True)
+    key = dub_key(actor, plate, frames, audio, settings)
+    assert dub_key(actor, open_plate(exr_plate), frames, audio, DubSettings(trim=True)) == key
+    others = {
+        "settings": dub_key(actor, plate, frames, audio, DubSettings(trim=True, grain=False)),
+        "offset": dub_key(actor, plate, frames, audio, DubSettings(trim=True, audio_offset=0.5)),
+        "frames": dub_key(actor, plate, frames[:-1], audio, settings),
+        "audio": dub_key(
+            actor, plate, frames, open_audio(shared_data / "audio" / "fr_speech.wav"), settings
+        ),
+    }
+    (actor / "renderer.pt").write_bytes((actor / "renderer.pt").read_bytes() + b"retrained")
+    others["actor"] = dub_key(actor, plate, frames, audio, settings)
+    assert len({key, *others.values()}) == 1 + len(others), others
 
 
 def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, actor_dir):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
     bridge_covered,
@@ -40,7 +41,14 @@ from dubplate.core.composite.match import (
 )
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
-from dubplate.core.files import publish_version, staged_dir
+from dubplate.core.files import (
+    file_stamps,
+    key_of,
+    publish_version,
+    resumable_dir,
+    staged_dir,
+    unfinished_work,
+)
 from dubplate.core.manifest import manifest_header, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import Sound
@@ -209,9 +217,22 @@ def dub(
             " footage's peak; what the plate holds past it stays where the drawn face matches",
             models.renderer.highlights.peak,
         )
+    requested = settings
     settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
-    with staged_dir(out_base) as staged:
-        frames = _dubbed_frames(plate, numbers, models, fit, crops, maker, settings, set(occluded))
+    # A sequence of frame files is written a frame at a time, and what a run that stopped had
+    # written is kept and taken up again; a movie is one stream, made whole or not at all.
+    resumable = plate.frame_suffix is not None
+    place = (
+        resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
+        if resumable
+        else staged_dir(out_base)
+    )
+    with place as staged:
+        resumed = _resumed_frames(plate, numbers, staged) if resumable else set()
+        _log_unfinished(out_base, staged, len(resumed), len(numbers))
+        frames = _dubbed_frames(
+            plate, numbers, models, fit, crops, maker, settings, set(occluded), resumed
+        )
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
         figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
@@ -224,13 +245,14 @@ def dub(
             "face_plate": face_output,
             "frames": [int(numbers[0]), int(numbers[-1])],
             "frames_written": len(numbers),
+            "frames_resumed": len(resumed),
             "frames_passed_through": sorted(passed + occluded),
             "frames_occluded": occluded,
             "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
             **_movie_codecs(plate, settings, face_output is None),
             "settings": _settings_record(settings),
-            "frames_per_second": round(len(numbers) / max(seconds, 1e-9), 3),
+            "frames_per_second": round((len(numbers) - len(resumed)) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
         }
         write_manifest(staged / "dub.json", MANIFEST_KIND, manifest)
@@ -242,6 +264,68 @@ def dub(
         "output": str(out / output),
         "face_plate": str(out / face_output) if face_output else None,
     }
+
+
+def dub_key(
+    directory: Path, plate: Plate, numbers: Sequence[int], audio: Sound, settings: DubSettings
+) -> str:
+    """What a dub's frames are made from: the actor's files, the plate's frames and files, the
+    audio's file and the settings asked for (what is measured from them follows), and this
+    dubplate. A run stopped half way is taken up again only by the same dub."""
+    actor_files = sorted(p for p in Path(directory).iterdir() if p.is_file())
+    audio_file = Path(audio.source)
+    return key_of(
+        {
+            "dubplate": dubplate.__version__,
+            "format": FORMAT_VERSION,
+            "actor": file_stamps(actor_files),
+            "plate": plate.info.manifest(),
+            "plate_files": file_stamps(plate.source_files(numbers)),
+            "frames": [int(n) for n in numbers],
+            "audio": {
+                "file": file_stamps([audio_file]) if audio_file.is_file() else audio.source,
+                "rate": audio.rate,
+                "channels": audio.channels,
+            },
+            "settings": dataclasses.asdict(settings),
+        }
+    )
+
+
+def _chunks(numbers: Sequence[int]) -> list[list[int]]:
+    """`numbers` in the runs of `CHUNK` that are cut, rendered and drawn together."""
+    return [[int(n) for n in numbers[i : i + CHUNK]] for i in range(0, len(numbers), CHUNK)]
+
+
+def _resumed_frames(plate: Plate, numbers: Sequence[int], staged: Path) -> set[int]:
+    """The frames an earlier run of the same dub left in `staged` that need not be made again:
+    those of every chunk whose comp and face plate files are all there (a frame is drawn with
+    its chunk, so a chunk is made whole for its frames to be the very ones a run that did not
+    stop makes)."""
+    written = set()
+    for number, source in zip(numbers, plate.source_files(numbers), strict=True):
+        face = staged / "face" / _face_name(source.name)
+        if (staged / "comp" / source.name).is_file() and face.is_file():
+            written.add(int(number))
+    return {n for chunk in _chunks(numbers) if written.issuperset(chunk) for n in chunk}
+
+
+def _log_unfinished(out_base: Path, staged: Path, resumed: int, frames: int) -> None:
+    if resumed:
+        log.info(
+            "dub: taking up the unfinished dub in %s: %d of its %d frames were written, the rest"
+            " follow",
+            staged,
+            resumed,
+            frames,
+        )
+    for other in unfinished_work(out_base):
+        if other != staged:
+            log.warning(
+                "dub: %s holds an unfinished dub of other inputs or settings; remove it if it"
+                " will not be taken up again",
+                other,
+            )
 
 
 def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -469,9 +553,10 @@ def _dubbed_frames(
     maker: FrameMaker,
     settings: DubSettings,
     covered: set[int],
+    resumed: set[int],
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
     """(number, source pixels, composite or None where the face is passed through: not found,
-    or its mouth `covered`), in order."""
+    or its mouth `covered`), in order, but for the `resumed` frames, written already."""
     renderer = models.renderer
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
@@ -480,18 +565,23 @@ def _dubbed_frames(
         longest,
     )
     row_of = {int(n): row for row, n in enumerate(fit.frames)}
-    progress = Progress("dub", len(numbers))
+    progress = Progress("dub", len(numbers) - len(resumed))
     grain = None
-    for start in range(0, len(numbers), CHUNK):
-        chunk = [int(n) for n in numbers[start : start + CHUNK]]
-        pixels = dict(plate.frames(chunk))
+    for chunk in _chunks(numbers):
         drawn_here = [n for n in chunk if n in row_of and n not in covered]
         rows = np.array([row_of[n] for n in drawn_here], int)
+        # The shot's grain is measured on its first drawn chunk, written already or not.
+        measure_grain = settings.grain and grain is None and len(rows) > 0
+        if resumed.issuperset(chunk) and not measure_grain:
+            continue
+        pixels = dict(plate.frames(chunk))
         generated = {}
         if len(rows):
             inputs = maker.make(rows, [pixels[n] for n in drawn_here])
-            if settings.grain and grain is None:
+            if measure_grain:
                 grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
+            if resumed.issuperset(chunk):
+                continue
             crops_out = draw(
                 renderer.generator,
                 inputs.real,
@@ -622,8 +712,8 @@ def _write(
             else None,
         )
         return name, None
-    (staged / "comp").mkdir()
-    (staged / "face").mkdir()
+    (staged / "comp").mkdir(exist_ok=True)
+    (staged / "face").mkdir(exist_ok=True)
     # A frame is written in the background while the next is made: the EXR encoder leaves a core
     # idle part of the time. At most one write is in flight, so at most two frames are held.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dub-write") as writer:

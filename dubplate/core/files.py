@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import hashlib
+import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from dubplate.core.errors import DubplateError
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir(kind: str) -> Path:
@@ -51,6 +58,74 @@ def staged_dir(base: Path) -> Iterator[Path]:
         yield staged
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def resumable_dir(base: Path, key: str) -> Iterator[Path]:
+    """The hidden work directory inside `base` of the work `key` names (what is made, from
+    what): kept when the block fails with files in it, so that the same work run again takes
+    up where it stopped (a crash, a full disk, a farm node taken away), and removed when it
+    holds none. Locked while in use: two runs of the same work never write it at once."""
+    staged = Path(base) / f".partial-{key}"
+    try:
+        staged.mkdir(parents=True, exist_ok=True)
+        handle = os.open(staged, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise DubplateError(
+            f"{staged}: cannot create output directory: {error.strerror}"
+        ) from error
+    try:
+        busy = f"{staged}: another run of the same work is writing it; let it finish or stop it"
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DubplateError(busy) from None
+        # Locked after the other run published (renamed) it: this is no longer the directory.
+        if not staged.is_dir() or staged.stat().st_ino != os.fstat(handle).st_ino:
+            raise DubplateError(busy)
+        for cut_off in staged.rglob(".*.partial*"):  # a write the last run did not finish
+            cut_off.unlink()
+        try:
+            yield staged
+        except BaseException:
+            _keep_if_worked_on(staged)
+            raise
+    finally:
+        os.close(handle)
+
+
+def _keep_if_worked_on(staged: Path) -> None:
+    files = [p for p in staged.rglob("*") if p.is_file()] if staged.is_dir() else []
+    if not files:
+        shutil.rmtree(staged, ignore_errors=True)
+        return
+    log.warning(
+        "%s: kept, with the %d file(s) written before it stopped; the same command again takes"
+        " up where it stopped",
+        staged,
+        len(files),
+    )
+
+
+def unfinished_work(base: Path) -> list[Path]:
+    """The work directories `resumable_dir` kept in `base`."""
+    base = Path(base)
+    return sorted(base.glob(".partial-*")) if base.is_dir() else []
+
+
+def file_stamps(paths: Iterable[Path]) -> list[list[Any]]:
+    """Each file's absolute path, size and modification time: what a cache or resumed work keys
+    on to tell that a file changed, without reading it."""
+    stamps = []
+    for path in paths:
+        stat = Path(path).stat()
+        stamps.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+    return stamps
+
+
+def key_of(what: dict) -> str:
+    """A short hash of `what` (JSON): the name of a cache entry or of resumable work."""
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def publish_version(staged: Path, base: Path) -> Path:

@@ -3,8 +3,6 @@ the colour and layer choices and the tracker's version and settings. A changed p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import dubplate
 from dubplate.core.errors import DubplateError
-from dubplate.core.files import staged_dir
+from dubplate.core.files import file_stamps, key_of, staged_dir
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
@@ -47,12 +45,8 @@ def cached_track(
 
 
 def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
-    files = []
-    for path in plate.source_files(numbers):
-        stat = path.stat()
-        files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     what = {
-        "files": files,
+        "files": file_stamps(plate.source_files(numbers)),
         "frames": list(numbers),
         # The sound given to a plate moves no face: a track made without it is the same track.
         "plate": {k: v for k, v in plate.info.manifest().items() if k != "sound"},
@@ -61,4 +55,4 @@ def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
         "mediapipe": MEDIAPIPE_VERSION,
         "settings": repr(settings),
     }
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+    return key_of(what)
