@@ -50,7 +50,7 @@ def staged_dir(base: Path) -> Iterator[Path]:
     base = Path(base)
     try:
         base.mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(prefix=".partial-", dir=base))
+        staged = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
         staged.chmod(0o755)  # mkdtemp makes it private; a published version should not be
     except OSError as error:
         raise DubplateError(f"{base}: cannot create output directory: {error.strerror}") from error
