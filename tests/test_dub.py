@@ -43,6 +43,7 @@ from dubplate.core.neural.covered import (
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import LIP_MIN_EXCESS
 from dubplate.core.neural.store import (
+    INPUTS_DIR,
     extreme_mouths,
     load_renderer,
     train_actor_renderer,
@@ -574,6 +575,25 @@ def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_
     (actor / "renderer.pt").write_bytes((actor / "renderer.pt").read_bytes() + b"retrained")
     others["actor"] = dub_key(actor, plate, frames, audio, settings)
     assert len({key, *others.values()}) == 1 + len(others), others
+
+
+def test_the_renderers_training_inputs_held_in_files_are_the_ones_made_in_memory(
+    actor_dir, tmp_path
+):
+    """`actor build` holds them in files beside the actor while the renderer learns (a minute
+    of footage at 1024 px is 28 GiB of them), and removes the files when it is done."""
+    assert not (actor_dir / INPUTS_DIR).exists()
+    actor = Actor.load(actor_dir)
+    hole_lowers = extreme_mouths(actor)
+    in_memory, _, _ = training_set(actor, 128, hole_lowers)
+    on_disk, _, _ = training_set(actor, 128, hole_lowers, work_dir=tmp_path)
+    for name in ("real", "renders", "hole", "references"):
+        tensor = getattr(on_disk, name)
+        assert torch.equal(tensor, getattr(in_memory, name)), name
+        held = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+        assert held.shape == tuple(tensor.shape) and np.array_equal(held, tensor.numpy()), name
+    for name in ("opening", "mouth_motion"):
+        np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name))
 
 
 def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, actor_dir):

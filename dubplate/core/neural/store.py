@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +30,7 @@ from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
 from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
-from dubplate.core.neural.network import FORMAT_VERSION, WIDTHS, Generator
+from dubplate.core.neural.network import FORMAT_VERSION, REFERENCE_COUNT, WIDTHS, Generator
 from dubplate.core.neural.occlusion import spread
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
@@ -43,6 +44,8 @@ READ_CHUNK = 32  # frames cut and rendered at once while building the training s
 # share of the footage's lower-face pixels stay under: a specular glint past it is drawn at the
 # peak rather than spending the view's codes on it.
 HIGHLIGHT_SHARE = 0.001
+# Beside the actor while its renderer learns: every training frame's inputs.
+INPUTS_DIR = ".renderer-inputs"
 
 
 class _Footage(NamedTuple):
@@ -82,10 +85,13 @@ def training_set(
     hole_lowers: np.ndarray,
     last_frame: int | None = None,
     covered: dict[str, list[int]] | None = None,
+    work_dir: Path | None = None,
 ) -> tuple[TrainingSet, ReferenceCrops, Highlights]:
     """Inputs of every fitted frame (up to `last_frame`) of every footage of the actor but the
     `covered` ones (by footage path); the references: the crops of the most open and the most
-    closed mouth among them; and the view of highlights they are all made in."""
+    closed mouth among them; and the view of highlights they are all made in. The inputs are
+    filled in place: in memory, or given a `work_dir`, in files there that the page cache holds
+    as far as memory allows (19 bytes a pixel: a minute of footage at 1024 px is 28 GiB)."""
     footage: list[_Footage] = []
     for source, fit in zip(actor.sources, actor.fits, strict=True):
         info = source["plate"]
@@ -116,7 +122,9 @@ def training_set(
     )
     highlights = footage_highlights(actor, footage, hole_lowers)
     references = _reference_crops(actor, footage, [widest, closest], hole_lowers, highlights)
-    parts: list[FaceFrames] = []
+    data = _empty_training_set(len(opening), size, work_dir)
+    data.opening[:] = opening
+    filled = 0
     for plate, fit, rows, crops, _ in footage:
         maker = FrameMaker(
             plate,
@@ -131,17 +139,40 @@ def training_set(
         for start in range(0, len(rows), READ_CHUNK):
             chunk = rows[start : start + READ_CHUNK]
             pixels = [p for _, p in plate.frames(int(n) for n in fit.frames[chunk])]
-            parts.append(maker.make(chunk, pixels))
+            _fill(data, filled, maker.make(chunk, pixels))
+            filled += len(chunk)
             progress.advance(len(chunk))
-    data = TrainingSet(
-        real=torch.cat([p.real for p in parts]),
-        renders=torch.cat([p.renders for p in parts]),
-        hole=torch.cat([p.hole for p in parts]),
-        references=torch.cat([p.references for p in parts]),
-        opening=opening,
-        mouth_motion=np.concatenate([p.mouth_motion for p in parts]),
-    )
     return data, references, highlights
+
+
+def _empty_training_set(frames: int, size: int, work_dir: Path | None) -> TrainingSet:
+    """A training set of `frames` to be filled: in memory, or in .npy files in `work_dir`."""
+
+    def empty(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        if work_dir is None:
+            return np.empty(shape, dtype)
+        return np.lib.format.open_memmap(work_dir / f"{name}.npy", "w+", dtype, shape)
+
+    square = (size, size)
+    return TrainingSet(
+        real=torch.from_numpy(empty("real", (frames, 3, *square), np.uint8)),
+        renders=torch.from_numpy(empty("renders", (frames, 3, 3, *square), np.uint8)),
+        hole=torch.from_numpy(empty("hole", (frames, 1, *square), np.bool_)),
+        references=torch.from_numpy(
+            empty("references", (frames, REFERENCE_COUNT, 3, *square), np.uint8)
+        ),
+        opening=np.empty(frames, np.float32),
+        mouth_motion=np.empty((frames, 2), np.float32),
+    )
+
+
+def _fill(data: TrainingSet, start: int, frames: FaceFrames) -> None:
+    rows = slice(start, start + len(frames.rows))
+    data.real[rows] = frames.real
+    data.renders[rows] = frames.renders
+    data.hole[rows] = frames.hole
+    data.references[rows] = frames.references
+    data.mouth_motion[rows] = frames.mouth_motion
 
 
 def footage_highlights(
@@ -215,11 +246,25 @@ def train_actor_renderer(
     actor = Actor.load(directory)
     covered = covered_footage_frames(directory)
     hole_lowers = extreme_mouths(actor, covered)
-    data, references, highlights = training_set(
-        actor, settings.size, hole_lowers, last_frame, covered
-    )
-    generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
-    sharpen, shutter = measure_finish(generator, data, device)
+    work_dir = directory / INPUTS_DIR
+    shutil.rmtree(work_dir, ignore_errors=True)  # a stopped build's: made again, alike
+    work_dir.mkdir()
+    try:
+        data, references, highlights = training_set(
+            actor, settings.size, hole_lowers, last_frame, covered, work_dir
+        )
+        log.info(
+            "renderer: the %d training frames' inputs (%.2f GiB at %d px) are held in %s while"
+            " it learns",
+            len(data),
+            sum(t.nbytes for t in (data.real, data.renders, data.hole, data.references)) / 2**30,
+            settings.size,
+            work_dir,
+        )
+        generator, report = train_renderer(data, settings, device, directory / "renderer.ckpt")
+        sharpen, shutter = measure_finish(generator, data, device)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
     ratios = sharpen.drawn_to_footage
     log.info(
         "renderer: the drawn still mouths are %s as sharp as the footage's; sharpened by %g, %s",
