@@ -33,7 +33,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
-from dubplate.core.neural import frames
+from dubplate.core.neural import frames, store
 from dubplate.core.neural.covered import (
     covered_footage_frames,
     footage_lip_limit,
@@ -577,23 +577,63 @@ def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_
     assert len({key, *others.values()}) == 1 + len(others), others
 
 
-def test_the_renderers_training_inputs_held_in_files_are_the_ones_made_in_memory(
-    actor_dir, tmp_path
-):
+def test_the_renderers_training_inputs_held_in_files_are_each_frames_own(actor_dir, tmp_path):
     """`actor build` holds them in files beside the actor while the renderer learns (a minute
     of footage at 1024 px is 28 GiB of them), and removes the files when it is done."""
     assert not (actor_dir / INPUTS_DIR).exists()
     actor = Actor.load(actor_dir)
     hole_lowers = extreme_mouths(actor)
-    in_memory, _, _ = training_set(actor, 128, hole_lowers)
-    on_disk, _, _ = training_set(actor, 128, hole_lowers, work_dir=tmp_path)
+    data, references, highlights = training_set(actor, 128, hole_lowers, work_dir=tmp_path)
+    (fit,) = actor.fits
+    plate = open_plate(actor.sources[0]["plate"]["path"])
+    maker = FrameMaker(
+        plate,
+        actor.model,
+        fit,
+        crop_track(actor.model, fit, 128),
+        hole_lowers,
+        references=references,
+        highlights=highlights,
+    )
+    rows = np.arange(len(fit.frames))
+    made = maker.make(rows, [p for _, p in plate.frames(int(n) for n in fit.frames)])
     for name in ("real", "renders", "hole", "references"):
-        tensor = getattr(on_disk, name)
-        assert torch.equal(tensor, getattr(in_memory, name)), name
+        assert torch.equal(getattr(data, name), getattr(made, name)), name
         held = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
-        assert held.shape == tuple(tensor.shape) and np.array_equal(held, tensor.numpy()), name
-    for name in ("opening", "mouth_motion"):
-        np.testing.assert_array_equal(getattr(on_disk, name), getattr(in_memory, name))
+        assert np.array_equal(held, getattr(made, name).numpy()), name
+    np.testing.assert_array_equal(data.mouth_motion, made.mouth_motion)
+
+
+def test_a_renderer_learns_from_inputs_held_beside_the_actor_and_removes_them(
+    actor_dir, tmp_path, monkeypatch
+):
+    directory = tmp_path / "man"
+    shutil.copytree(actor_dir, directory)
+    for name in ("renderer.json", "renderer.pt", "renderer.npz"):
+        (directory / name).unlink()
+    held = []
+
+    def holding(*args, **kwargs):
+        made = training_set(*args, **kwargs)
+        held.append(sorted(p.name for p in kwargs["work_dir"].iterdir()))
+        return made
+
+    monkeypatch.setattr(store, "training_set", holding)
+    train_actor_renderer(directory, RendererSettings(size=128, steps=1))
+    assert held == [["hole.npy", "real.npy", "references.npy", "renders.npy"]]
+    assert (directory / "renderer.json").is_file() and not (directory / INPUTS_DIR).exists()
+
+
+def test_no_room_for_the_renderers_inputs_is_said_before_any_is_written(
+    actor_dir, tmp_path, monkeypatch
+):
+    def full(descriptor, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "posix_fallocate", full)
+    actor = Actor.load(actor_dir)
+    with pytest.raises(DubplateError, match=f"{tmp_path}: no room for the renderer's training"):
+        training_set(actor, 128, extreme_mouths(actor), work_dir=tmp_path)
 
 
 def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, actor_dir):

@@ -48,6 +48,9 @@ def test_work_in_progress_is_refused_to_a_second_run_by_name(tmp_path):
             with resumable_dir(tmp_path, "abc"):
                 pass
         assert work.is_dir()  # the refused run took nothing away
+        (work / "f.1001.exr").write_bytes(b"done")
+        assert unfinished_work(tmp_path) == []  # in use: not for removing
         published = tmp_path / "v001"
         work.rename(published)
     assert published.is_dir() and unfinished_work(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v001"]  # its lock file gone too

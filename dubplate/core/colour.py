@@ -134,6 +134,11 @@ class ColourConfig:
             SRGB_CURVE, ocio.TRANSFORM_DIR_INVERSE
         ).getDefaultCPUProcessor()
 
+    @property
+    def identity(self) -> str:
+        """OCIO's cache ID of the config: it changes with what the config does, not its path."""
+        return self._config.getCacheID()
+
     def _known(self, name: str) -> str | None:
         space = self._config.getColorSpace(name.strip())
         return space.getName() if space is not None else None

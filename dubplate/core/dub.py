@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import OpenImageIO as oiio
+import torch
 
 import dubplate
 from dubplate.core.a2e.expression import (
@@ -83,6 +85,7 @@ from dubplate.core.progress import Progress
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
 from dubplate.core.track.cache import cached_track
+from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import track_plate
 
 log = logging.getLogger(__name__)
@@ -269,15 +272,18 @@ def dub(
 def dub_key(
     directory: Path, plate: Plate, numbers: Sequence[int], audio: Sound, settings: DubSettings
 ) -> str:
-    """What a dub's frames are made from: the actor's files, the plate's frames and files, the
-    audio's file and the settings asked for (what is measured from them follows), and this
-    dubplate. A run stopped half way is taken up again only by the same dub."""
+    """What a dub's frames are made from: the actor's files, the plate's frames and files, its
+    OCIO config, the audio's file and the settings asked for (what is measured from them
+    follows), and this dubplate and the libraries that track, draw and read. A run stopped
+    half way is taken up again only by the same dub."""
     actor_files = sorted(p for p in Path(directory).iterdir() if p.is_file())
     audio_file = Path(audio.source)
     return key_of(
         {
             "dubplate": dubplate.__version__,
             "format": FORMAT_VERSION,
+            "libraries": [torch.__version__, MEDIAPIPE_VERSION, oiio.VERSION_STRING],
+            "ocio": plate.colour.identity,
             "actor": file_stamps(actor_files),
             "plate": plate.info.manifest(),
             "plate_files": file_stamps(plate.source_files(numbers)),
@@ -299,15 +305,27 @@ def _chunks(numbers: Sequence[int]) -> list[list[int]]:
 
 def _resumed_frames(plate: Plate, numbers: Sequence[int], staged: Path) -> set[int]:
     """The frames an earlier run of the same dub left in `staged` that need not be made again:
-    those of every chunk whose comp and face plate files are all there (a frame is drawn with
-    its chunk, so a chunk is made whole for its frames to be the very ones a run that did not
-    stop makes)."""
+    those of every chunk whose comp and face plate files are all there and open as images (a
+    node that lost its power may leave a file renamed but empty; a frame is drawn with its
+    chunk, so a chunk is made whole for its frames to be the very ones a run that did not stop
+    makes)."""
     written = set()
     for number, source in zip(numbers, plate.source_files(numbers), strict=True):
         face = staged / "face" / _face_name(source.name)
-        if (staged / "comp" / source.name).is_file() and face.is_file():
+        if _opens(staged / "comp" / source.name) and _opens(face):
             written.add(int(number))
     return {n for chunk in _chunks(numbers) if written.issuperset(chunk) for n in chunk}
+
+
+def _opens(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    image = oiio.ImageInput.open(str(path))
+    if image is None:
+        oiio.geterror()  # cleared, or the next failed open reports this one's error too
+        return False
+    image.close()
+    return True
 
 
 def _log_unfinished(out_base: Path, staged: Path, resumed: int, frames: int) -> None:

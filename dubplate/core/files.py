@@ -65,24 +65,20 @@ def resumable_dir(base: Path, key: str) -> Iterator[Path]:
     """The hidden work directory inside `base` of the work `key` names (what is made, from
     what): kept when the block fails with files in it, so that the same work run again takes
     up where it stopped (a crash, a full disk, a farm node taken away), and removed when it
-    holds none. Locked while in use: two runs of the same work never write it at once."""
+    holds none. Locked while in use (by a lock file beside it, which any filesystem locks):
+    two runs of the same work never write it at once."""
     staged = Path(base) / f".partial-{key}"
     try:
-        staged.mkdir(parents=True, exist_ok=True)
-        handle = os.open(staged, os.O_RDONLY | os.O_DIRECTORY)
+        staged.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise DubplateError(
-            f"{staged}: cannot create output directory: {error.strerror}"
+            f"{staged.parent}: cannot create output directory: {error.strerror}"
         ) from error
-    try:
-        busy = f"{staged}: another run of the same work is writing it; let it finish or stop it"
+    with _work_lock(staged):
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DubplateError(busy) from None
-        # Locked after the other run published (renamed) it: this is no longer the directory.
-        if not staged.is_dir() or staged.stat().st_ino != os.fstat(handle).st_ino:
-            raise DubplateError(busy)
+            staged.mkdir(exist_ok=True)
+        except OSError as error:
+            raise DubplateError(f"{staged}: cannot create it: {error.strerror}") from error
         for cut_off in staged.rglob(".*.partial*"):  # a write the last run did not finish
             cut_off.unlink()
         try:
@@ -90,8 +86,41 @@ def resumable_dir(base: Path, key: str) -> Iterator[Path]:
         except BaseException:
             _keep_if_worked_on(staged)
             raise
+
+
+@contextlib.contextmanager
+def _work_lock(staged: Path) -> Iterator[None]:
+    path = _lock_path(staged)
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise DubplateError(f"{path}: cannot create it: {error.strerror}") from error
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DubplateError(
+                f"{staged}: another run of the same work is writing it; let it finish or stop it"
+            ) from None
+        except OSError as error:  # a filesystem that cannot lock: run unguarded, and say so
+            log.warning("%s: cannot be locked (%s): a second run of it is not refused", path, error)
+        # The lock of a run that ended, whose file it removed: this run's lock is elsewhere.
+        held, named = os.fstat(handle), _stat_or_none(path)
+        if named is None or (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino):
+            raise DubplateError(f"{staged}: another run took it up meanwhile; run it again")
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
     finally:
         os.close(handle)
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def _keep_if_worked_on(staged: Path) -> None:
@@ -108,9 +137,28 @@ def _keep_if_worked_on(staged: Path) -> None:
 
 
 def unfinished_work(base: Path) -> list[Path]:
-    """The work directories `resumable_dir` kept in `base`."""
+    """The work directories `resumable_dir` kept in `base` that no run is writing now."""
     base = Path(base)
-    return sorted(base.glob(".partial-*")) if base.is_dir() else []
+    found = sorted(p for p in base.glob(".partial-*") if p.is_dir()) if base.is_dir() else []
+    return [work for work in found if not _in_use(work)]
+
+
+def _lock_path(staged: Path) -> Path:
+    return staged.with_name(staged.name + ".lock")
+
+
+def _in_use(staged: Path) -> bool:
+    try:
+        handle = os.open(_lock_path(staged), os.O_RDWR)
+    except OSError:  # none: the run that kept it has ended
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(handle)
 
 
 def file_stamps(paths: Iterable[Path]) -> list[list[Any]]:

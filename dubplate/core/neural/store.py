@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pickle
 import shutil
 from dataclasses import dataclass
@@ -151,7 +152,10 @@ def _empty_training_set(frames: int, size: int, work_dir: Path | None) -> Traini
     def empty(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         if work_dir is None:
             return np.empty(shape, dtype)
-        return np.lib.format.open_memmap(work_dir / f"{name}.npy", "w+", dtype, shape)
+        path = work_dir / f"{name}.npy"
+        array = np.lib.format.open_memmap(path, "w+", dtype, shape)
+        _reserve(path)
+        return array
 
     square = (size, size)
     return TrainingSet(
@@ -164,6 +168,20 @@ def _empty_training_set(frames: int, size: int, work_dir: Path | None) -> Traini
         opening=np.empty(frames, np.float32),
         mouth_motion=np.empty((frames, 2), np.float32),
     )
+
+
+def _reserve(path: Path) -> None:
+    """Give the (sparse) file all its blocks now: a disk that fills while the inputs are
+    written would kill the process writing through the map with no word of why."""
+    try:
+        with open(path, "r+b") as file:
+            os.posix_fallocate(file.fileno(), 0, path.stat().st_size)
+    except OSError as error:
+        need = path.stat().st_size / 2**30
+        raise DubplateError(
+            f"{path.parent}: no room for the renderer's training inputs ({path.name}:"
+            f" {need:.2f} GiB; {error.strerror}): free some, or train at a smaller --size"
+        ) from error
 
 
 def _fill(data: TrainingSet, start: int, frames: FaceFrames) -> None:
@@ -248,10 +266,10 @@ def train_actor_renderer(
     hole_lowers = extreme_mouths(actor, covered)
     work_dir = directory / INPUTS_DIR
     shutil.rmtree(work_dir, ignore_errors=True)  # a stopped build's: made again, alike
-    work_dir.mkdir()
+    work_dir.mkdir(exist_ok=True)
     try:
         data, references, highlights = training_set(
-            actor, settings.size, hole_lowers, last_frame, covered, work_dir
+            actor, settings.size, hole_lowers, last_frame, covered, work_dir=work_dir
         )
         log.info(
             "renderer: the %d training frames' inputs (%.2f GiB at %d px) are held in %s while"
