@@ -505,9 +505,10 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
 def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_stopped(
     shared_data, actor_dir, exr_plate, tmp_path, monkeypatch, caplog
 ):
-    """The disk fills while frame 1004 is written: what was written stays; the same dub again
-    makes only the chunks not written whole, leaves the rest untouched, and publishes the very
-    files a run that did not stop writes."""
+    """The disk fills while frame 1004's face plate is written, after its comp: what was
+    written stays; the same dub again makes only the chunks not written whole (1004's comp
+    alone does not make it written), leaves the rest untouched, and publishes the very files a
+    run that did not stop writes."""
     monkeypatch.setattr(dub_module, "CHUNK", 2)  # chunks 1001-1002, 1003-1004, 1005-1006
     plate = open_plate(exr_plate)
     audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
@@ -520,7 +521,7 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
     write_frame, written, disk_full = plate.write_frame, [], True
 
     def fill_up_at_1004(number, pixels, path, *args, **kwargs):
-        if disk_full and number == 1004:
+        if disk_full and number == 1004 and "_face" in path.name:
             raise DubplateError(f"{path}: cannot write EXR (No space left on device)")
         written.append(path.name)
         write_frame(number, pixels, path, *args, **kwargs)
@@ -532,7 +533,8 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
     (work,) = list(out.iterdir())  # no version: a hidden work directory
     assert work.name.startswith(".partial-")
     kept = {p: p.stat().st_mtime_ns for p in work.rglob("*.exr")}
-    assert sorted(p.name for p in kept) == sorted(written)  # 1001-1003, comp and face
+    assert sorted(p.name for p in kept) == sorted(written)  # 1001-1003, and 1004's comp
+    assert "shot.1004.exr" in written and "shot_face.1004.exr" not in written
 
     written.clear()
     disk_full = False
@@ -553,6 +555,20 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
     assert files == sorted(p.relative_to(version) for p in version.rglob("*.exr"))
     for name in files:
         assert (version / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_a_kept_frame_left_empty_by_a_lost_node_is_made_again(exr_plate, tmp_path, monkeypatch):
+    monkeypatch.setattr(dub_module, "CHUNK", 2)
+    plate = open_plate(exr_plate)
+    numbers = plate.info.frames
+    for folder in ("comp", "face"):
+        (tmp_path / folder).mkdir()
+    for source in plate.source_files(numbers):
+        shutil.copy(source, tmp_path / "comp" / source.name)
+        shutil.copy(source, tmp_path / "face" / source.name.replace("shot.", "shot_face."))
+    assert dub_module._resumed_frames(plate, numbers, tmp_path) == set(numbers)
+    (tmp_path / "face" / "shot_face.1004.exr").write_bytes(b"")  # renamed, never written out
+    assert dub_module._resumed_frames(plate, numbers, tmp_path) == {1001, 1002, 1005, 1006}
 
 
 def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_plate, tmp_path):
