@@ -540,7 +540,7 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
     disk_full = False
     with caplog.at_level(logging.INFO, logger="dubplate"):
         result = dub_into(out)
-    assert "2 of its 6 frames were written" in caplog.text
+    assert "2 of its 6 frames were made" in caplog.text
     assert result["frames_written"] == 6 and result["frames_resumed"] == 2
     # The chunk written whole is not made again; the one cut short is, frame 1003 with it.
     assert sorted(written) == sorted(
@@ -555,6 +555,51 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
     assert files == sorted(p.relative_to(version) for p in version.rglob("*.exr"))
     for name in files:
         assert (version / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_a_movie_dub_stopped_half_way_draws_only_what_it_had_not_kept(
+    shared_data, actor_dir, prores_plate, tmp_path, monkeypatch, caplog
+):
+    """Stopped while comping frame 3: the chunk made whole (0-1) is kept as its changed
+    pixels; the same dub again draws only 2-5 and writes the frames a run that did not stop
+    writes (the container's own IDs and dates differ run to run), without what it kept."""
+    monkeypatch.setattr(dub_module, "CHUNK", 2)
+    plate = open_plate(prores_plate)
+    audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+
+    def dub_into(out: Path) -> dict:
+        settings = DubSettings(trim=True, lossless=True)
+        return dub(actor_dir, plate, plate.info.frames, audio, out, settings, tmp_path, tmp_path)
+
+    whole = dub_into(tmp_path / "whole")
+    comp_patch, comped, stop = dub_module.comp_patch, [], True
+
+    def stopped_at_3(plate, pixels, crops, row, *args, **kwargs):
+        if stop and row == 3:  # every frame has its face: a frame's fit row is its number
+            raise KeyboardInterrupt
+        comped.append(row)
+        return comp_patch(plate, pixels, crops, row, *args, **kwargs)
+
+    monkeypatch.setattr(dub_module, "comp_patch", stopped_at_3)
+    out = tmp_path / "dubs"
+    with pytest.raises(KeyboardInterrupt):
+        dub_into(out)
+    (work,) = list(out.iterdir())
+    assert work.name.startswith(".partial-")
+    assert [p.name for p in (work / "kept").iterdir()] == ["00000000-00000001.npz"]
+
+    comped.clear()
+    stop = False
+    with caplog.at_level(logging.INFO, logger="dubplate"):
+        result = dub_into(out)
+    assert "2 of its 6 frames were made" in caplog.text
+    assert comped == [2, 3, 4, 5]
+    assert result["frames_written"] == 6 and result["frames_resumed"] == 2
+    version = Path(result["out"])
+    assert [p.name for p in out.iterdir()] == ["v001"] and not (version / "kept").exists()
+    resumed, straight = open_plate(result["output"]), open_plate(whole["output"])
+    for number in resumed.info.frames:
+        assert np.array_equal(resumed.read(number), straight.read(number)), f"frame {number}"
 
 
 def test_a_kept_frame_left_empty_by_a_lost_node_is_made_again(exr_plate, tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ from dubplate.core.audio.features import AudioAnalysis, cached_analysis
 from dubplate.core.colour import WITHIN_WHITE, Highlights
 from dubplate.core.composite.comp import EMPTY_REGION, Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, crop_track
+from dubplate.core.composite.kept import KeptComps
 from dubplate.core.composite.match import (
     GrainNoise,
     detail_agreement,
@@ -48,7 +49,6 @@ from dubplate.core.files import (
     key_of,
     publish_version,
     resumable_dir,
-    staged_dir,
     unfinished_work,
 )
 from dubplate.core.manifest import manifest_header, write_manifest
@@ -222,19 +222,19 @@ def dub(
         )
     requested = settings
     settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
-    # A sequence of frame files is written a frame at a time, and what a run that stopped had
-    # written is kept and taken up again; a movie is one stream, made whole or not at all.
-    resumable = plate.frame_suffix is not None
-    place = (
-        resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
-        if resumable
-        else staged_dir(out_base)
-    )
-    with place as staged:
-        resumed = _resumed_frames(plate, numbers, staged) if resumable else set()
+    # What a run that stopped had made is kept and taken up again: a sequence's frame files as
+    # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
+    work = resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
+    with work as staged:
+        kept = KeptComps(staged) if plate.frame_suffix is None else None
+        resumed = (
+            kept.kept_frames(_chunks(numbers))
+            if kept is not None
+            else _resumed_frames(plate, numbers, staged)
+        )
         _log_unfinished(out_base, staged, len(resumed), len(numbers))
         frames = _dubbed_frames(
-            plate, numbers, models, fit, crops, maker, settings, set(occluded), resumed
+            plate, numbers, models, fit, crops, maker, settings, set(occluded), resumed, kept
         )
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
@@ -259,6 +259,8 @@ def dub(
             "lip_sync": figures,
         }
         write_manifest(staged / "dub.json", MANIFEST_KIND, manifest)
+        if kept is not None:
+            kept.discard()
         out = publish_version(staged, out_base)
     log.info("dub: wrote %s", out)
     return {
@@ -331,7 +333,7 @@ def _opens(path: Path) -> bool:
 def _log_unfinished(out_base: Path, staged: Path, resumed: int, frames: int) -> None:
     if resumed:
         log.info(
-            "dub: taking up the unfinished dub in %s: %d of its %d frames were written, the rest"
+            "dub: taking up the unfinished dub in %s: %d of its %d frames were made, the rest"
             " follow",
             staged,
             resumed,
@@ -572,9 +574,13 @@ def _dubbed_frames(
     settings: DubSettings,
     covered: set[int],
     resumed: set[int],
+    kept: KeptComps | None = None,
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
-    """(number, source pixels, composite or None where the face is passed through: not found,
-    or its mouth `covered`), in order, but for the `resumed` frames, written already."""
+    """(number, pixels, composite or None where nothing is drawn), in order. Pixels are the
+    source's; composite is None where the face is passed through (not found, or its mouth
+    `covered`). The `resumed` frames, made by a run that stopped, are left out, but for a movie
+    (`kept`: where each chunk made is kept), whose resumed frames come as the comps kept, with
+    None."""
     renderer = models.renderer
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
@@ -588,36 +594,21 @@ def _dubbed_frames(
     for chunk in _chunks(numbers):
         drawn_here = [n for n in chunk if n in row_of and n not in covered]
         rows = np.array([row_of[n] for n in drawn_here], int)
-        # The shot's grain is measured on its first drawn chunk, written already or not.
+        # The shot's grain is measured on its first drawn chunk, made already or not.
         measure_grain = settings.grain and grain is None and len(rows) > 0
-        if resumed.issuperset(chunk) and not measure_grain:
+        made = resumed.issuperset(chunk)
+        if made and not measure_grain and kept is None:
             continue
         pixels = dict(plate.frames(chunk))
-        generated = {}
-        if len(rows):
-            inputs = maker.make(rows, [pixels[n] for n in drawn_here])
-            if measure_grain:
-                grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
-            if resumed.issuperset(chunk):
-                continue
-            crops_out = draw(
-                renderer.generator,
-                inputs.real,
-                inputs.renders,
-                inputs.hole,
-                inputs.references,
-                settings.device,
-            )
-            reals = inputs.real_images()
-            streaks = inputs.mouth_motion * (settings.shutter_angle / 360)
-            for index, row in enumerate(rows):
-                drawn = inputs.hole[index, 0].numpy()
-                generated[int(fit.frames[row])] = (
-                    row,
-                    finished(crops_out[index], settings.sharpen, streaks[index], drawn),
-                    reals[index],
-                    inputs.lower_points[index],
-                )
+        drawn = len(rows) > 0 and (measure_grain or not made)
+        inputs = maker.make(rows, [pixels[n] for n in drawn_here]) if drawn else None
+        if measure_grain:
+            grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
+        if made:
+            if kept is not None:
+                yield from ((n, comp, None) for n, comp in kept.restored(chunk, pixels))
+            continue
+        generated = {} if inputs is None else _generated(inputs, rows, fit, renderer, settings)
         for number in chunk:
             # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
             composite = None
@@ -632,8 +623,43 @@ def _dubbed_frames(
                     settings.plate_detail,
                     highlights=renderer.highlights,
                 )
+            if kept is not None:
+                kept.hold(number, composite)
             yield number, pixels[number], composite
+        if kept is not None:
+            kept.keep(chunk)
         progress.advance(len(chunk))
+
+
+def _generated(
+    inputs: FaceFrames,
+    rows: np.ndarray,
+    fit: ActorFit,
+    renderer: NeuralRenderer,
+    settings: DubSettings,
+) -> dict[int, tuple]:
+    """Frame number -> (fit row, the finished generated crop, the real crop, the lower-face
+    points) for the `rows` of one chunk, whose crops are `inputs`."""
+    crops_out = draw(
+        renderer.generator,
+        inputs.real,
+        inputs.renders,
+        inputs.hole,
+        inputs.references,
+        settings.device,
+    )
+    reals = inputs.real_images()
+    streaks = inputs.mouth_motion * (settings.shutter_angle / 360)
+    generated = {}
+    for index, row in enumerate(rows):
+        drawn = inputs.hole[index, 0].numpy()
+        generated[int(fit.frames[row])] = (
+            row,
+            finished(crops_out[index], settings.sharpen, streaks[index], drawn),
+            reals[index],
+            inputs.lower_points[index],
+        )
+    return generated
 
 
 def frame_matte(points: np.ndarray, crops: CropTrack) -> np.ndarray:

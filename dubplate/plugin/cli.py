@@ -179,8 +179,8 @@ def _parser() -> argparse.ArgumentParser:
         help="re-animate the actor's lower face in a plate to a dub track",
         description="For an EXR, DPX, TIFF or PNG plate: a sequence of the comped plate and a "
         "premultiplied RGBA face plate, same windows, metadata and frame numbers. For a movie: "
-        "a movie with the dub audio. Results go in a new vNNN inside --out; a frame-file dub"
-        " that stopped half way is taken up again by the same command.",
+        "a movie with the dub audio. Results go in a new vNNN inside --out; a dub that"
+        " stopped half way is taken up again by the same command.",
     )
     dub.add_argument("--actor", type=Path, required=True, help="actor directory (actor build)")
     dub.add_argument("--plate", required=True, help=PLATE_HELP)
