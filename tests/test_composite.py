@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from dubplate.core.composite.comp import composite_frame
+from dubplate.core.composite.comp import EMPTY_REGION, Composite, composite_frame
 from dubplate.core.composite.crop import CropTrack, cut_crop
+from dubplate.core.composite.kept import KeptComps
 from dubplate.core.composite.match import (
     GrainNoise,
     add_grain,
@@ -431,3 +432,48 @@ def test_plate_detail_crossfades_the_two_grains_at_equal_power():
     )
     untouched = transfer_detail(patch, plate, np.zeros((96, 96), np.float32), 1.0)
     np.testing.assert_array_equal(untouched, patch)
+
+
+def _kept_chunk(work, frames):
+    """Frame 7 comped inside (5, 4)-(15, 12), frame 8 passed through, kept as one chunk."""
+    comp = frames[7].copy()
+    comp[4:12, 5:15] = 60000
+    kept = KeptComps(work, frames[7].shape[:2])
+    kept.hold(7, Composite(comp, np.zeros((0, 0, 4), np.float32), EMPTY_REGION, (5, 4, 15, 12)))
+    kept.hold(8, None)
+    kept.keep([7, 8])
+    return kept, comp
+
+
+def test_a_kept_chunk_gives_back_its_comps_from_the_plates_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = {n: rng.integers(0, 1024, (20, 30, 3), dtype=np.uint16) for n in (7, 8)}
+    kept, comp = _kept_chunk(tmp_path, frames)
+    assert kept.kept_frames([[7, 8], [9, 10]]) == {7, 8}
+    restored = dict(kept.restored([7, 8], frames))
+    assert np.array_equal(restored[7], comp) and np.array_equal(restored[8], frames[8])
+    kept.discard()
+    assert kept.kept_frames([[7, 8]]) == set() and list(tmp_path.iterdir()) == []
+
+
+def test_a_kept_chunk_a_lost_node_left_damaged_is_made_again(tmp_path):
+    """Renamed but not written out (empty, or its data zeroed), or kept for frames of another
+    size: not taken as kept."""
+    frames = {n: np.zeros((20, 30, 3), np.uint16) for n in (7, 8)}
+    kept, _ = _kept_chunk(tmp_path, frames)
+    (path,) = kept.folder.iterdir()
+    whole = path.read_bytes()
+    assert KeptComps(tmp_path, (10, 30)).kept_frames([[7, 8]]) == set()  # region off the frame
+    middle = len(whole) // 2
+    path.write_bytes(whole[:middle] + bytes(64) + whole[middle + 64 :])
+    assert kept.kept_frames([[7, 8]]) == set()
+    path.write_bytes(b"")
+    assert kept.kept_frames([[7, 8]]) == set()
+
+
+def test_kept_pixels_of_another_sample_type_than_the_plate_decodes_to_are_refused(tmp_path):
+    frames = {n: np.zeros((20, 30, 3), np.uint16) for n in (7, 8)}
+    kept, _ = _kept_chunk(tmp_path, frames)
+    eight_bit = {n: np.zeros((20, 30, 3), np.uint8) for n in (7, 8)}
+    with pytest.raises(DubplateError, match=r"00000007-00000008\.npz: frame 7's kept pixels"):
+        list(kept.restored([7, 8], eight_bit))

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 import OpenImageIO as oiio
 import torch
@@ -226,7 +227,8 @@ def dub(
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
     work = resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
     with work as staged:
-        kept = KeptComps(staged) if plate.frame_suffix is None else None
+        movie = plate.frame_suffix is None
+        kept = KeptComps(staged, (plate.info.height, plate.info.width)) if movie else None
         resumed = (
             kept.kept_frames(_chunks(numbers))
             if kept is not None
@@ -284,7 +286,14 @@ def dub_key(
         {
             "dubplate": dubplate.__version__,
             "format": FORMAT_VERSION,
-            "libraries": [torch.__version__, MEDIAPIPE_VERSION, oiio.VERSION_STRING],
+            # PyAV and its FFmpeg decode a movie's frames, which a resumed dub comps again.
+            "libraries": [
+                torch.__version__,
+                MEDIAPIPE_VERSION,
+                oiio.VERSION_STRING,
+                av.__version__,
+                av.library_versions,
+            ],
             "ocio": plate.colour.identity,
             "actor": file_stamps(actor_files),
             "plate": plate.info.manifest(),
@@ -576,11 +585,10 @@ def _dubbed_frames(
     resumed: set[int],
     kept: KeptComps | None = None,
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
-    """(number, pixels, composite or None where nothing is drawn), in order. Pixels are the
-    source's; composite is None where the face is passed through (not found, or its mouth
-    `covered`). The `resumed` frames, made by a run that stopped, are left out, but for a movie
-    (`kept`: where each chunk made is kept), whose resumed frames come as the comps kept, with
-    None."""
+    """(number, source pixels, composite or None where the face is passed through: not found,
+    or its mouth `covered`), in order. The `resumed` frames, made by a run that stopped, do not
+    come; for a movie (`kept`: where each chunk it makes is kept) they come as the comps kept,
+    with None."""
     renderer = models.renderer
     longest = float(np.hypot(*maker.mouth_motion.T).max(initial=0)) * settings.shutter_angle / 360
     log.info(
@@ -600,8 +608,8 @@ def _dubbed_frames(
         if made and not measure_grain and kept is None:
             continue
         pixels = dict(plate.frames(chunk))
-        drawn = len(rows) > 0 and (measure_grain or not made)
-        inputs = maker.make(rows, [pixels[n] for n in drawn_here]) if drawn else None
+        needs_inputs = len(rows) > 0 and (measure_grain or not made)
+        inputs = maker.make(rows, [pixels[n] for n in drawn_here]) if needs_inputs else None
         if measure_grain:
             grain = shot_grain(inputs, crops, pixels[chunk[0]].shape[:2])
         if made:
