@@ -34,6 +34,22 @@ def test_frames_decode_in_order_and_by_random_access(tmp_path):
     assert np.all(np.diff(levels) > 5)
 
 
+def test_frames_a_few_apart_are_decoded_on_and_sought_only_past_a_keyframe(tmp_path, monkeypatch):
+    """A sample of frames spread over a shot is read on from where the decoder is: in a
+    long-GOP movie each seek decodes again from its keyframe (16 of a 1080p shot's frames took
+    10 s that way, against 1 s decoded on)."""
+    frames = numbered_frames(60)
+    options = {"crf": "10", "x264-params": "keyint=25:min-keyint=25:scenecut=0"}
+    plate = open_plate(write_movie(tmp_path / "gop.mp4", frames, options=options))
+    seeks, seek = [], plate._seek
+    monkeypatch.setattr(plate, "_seek", lambda number: (seeks.append(number), seek(number)))
+    wanted = [2, 5, 11, 20, 27, 33, 58, 4]
+    for number in wanted:
+        assert abs(level(plate.read(number)) - level(frames[number])) < 2, number
+    # The first read; past the keyframes at 25 and 50; back to 4.
+    assert seeks == [2, 27, 58, 4]
+
+
 def test_variable_frame_rate_uses_each_frames_time(tmp_path):
     times = [Fraction(t, 1000) for t in (0, 40, 80, 180, 220, 400)]
     plate = open_plate(write_movie(tmp_path / "vfr.mp4", numbered_frames(6), times=times))

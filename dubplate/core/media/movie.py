@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections.abc import Iterator
@@ -46,8 +47,9 @@ class MoviePlate(Plate):
         self._stream = self._container.streams.video[0]
         self.yuv = YuvEncoding.of_stream(self._stream)
         self.deep, self.full_chroma = self._sample_format()
-        self._pts = self._index_packets()
+        self._pts, keyframe_pts = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
+        self._keyframes = sorted(self._index_of_pts[pts] for pts in keyframe_pts)
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._decoder_lock = threading.Lock()
         self._next_index = 0
@@ -80,13 +82,16 @@ class MoviePlate(Plate):
             )
         return deep, full_chroma
 
-    def _index_packets(self) -> list[int]:
-        """Presentation timestamps of every frame, from the demuxer alone (no decoding)."""
-        pts = []
+    def _index_packets(self) -> tuple[list[int], list[int]]:
+        """Presentation timestamps of every frame, and of the keyframes, from the demuxer alone
+        (no decoding)."""
+        pts, keyframes = [], []
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is not None and packet.size > 0:
                     pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keyframes.append(packet.pts)
         except av.error.FFmpegError as error:
             raise DubplateError(
                 f"{self.path}: unreadable after {len(pts)} frames ({error})"
@@ -95,7 +100,7 @@ class MoviePlate(Plate):
             raise DubplateError(f"{self.path}: no video frames")
         pts.sort()
         self._container.seek(pts[0], stream=self._stream, backward=True)
-        return pts
+        return pts, keyframes
 
     def _display_quarter_turns(self) -> int:
         """Counter-clockwise quarter turns the movie is shown with (a phone's portrait take is
@@ -180,7 +185,7 @@ class MoviePlate(Plate):
             return self._decode_locked(number)
 
     def _decode_locked(self, number: int) -> np.ndarray:
-        if number != self._next_index or self._decoder is None:
+        if self._must_seek(number):
             self._seek(number)
         target = self._pts[number]
         try:
@@ -199,6 +204,16 @@ class MoviePlate(Plate):
             f"{self.path}: frame {number} of {len(self._pts)} could not be decoded"
             " (truncated or corrupt file?)"
         )
+
+    def _must_seek(self, number: int) -> bool:
+        """Whether reaching frame `number` takes a seek: it is behind the decoder, or a keyframe
+        lies past the decoder and at or before it. Otherwise decoding on is never slower than the
+        seek, which would go back to a keyframe at or before the decoder's place (frames a few
+        apart in a long-GOP movie were each decoded from their keyframe again)."""
+        if self._decoder is None or number < self._next_index:
+            return True
+        last_keyframe = bisect.bisect_right(self._keyframes, number) - 1
+        return last_keyframe >= 0 and self._keyframes[last_keyframe] > self._next_index
 
     def _seek(self, number: int) -> None:
         self._container.seek(self._pts[number], stream=self._stream, backward=True)
