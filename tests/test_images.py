@@ -1,6 +1,8 @@
 """DPX, TIFF and PNG plates: native sample types in, the source's header and bits out."""
 
 import logging
+import subprocess
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import open_plate
+from tests.fixtures import write_exr
 
 RNG = np.random.default_rng(11)
 
@@ -192,3 +195,45 @@ def test_what_an_image_sequence_cannot_be_is_refused_by_name(tmp_path):
     (tmp_path / "broken.1001.dpx").write_bytes(b"SDPX" + bytes(40))
     with pytest.raises(DubplateError, match=r"broken\.1001\.dpx: not a readable image"):
         open_plate(tmp_path / "broken.1001.dpx")
+
+
+# Writes a frame under a file size limit, which fails a write as a disk filling up would.
+_FULL_DISK_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+from dubplate.core.errors import DubplateError
+from dubplate.core.media import open_plate
+
+plate = open_plate(sys.argv[1])
+pixels = plate.read(1001)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails, not the process
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.RLIM_INFINITY))
+try:
+    plate.write_frame(1001, pixels, Path(sys.argv[2]), plate.info.channels)
+except DubplateError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize(
+    "name", ["shot.1001.dpx", "shot.1001.tif", "shot.1001.png", "shot.1001.exr"]
+)
+def test_a_frame_that_fills_the_disk_half_way_is_refused_and_leaves_nothing(tmp_path, name):
+    """DPX's writer reports a full disk only when the file is closed: a write that looked fine
+    until then would be renamed into place as a finished frame."""
+    noise = RNG.integers(0, 65536, (256, 256, 3)).astype(np.uint16)  # compresses poorly
+    if name.endswith(".exr"):
+        source = write_exr(tmp_path / name, noise.astype(np.float32) / 65535)
+    else:
+        source = write_image(tmp_path / name, noise, bits=10 if name.endswith(".dpx") else None)
+    out = tmp_path / "out" / name
+    out.parent.mkdir()
+    limit = source.stat().st_size // 2
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_WRITE, str(source), str(out), str(limit)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith(f"{out}: cannot write"), done.stdout + done.stderr
+    assert not list(out.parent.iterdir())  # neither the frame nor its temporary

@@ -30,7 +30,8 @@ def cache_dir(kind: str) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`, renamed onto `final` only if the block succeeds."""
+    """Yield a temporary sibling of `final`, renamed onto `final` only if the block succeeds and
+    once its data is on the disk."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     # The suffix is kept so that writers which pick a format by extension still work; the
@@ -38,9 +39,20 @@ def atomic_path(final: Path) -> Iterator[Path]:
     temp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
     try:
         yield temp
+        _flush_to_disk(temp)
         os.replace(temp, final)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _flush_to_disk(path: Path) -> None:
+    """Wait until `path`'s data is on the disk: a rename can reach it before the data does, and a
+    node that loses its power then leaves a file under its final name, empty or in part."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -258,6 +258,10 @@ def _write_image(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
             written = out.open(str(temp), spec) and out.write_image(np.ascontiguousarray(pixels))
             error = out.geterror()
         finally:
-            out.close()
-        if not written or error:
+            # DPX's writer buffers the frame: a disk that fills up shows only on closing. (Its
+            # error text alone is no sign: TIFF's close leaves one about Exif data and succeeds.)
+            closed = out.close()
+        if not closed:
+            error = out.geterror()
+        if not (written and closed) or error:
             raise DubplateError(f"{path}: cannot write ({error or 'unknown error'})")
