@@ -195,3 +195,15 @@ def test_analysis_is_cached_per_file(speech, tmp_path, monkeypatch):
         again = cached_analysis(speech, tmp_path)
     np.testing.assert_array_equal(first.phones, again.phones)
     np.testing.assert_array_equal(first.log_mel, again.log_mel)
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut short", b"not an archive"])
+def test_a_damaged_cached_analysis_is_made_again(speech, tmp_path, caplog, damage):
+    first = cached_analysis(speech, tmp_path)
+    (entry,) = tmp_path.glob("*.npz")
+    entry.write_bytes(damage)
+    again = cached_analysis(speech, tmp_path)
+    assert f"{entry}: damaged cached audio analysis" in caplog.text
+    np.testing.assert_array_equal(again.log_mel, first.log_mel)
+    with np.load(entry) as cached:  # written anew
+        np.testing.assert_array_equal(cached["phones"], first.phones)

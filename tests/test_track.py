@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from dubplate.core.errors import DubplateError
+from dubplate.core.media import open_plate
 from dubplate.core.track import FaceTrack, TargetHint, track_plate
-from tests.fixtures import ArrayPlate, footage_frames
+from dubplate.core.track.cache import cached_track
+from tests.fixtures import ArrayPlate, footage_frames, write_movie
 
 FRAMES = 6
 
@@ -96,3 +98,15 @@ def test_track_saves_and_loads(man_track, tmp_path):
     (tmp_path / "track.npz").unlink()
     with pytest.raises(DubplateError, match="track.npz: missing or damaged"):
         FaceTrack.load(tmp_path)
+
+
+def test_a_damaged_cached_track_is_tracked_again(man, tmp_path, caplog):
+    plate = open_plate(write_movie(tmp_path / "man.mp4", man))
+    first = cached_track(plate, range(FRAMES), tmp_path / "cache")
+    (arrays,) = (tmp_path / "cache").rglob("track.npz")
+    arrays.write_bytes(b"PK\x03\x04 cut short")
+    again = cached_track(plate, range(FRAMES), tmp_path / "cache")
+    assert f"{arrays}: missing or damaged track arrays" in caplog.text
+    assert "tracked again" in caplog.text
+    np.testing.assert_array_equal(again.landmarks, first.landmarks)
+    np.testing.assert_array_equal(FaceTrack.load(arrays.parent).landmarks, first.landmarks)

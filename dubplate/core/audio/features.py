@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,12 +168,15 @@ def cached_analysis(sound: Sound, cache_dir: Path) -> AudioAnalysis:
     """`analyse`, cached under `cache_dir` by the samples themselves: a movie's sound read
     aligned to its first frame and to its start are different audio, as is an edited file.
     A file is read twice where its analysis is not cached yet, once for the key and once to
-    analyse; both a block at a time. A cache that cannot be written is passed over with a
-    warning."""
+    analyse; both a block at a time. A cache that cannot be written is passed over, and one
+    that cannot be read is written again, with a warning."""
     entry = Path(cache_dir) / f"{_digest(sound)}.npz"
     if entry.is_file():
-        with np.load(entry) as cached:
-            return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
+        try:
+            with np.load(entry) as cached:
+                return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            log.warning("%s: damaged cached audio analysis (%s); analysed again", entry, error)
     analysis = analyse(sound)
     try:
         with atomic_path(entry) as temp:

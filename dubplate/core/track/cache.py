@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,8 +30,13 @@ def cached_track(
 ) -> FaceTrack:
     entry = Path(cache_dir) / _key(plate, numbers, settings)
     if (entry / "track.json").is_file():
-        log.info("track: cached %s", entry)
-        return FaceTrack.load(entry)
+        try:
+            track = FaceTrack.load(entry)
+            log.info("track: cached %s", entry)
+            return track
+        except DubplateError as error:
+            log.warning("%s; tracked again", error)
+            shutil.rmtree(entry, ignore_errors=True)
     track = track_plate(plate, numbers, settings=settings)
     try:
         with staged_dir(Path(cache_dir)) as staged:

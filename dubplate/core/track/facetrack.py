@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,7 @@ class FaceTrack:
         try:
             with np.load(arrays_path) as arrays:
                 loaded = {name: arrays[name] for name in ARRAYS}
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
             raise DubplateError(
                 f"{arrays_path}: missing or damaged track arrays ({error})"
             ) from error
