@@ -69,6 +69,7 @@ class Driven:
     features: FrameFeatures  # of the driven frames
     lower: np.ndarray  # (F, K) lower-face coefficients
     closing: np.ndarray  # (F,) how far each frame is held shut for a /p b m/
+    speech: bool  # whether any is heard at the frames or within the network's reach of them
 
 
 def drive_frames(
@@ -93,8 +94,11 @@ def drive_frames(
         analysis, np.concatenate([before, times, after]), frame_seconds, pad=True
     )
     inner = slice(len(before), len(before) + len(times))
-    lower = predict(network, context, analysis.has_speech, device)[inner]
-    return Driven(context.rows(inner), lower, closing_weights(context)[inner])
+    # Speech elsewhere in the file does not move the mouth over a silent stretch of it.
+    half = frame_seconds / 2
+    speech = analysis.speech_between(context.times[0] - half, context.times[-1] + half)
+    lower = predict(network, context, speech, device)[inner]
+    return Driven(context.rows(inner), lower, closing_weights(context)[inner], speech)
 
 
 def drive(
@@ -115,9 +119,13 @@ def drive(
         driven = drive_frames(network, analysis, times, float(1 / fps), pad=pad)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}") from error
-    if not analysis.has_speech:
-        log.warning("a2e: no speech found in %s; the mouth stays at rest", audio.source)
-    return Prediction(numbers, times, driven.lower, analysis.has_speech, analysis, driven.features)
+    if not driven.speech:
+        log.warning(
+            "a2e: no speech found in %s%s; the mouth stays at rest",
+            audio.source,
+            " at these frames" if analysis.has_speech else "",
+        )
+    return Prediction(numbers, times, driven.lower, driven.speech, analysis, driven.features)
 
 
 def prediction_lip_sync(model: ActorModel, prediction: Prediction, fps: Fraction) -> LipSync:

@@ -55,6 +55,11 @@ class AudioAnalysis:
     def has_speech(self) -> bool:
         return bool((self.phones[:, 0] != PHONE_INDEX["SIL"]).any())
 
+    def speech_between(self, start: float, end: float) -> bool:
+        """Whether a phone other than silence is heard between `start` and `end` seconds."""
+        spoken = self.phones[:, 0] != PHONE_INDEX["SIL"]
+        return bool((spoken & (self.phones[:, 2] > start) & (self.phones[:, 1] < end)).any())
+
 
 def analyse(sound: Sound) -> AudioAnalysis:
     return _analyse(analysis_blocks(sound))
