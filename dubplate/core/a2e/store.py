@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
+from dubplate.core.stored import load_weights
 from dubplate.core.track.landmarks import mouth_width
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,7 @@ def load_a2e(directory: Path, device: str = "cpu") -> tuple[A2E, dict]:
         shape["hidden"],
         members=shape["members"],
     )
-    try:
-        state = torch.load(directory / manifest["weights"], map_location=device, weights_only=True)
-        network.load_state_dict(state)  # a file of another network's shape is damaged too
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
-        raise DubplateError(
-            f"{directory / manifest['weights']}: missing or damaged ({error})"
-        ) from error
+    load_weights(network, directory / manifest["weights"], device)
     _warn_of_another_analysis(directory, manifest)
     return network.to(device).eval(), manifest
 

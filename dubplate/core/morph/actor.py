@@ -31,6 +31,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.morph.triangles import TRIANGLES
+from dubplate.core.stored import load_arrays
 from dubplate.core.track import FaceTrack
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,13 @@ class Actor:
         manifest = read_versioned_manifest(
             directory / "actor.json", MANIFEST_KIND, FORMAT_VERSION, "build the actor again"
         )
-        arrays = _npz(directory / manifest["arrays"]["model"], MODEL_ARRAYS)
+        arrays = load_arrays(directory / manifest["arrays"]["model"], MODEL_ARRAYS)
         model = ActorModel(
             **arrays, texture=_read_texture(directory / manifest["arrays"]["texture"])
         )
         fits = []
         for source in manifest["sources"]:
-            values = _npz(directory / source["fit"], FIT_ARRAYS)
+            values = load_arrays(directory / source["fit"], FIT_ARRAYS)
             fits.append(ActorFit(**values, plate=source["plate"]))
         sources = [{k: v for k, v in s.items() if k != "fit"} for s in manifest["sources"]]
         return cls(manifest["name"], model, fits, sources, manifest["figures"])
@@ -174,14 +175,6 @@ def _joined(crops: list[FaceCrops]) -> FaceCrops:
         screen=torch.cat([c.screen for c in crops]),
         regions=np.concatenate([c.regions for c in crops]),
     )
-
-
-def _npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path) as arrays:
-            return {name: arrays[name] for name in names}
-    except (OSError, KeyError, ValueError) as error:
-        raise DubplateError(f"{path}: missing or damaged ({error})") from error
 
 
 def _write_texture(path: Path, texture: np.ndarray) -> None:

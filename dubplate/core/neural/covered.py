@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from dubplate.core.neural.cover import WIDTH, CoverNet, CoverSettings, train_cov
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import covered_rows, lips_said, read_crops, spread
 from dubplate.core.progress import Progress
+from dubplate.core.stored import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +162,5 @@ def load_cover(directory: Path) -> CoverNet | None:
         return None
     manifest = cover_manifest(directory)
     network = CoverNet(manifest["network"]["width"])
-    weights = directory / manifest["weights"]
-    try:
-        network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as error:
-        raise DubplateError(
-            f"{weights}: missing or damaged ({error}); delete {COVER_KIND}.json and run"
-            " `dubplate actor build` again to train it anew"
-        ) from error
-    return network.eval()
+    remedy = f"; delete {COVER_KIND}.json and run `dubplate actor build` again to train it anew"
+    return load_weights(network, directory / manifest["weights"], remedy=remedy).eval()

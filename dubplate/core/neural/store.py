@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +34,14 @@ from dubplate.core.neural.network import FORMAT_VERSION, REFERENCE_COUNT, WIDTHS
 from dubplate.core.neural.occlusion import spread
 from dubplate.core.neural.train import RendererSettings, TrainingSet, train_renderer
 from dubplate.core.progress import Progress
+from dubplate.core.stored import load_arrays, load_weights
 from dubplate.core.track.landmarks import mouth_opening
 
 log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "renderer"
 READ_CHUNK = 32  # frames cut and rendered at once while building the training set
+REFERENCE_ARRAYS = ("references", "reference_screen", "hole_lowers")
 # The renderer's view keeps brightness over white up to the brightest channel that all but this
 # share of the footage's lower-face pixels stay under: a specular glint past it is drawn at the
 # peak rather than spending the view's codes on it.
@@ -339,22 +340,14 @@ def load_renderer(directory: Path, device: str = "cpu") -> NeuralRenderer:
     directory = Path(directory)
     manifest = renderer_manifest(directory)
     generator = Generator(tuple(manifest["network"]["widths"]))
-    weights = directory / manifest["weights"]
-    try:
-        state = torch.load(weights, map_location=device, weights_only=True)
-        with np.load(directory / manifest["arrays"]) as arrays:
-            references = ReferenceCrops(
-                torch.from_numpy(arrays["references"]),
-                torch.from_numpy(arrays["reference_screen"]),
-            )
-            hole_lowers = arrays["hole_lowers"]
-        generator.load_state_dict(state)  # a file of another network's shape is damaged too
-    except (OSError, EOFError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:
-        raise DubplateError(f"{directory}: renderer files missing or damaged ({error})") from error
+    load_weights(generator, directory / manifest["weights"], device)
+    arrays = load_arrays(directory / manifest["arrays"], REFERENCE_ARRAYS)
     return NeuralRenderer(
         generator=generator.to(device).eval(),
-        references=references,
-        hole_lowers=hole_lowers,
+        references=ReferenceCrops(
+            torch.from_numpy(arrays["references"]), torch.from_numpy(arrays["reference_screen"])
+        ),
+        hole_lowers=arrays["hole_lowers"],
         size=int(manifest["network"]["size"]),
         # Renderers made before the measures are not sharpened and smear as film cameras do.
         sharpen=SharpenMeasure.from_manifest(manifest["sharpen"])

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import dubplate
-from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "face_track"
 FORMAT_VERSION = 1
@@ -72,14 +71,7 @@ class FaceTrack:
         manifest = read_versioned_manifest(
             directory / "track.json", MANIFEST_KIND, FORMAT_VERSION, "track the plate again"
         )
-        arrays_path = directory / manifest["arrays"]
-        try:
-            with np.load(arrays_path) as arrays:
-                loaded = {name: arrays[name] for name in ARRAYS}
-        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            raise DubplateError(
-                f"{arrays_path}: missing or damaged track arrays ({error})"
-            ) from error
+        loaded = load_arrays(directory / manifest["arrays"], ARRAYS)
         settings = {key: manifest[key] for key in ("target", "smoothing", "detection")}
         settings["tool"] = {
             k: v for k, v in manifest["tool"].items() if k not in ("name", "version")

@@ -1,0 +1,46 @@
+"""Reading back what a stage saved: a file missing or damaged (cut short by a lost node, copied
+from another actor) is an error that names it, whatever the library reading it raised."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dubplate.core.errors import DubplateError
+
+# What NumPy and PyTorch raise for a file that is missing, empty, cut short or of another shape.
+DAMAGED = (
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    RuntimeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+)
+
+
+def load_arrays(path: Path, names: Iterable[str], remedy: str = "") -> dict[str, np.ndarray]:
+    """The arrays `names` of the .npz at `path`; `remedy` is said after the damage."""
+    try:
+        with np.load(path) as arrays:
+            return {name: arrays[name] for name in names}
+    except DAMAGED as error:
+        raise DubplateError(f"{path}: missing or damaged ({error}){remedy}") from error
+
+
+def load_weights(
+    module: torch.nn.Module, path: Path, device: str = "cpu", remedy: str = ""
+) -> torch.nn.Module:
+    """`module` with the state dict saved at `path` (a file of another network's shape is damaged
+    too); `remedy` is said after the damage."""
+    try:
+        module.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    except DAMAGED as error:
+        raise DubplateError(f"{path}: missing or damaged ({error}){remedy}") from error
+    return module
