@@ -1,6 +1,7 @@
 """The A2E network, its training and prediction, and voice augmentation."""
 
 from dataclasses import replace
+from fractions import Fraction
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,7 @@ from dubplate.core.a2e.expression import (
     keep_plate_pauses,
 )
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, MEMBERS
-from dubplate.core.a2e.predict import drive_frames
+from dubplate.core.a2e.predict import drive, drive_frames
 from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
 from dubplate.core.a2e.train import (
@@ -271,6 +272,20 @@ def test_a_silent_stretch_of_a_file_with_speech_rests_the_mouth():
     np.testing.assert_array_equal(quiet.lower, np.repeat(rest[None], 40, axis=0))
     spoken = drive_frames(network, analysis, np.arange(20, 60) / 25, 0.04)
     assert spoken.speech and np.abs(spoken.lower - rest).max() > 1e-3
+
+
+def test_an_audio_offset_moves_which_sound_each_frame_hears(shared_data, tmp_path):
+    """Frame n with --audio-offset 0.4 hears what frame n + 10 hears without one (25 fps)."""
+    audio = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    torch.manual_seed(7)
+    network = A2E(FEATURE_SIZE, 5)
+    fps = Fraction(25)
+    moved = drive(network, audio, fps, offset=0.4, frames=(0, 39), cache_dir=tmp_path)
+    later = drive(network, audio, fps, frames=(10, 49), cache_dir=tmp_path)
+    np.testing.assert_allclose(moved.times, later.times)
+    np.testing.assert_allclose(moved.lower, later.lower, atol=1e-5)
+    unmoved = drive(network, audio, fps, frames=(0, 39), cache_dir=tmp_path)
+    assert np.abs(unmoved.lower - moved.lower).max() > 1e-2
 
 
 def speech_of_random_syllables(seconds: float, seed: int) -> AudioAnalysis:

@@ -52,7 +52,7 @@ from dubplate.core.neural.store import (
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import mouth_opening
-from tests.fixtures import write_exr, write_movie, write_wav
+from tests.fixtures import audio_start_s, write_exr, write_movie, write_wav
 from tests.test_cli import last_json, one_line_error, run_cli
 
 CLIP = "man_map_5s.mp4"
@@ -148,12 +148,19 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
             assert not changed.any() and not alpha.any()
     assert changed_inside > 1000  # the mouth was replaced
 
-    first = oiio.ImageInput.open(str(comp.source_files([1001])[0]))
-    spec = first.spec()
-    first.close()
+    spec, face_spec = (
+        oiio.ImageSpec(oiio.ImageBuf(str(plate.source_files([1001])[0])).spec())
+        for plate in (comp, face)
+    )
     assert (spec.x, spec.y) == (INSET, INSET)
     assert (spec.full_width, spec.full_height) == (source.info.width, source.info.height)
     assert spec.get_string_attribute("studio:shot") == "sq010_sh020"
+    # The face plate: the comp's windows and header, its own RGBA channels.
+    windows = ("x", "y", "width", "height", "full_x", "full_y", "full_width", "full_height")
+    assert [getattr(face_spec, w) for w in windows] == [getattr(spec, w) for w in windows]
+    assert face_spec.get_string_attribute("studio:shot") == "sq010_sh020"
+    assert face_spec.getattribute("FramesPerSecond") == spec.getattribute("FramesPerSecond")
+    assert tuple(face_spec.channelnames) == ("R", "G", "B", "A")
 
     first_files = {p: p.read_bytes() for p in (out / "v001").rglob("*") if p.is_file()}
     again = run_cli(*args, "--trim", "--no-plate-expression", "--json")
@@ -273,6 +280,8 @@ def test_dub_of_a_10_bit_prores_movie_keeps_its_depth(
         assert comp.deep and len(comp.info.frames) == len(numbers)
         assert comp.info.fps == source.info.fps and comp.audio() is not None
         assert comp.info.timecode == timecode
+        # The dub's sound (not the plate's own), from the first frame dubbed on.
+        assert audio_start_s(Path(result["output"]), audio) == pytest.approx(first / 25, abs=2e-3)
         changed_inside = 0
         for written, number in zip(comp.info.frames, numbers, strict=True):
             before, after = source.read(number), comp.read(written)
@@ -455,23 +464,45 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
         "short.wav",
         "--audio-offset counts from the plate's first frame, 1001, and frame 1004 plays 0.12 s",
     )
+    late = ["--audio", long, "--audio-offset", "-0.2", "--trim"]
+    one_line_error(
+        run_cli(*args, *late), "en_speech_5s.wav", "0.20 s before the audio", "--audio-offset"
+    )
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert not tracks.exists() or not any(tracks.iterdir())
 
 
-def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_dir):
+def test_a_dub_track_starting_late_and_running_long_takes_pad_and_trim_together(
+    shared_data, actor_dir, exr_plate, tmp_path
+):
+    """A shot with handles: the dub starts 0.2 s after the plate's first frame and runs on past
+    its last."""
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["dub", "--actor", actor_dir, "--plate", exr_plate, "--audio", audio]
+    done = run_cli(*args, "--out", tmp_path, "--audio-offset", "-0.2", "--pad", "--trim", "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_written"] == 6 and result["audio"]["offset"] == -0.2
+    assert result["settings"]["pad"] and result["settings"]["trim"]
+
+
+def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_dir, tmp_path):
     actor = Actor.load(actor_dir)
     own = open_plate(shared_data / "footage" / CLIP)
     assert check_identity(actor, track_plate(own, range(60, 85))) < IDENTITY_THRESHOLD_PX
-    woman = open_plate(shared_data / "footage" / "woman_flag_b_8s.mp4")
-    with pytest.raises(
-        DubplateError, match=r"identity distance \d+\.\d+ px from actor man \(threshold 1.15\)"
-    ):
-        check_identity(actor, track_plate(woman, range(25)))
+    woman = shared_data / "footage" / "woman_flag_b_8s.mp4"
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    out = tmp_path / "dubs"
+    args = ["dub", "--actor", actor_dir, "--plate", woman, "--audio", audio, "--out", out]
+    done = run_cli(*args, "--frames", "0-24", "--trim")
+    one_line_error(
+        done, "woman_flag_b_8s.mp4: identity distance ", "from actor man (threshold 1.15)"
+    )
+    assert not out.exists() or not any(out.iterdir())
     with pytest.raises(DubplateError, match=r"px from actor man \(threshold 1.6\)"):
-        check_identity(actor, track_plate(woman, range(8)))
+        check_identity(actor, track_plate(open_plate(woman), range(8)))
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
@@ -858,15 +889,20 @@ def test_an_a2e_learnt_from_an_older_audio_analysis_says_so(actor_dir, tmp_path,
 
 def test_weights_of_another_network_are_a_damaged_file(actor_dir, cover_actor_dir, tmp_path):
     """A renderer.pt, a2e.pt or cover.pt of another shape (copied from another actor, or another
-    --size) is named as damaged, not raised as PyTorch's error on loading it."""
+    --size), or a renderer.npz cut short, is named as damaged, not raised as PyTorch's or
+    NumPy's error on loading it."""
     other = tmp_path / "man"
     shutil.copytree(actor_dir, other)
     for name in ("renderer.pt", "a2e.pt"):
         torch.save({"weight": torch.zeros(3)}, other / name)
-    with pytest.raises(DubplateError, match="renderer files missing or damaged"):
+    with pytest.raises(DubplateError, match=r"renderer\.pt: missing or damaged"):
         load_renderer(other, "cpu")
     with pytest.raises(DubplateError, match=r"a2e\.pt: missing or damaged"):
         load_a2e(other)
+    shutil.copy(actor_dir / "renderer.pt", other / "renderer.pt")
+    (other / "renderer.npz").write_bytes(b"PK\x03\x04 cut short")  # a zip a lost node cut short
+    with pytest.raises(DubplateError, match=r"renderer\.npz: missing or damaged"):
+        load_renderer(other, "cpu")
     shutil.copytree(cover_actor_dir, other, dirs_exist_ok=True)
     torch.save({"weight": torch.zeros(3)}, other / "cover.pt")
     with pytest.raises(DubplateError, match=r"cover\.pt: missing or damaged"):

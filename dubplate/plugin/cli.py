@@ -187,9 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     _plate_options(dub)
     dub.add_argument("--audio", type=Path, required=True, help="dub audio (WAV, FLAC, movie...)")
     _audio_offset_option(dub, "the plate's first frame")
-    length = dub.add_mutually_exclusive_group()
-    length.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
-    length.add_argument("--trim", action="store_true", help="ignore audio beyond the frames")
+    # Both at once: a dub track that starts after the plate's first frame and runs past its last.
+    dub.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
+    dub.add_argument("--trim", action="store_true", help="ignore audio beyond the frames")
     dub.add_argument(
         "--lossless",
         action="store_true",

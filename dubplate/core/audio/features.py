@@ -270,7 +270,10 @@ def require_audio_for(analysis: AudioAnalysis, times: np.ndarray, frame_seconds:
             " (use --pad to treat the rest as silence)"
         )
     if float(times[0]) < -frame_seconds / 2 - TIME_TOLERANCE_S:
-        raise DubplateError(f"frames start {-float(times[0]):.2f} s before the audio (use --pad)")
+        raise DubplateError(
+            f"the first frame plays {-float(times[0]):.2f} s before the audio starts (is"
+            " --audio-offset right? use --pad to treat the gap as silence)"
+        )
 
 
 def _mel_per_frame(log_mel: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
