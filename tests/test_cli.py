@@ -270,6 +270,17 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
     assert rest["speech"] is False and "no speech" in done.stderr
     with np.load(rest["coefficients"]) as arrays:
         assert np.ptp(arrays["lower"], axis=0).max() == 0  # one mouth, held
+    spoken = load_audio(dub)
+    pause = np.zeros((3 * spoken.rate, spoken.samples.shape[1]), np.float32)
+    paused = write_wav(
+        tmp_path / "paused.wav", np.concatenate([spoken.samples, pause]), spoken.rate
+    )
+    # A range a second into the pause: no speech heard there, though the file holds some.
+    quiet = f"{int(spoken.duration * 25) + 25}-{int(spoken.duration * 25) + 50}"
+    args = ["a2e", "predict", actor, "--audio", paused, "--frames", quiet, "--out", out]
+    done = run_cli(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["speech"] is False and "no speech heard" in done.stderr
 
     # An A2E of an earlier format (before the viseme prior) is refused with what to do.
     manifest = json.loads((actor / "a2e.json").read_text())

@@ -1,6 +1,9 @@
 """Writing a file so that no reader ever sees it half written, and work that stopped half way
 kept for the same work to take up."""
 
+import errno
+import os
+
 import pytest
 
 from dubplate.core.errors import DubplateError
@@ -24,6 +27,29 @@ def test_a_failed_write_leaves_nothing(tmp_path):
         temp.write_bytes(b"half")
         raise OSError("disk full")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("code", "written"), [(errno.EIO, False), (errno.EINVAL, True)])
+def test_a_file_is_renamed_into_place_only_once_flushed_to_the_disk(
+    tmp_path, monkeypatch, code, written
+):
+    """A flush that fails (a disk error, a network file system's quota) leaves nothing and names
+    the file; one the file system cannot do (some FUSE mounts) is passed over."""
+
+    def fails(descriptor):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", fails)
+    final = tmp_path / "frame.1001.exr"
+    if written:
+        with atomic_path(final) as temp:
+            temp.write_bytes(b"whole")
+        assert final.read_bytes() == b"whole"
+    else:
+        with pytest.raises(DubplateError, match=f"{final}: cannot write"):
+            with atomic_path(final) as temp:
+                temp.write_bytes(b"whole")
+        assert not any(tmp_path.iterdir())
 
 
 def test_work_stopped_with_files_in_it_is_kept_for_the_same_work_and_nothing_else(tmp_path):

@@ -499,11 +499,12 @@ def _drive(
             f"audio runs {tail:.2f} s past the last frame (use --trim to ignore the rest)"
         )
     driven = drive_frames(network, analysis, times, frame_seconds, settings.pad, settings.device)
-    if not driven.speech and settings.drive == "audio":
+    if not analysis.has_speech and settings.drive == "audio":
         log.warning(
-            "dub: no speech in the audio at these frames; the mouth stays closed unless the"
-            " plate's is held"
+            "dub: no speech in the audio; the mouth stays closed unless the plate's is held"
         )
+    elif not driven.speech and settings.drive == "audio":
+        log.warning("dub: no speech heard in the audio at these frames")
     return driven
 
 

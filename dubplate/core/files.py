@@ -17,9 +17,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import OpenImageIO as oiio
+
 from dubplate.core.errors import DubplateError
 
 log = logging.getLogger(__name__)
+
+_NO_FLUSH = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def cache_dir(kind: str) -> Path:
@@ -39,20 +44,45 @@ def atomic_path(final: Path) -> Iterator[Path]:
     temp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
     try:
         yield temp
-        _flush_to_disk(temp)
+        _flush_to_disk(temp, final)
         os.replace(temp, final)
     finally:
         temp.unlink(missing_ok=True)
 
 
-def _flush_to_disk(path: Path) -> None:
+def _flush_to_disk(path: Path, final: Path) -> None:
     """Wait until `path`'s data is on the disk: a rename can reach it before the data does, and a
-    node that loses its power then leaves a file under its final name, empty or in part."""
-    descriptor = os.open(path, os.O_RDONLY)
+    node that loses its power then leaves a file under its final name, empty or in part. A file
+    system that cannot flush (some FUSE mounts) is passed over."""
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        if error.errno not in _NO_FLUSH:
+            raise DubplateError(f"{final}: cannot write ({error.strerror})") from error
+
+
+def write_image(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+    """Write `pixels` with OpenImageIO through a temporary file: a write that fails half way
+    leaves nothing at `path`."""
+    with atomic_path(path) as temp:
+        out = oiio.ImageOutput.create(str(temp))
+        if out is None:
+            raise DubplateError(f"{path}: cannot write ({oiio.geterror().strip()})")
+        try:
+            written = out.open(str(temp), spec) and out.write_image(np.ascontiguousarray(pixels))
+            error = out.geterror()
+        finally:
+            # DPX's writer buffers the frame: a disk that fills up shows only on closing. (Its
+            # error text alone is no sign: TIFF's close leaves one about Exif data and succeeds.)
+            closed = out.close()
+        if not closed:
+            error = "; ".join(filter(None, (error, out.geterror())))
+        if not (written and closed) or error:
+            raise DubplateError(f"{path}: cannot write ({error or 'unknown error'})")
 
 
 @contextlib.contextmanager

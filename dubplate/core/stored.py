@@ -7,11 +7,14 @@ import pickle
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from dubplate.core.errors import DubplateError
+
+if TYPE_CHECKING:
+    import torch
 
 # What NumPy and PyTorch raise for a file that is missing, empty, cut short or of another shape.
 DAMAGED = (
@@ -39,6 +42,8 @@ def load_weights(
 ) -> torch.nn.Module:
     """`module` with the state dict saved at `path` (a file of another network's shape is damaged
     too); `remedy` is said after the damage."""
+    import torch  # here: what reads only arrays (the audio and track caches) goes without it
+
     try:
         module.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     except DAMAGED as error:

@@ -16,7 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from dubplate.core.errors import DubplateError
-from dubplate.core.files import atomic_path
+from dubplate.core.files import write_image
 from dubplate.core.media.plate import DEFAULT_CACHE_BYTES, PlateInfo, to_plate_values, value_scale
 from dubplate.hosts.sequence import FrameFiles, header_rate, open_image
 
@@ -197,7 +197,7 @@ class ImageSequence(FrameFiles[ImageHeader]):
         on_grid = header.dtype == np.uint16 and 8 < bits < 16
         if pixels.dtype != header.dtype or on_grid:
             pixels = _file_samples(pixels, header.dtype, bits if on_grid else None, region)
-        _write_image(path, spec, pixels)
+        write_image(path, spec, pixels)
 
 
 def _file_samples(
@@ -246,22 +246,3 @@ def _as_stored() -> oiio.ImageSpec:
     config = oiio.ImageSpec()
     config.attribute(_AS_STORED, 1)
     return config
-
-
-def _write_image(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
-    """Write through a temporary file: a write that fails half way leaves nothing at `path`."""
-    with atomic_path(path) as temp:
-        out = oiio.ImageOutput.create(str(temp))
-        if out is None:
-            raise DubplateError(f"{path}: cannot write ({oiio.geterror().strip()})")
-        try:
-            written = out.open(str(temp), spec) and out.write_image(np.ascontiguousarray(pixels))
-            error = out.geterror()
-        finally:
-            # DPX's writer buffers the frame: a disk that fills up shows only on closing. (Its
-            # error text alone is no sign: TIFF's close leaves one about Exif data and succeeds.)
-            closed = out.close()
-        if not closed:
-            error = out.geterror()
-        if not (written and closed) or error:
-            raise DubplateError(f"{path}: cannot write ({error or 'unknown error'})")

@@ -525,11 +525,12 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
     log.info("a2e: wrote %s", out)
     return {
         "frames": len(prediction.frames),
-        "speech": prediction.speech,
         "coefficients": str(out / "coefficients.npz"),
         "preview": str(out / "preview.mp4"),
         "fps": str(fps),
         **figures.as_dict(),
+        # At the frames driven, not in the whole file as the lip-sync figures count it.
+        "speech": prediction.speech,
     }
 
 

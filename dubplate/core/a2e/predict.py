@@ -69,7 +69,7 @@ class Driven:
     features: FrameFeatures  # of the driven frames
     lower: np.ndarray  # (F, K) lower-face coefficients
     closing: np.ndarray  # (F,) how far each frame is held shut for a /p b m/
-    speech: bool  # whether any is heard at the frames or within the network's reach of them
+    speech: bool  # whether any is heard at the frames driven
 
 
 def drive_frames(
@@ -94,10 +94,11 @@ def drive_frames(
         analysis, np.concatenate([before, times, after]), frame_seconds, pad=True
     )
     inner = slice(len(before), len(before) + len(times))
-    # Speech elsewhere in the file does not move the mouth over a silent stretch of it.
+    # The network drives every frame of a file with speech in it, silent stretches too, so
+    # that a shot dubbed in parts moves as the shot dubbed at once.
+    lower = predict(network, context, analysis.has_speech, device)[inner]
     half = frame_seconds / 2
-    speech = analysis.speech_between(context.times[0] - half, context.times[-1] + half)
-    lower = predict(network, context, speech, device)[inner]
+    speech = analysis.speech_between(float(times[0]) - half, float(times[-1]) + half)
     return Driven(context.rows(inner), lower, closing_weights(context)[inner], speech)
 
 
@@ -119,12 +120,10 @@ def drive(
         driven = drive_frames(network, analysis, times, float(1 / fps), pad=pad)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}") from error
-    if not driven.speech:
-        log.warning(
-            "a2e: no speech found in %s%s; the mouth stays at rest",
-            audio.source,
-            " at these frames" if analysis.has_speech else "",
-        )
+    if not analysis.has_speech:
+        log.warning("a2e: no speech found in %s; the mouth stays at rest", audio.source)
+    elif not driven.speech:
+        log.warning("a2e: no speech heard in %s at the frames driven", audio.source)
     return Prediction(numbers, times, driven.lower, driven.speech, analysis, driven.features)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from dubplate.core.audio.windows import Windows
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
 from dubplate.core.media.audio import ANALYSIS_RATE, BLOCK_FRAMES, Sound, analysis_blocks
+from dubplate.core.stored import load_arrays
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +178,10 @@ def cached_analysis(sound: Sound, cache_dir: Path) -> AudioAnalysis:
     entry = Path(cache_dir) / f"{_digest(sound)}.npz"
     if entry.is_file():
         try:
-            with np.load(entry) as cached:
-                return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
-        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            log.warning("%s: damaged cached audio analysis (%s); analysed again", entry, error)
+            cached = load_arrays(entry, ("phones", "log_mel", "duration"))
+            return AudioAnalysis(cached["phones"], cached["log_mel"], float(cached["duration"]))
+        except DubplateError as error:
+            log.warning("%s; the audio is analysed again", error)
     analysis = analyse(sound)
     try:
         with atomic_path(entry) as temp:

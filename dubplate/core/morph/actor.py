@@ -13,7 +13,7 @@ import OpenImageIO as oiio
 import torch
 
 from dubplate.core.errors import DubplateError
-from dubplate.core.files import atomic_path, staged_dir
+from dubplate.core.files import staged_dir, write_image
 from dubplate.core.manifest import manifest_header, read_versioned_manifest, write_manifest
 from dubplate.core.media.plate import Plate
 from dubplate.core.morph.appearance import (
@@ -182,13 +182,7 @@ def _write_texture(path: Path, texture: np.ndarray) -> None:
     spec = oiio.ImageSpec(texture.shape[1], texture.shape[0], 3, "half")
     spec.attribute("compression", "zip")
     spec.attribute("oiio:ColorSpace", "lin_rec709")
-    with atomic_path(path) as temp:
-        out = oiio.ImageOutput.create(str(temp))
-        pixels = np.ascontiguousarray(texture, dtype=np.float32)
-        if out is None or not out.open(str(temp), spec) or not out.write_image(pixels):
-            message = out.geterror() if out is not None else oiio.geterror()
-            raise DubplateError(f"{path}: cannot write texture ({message})")
-        out.close()
+    write_image(path, spec, texture.astype(np.float32))
 
 
 def _read_texture(path: Path) -> np.ndarray:

@@ -27,6 +27,7 @@ from dubplate.core.neural.network import (
     Generator,
 )
 from dubplate.core.progress import Progress
+from dubplate.core.stored import DAMAGED
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def _resume(path: Path, modules: dict, settings: RendererSettings, device: str) 
         return 0
     try:
         state = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError) as error:
+    except DAMAGED as error:
         raise DubplateError(
             f"{path}: damaged checkpoint ({error}); delete it to start over"
         ) from error
