@@ -28,13 +28,13 @@ DAMAGED = (
 )
 
 
-def load_arrays(path: Path, names: Iterable[str], remedy: str = "") -> dict[str, np.ndarray]:
-    """The arrays `names` of the .npz at `path`; `remedy` is said after the damage."""
+def load_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The arrays `names` of the .npz at `path`."""
     try:
         with np.load(path) as arrays:
             return {name: arrays[name] for name in names}
     except DAMAGED as error:
-        raise DubplateError(f"{path}: missing or damaged ({error}){remedy}") from error
+        raise DubplateError(f"{path}: missing or damaged ({error})") from error
 
 
 def load_weights(
