@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from dubplate.core.composite.comp import EMPTY_REGION, Composite
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
+from dubplate.core.stored import load_arrays
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,12 @@ class KeptComps:
         if not path.is_file():
             return False
         try:
-            with np.load(path) as kept:
-                arrays = {key: kept[key] for key in kept.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            log.warning("dub: %s cannot be read (%s): its frames are made again", path, error)
+            arrays = load_arrays(path, [name for number in chunk for name in _names(number)])
+        except DubplateError as error:
+            log.warning("dub: %s: its frames are made again", error)
             return False
         for number in chunk:
             region_key, pixels_key = _names(number)
-            if region_key not in arrays or pixels_key not in arrays:
-                return False
             if not self._fits(arrays[region_key], arrays[pixels_key]):
                 log.warning("dub: %s: frame %d's pixels do not fit it: made again", path, number)
                 return False
