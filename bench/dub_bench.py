@@ -1,7 +1,7 @@
 """Dub benchmark (issue 5): build an actor on the first 80% of each shared clip, dub the rest.
 
     .venv/bin/python bench/dub_bench.py [--steps 2000] [--size 256] [--clips NAME ...]
-        [--section NAME] [--no-write]
+        [--actors DIR] [--section NAME] [--no-write]
 
 Per clip: stage times of `actor build` (track, fit, covered mouths and the footage frames they
 leave out, the cover network, A2E, renderer); the held-out 20% dubbed with the clip's own audio
@@ -14,10 +14,15 @@ detail); then the clip's first 75 frames dubbed with every file in shared/data/a
 sync and bilabial closure of the re-tracked result, against the real footage with its own audio,
 and the dubbed mouth's sharpness against the real frames'). A contact sheet of real and dubbed
 mouths goes to bench/SECTION_contact_sheet.jpg. Speed at 1080p and 4K: bench/dub_speed_bench.py.
+
+With --actors DIR each clip's actor is built into DIR/CLIP and kept with its stage times, and a
+later run with the same DIR, steps and size dubs that actor again without rebuilding it: a change
+to what `dub` does is measured in minutes where a build at 2000 steps takes most of an hour.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -27,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from results import FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
+from results import COMMIT, FOOTAGE, REPO, SHARED, arguments, provenance, publish, start
 
 from dubplate.core.a2e.store import footage_audio_offsets, train_actor_a2e
 from dubplate.core.audio.features import cached_analysis, heard_within
@@ -81,6 +86,29 @@ def build(
     times["renderer"] = time.perf_counter() - began
     times["seconds_per_step"] = report["seconds_per_step"]
     return actor_dir, times
+
+
+def kept_or_built(
+    plate: Plate, name: str, numbers: list[int], folder: Path, settings: RendererSettings
+) -> tuple[Path, dict, str]:
+    """The actor of `build`, its stage times and the commit it was built at: the one kept in
+    folder/NAME by an earlier run with the same renderer steps and size, or else built there."""
+    actor_dir, record = folder / name, folder / name / "bench_build.json"
+    wanted = {"steps": settings.steps, "size": settings.size}
+    if record.exists():
+        kept = json.loads(record.read_text())
+        if {k: kept[k] for k in wanted} != wanted:
+            sys.exit(
+                f"{actor_dir}: built with {kept['steps']} steps at {kept['size']} px, not"
+                f" {settings.steps} at {settings.size}: give another --actors folder"
+            )
+        print(f"{name}: the actor kept in {actor_dir} (built at {kept['commit']})", file=sys.stderr)
+        return actor_dir, kept["times"], kept["commit"]
+    if actor_dir.exists():
+        sys.exit(f"{actor_dir}: no {record.name} (a build that stopped?): remove it to build again")
+    actor_dir, times = build(plate, name, numbers, folder, settings)
+    record.write_text(json.dumps({**wanted, "commit": COMMIT, "times": times}, indent=2))
+    return actor_dir, times, COMMIT
 
 
 def face_crops(plate, numbers, track) -> np.ndarray:
@@ -349,6 +377,13 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
             f" {t['renderer']:.0f} | {t['seconds_per_step']:.2f} | {total:.0f} |"
             f" {default / 60:.1f} min |"
         )
+    kept = [f"{r['clip']} at `{r['built_at']}`" for r in rows if r["built_at"] != COMMIT]
+    if kept:
+        lines += [
+            "",
+            "Actors kept from a build at an earlier commit (`--actors`), their stage times that "
+            f"build's: {', '.join(kept)}.",
+        ]
     lines += [
         "",
         "Contact sheet (top: real, bottom: dubbed with own audio; four held-out frames a clip): "
@@ -363,6 +398,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=RendererSettings.steps)
     parser.add_argument("--size", type=int, default=RendererSettings.size, help="crop side")
     parser.add_argument("--clips", nargs="*", help="clip file names (default: all)")
+    parser.add_argument(
+        "--actors",
+        type=Path,
+        help="folder to keep each clip's actor in, and to take it from on a later run",
+    )
     parser.add_argument(
         "--section",
         default="dub_bench",
@@ -380,10 +420,15 @@ def main() -> None:
         for clip in clips:
             numbers = list(open_plate(clip).select())
             cut = int(len(numbers) * TRAIN_SHARE)
-            actor_dir, times = build(open_plate(clip), clip.stem, numbers[:cut], workdir, settings)
+            actor_dir, times, built_at = kept_or_built(
+                open_plate(clip), clip.stem, numbers[:cut], args.actors or workdir, settings
+            )
             row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
             row.update(
-                clip=clip.name, times=times, footage_s=cut / float(open_plate(clip).info.fps)
+                clip=clip.name,
+                times=times,
+                built_at=built_at,
+                footage_s=cut / float(open_plate(clip).info.fps),
             )
             row["dubs"] = dub_figures(clip, actor_dir, workdir)
             row["real"] = real_sync(clip)
