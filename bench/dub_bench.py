@@ -26,7 +26,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import cv2
@@ -90,17 +90,18 @@ def build(
 
 def kept_or_built(
     plate: Plate, name: str, numbers: list[int], folder: Path, settings: RendererSettings
-) -> tuple[Path, dict, str]:
-    """The actor of `build`, its stage times and the commit it was built at: the one kept in
-    folder/NAME by an earlier run with the same renderer steps and size, or else built there."""
+) -> tuple[Path, dict, str | None]:
+    """The actor of `build`, its stage times, and the commit an earlier run built it at (None if
+    built now): the one kept in folder/NAME by a run with the same footage frames and renderer
+    settings, or else built there."""
     actor_dir, record = folder / name, folder / name / "bench_build.json"
-    wanted = {"steps": settings.steps, "size": settings.size}
+    wanted = {"frames": [numbers[0], numbers[-1]], "renderer": asdict(settings)}
     if record.exists():
         kept = json.loads(record.read_text())
-        if {k: kept[k] for k in wanted} != wanted:
+        if {k: kept.get(k) for k in wanted} != wanted:
             sys.exit(
-                f"{actor_dir}: built with {kept['steps']} steps at {kept['size']} px, not"
-                f" {settings.steps} at {settings.size}: give another --actors folder"
+                f"{record}: built from other frames or renderer settings than {wanted}: give"
+                " another --actors folder"
             )
         print(f"{name}: the actor kept in {actor_dir} (built at {kept['commit']})", file=sys.stderr)
         return actor_dir, kept["times"], kept["commit"]
@@ -108,7 +109,7 @@ def kept_or_built(
         sys.exit(f"{actor_dir}: no {record.name} (a build that stopped?): remove it to build again")
     actor_dir, times = build(plate, name, numbers, folder, settings)
     record.write_text(json.dumps({**wanted, "commit": COMMIT, "times": times}, indent=2))
-    return actor_dir, times, COMMIT
+    return actor_dir, times, None
 
 
 def face_crops(plate, numbers, track) -> np.ndarray:
@@ -305,9 +306,10 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "detail where the patch matches the plate (`dub`'s default). M-LMD audio only: the same "
         "frames dubbed without the plate's held expression (`--no-plate-expression`). M-LMD "
         "plate drive: the same frames with their own fitted lower face redrawn (`--drive plate`), "
-        "what the fit, renderer and crop module leave a perfect A2E. Sharpen and shutter: how "
-        "much of its fine detail the drawn mouth gets back and the angle it is smeared over, "
-        "both measured when the renderer was built:",
+        "what the fit, renderer and crop module leave a perfect A2E. Sharpen: how much of its "
+        "fine detail the drawn mouth gets back, measured by `dub` on the plate's sampled frames "
+        "(drawn from their own faces against the real ones); shutter: the angle it is smeared "
+        "over, measured when the renderer was built:",
         "",
         "| clip | size | held-out frames (left out of M-LMD) | M-LMD px | M-LMD audio only |"
         " M-LMD plate drive | SSIM | PSNR dB | sharpness dub / real | round trip |"
@@ -377,12 +379,12 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
             f" {t['renderer']:.0f} | {t['seconds_per_step']:.2f} | {total:.0f} |"
             f" {default / 60:.1f} min |"
         )
-    kept = [f"{r['clip']} at `{r['built_at']}`" for r in rows if r["built_at"] != COMMIT]
+    kept = [f"{r['clip']} at `{r['kept_from']}`" for r in rows if r["kept_from"]]
     if kept:
         lines += [
             "",
-            "Actors kept from a build at an earlier commit (`--actors`), their stage times that "
-            f"build's: {', '.join(kept)}.",
+            "Actors kept from an earlier run's build (`--actors`), dubbed by this one, their "
+            f"stage times that build's: {', '.join(kept)}.",
         ]
     lines += [
         "",
@@ -420,14 +422,14 @@ def main() -> None:
         for clip in clips:
             numbers = list(open_plate(clip).select())
             cut = int(len(numbers) * TRAIN_SHARE)
-            actor_dir, times, built_at = kept_or_built(
+            actor_dir, times, kept_from = kept_or_built(
                 open_plate(clip), clip.stem, numbers[:cut], args.actors or workdir, settings
             )
             row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
             row.update(
                 clip=clip.name,
                 times=times,
-                built_at=built_at,
+                kept_from=kept_from,
                 footage_s=cut / float(open_plate(clip).info.fps),
             )
             row["dubs"] = dub_figures(clip, actor_dir, workdir)

@@ -7,6 +7,7 @@ import sys
 import av
 import numpy as np
 import pytest
+import torch
 
 from dubplate.core.a2e.store import footage_audio_offsets
 from dubplate.core.a2e.sync import MAX_OFFSET_S
@@ -256,12 +257,17 @@ def test_actor_fit_and_preview(shared_data, tmp_path):
         assert arrays["lower"].shape == (driven["frames"], 8)
     with av.open(driven["preview"]) as movie:
         assert movie.streams.audio and movie.streams.video[0].frames == driven["frames"]
-    ranged = run_cli("a2e", "predict", actor, "--audio", dub, "--frames", "50-99", "--out", out)
+    predict = ["a2e", "predict", actor, "--audio", dub, "--out", out]
+    ranged = run_cli(*predict, "--frames", "50-99", "--device", "cpu")
     assert ranged.returncode == 0, ranged.stderr
     # The preview's sound starts at its first frame's time in the dub: 2 s.
     assert audio_start_s(out / "v002" / "preview.mp4", dub) == pytest.approx(2.0, abs=0.02)
-    too_long = run_cli("a2e", "predict", actor, "--audio", dub, "--frames", "0-400", "--out", out)
+    too_long = run_cli(*predict, "--frames", "0-400")
     one_line_error(too_long, "fr_speech.wav", "--pad")
+    if not torch.cuda.is_available():
+        on_cuda = run_cli(*predict, "--device", "cuda")
+        one_line_error(on_cuda, "--device cuda", "no CUDA device")
+        assert not (out / "v003").exists()
 
     silent = write_wav(tmp_path / "silent.wav", np.zeros(3 * 16000, np.float32), 16000)
     done = run_cli("a2e", "predict", actor, "--audio", silent, "--out", out, "--json")

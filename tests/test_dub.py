@@ -40,6 +40,7 @@ from dubplate.core.neural.covered import (
     load_cover,
     train_actor_cover,
 )
+from dubplate.core.neural.finish import AMOUNTS
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import LIP_MIN_EXCESS
 from dubplate.core.neural.store import (
@@ -171,15 +172,15 @@ def test_dub_of_an_exr_plate(shared_data, actor_dir, exr_plate, tmp_path):
     assert kept == first_files  # v001 as it was, file for file, byte for byte
     # Without the plate's held expression the audio alone drives the mouth: other pixels.
     assert manifest["settings"]["plate_expression"] and not second["settings"]["plate_expression"]
-    # Without --sharpen and --shutter-angle, the finish is the one measured when the renderer
-    # was built.
+    # Without --shutter-angle, the smear is the one measured when the renderer was built.
     renderer = json.loads((actor_dir / "renderer.json").read_text())
     measured = renderer["shutter"]
     assert second["settings"]["shutter_angle"] == measured["angle"]
     assert set(measured["drawn_fast_to_slow"]) == {"0", "45", "90", "135", "180", "270", "360"}
-    # The sharpening is the plate's: one of the amounts measured, for its still mouths' sharpness.
-    assert f"{second['settings']['sharpen']:g}" in renderer["sharpen"]["drawn_to_footage"]
-    assert len(renderer["sharpen"]["drawn_to_footage"]) == 21
+    # Without --sharpen, the sharpening is measured on the plate's own mouths as they are, so
+    # what drives the dubbed one does not move it.
+    assert second["settings"]["sharpen"] == manifest["settings"]["sharpen"]
+    assert second["settings"]["sharpen"] in AMOUNTS
     audio_only = open_plate(second["output"])
     assert any(
         (comp.read(n).view(np.uint16) != audio_only.read(n).view(np.uint16)).any()
@@ -446,6 +447,33 @@ def test_a_plate_driven_dub_redraws_the_plates_own_mouth_whatever_the_audio(
     assert not all(other)  # the audio drives other mouths
     with pytest.raises(DubplateError, match="--drive lips"):
         DubSettings(drive="lips")
+
+
+def test_the_sharpening_is_measured_on_the_plate_and_a_softer_plate_gets_less(
+    shared_data, actor_dir, tmp_path
+):
+    """The same shot, and the same shot softened by its lens: the drawn mouths are sharpened
+    to each plate's own, so the soft one's patch is not sharper than the plate around it."""
+    movie = open_plate(shared_data / "footage" / CLIP)
+    colour = default_config()
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    amounts = {}
+    for name, sigma in (("sharp", 0.0), ("soft", 2.0)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for index, number in enumerate(PLATE_FRAMES):
+            rgb = movie.read(number).astype(np.float32) / 255
+            if sigma:
+                rgb = cv2.GaussianBlur(rgb, (0, 0), sigma)
+            linear = colour.convert(rgb, colour.working_space, "ACEScg")
+            write_exr(folder / f"shot.{1001 + index}.exr", linear)
+        plate = open_plate(folder / "shot.####.exr")
+        out = tmp_path / f"{name}_dub"
+        settings = DubSettings(trim=True)
+        result = dub(actor_dir, plate, list(plate.info.frames), speech, out, settings, out, out)
+        amounts[name] = result["settings"]["sharpen"]
+    assert amounts["sharp"] > 0  # the test renderer draws softer than the real mouths
+    assert amounts["soft"] < amounts["sharp"]
 
 
 def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_plate, tmp_path):
@@ -909,7 +937,7 @@ def test_weights_of_another_network_are_a_damaged_file(actor_dir, cover_actor_di
         load_cover(other)
 
 
-def test_a_renderer_built_before_the_finish_was_measured_smears_over_180_degrees_unsharpened(
+def test_a_renderer_built_before_the_finish_was_measured_loads_with_a_film_shutter_unsharpened(
     actor_dir, tmp_path
 ):
     older = tmp_path / "man"
@@ -1015,8 +1043,12 @@ def test_dub_draws_in_the_renderers_view_of_highlights(
     plate = open_plate(exr_plate)
     settings = DubSettings(trim=True)
     with caplog.at_level("INFO", logger="dubplate"):
-        dub(rolled, plate, [1001, 1002], audio, tmp_path / "dub", settings, tmp_path, tmp_path)
+        done = dub(
+            rolled, plate, plate.info.frames, audio, tmp_path / "dub", settings, tmp_path, tmp_path
+        )
     assert "draws brightness over white up to 8.00" in caplog.text
     expected = Highlights(peak=8.0)
-    assert views["crops"] == [WITHIN_WHITE, expected]  # the occlusion test's, then the drawing's
-    assert views["comps"] == [expected, expected]
+    # The occlusion test's, the drawing's, then the sharpening measure's.
+    assert views["crops"] == [WITHIN_WHITE, expected, expected]
+    drawn = len(plate.info.frames) - len(done["frames_passed_through"])
+    assert views["comps"] == [expected] * drawn

@@ -1,6 +1,5 @@
 """The neural renderer: its losses, and training that learns, checkpoints and resumes."""
 
-import json
 import math
 
 import cv2
@@ -11,7 +10,7 @@ import torch
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
 from dubplate.core.neural import train as neural_train
-from dubplate.core.neural.finish import SharpenMeasure, measure_finish, still_sharpness
+from dubplate.core.neural.finish import matched_amount, measure_finish, stiller_half
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
@@ -456,19 +455,27 @@ def test_soft_drawn_mouths_are_sharpened_until_the_still_ones_match_the_footage(
     assert shutter.angle == 180.0  # the motion blur is still the camera's, measured after
 
 
-def test_a_plate_softer_than_the_footage_gets_less_sharpening_and_a_sharper_one_more():
+def test_the_plates_drawn_still_mouths_are_sharpened_until_they_match_the_same_frames_real_ones():
     data = _moving_mouths(drawn_blurred=False, drawn_soft=1.0)
-    sharpen, _ = measure_finish(_CopiesFirstReference(), data, "cpu")
-    real = data.real.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
-    holes, motion = data.hole[:, 0].numpy(), data.mouth_motion
-    as_sharp = still_sharpness(real, holes, motion)
-    softer = still_sharpness(
-        np.stack([cv2.GaussianBlur(r, (0, 0), 0.7) for r in real]), holes, motion
+    as_float = lambda images: images.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255  # noqa: E731
+    still = stiller_half(data.mouth_motion)
+    assert not np.hypot(*data.mouth_motion[still].T).any()  # the still half, and only it
+    assert len(still) == len(data) // 2
+    real, drawn = as_float(data.real[still]), as_float(data.references[still, 0])
+    holes = data.hole[still, 0].numpy()
+    amount, ratios = matched_amount(drawn, real, holes)
+    assert ratios[0.0] < 0.7  # the stand-in draws softer than the real mouths
+    assert amount > 0
+    assert ratios[amount] == pytest.approx(1.0, abs=0.1)
+    # Real mouths as soft as the drawn ones need none; softer than them, none either; a plate
+    # softer than the first, less.
+    blurred = lambda images, sigma: np.stack(  # noqa: E731
+        [cv2.GaussianBlur(i, (0, 0), sigma) for i in images]
     )
-    assert as_sharp == pytest.approx(sharpen.footage_sharpness, rel=0.05)  # the same still mouths
-    assert sharpen.amount_for(as_sharp) == sharpen.amount
-    assert sharpen.amount_for(softer) < sharpen.amount
-    assert sharpen.amount_for(2 * as_sharp) > sharpen.amount
-    reloaded = SharpenMeasure.from_manifest(json.loads(json.dumps(sharpen.manifest())))
-    assert reloaded.amount_for(softer) == sharpen.amount_for(softer)
-    assert SharpenMeasure(0.0, {}).amount_for(softer) == 0.0  # renderers from before the measure
+    assert matched_amount(drawn, blurred(real, 1.0), holes)[0] == 0.0
+    assert matched_amount(drawn, blurred(real, 2.0), holes)[0] == 0.0
+    assert 0 < matched_amount(drawn, blurred(real, 0.6), holes)[0] < amount
+    # Drawn and real are the same frames, so how much contrast the mouths hold does not move it,
+    # only how much softer the drawn ones are: the same frames at half the contrast.
+    halved = lambda images: 0.5 + 0.5 * (images - 0.5)  # noqa: E731
+    assert matched_amount(halved(drawn), halved(real), holes)[0] == amount

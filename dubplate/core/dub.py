@@ -70,7 +70,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.cover import CoverNet
 from dubplate.core.neural.covered import footage_lip_limit, load_cover
-from dubplate.core.neural.finish import still_sharpness
+from dubplate.core.neural.finish import matched_amount, stiller_half
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import (
     CoveredRows,
@@ -95,6 +95,7 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
+LEAST_SHARPENING_SAMPLE = 4  # uncovered sampled mouths, of which the stiller half is measured
 GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
@@ -110,8 +111,8 @@ class DubSettings:
     grain: bool = True
     plate_detail: bool = True  # the plate's own fine detail kept where the patch matches it
     # How much of its fine detail the generated mouth gets added back (0: none). None: the
-    # amount that makes the drawn still mouths as sharp as the plate's own, by the measure taken
-    # when the renderer was built.
+    # amount that makes the plate's sampled still mouths, drawn from their own fitted faces, as
+    # sharp as they are.
     sharpen: float | None = None
     # The shutter angle over which the generated mouth is smeared by the way it moves (180: half
     # the frame interval, film's usual; 0: none). None: the one measured when the renderer was
@@ -205,16 +206,7 @@ def dub(
     }
     _log_occluded(occluded, occluded_by, len(fit.frames))
     lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
-    maker = FrameMaker(
-        plate,
-        models.actor.model,
-        fit,
-        crops,
-        models.renderer.hole_lowers,
-        lower,
-        models.renderer.references,
-        highlights=models.renderer.highlights,
-    )
+    maker = _frame_maker(plate, models, fit, crops, lower)
     if models.renderer.highlights.rolls:
         log.info(
             "dub: the renderer draws brightness over white up to %.2f in linear light, its"
@@ -222,7 +214,10 @@ def dub(
             models.renderer.highlights.peak,
         )
     requested = settings
-    settings = _measured_finish(settings, models.renderer, maker, sample_rows, sample_crops)
+    measured = ~checked.covered[sample_rows]
+    settings = _measured_finish(
+        settings, models, plate, fit, crops, sample_rows[measured], sample_crops[measured]
+    )
     # What a run that stopped had made is kept and taken up again: a sequence's frame files as
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
     work = resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
@@ -422,21 +417,44 @@ def _occlusion_test(
     return test
 
 
+def _frame_maker(
+    plate: Plate,
+    models: DubModels,
+    fit: ActorFit,
+    crops: CropTrack,
+    lower: np.ndarray | None = None,
+) -> FrameMaker:
+    """The renderer's inputs for `plate`, its mouth driven by `lower` (the fit's own if None)."""
+    renderer = models.renderer
+    return FrameMaker(
+        plate,
+        models.actor.model,
+        fit,
+        crops,
+        renderer.hole_lowers,
+        lower,
+        renderer.references,
+        highlights=renderer.highlights,
+    )
+
+
 def _measured_finish(
     settings: DubSettings,
-    renderer: NeuralRenderer,
-    maker: FrameMaker,
+    models: DubModels,
+    plate: Plate,
+    fit: ActorFit,
+    crops: CropTrack,
     rows: np.ndarray,
-    crops: np.ndarray,
+    real_linear: np.ndarray,
 ) -> DubSettings:
-    """`settings` with the sharpening and shutter angle it leaves open set by the measures taken
-    on the actor's footage when the renderer was built: the sharpening for this plate's own,
-    measured on its sampled `rows` and their real `crops`."""
+    """`settings` with the sharpening and shutter angle it leaves open: the sharpening measured
+    on the plate's sampled `rows` of the fit (cut as `real_linear`), the shutter angle on the
+    actor's footage when the renderer was built."""
     if settings.sharpen is None:
-        amount = _plate_sharpening(renderer, maker, rows, crops)
+        amount = _plate_sharpening(models, plate, fit, crops, rows, real_linear, settings.device)
         settings = dataclasses.replace(settings, sharpen=amount)
     if settings.shutter_angle is None:
-        settings = dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
+        settings = dataclasses.replace(settings, shutter_angle=models.renderer.shutter_angle)
         log.info(
             "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
             settings.shutter_angle,
@@ -445,22 +463,44 @@ def _measured_finish(
 
 
 def _plate_sharpening(
-    renderer: NeuralRenderer, maker: FrameMaker, rows: np.ndarray, crops: np.ndarray
+    models: DubModels,
+    plate: Plate,
+    fit: ActorFit,
+    crops: CropTrack,
+    rows: np.ndarray,
+    real_linear: np.ndarray,
+    device: str,
 ) -> float:
-    """The sharpening that makes the drawn still mouths as sharp as the plate's sampled ones
-    (still by the plate's own mouth: its blur is the plate's, whatever the dub says)."""
-    measure = renderer.sharpen
-    if not measure.footage_sharpness:
-        log.info("dub: sharpening %g, measured when the renderer was built", measure.amount)
-        return measure.amount
-    plate = still_sharpness(*maker.real_crops(rows, crops), maker.plate_mouth_motion[rows])
-    amount = measure.amount_for(plate)
+    """The sharpening that makes the drawn mouths of the plate's sampled `rows` as sharp as their
+    real ones: of the stiller half, by the plate's own mouth (its blur is the plate's whatever
+    the dub says), each drawn from its own fitted face so that drawn and real are one mouth."""
+    renderer = models.renderer
+    if len(rows) < LEAST_SHARPENING_SAMPLE:
+        log.info(
+            "dub: %d sampled mouth(s) not covered, too few to measure the sharpening on; %g,"
+            " measured on the footage when the renderer was built",
+            len(rows),
+            renderer.sharpen.amount,
+        )
+        return renderer.sharpen.amount
+    redrawing = _frame_maker(plate, models, fit, crops)
+    still = stiller_half(redrawing.plate_mouth_motion[rows])
+    rows, real_linear = rows[still], real_linear[still]
+    drawn = []
+    for start in range(0, len(rows), CHUNK):
+        part = slice(start, start + CHUNK)
+        inputs = redrawing.make_from_crops(rows[part], real_linear[part])
+        tensors = (inputs.real, inputs.renders, inputs.hole, inputs.references)
+        drawn.append(draw(renderer.generator, *tensors, device))
+    real, holes = redrawing.real_crops(rows, real_linear)
+    amount, ratios = matched_amount(np.concatenate(drawn), real, holes)
     log.info(
-        "dub: the plate's still mouths are %.2fx as sharp as the footage's (%d frames);"
-        " the drawn ones are sharpened by %g to match",
-        plate / measure.footage_sharpness,
+        "dub: the plate's %d stillest sampled mouths, drawn from their own faces, come out"
+        " %.2fx as sharp as they are; sharpened by %g to match (%.2fx)",
         len(rows),
+        ratios[0.0],
         amount,
+        ratios[amount],
     )
     return amount
 

@@ -171,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
         "--pad", action="store_true", help="treat audio missing for frames as silence"
     )
     drive.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
+    _device_option(drive)
     drive.set_defaults(command=_a2e_predict)
 
     dub = commands.add_parser(
@@ -202,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_finite,
         metavar="AMOUNT",
         help="add back this much of the generated mouth's fine detail (0: none; default: what"
-        " makes it as sharp as the plate's own mouth, by the renderer's measure)",
+        " makes the plate's sampled mouths, drawn, as sharp as they are)",
     )
     dub.add_argument(
         "--shutter-angle",
@@ -506,12 +507,15 @@ def _a2e_predict(args: argparse.Namespace) -> dict:
     from dubplate.core.media.timing import as_rate
     from dubplate.core.morph.actor import Actor
 
+    device = _device(args.device)
     actor = Actor.load(args.actor)
-    network, manifest = load_a2e(args.actor)
+    network, manifest = load_a2e(args.actor, device)
     fps = as_rate(manifest["network"]["fps"])
     audio = open_audio(args.audio)
     frames = parse_frame_range(args.frames) if args.frames else None
-    prediction = drive(network, audio, fps, args.audio_offset, frames, args.pad, cache_dir("audio"))
+    prediction = drive(
+        network, audio, fps, args.audio_offset, frames, args.pad, cache_dir("audio"), device
+    )
     figures = prediction_lip_sync(actor.model, prediction, fps)
     with staged_dir(args.out) as staged:
         np.savez_compressed(

@@ -110,14 +110,15 @@ def drive(
     frames: tuple[int, int] | None = None,
     pad: bool = False,
     cache_dir: Path | None = None,
+    device: str = "cpu",
 ) -> Prediction:
-    """Lower-face coefficients for frames of the audio; its analysis is cached per file in
-    `cache_dir` when one is given."""
+    """Lower-face coefficients for frames of the audio, the network run on `device`; its
+    analysis is cached per file in `cache_dir` when one is given."""
     analysis = cached_analysis(audio, cache_dir) if cache_dir else analyse(audio)
     numbers = frame_numbers(analysis, fps, offset, frames)
     times = numbers / float(fps) + offset
     try:
-        driven = drive_frames(network, analysis, times, float(1 / fps), pad=pad)
+        driven = drive_frames(network, analysis, times, float(1 / fps), pad, device)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}") from error
     if not analysis.has_speech:

@@ -1,13 +1,16 @@
-"""How the drawn mouth is finished before the comp, measured on the actor's footage.
+"""How the drawn mouth is finished before the comp, measured on the actor's footage and the plate.
 
 The generator learns from real frames, which the camera blurred already, and sees the mesh of
 t-1, t and t+1: it may draw a moving mouth's blur itself, wholly, partly or not at all. Trained
-on L1 and SSIM, it also draws edges softer than the footage holds them, and as sharp in every
-shot, where a plate may be softer or sharper than the footage was. So the comp sharpens what it
-drew, by the amount that makes the drawn still mouths as sharp as the plate's own, then
-smears it along the mouth's motion over the shutter angle that leaves the drawn fast-moving
-mouths as much sharper or softer than the still ones as the footage's real mouths are. Too
-little sharpening leaves a soft patch; too long a smear makes every fast syllable one.
+on L1 and SSIM, it also draws edges softer than the footage holds them, softer still in frames
+it did not learn from, and as sharp in every shot, where a plate may be softer or sharper than
+the footage was. So the comp sharpens what it drew, by the amount that makes the drawn still
+mouths as sharp as the plate's own: the plate's sampled frames drawn from their own fitted
+faces, so that drawn and real are the same mouth (how sharp a mouth looks depends first on
+whether it is open). Then it smears the mouth along its motion over the shutter angle that
+leaves the drawn fast-moving mouths as much sharper or softer than the still ones as the
+footage's real mouths are. Too little sharpening leaves a soft patch; too long a smear makes
+every fast syllable one.
 """
 
 from __future__ import annotations
@@ -35,15 +38,9 @@ _STRUCTURE_SIGMA = 1.0
 
 @dataclass(frozen=True)
 class SharpenMeasure:
-    amount: float  # for plates as sharp as the footage
+    amount: float  # for the footage; a dub's where too few of its plate's mouths are seen
     drawn_to_footage: dict[float, float]  # still mouths' sharpness, drawn and sharpened by each
-    footage_sharpness: float | None = None  # the real still mouths'
-
-    def amount_for(self, plate_sharpness: float) -> float:
-        """The amount that makes the drawn still mouths as sharp as a plate's still mouths."""
-        if not self.drawn_to_footage or not self.footage_sharpness:
-            return self.amount
-        return _closest(self.drawn_to_footage, plate_sharpness / self.footage_sharpness)
+    footage_sharpness: float | None = None  # the real still mouths' (a record in renderer.json)
 
     def manifest(self) -> dict:
         return {
@@ -111,11 +108,28 @@ def measure_finish(
     )
 
 
-def still_sharpness(real: np.ndarray, holes: np.ndarray, mouth_motion: np.ndarray) -> float:
-    """Mean sharpness, inside the hole, of the stiller half of real crops (F, N, N, 3, 0-1) by
-    (F, 2) `mouth_motion`: a plate's, to set the sharpening by."""
-    order = np.argsort(np.hypot(*mouth_motion.T), kind="stable")[: max(1, len(real) // 2)]
-    return float(_sharpness(real[order], holes[order]).mean())
+def stiller_half(mouth_motion: np.ndarray) -> np.ndarray:
+    """Indices of the stiller half of frames by their (F, 2) `mouth_motion` (at least one)."""
+    order = np.argsort(np.hypot(*mouth_motion.T), kind="stable")
+    return order[: max(1, len(order) // 2)]
+
+
+def matched_amount(
+    drawn: np.ndarray, real: np.ndarray, holes: np.ndarray
+) -> tuple[float, dict[float, float]]:
+    """The sharpening, of AMOUNTS, that makes the `drawn` still mouths (F, N, N, 3, 0-1) as sharp
+    inside their `holes` as the `real` ones of the same frames (the least on a tie), and the
+    drawn-to-real ratio at each amount tried: up to the first that reaches 1, as more only
+    sharpens further."""
+    real_sharpness = max(float(_sharpness(real, holes).mean()), 1e-12)
+    no_streak = np.zeros(2, np.float32)
+    ratios = {}
+    for amount in AMOUNTS:
+        finish = [finished(d, amount, no_streak, h) for d, h in zip(drawn, holes, strict=True)]
+        ratios[amount] = float(_sharpness(np.stack(finish), holes).mean() / real_sharpness)
+        if ratios[amount] >= 1:
+            break
+    return _closest(ratios, 1.0), ratios
 
 
 def _drawn(generator: Generator, data: TrainingSet, rows: np.ndarray, device: str) -> np.ndarray:

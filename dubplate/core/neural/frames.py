@@ -125,7 +125,10 @@ class FrameMaker:
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
-        real_linear = self.real_linear(rows, pixels)
+        return self.make_from_crops(rows, self.real_linear(rows, pixels))
+
+    def make_from_crops(self, rows: np.ndarray, real_linear: np.ndarray) -> FaceFrames:
+        """Inputs for `rows`, given their linear crops (`real_linear`)."""
         light = self.light(rows, real_linear)
         screen, fragments, index = self._rasterized(rows)
         pulled = None
