@@ -214,10 +214,12 @@ def dub(
             models.renderer.highlights.peak,
         )
     requested = settings
-    measured = ~checked.covered[sample_rows]
-    settings = _measured_finish(
-        settings, models, plate, fit, crops, sample_rows[measured], sample_crops[measured]
-    )
+    if settings.sharpen is None:
+        seen = ~checked.covered[sample_rows]
+        sample = (sample_rows[seen], sample_crops[seen])
+        amount = _plate_sharpening(models, plate, fit, crops, *sample, settings.device)
+        settings = dataclasses.replace(settings, sharpen=amount)
+    settings = _with_shutter_angle(settings, models.renderer)
     # What a run that stopped had made is kept and taken up again: a sequence's frame files as
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
     work = resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
@@ -438,28 +440,16 @@ def _frame_maker(
     )
 
 
-def _measured_finish(
-    settings: DubSettings,
-    models: DubModels,
-    plate: Plate,
-    fit: ActorFit,
-    crops: CropTrack,
-    rows: np.ndarray,
-    real_linear: np.ndarray,
-) -> DubSettings:
-    """`settings` with the sharpening and shutter angle it leaves open: the sharpening measured
-    on the plate's sampled `rows` of the fit (cut as `real_linear`), the shutter angle on the
-    actor's footage when the renderer was built."""
-    if settings.sharpen is None:
-        amount = _plate_sharpening(models, plate, fit, crops, rows, real_linear, settings.device)
-        settings = dataclasses.replace(settings, sharpen=amount)
-    if settings.shutter_angle is None:
-        settings = dataclasses.replace(settings, shutter_angle=models.renderer.shutter_angle)
-        log.info(
-            "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
-            settings.shutter_angle,
-        )
-    return settings
+def _with_shutter_angle(settings: DubSettings, renderer: NeuralRenderer) -> DubSettings:
+    """`settings` with the shutter angle measured on the actor's footage, where it leaves it
+    open."""
+    if settings.shutter_angle is not None:
+        return settings
+    log.info(
+        "dub: shutter angle %g, measured on the actor's footage when the renderer was built",
+        renderer.shutter_angle,
+    )
+    return dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
 
 
 def _plate_sharpening(
