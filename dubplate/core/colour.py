@@ -66,18 +66,20 @@ class Highlights:
         if not self.rolls:
             return linear
         linear = within_gamut(linear)
-        over = np.maximum(self._brightest(linear) - self.knee, 0.0)
+        brightest = channel_max(linear)
+        over = np.maximum(brightest - self.knee, 0.0)
         share = over / (over + self._bend)
-        return self._rescaled(linear, self.knee + (1 - self.knee) * share / self._top)
+        return self._rescaled(linear, brightest, self.knee + (1 - self.knee) * share / self._top)
 
     def unroll(self, linear: np.ndarray) -> np.ndarray:
         """The inverse of `roll`, for what the models draw (at most white, which becomes the
         peak)."""
         if not self.rolls:
             return linear
-        over = np.maximum(self._brightest(linear) - self.knee, 0.0) / (1 - self.knee)
+        brightest = channel_max(linear)
+        over = np.maximum(brightest - self.knee, 0.0) / (1 - self.knee)
         share = np.minimum(over * self._top, self._top)
-        return self._rescaled(linear, self.knee + self._bend * share / (1 - share))
+        return self._rescaled(linear, brightest, self.knee + self._bend * share / (1 - share))
 
     @property
     def _bend(self) -> float:  # a
@@ -88,14 +90,11 @@ class Highlights:
         reach = self.peak - self.knee
         return reach / (reach + self._bend)
 
-    @staticmethod
-    def _brightest(linear: np.ndarray) -> np.ndarray:
-        return linear.max(axis=-1, keepdims=True)
-
-    def _rescaled(self, linear: np.ndarray, brightest_to: np.ndarray) -> np.ndarray:
-        """`linear` with each pixel over the knee scaled so its brightest channel is
+    def _rescaled(
+        self, linear: np.ndarray, brightest: np.ndarray, brightest_to: np.ndarray
+    ) -> np.ndarray:
+        """`linear` with each pixel over the knee scaled so its `brightest` channel (..., 1) is
         `brightest_to`; the rest as they are, to the bit."""
-        brightest = self._brightest(linear)
         over = brightest > self.knee
         factor = np.where(over, brightest_to / np.where(over, brightest, 1.0), 1.0)
         return (linear * factor).astype(np.float32, copy=False)
@@ -107,9 +106,12 @@ WITHIN_WHITE = Highlights()
 
 def within_gamut(linear: np.ndarray) -> np.ndarray:
     """(..., 3) linear Rec.709 with each colour outside its gamut moved towards its own grey
-    until no channel is negative, luminance kept; the rest as they are, to the bit."""
+    until no channel is negative, luminance kept; the rest as they are, to the bit (`linear`
+    itself where none is outside)."""
+    lowest = channel_min(linear)
+    if not (lowest < 0).any():
+        return linear
     luminance = np.maximum(linear @ REC709_LUMINANCE, 0.0)[..., None]
-    lowest = linear.min(axis=-1, keepdims=True)
     saturation = luminance / np.maximum(luminance - lowest, 1e-12)
     return np.where(lowest < 0, luminance + saturation * (linear - luminance), linear)
 
@@ -240,11 +242,18 @@ def _outside_unit_range(working: np.ndarray) -> np.ndarray | None:
     (most plates, most frames: one min and max settle it)."""
     if working.min() >= 0 and working.max() <= 1:
         return None
-    # Channel by channel: numpy's any() over a last axis of 3 costs several times more.
-    red, green, blue = working[..., 0], working[..., 1], working[..., 2]
-    highest = np.maximum(np.maximum(red, green), blue)
-    lowest = np.minimum(np.minimum(red, green), blue)
-    return (highest > 1) | (lowest < 0)
+    return ((channel_max(working) > 1) | (channel_min(working) < 0))[..., 0]
+
+
+# Channel by channel: numpy's reductions over a last axis of 3 cost four times as much.
+def channel_max(pixels: np.ndarray) -> np.ndarray:
+    """(..., 1) the brightest of each (..., 3) pixel's channels."""
+    return np.maximum(np.maximum(pixels[..., 0:1], pixels[..., 1:2]), pixels[..., 2:3])
+
+
+def channel_min(pixels: np.ndarray) -> np.ndarray:
+    """(..., 1) the least of each (..., 3) pixel's channels."""
+    return np.minimum(np.minimum(pixels[..., 0:1], pixels[..., 1:2]), pixels[..., 2:3])
 
 
 @cache
