@@ -10,7 +10,7 @@ import torch
 from dubplate.core.composite.match import motion_blurred
 from dubplate.core.errors import DubplateError
 from dubplate.core.neural import train as neural_train
-from dubplate.core.neural.finish import matched_amount, measure_finish, stiller_half
+from dubplate.core.neural.finish import AMOUNTS, matched_amount, measure_finish, stiller_half
 from dubplate.core.neural.frames import ReferenceCrops, pull_references
 from dubplate.core.neural.losses import C1, ms_ssim, ssim
 from dubplate.core.neural.network import (
@@ -452,6 +452,7 @@ def test_soft_drawn_mouths_are_sharpened_until_the_still_ones_match_the_footage(
     assert sharpen.drawn_to_footage[0.0] < 0.7  # the stand-in draws softer than the footage
     assert sharpen.amount > 0
     assert sharpen.drawn_to_footage[sharpen.amount] == pytest.approx(1.0, abs=0.1)
+    assert list(sharpen.drawn_to_footage) == list(AMOUNTS)  # the build records the whole curve
     assert shutter.angle == 180.0  # the motion blur is still the camera's, measured after
 
 

@@ -87,20 +87,16 @@ def measure_finish(
     real = data.real[picked].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
     drawn = _drawn(generator, data, picked, device)
 
-    def finish(amount: float, angle: float, rows: slice = slice(None)) -> np.ndarray:
-        streaks = data.mouth_motion[picked[rows]] * (angle / 360)
-        frames = zip(drawn[rows], streaks, holes[rows], strict=True)
+    def smeared(amount: float, angle: float) -> np.ndarray:
+        streaks = data.mouth_motion[picked] * (angle / 360)
+        frames = zip(drawn, streaks, holes, strict=True)
         return np.stack([finished(d, amount, s, h) for d, s, h in frames])
 
     footage = _sharpness(real, holes)
     still = slice(count)
     footage_still = max(float(footage[still].mean()), 1e-12)
-    to_footage = {
-        a: float(_sharpness(finish(a, 0.0, still), holes[still]).mean() / footage_still)
-        for a in AMOUNTS
-    }
-    amount = _closest(to_footage, 1.0)
-    ratios = {a: _fast_to_slow(_sharpness(finish(amount, a), holes), count) for a in ANGLES}
+    amount, to_footage = matched_amount(drawn[still], real[still], holes[still], whole_curve=True)
+    ratios = {a: _fast_to_slow(_sharpness(smeared(amount, a), holes), count) for a in ANGLES}
     footage_ratio = _fast_to_slow(footage, count)
     return (
         SharpenMeasure(amount, to_footage, footage_still),
@@ -115,19 +111,19 @@ def stiller_half(mouth_motion: np.ndarray) -> np.ndarray:
 
 
 def matched_amount(
-    drawn: np.ndarray, real: np.ndarray, holes: np.ndarray
+    drawn: np.ndarray, real: np.ndarray, holes: np.ndarray, whole_curve: bool = False
 ) -> tuple[float, dict[float, float]]:
     """The sharpening, of AMOUNTS, that makes the `drawn` still mouths (F, N, N, 3, 0-1) as sharp
     inside their `holes` as the `real` ones of the same frames (the least on a tie), and the
     drawn-to-real ratio at each amount tried: up to the first that reaches 1, as more only
-    sharpens further."""
+    sharpens further, or at every amount with `whole_curve` (the build's record)."""
     real_sharpness = max(float(_sharpness(real, holes).mean()), 1e-12)
     no_streak = np.zeros(2, np.float32)
     ratios = {}
     for amount in AMOUNTS:
         finish = [finished(d, amount, no_streak, h) for d, h in zip(drawn, holes, strict=True)]
         ratios[amount] = float(_sharpness(np.stack(finish), holes).mean() / real_sharpness)
-        if ratios[amount] >= 1:
+        if ratios[amount] >= 1 and not whole_curve:
             break
     return _closest(ratios, 1.0), ratios
 
