@@ -416,6 +416,32 @@ def test_voice_changes():
     assert np.argmax(Voice(0.0, 1.0, 1.1, 60.0, 0.0).warp_mel(mel)[0]) == 44
 
 
+def test_pitch_shift_moves_the_voice_and_keeps_its_length():
+    t = np.arange(ANALYSIS_RATE) / ANALYSIS_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    higher = Voice(3.0, 1.0, 1.0, 60.0, 0.0).apply(tone, np.random.default_rng(0))
+    assert len(higher) == len(tone)
+    spectrum = np.abs(np.fft.rfft(higher * np.hanning(len(higher))))
+    peak_hz = np.argmax(spectrum) * ANALYSIS_RATE / len(higher)
+    assert peak_hz == pytest.approx(220 * 2 ** (3 / 12), abs=3)  # 261.6 Hz, a 1 Hz bin
+
+
+def test_reverberation_decays_60_db_over_its_rt60():
+    rt60 = 0.4
+    click = np.zeros(ANALYSIS_RATE, np.float32)
+    click[0] = 1.0
+    wet = Voice(0.0, 1.0, 1.0, 200.0, rt60).apply(click, np.random.default_rng(0))
+    assert wet[0] == pytest.approx(0.6, abs=0.05)  # the dry sound stays, under the room's
+
+    def level_db(start_s: float) -> float:
+        part = wet[int(start_s * ANALYSIS_RATE) : int((start_s + 0.05) * ANALYSIS_RATE)]
+        return 10 * np.log10(np.mean(part**2))
+
+    # Decaying 60 dB over the RT60: 37.5 dB between windows 0.25 s apart.
+    assert level_db(0.05) - level_db(0.3) == pytest.approx(60 * 0.25 / rt60, abs=3)
+    assert np.abs(wet[int(rt60 * ANALYSIS_RATE) :]).max() < 1e-6  # the room's response ends
+
+
 def test_the_plate_keeps_its_held_expression_but_not_its_words():
     """Coefficient 0 opens the mouth and, in this actor, pulls coefficient 1 along; the plate
     smiles (coefficient 1) from frame 100, talks (coefficient 2 at syllable rate) and holds its
