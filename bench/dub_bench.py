@@ -39,7 +39,7 @@ from dubplate.core.audio.features import cached_analysis, heard_within
 from dubplate.core.audio.phones import PHONE_INDEX
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.match import GrainNoise
-from dubplate.core.dub import DubModels, DubSettings, comp_patch, dub
+from dubplate.core.dub import DubCaches, DubModels, DubSettings, comp_patch, dub
 from dubplate.core.media import Plate, load_audio, open_plate
 from dubplate.core.morph.actor import build_actor
 from dubplate.core.morph.fit import fit_frames
@@ -281,10 +281,13 @@ def real_sync(clip: Path) -> dict:
     return track_lip_sync(track, analysis, track.times, float(1 / plate.info.fps)).as_dict()
 
 
-def dub_into(actor_dir, plate, numbers, audio, out, settings) -> dict:
-    """`dub` with its caches beside `out`."""
+def dub_into(actor_dir, plate, numbers, audio, out, settings, checked_by=None) -> dict:
+    """`dub` with its track and audio caches beside `out`. The plate is checked afresh, as a
+    shot's first dub does, unless `checked_by`, an earlier dub's output, kept its check."""
     cache = out.parent / "cache"
-    return dub(actor_dir, plate, numbers, audio, out, settings, cache / "tracks", cache / "audio")
+    checks = cache / "plate_checks" / (checked_by or out).name
+    caches = replace(DubCaches.under(cache), plate_checks=checks)
+    return dub(actor_dir, plate, numbers, audio, out, settings, caches)
 
 
 def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> str:

@@ -22,6 +22,7 @@ from dubplate.core.colour import WITHIN_WHITE, Highlights, default_config
 from dubplate.core.composite.crop import crop_track
 from dubplate.core.composite.matte import EDGE_PX
 from dubplate.core.dub import (
+    DubCaches,
     DubSettings,
     check_identity,
     comp_patch,
@@ -429,7 +430,7 @@ def test_a_plate_driven_dub_redraws_the_plates_own_mouth_whatever_the_audio(
     silence = load_audio(write_wav(tmp_path / "silence.wav", np.zeros(8000, np.float32), 16000))
     settings = DubSettings(trim=True, drive="plate")
     runs = {
-        name: dub(actor_dir, plate, numbers, audio, tmp_path / name, s, tmp_path, tmp_path)
+        name: dub(actor_dir, plate, numbers, audio, tmp_path / name, s, DubCaches.under(tmp_path))
         for name, audio, s in (
             ("speech", speech, settings),
             ("silence", silence, settings),
@@ -470,7 +471,9 @@ def test_the_sharpening_is_measured_on_the_plate_and_a_softer_plate_gets_less(
         plate = open_plate(folder / "shot.####.exr")
         out = tmp_path / f"{name}_dub"
         settings = DubSettings(trim=True)
-        result = dub(actor_dir, plate, list(plate.info.frames), speech, out, settings, out, out)
+        result = dub(
+            actor_dir, plate, list(plate.info.frames), speech, out, settings, DubCaches.under(out)
+        )
         amounts[name] = result["settings"]["sharpen"]
     assert amounts["sharp"] > 0  # the test renderer draws softer than the real mouths
     assert amounts["soft"] < amounts["sharp"]
@@ -555,8 +558,7 @@ def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(
             audio,
             out,
             DubSettings(trim=True),
-            tmp_path / "tracks",
-            tmp_path / "audio",
+            DubCaches.under(tmp_path),
         )
     assert list(out.iterdir()) == []
 
@@ -574,7 +576,9 @@ def test_a_dub_stopped_half_way_is_taken_up_again_and_finishes_as_if_it_had_not_
 
     def dub_into(out: Path) -> dict:
         settings = DubSettings(trim=True)
-        return dub(actor_dir, plate, plate.info.frames, audio, out, settings, tmp_path, tmp_path)
+        return dub(
+            actor_dir, plate, plate.info.frames, audio, out, settings, DubCaches.under(tmp_path)
+        )
 
     whole = Path(dub_into(tmp_path / "whole")["out"])
     write_frame, written, disk_full = plate.write_frame, [], True
@@ -628,7 +632,9 @@ def test_a_movie_dub_stopped_half_way_draws_only_what_it_had_not_kept(
 
     def dub_into(out: Path) -> dict:
         settings = DubSettings(trim=True, lossless=True)
-        return dub(actor_dir, plate, plate.info.frames, audio, out, settings, tmp_path, tmp_path)
+        return dub(
+            actor_dir, plate, plate.info.frames, audio, out, settings, DubCaches.under(tmp_path)
+        )
 
     whole = dub_into(tmp_path / "whole")
     comp_patch, comped, stop = dub_module.comp_patch, [], True
@@ -676,6 +682,54 @@ def test_a_kept_frame_left_empty_by_a_lost_node_is_made_again(exr_plate, tmp_pat
     assert dub_module._resumed_frames(plate, numbers, tmp_path) == set(numbers)
     (tmp_path / "face" / "shot_face.1004.exr").write_bytes(b"")  # renamed, never written out
     assert dub_module._resumed_frames(plate, numbers, tmp_path) == {1001, 1002, 1005, 1006}
+
+
+def test_a_shot_dubbed_again_reads_its_plate_check_back(
+    shared_data, actor_dir, exr_plate, tmp_path, monkeypatch, caplog
+):
+    """Covered mouths, light and sharpening depend on the shot and the actor, not on the audio:
+    the shot dubbed again, with its own track or another, reads them from the cache and makes
+    the very files a fresh check does. Another cover setting checks again; so does a damaged
+    check."""
+    plate = open_plate(exr_plate)
+    caches = DubCaches.under(tmp_path / "cache")
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    french = load_audio(shared_data / "audio" / "fr_speech.wav")
+    checks = []
+    check_plate = dub_module._check_plate
+
+    def counted(*args):
+        checks.append(args)
+        return check_plate(*args)
+
+    monkeypatch.setattr(dub_module, "_check_plate", counted)
+
+    def dub_as(name: str, audio, cover_network: bool = True) -> dict:
+        settings = DubSettings(trim=True, cover_network=cover_network)
+        return dub(actor_dir, plate, plate.info.frames, audio, tmp_path / name, settings, caches)
+
+    first = dub_as("first", speech)
+    with caplog.at_level(logging.INFO, logger="dubplate"):
+        again, other = dub_as("again", speech), dub_as("french", french)
+    assert len(checks) == 1 and "plate check: cached" in caplog.text
+    assert again["settings"]["sharpen"] == other["settings"]["sharpen"] > 0
+    assert again["frames_passed_through"] == first["frames_passed_through"]
+    files = sorted(p.relative_to(first["out"]) for p in Path(first["out"]).rglob("*.exr"))
+    assert files and files == sorted(
+        p.relative_to(again["out"]) for p in Path(again["out"]).rglob("*.exr")
+    )
+    for name in files:
+        assert (Path(again["out"]) / name).read_bytes() == (Path(first["out"]) / name).read_bytes()
+
+    (arrays,) = caches.plate_checks.rglob("plate_check.npz")
+    arrays.write_bytes(b"PK\x03\x04 cut short")
+    with caplog.at_level(logging.INFO, logger="dubplate"):
+        damaged = dub_as("damaged", speech)
+    assert f"{arrays}: missing or damaged" in caplog.text
+    assert "the plate check is made again" in caplog.text
+    assert len(checks) == 2 and damaged["settings"] == first["settings"]
+    dub_as("colour", speech, cover_network=False)
+    assert len(checks) == 3
 
 
 def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_plate, tmp_path):
@@ -1044,11 +1098,17 @@ def test_dub_draws_in_the_renderers_view_of_highlights(
     settings = DubSettings(trim=True)
     with caplog.at_level("INFO", logger="dubplate"):
         done = dub(
-            rolled, plate, plate.info.frames, audio, tmp_path / "dub", settings, tmp_path, tmp_path
+            rolled,
+            plate,
+            plate.info.frames,
+            audio,
+            tmp_path / "dub",
+            settings,
+            DubCaches.under(tmp_path),
         )
     assert "draws brightness over white up to 8.00" in caplog.text
     expected = Highlights(peak=8.0)
-    # The occlusion test's, the drawing's, then the sharpening measure's.
+    # The occlusion test's, the sharpening measure's, then the drawing's.
     assert views["crops"] == [WITHIN_WHITE, expected, expected]
     drawn = len(plate.info.frames) - len(done["frames_passed_through"])
     assert views["comps"] == [expected] * drawn

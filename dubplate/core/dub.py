@@ -46,6 +46,7 @@ from dubplate.core.composite.match import (
 from dubplate.core.composite.matte import lower_face_matte
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import (
+    cached_result,
     file_stamps,
     key_of,
     publish_version,
@@ -73,7 +74,6 @@ from dubplate.core.neural.covered import footage_lip_limit, load_cover
 from dubplate.core.neural.finish import matched_amount, stiller_half
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import (
-    CoveredRows,
     OcclusionTest,
     covered_rows,
     crop_differences,
@@ -82,6 +82,8 @@ from dubplate.core.neural.occlusion import (
 )
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
 from dubplate.core.neural.train import draw
+from dubplate.core.plate_check import FORMAT_VERSION as PLATE_CHECK_FORMAT
+from dubplate.core.plate_check import PlateCheck
 from dubplate.core.progress import Progress
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
@@ -138,6 +140,20 @@ class DubSettings:
             raise DubplateError(f"--drive {self.drive}: must be one of {', '.join(DRIVES)}")
 
 
+@dataclass(frozen=True)
+class DubCaches:
+    """Where `dub` keeps what it works out of its inputs for the runs after it: the plate's
+    track, the audio's analysis, and the plate checked for the actor (`PlateCheck`)."""
+
+    tracks: Path
+    audio: Path
+    plate_checks: Path
+
+    @classmethod
+    def under(cls, root: Path) -> DubCaches:
+        return cls(Path(root) / "tracks", Path(root) / "audio", Path(root) / "plate_checks")
+
+
 @dataclass
 class DubModels:
     actor: Actor
@@ -161,20 +177,19 @@ def dub(
     audio: Sound,
     out_base: Path,
     settings: DubSettings,
-    track_cache: Path,
-    audio_cache: Path,
+    caches: DubCaches,
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
     models = DubModels.load(directory, settings.device)
     # The audio first: a dub track too short, too long or unreadable is refused before the
     # plate is tracked.
-    analysis = cached_analysis(audio, audio_cache)
+    analysis = cached_analysis(audio, caches.audio)
     times = np.array([float(plate.time_of(n)) for n in numbers]) + settings.audio_offset
     try:
         driven = _drive(models.a2e, analysis, times, plate, settings)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}{_offset_hint(plate, numbers)}") from error
-    track = cached_track(plate, numbers, track_cache)
+    track = cached_track(plate, numbers, caches.tracks)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     passed = track.frames_without_face
@@ -193,19 +208,22 @@ def dub(
             if models.cover is not None
             else "the actor has no cover network: built before there was one",
         )
-    sample_rows, sample_crops, checked = _check_plate(
-        plate, models.actor, fit, crops, least_lip_limit, cover
+    check = cached_result(
+        caches.plate_checks / _check_key(directory, plate, numbers, settings),
+        "plate check",
+        lambda entry: PlateCheck.load(entry, fit.frames),
+        lambda: _check_plate(plate, models, fit, crops, least_lip_limit, cover, settings.device),
+        PlateCheck.save,
     )
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
-    fit = dataclasses.replace(fit, light=checked.light.numpy())
-    occluded = [int(n) for n in fit.frames[checked.covered]]
-    by_network = [int(n) for n in fit.frames[checked.by_cover]]
+    fit = dataclasses.replace(fit, light=check.light)
+    occluded = [int(n) for n in fit.frames[check.covered]]
     occluded_by = {
-        "colour": [int(n) for n in fit.frames[checked.by_colour]],
-        "cover_network": None if cover is None else by_network,
+        "colour": [int(n) for n in fit.frames[check.by_colour]],
+        "cover_network": None if cover is None else [int(n) for n in fit.frames[check.by_cover]],
     }
     _log_occluded(occluded, occluded_by, len(fit.frames))
-    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, checked.covered)
+    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, check.covered)
     maker = _frame_maker(plate, models, fit, crops, lower)
     if models.renderer.highlights.rolls:
         log.info(
@@ -215,10 +233,7 @@ def dub(
         )
     requested = settings
     if settings.sharpen is None:
-        seen = ~checked.covered[sample_rows]
-        sample = (sample_rows[seen], sample_crops[seen])
-        amount = _plate_sharpening(models, plate, fit, crops, *sample, settings.device)
-        settings = dataclasses.replace(settings, sharpen=amount)
+        settings = dataclasses.replace(settings, sharpen=check.sharpen)
     settings = _with_shutter_angle(settings, models.renderer)
     # What a run that stopped had made is kept and taken up again: a sequence's frame files as
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
@@ -273,29 +288,13 @@ def dub(
 def dub_key(
     directory: Path, plate: Plate, numbers: Sequence[int], audio: Sound, settings: DubSettings
 ) -> str:
-    """What a dub's frames are made from: the actor's files, the plate's frames and files, its
-    OCIO config, the audio's file and the settings asked for (what is measured from them
-    follows), and this dubplate and the libraries that track, draw and read. A run stopped
+    """What a dub's frames are made from: the shot and the actor (`_shot_for_actor`), the
+    audio's file and the settings asked for (what is measured from them follows). A run stopped
     half way is taken up again only by the same dub."""
-    actor_files = sorted(p for p in Path(directory).iterdir() if p.is_file())
     audio_file = Path(audio.source)
     return key_of(
         {
-            "dubplate": dubplate.__version__,
-            "format": FORMAT_VERSION,
-            # PyAV and its FFmpeg decode a movie's frames, which a resumed dub comps again.
-            "libraries": [
-                torch.__version__,
-                MEDIAPIPE_VERSION,
-                oiio.VERSION_STRING,
-                av.__version__,
-                av.library_versions,
-            ],
-            "ocio": plate.colour.identity,
-            "actor": file_stamps(actor_files),
-            "plate": plate.info.manifest(),
-            "plate_files": file_stamps(plate.source_files(numbers)),
-            "frames": [int(n) for n in numbers],
+            **_shot_for_actor(directory, plate, numbers),
             "audio": {
                 "file": file_stamps([audio_file]) if audio_file.is_file() else audio.source,
                 "rate": audio.rate,
@@ -304,6 +303,42 @@ def dub_key(
             "settings": dataclasses.asdict(settings),
         }
     )
+
+
+def _check_key(directory: Path, plate: Plate, numbers: Sequence[int], settings: DubSettings) -> str:
+    """What a `PlateCheck` is made from: the shot and the actor, whether the actor's cover
+    network tests the mouths, and the device that draws the sharpening's mouths."""
+    return key_of(
+        {
+            **_shot_for_actor(directory, plate, numbers),
+            "plate_check": PLATE_CHECK_FORMAT,
+            "cover_network": settings.cover_network,
+            "device": settings.device,
+        }
+    )
+
+
+def _shot_for_actor(directory: Path, plate: Plate, numbers: Sequence[int]) -> dict:
+    """The actor's files, the plate's frames and files, its OCIO config, and this dubplate and
+    the libraries that track, draw and read."""
+    actor_files = sorted(p for p in Path(directory).iterdir() if p.is_file())
+    return {
+        "dubplate": dubplate.__version__,
+        "format": FORMAT_VERSION,
+        # PyAV and its FFmpeg decode a movie's frames, which a resumed dub comps again.
+        "libraries": [
+            torch.__version__,
+            MEDIAPIPE_VERSION,
+            oiio.VERSION_STRING,
+            av.__version__,
+            av.library_versions,
+        ],
+        "ocio": plate.colour.identity,
+        "actor": file_stamps(actor_files),
+        "plate": plate.info.manifest(),
+        "plate_files": file_stamps(plate.source_files(numbers)),
+        "frames": [int(n) for n in numbers],
+    }
 
 
 def _chunks(numbers: Sequence[int]) -> list[list[int]]:
@@ -362,23 +397,30 @@ def plate_sample(maker: FrameMaker, fit: ActorFit) -> tuple[np.ndarray, list[np.
 
 def _check_plate(
     plate: Plate,
-    actor: Actor,
+    models: DubModels,
     fit: ActorFit,
     crops: CropTrack,
     least_lip_limit: float,
     cover: CoverNet | None,
-) -> tuple[np.ndarray, np.ndarray, CoveredRows]:
-    """Rows sampled over the shot and their linear crops (the sampled frames are read once,
-    and let go of here: 16 4K frames are 800 MB), and which frames' mouth is covered: every
-    frame is read for it before anything is drawn, so what the tracker guessed under a hand
-    never reaches the held expression of the frames around it."""
-    tester = FrameMaker(plate, actor.model, fit, crops, fit.lower[:1])
+    device: str,
+) -> PlateCheck:
+    """Which frames' mouth is covered, each frame's light, and the sharpening measured on rows
+    sampled over the shot (read once, and let go of here: 16 4K frames are 800 MB). Every
+    frame is read for the covers before anything is drawn, so what the tracker guessed under a
+    hand never reaches the held expression of the frames around it."""
+    tester = FrameMaker(plate, models.actor.model, fit, crops, fit.lower[:1])
     rows, pixels = plate_sample(tester, fit)
     sample = tester.real_linear(rows, pixels)
     test = _occlusion_test(tester, rows, sample, least_lip_limit)
     progress = Progress("dub: covered mouths", len(fit.frames))
     checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test, cover=cover)
-    return rows, sample, checked
+    light = checked.light.numpy()
+    seen = ~checked.covered[rows]
+    lit = dataclasses.replace(fit, light=light)
+    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sample[seen], device)
+    return PlateCheck(
+        fit.frames, checked.covered, checked.by_colour, checked.by_cover, light, sharpen
+    )
 
 
 def _log_occluded(occluded: list[int], by: dict, frames: int) -> None:

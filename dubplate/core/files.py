@@ -13,9 +13,9 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import OpenImageIO as oiio
@@ -25,12 +25,46 @@ from dubplate.core.errors import DubplateError
 log = logging.getLogger(__name__)
 
 _NO_FLUSH = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+Result = TypeVar("Result")
 
 
 def cache_dir(kind: str) -> Path:
-    """Where results of `kind` ("tracks", "audio") are cached and reused across runs."""
+    """Where results of `kind` ("tracks", "audio", "plate_checks") are cached and reused across
+    runs."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "dubplate" / kind
+
+
+def cached_result(
+    entry: Path,
+    what: str,
+    load: Callable[[Path], Result],
+    make: Callable[[], Result],
+    save: Callable[[Result, Path], object],
+) -> Result:
+    """The `what` that `load` reads from the cache directory `entry`; else `make`'s, which `save`
+    leaves there for the next run. A damaged entry (`load` raises a DubplateError) is made again;
+    a cache that cannot be written (read-only, full) costs only the keeping."""
+    entry = Path(entry)
+    if entry.is_dir():
+        try:
+            result = load(entry)
+            log.info("%s: cached %s", what, entry)
+            return result
+        except DubplateError as error:
+            log.warning("%s; the %s is made again", error, what)
+            shutil.rmtree(entry, ignore_errors=True)
+    result = make()
+    try:
+        with staged_dir(entry.parent) as staged:
+            save(result, staged)
+            try:
+                os.rename(staged, entry)
+            except OSError:  # another run cached the same meanwhile: keep theirs
+                pass
+    except (OSError, DubplateError) as error:
+        log.warning("%s: the %s is not cached (%s)", entry.parent, what, error)
+    return result
 
 
 @contextlib.contextmanager

@@ -475,7 +475,7 @@ def _actor_build(args: argparse.Namespace) -> dict:
 
 
 def _dub(args: argparse.Namespace) -> dict:
-    from dubplate.core.dub import DubSettings, dub
+    from dubplate.core.dub import DubCaches, DubSettings, dub
     from dubplate.core.media import open_audio
 
     plate = open_plate(args.plate, colourspace=args.colourspace, layer=args.layer)
@@ -495,9 +495,8 @@ def _dub(args: argparse.Namespace) -> dict:
         device=_device(args.device),
     )
     audio = open_audio(args.audio)
-    return dub(
-        args.actor, plate, numbers, audio, args.out, settings, args.track_cache, cache_dir("audio")
-    )
+    caches = DubCaches(args.track_cache, cache_dir("audio"), cache_dir("plate_checks"))
+    return dub(args.actor, plate, numbers, audio, args.out, settings, caches)
 
 
 def _a2e_predict(args: argparse.Namespace) -> dict:

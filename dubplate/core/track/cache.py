@@ -3,21 +3,15 @@ the colour and layer choices and the tracker's version and settings. A changed p
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import dubplate
-from dubplate.core.errors import DubplateError
-from dubplate.core.files import file_stamps, key_of, staged_dir
+from dubplate.core.files import cached_result, file_stamps, key_of
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_plate
-
-log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # 2: a movie shown turned is read upright (its tracks of before are sideways)
 
@@ -28,26 +22,14 @@ def cached_track(
     cache_dir: Path,
     settings: TrackSettings = DEFAULT_SETTINGS,
 ) -> FaceTrack:
-    entry = Path(cache_dir) / _key(plate, numbers, settings)
-    if (entry / "track.json").is_file():
-        try:
-            track = FaceTrack.load(entry)
-            log.info("track: cached %s", entry)
-            return track
-        except DubplateError as error:
-            log.warning("%s; tracked again", error)
-            shutil.rmtree(entry, ignore_errors=True)
-    track = track_plate(plate, numbers, settings=settings)
-    try:
-        with staged_dir(Path(cache_dir)) as staged:
-            track.save(staged)
-            try:
-                os.rename(staged, entry)
-            except OSError:  # another run cached the same track meanwhile: keep theirs
-                pass
-    except (OSError, DubplateError) as error:  # a read-only or full cache: the track is still good
-        log.warning("%s: the track is not cached (%s)", cache_dir, error)
-    return track
+    """The track of `numbers` of `plate`, from the cache when it holds it."""
+    return cached_result(
+        Path(cache_dir) / _key(plate, numbers, settings),
+        "track",
+        FaceTrack.load,
+        lambda: track_plate(plate, numbers, settings=settings),
+        FaceTrack.save,
+    )
 
 
 def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
