@@ -713,6 +713,7 @@ def test_a_shot_dubbed_again_reads_its_plate_check_back(
         again, other = dub_as("again", speech), dub_as("french", french)
     assert len(checks) == 1 and "plate check: cached" in caplog.text
     assert again["settings"]["sharpen"] == other["settings"]["sharpen"] > 0
+    assert f"sharpened by {again['settings']['sharpen']:g}, as measured" in caplog.text
     assert again["frames_passed_through"] == first["frames_passed_through"]
     files = sorted(p.relative_to(first["out"]) for p in Path(first["out"]).rglob("*.exr"))
     assert files and files == sorted(

@@ -9,6 +9,7 @@ what was written.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -209,7 +210,7 @@ def dub(
             else "the actor has no cover network: built before there was one",
         )
     check = cached_result(
-        caches.plate_checks / _check_key(directory, plate, numbers, settings),
+        caches.plate_checks / _check_key(directory, plate, numbers, track, settings),
         "plate check",
         lambda entry: PlateCheck.load(entry, fit.frames),
         lambda: _check_plate(plate, models, fit, crops, least_lip_limit, cover, settings.device),
@@ -234,6 +235,13 @@ def dub(
     requested = settings
     if settings.sharpen is None:
         settings = dataclasses.replace(settings, sharpen=check.sharpen)
+        log.info("dub: sharpened by %g, as measured on the plate's own mouths", check.sharpen)
+    else:
+        log.info(
+            "dub: sharpened by %g as asked (%g measured on the plate's own mouths)",
+            settings.sharpen,
+            check.sharpen,
+        )
     settings = _with_shutter_angle(settings, models.renderer)
     # What a run that stopped had made is kept and taken up again: a sequence's frame files as
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
@@ -295,6 +303,7 @@ def dub_key(
     return key_of(
         {
             **_shot_for_actor(directory, plate, numbers),
+            "format": FORMAT_VERSION,
             "audio": {
                 "file": file_stamps([audio_file]) if audio_file.is_file() else audio.source,
                 "rate": audio.rate,
@@ -305,12 +314,24 @@ def dub_key(
     )
 
 
-def _check_key(directory: Path, plate: Plate, numbers: Sequence[int], settings: DubSettings) -> str:
-    """What a `PlateCheck` is made from: the shot and the actor, whether the actor's cover
-    network tests the mouths, and the device that draws the sharpening's mouths."""
+def _check_key(
+    directory: Path,
+    plate: Plate,
+    numbers: Sequence[int],
+    track: FaceTrack,
+    settings: DubSettings,
+) -> str:
+    """What a `PlateCheck` is made from: the shot and the actor, the track itself (another
+    machine may round the tracking differently, and the light is solved on its fit), whether
+    the actor's cover network tests the mouths, and the device that draws the sharpening's
+    mouths. Not the sound given to the plate, which moves no face."""
+    shot = _shot_for_actor(directory, plate, numbers)
+    landmarks = hashlib.sha256(track.landmarks[track.found].tobytes())
     return key_of(
         {
-            **_shot_for_actor(directory, plate, numbers),
+            **shot,
+            "plate": {k: v for k, v in shot["plate"].items() if k != "sound"},
+            "track": landmarks.hexdigest(),
             "plate_check": PLATE_CHECK_FORMAT,
             "cover_network": settings.cover_network,
             "device": settings.device,
@@ -324,7 +345,6 @@ def _shot_for_actor(directory: Path, plate: Plate, numbers: Sequence[int]) -> di
     actor_files = sorted(p for p in Path(directory).iterdir() if p.is_file())
     return {
         "dubplate": dubplate.__version__,
-        "format": FORMAT_VERSION,
         # PyAV and its FFmpeg decode a movie's frames, which a resumed dub comps again.
         "libraries": [
             torch.__version__,

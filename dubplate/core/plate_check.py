@@ -59,4 +59,11 @@ class PlateCheck:
                 f"{directory}: checked {len(check.frames)} frames with a face, where the plate's"
                 f" track now has {len(frames)}"
             )
+        count = len(frames)
+        shapes = {"covered": (count,), "by_colour": (count,), "by_cover": (count,)}
+        shapes["light"] = (count, 9, 3)
+        wrong = [name for name, shape in shapes.items() if getattr(check, name).shape != shape]
+        if wrong:
+            arrays = directory / manifest["arrays"]
+            raise DubplateError(f"{arrays}: damaged ({', '.join(wrong)} of another shape)")
         return check
