@@ -102,6 +102,41 @@ def test_a_truncated_wav_is_refused_not_read_short(tmp_path, subtype):
         load_audio(cut)
 
 
+def _encode(path, mono: np.ndarray, rate: int, codec: str, sample_format: str) -> None:
+    """`mono` float samples encoded by FFmpeg's `codec`, fed as `sample_format` ("flt", "fltp",
+    "s16")."""
+    if sample_format == "s16":
+        mono = (np.clip(mono, -1, 1) * 32767).astype(np.int16)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        for start in range(0, len(mono), 1152):
+            chunk = np.ascontiguousarray(mono[None, start : start + 1152])
+            frame = av.AudioFrame.from_ndarray(chunk, format=sample_format, layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            frame.time_base = Fraction(1, rate)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "sample_format"), [(".mp3", "libmp3lame", "fltp"), (".mka", "flac", "s16")]
+)
+def test_a_truncated_mp3_or_matroska_file_is_refused_not_read_short(
+    tmp_path, suffix, codec, sample_format
+):
+    """FFmpeg decodes what a cut-short MP3 or Matroska file holds without complaint; its header
+    (an MP3's frame count, Matroska's segment duration) still says how long it was."""
+    noise = np.random.default_rng(0).normal(0, 0.1, 44100 * 3).astype(np.float32)
+    whole = tmp_path / f"whole{suffix}"
+    _encode(whole, noise, 44100, codec, sample_format)
+    assert float(load_audio(whole).duration) == pytest.approx(3.0, abs=0.03)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    message = rf"cut\{suffix}: truncated: its header says 3\.00 s of audio, the file holds 1\.\d+ s"
+    with pytest.raises(DubplateError, match=message):
+        load_audio(cut)
+
+
 def test_shared_dub_tracks(shared_data):
     paths = sorted((shared_data / "audio").glob("*.wav"))
     assert len(paths) == 7, "the shared dub tracks"
@@ -203,15 +238,7 @@ def test_samples_that_are_not_numbers_are_refused_with_their_time(tmp_path, suff
     if suffix == ".wav":
         soundfile.write(str(path), samples, 16000, subtype="FLOAT")
     else:  # float PCM in Matroska, read by FFmpeg
-        with av.open(str(path), "w") as out:
-            stream = out.add_stream("pcm_f32le", rate=16000, layout="mono")
-            for start in range(0, 48000, 1024):
-                chunk = np.ascontiguousarray(samples[start : start + 1024].T)
-                frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-                frame.sample_rate, frame.pts = 16000, start
-                frame.time_base = Fraction(1, 16000)
-                out.mux(stream.encode(frame))
-            out.mux(stream.encode())
+        _encode(path, samples[:, 0], 16000, "pcm_f32le", "flt")
     message = rf"bad\{suffix}: audio holds NaN or infinite samples, the first at 1\.875 s"
     with pytest.raises(DubplateError, match=message):
         load_audio(path)

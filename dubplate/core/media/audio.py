@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_RATE = 16000
 BLOCK_FRAMES = 1 << 16  # samples of each channel in a block: 1.4 s at 48 kHz
+# An audio-only file that decodes this much shorter than its header says is cut short: beyond an
+# encoder's padding (AAC decodes 20 ms over its declared length here), and beyond what FFmpeg's
+# estimate from the bit rate may miss for an MP3 without a frame count.
+TRUNCATED_BY_S = 0.25
+TRUNCATED_BY_SHARE = 0.02
 
 
 class Sound(Protocol):
@@ -257,8 +262,9 @@ def _libsndfile_blocks(path: Path, skip: int) -> Iterator[np.ndarray]:
             while True:
                 block = file.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if not len(block):
-                    return
+                    break
                 yield _finite(block, path, file.tell() - len(block), file.samplerate)
+            _refuse_short(path, file.frames / file.samplerate, file.tell() / file.samplerate)
     except soundfile.LibsndfileError as error:
         raise DubplateError(f"{path}: cannot read audio ({error})") from error
 
@@ -277,6 +283,7 @@ def _ffmpeg_blocks(
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             rate = stream.codec_context.sample_rate
+            declared = _declared_seconds(container)
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
             for frame in container.decode(stream):
@@ -305,8 +312,29 @@ def _ffmpeg_blocks(
         raise DubplateError(f"{path}: its audio changes format part way ({error})") from error
     if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
+    if declared is not None:
+        _refuse_short(path, declared, decoded / rate)
     if held:
         yield np.concatenate(pending)
+
+
+def _refuse_short(path: Path, declared: float, held: float) -> None:
+    """Refuse a file that decodes to `held` seconds where its header says `declared`: a copy cut
+    short, which decoders read as far as it goes."""
+    if declared - held > max(TRUNCATED_BY_S, TRUNCATED_BY_SHARE * declared):
+        raise DubplateError(
+            f"{path}: truncated: its header says {declared:.2f} s of audio, the file holds"
+            f" {held:.2f} s"
+        )
+
+
+def _declared_seconds(container: av.container.InputContainer) -> float | None:
+    """How long an audio-only file says it is (Matroska's segment, an MP3's frame count, an MP4's
+    movie header), which FFmpeg decodes short without complaint where the file was cut; None for
+    a file with video, whose length may be its video's."""
+    if container.streams.video or not container.duration:
+        return None
+    return container.duration / av.time_base
 
 
 def _alignment_shift(path: Path, first_time: Fraction, aligned_to: Fraction, rate: int) -> int:
