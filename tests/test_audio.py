@@ -102,9 +102,11 @@ def test_a_truncated_wav_is_refused_not_read_short(tmp_path, subtype):
         load_audio(cut)
 
 
-def _encode(path, mono: np.ndarray, rate: int, codec: str, sample_format: str) -> None:
+def _encode(
+    path, mono: np.ndarray, rate: int, codec: str, sample_format: str, first_sample: int = 0
+) -> None:
     """`mono` float samples encoded by FFmpeg's `codec`, fed as `sample_format` ("flt", "fltp",
-    "s16")."""
+    "s16"), the first played at `first_sample` on the file's clock."""
     if sample_format == "s16":
         mono = (np.clip(mono, -1, 1) * 32767).astype(np.int16)
     with av.open(str(path), "w") as out:
@@ -112,7 +114,7 @@ def _encode(path, mono: np.ndarray, rate: int, codec: str, sample_format: str) -
         for start in range(0, len(mono), 1152):
             chunk = np.ascontiguousarray(mono[None, start : start + 1152])
             frame = av.AudioFrame.from_ndarray(chunk, format=sample_format, layout="mono")
-            frame.sample_rate, frame.pts = rate, start
+            frame.sample_rate, frame.pts = rate, first_sample + start
             frame.time_base = Fraction(1, rate)
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
@@ -124,8 +126,9 @@ def _encode(path, mono: np.ndarray, rate: int, codec: str, sample_format: str) -
 def test_a_truncated_mp3_or_matroska_file_is_refused_not_read_short(
     tmp_path, suffix, codec, sample_format
 ):
-    """FFmpeg decodes what a cut-short MP3 or Matroska file holds without complaint; its header
-    (an MP3's frame count, Matroska's segment duration) still says how long it was."""
+    """libsndfile (the MP3) and FFmpeg (the Matroska) decode what a cut-short file holds without
+    complaint; its header (an MP3's frame count, Matroska's segment duration) still says how
+    long it was. A whole file whose audio starts late is not cut short."""
     noise = np.random.default_rng(0).normal(0, 0.1, 44100 * 3).astype(np.float32)
     whole = tmp_path / f"whole{suffix}"
     _encode(whole, noise, 44100, codec, sample_format)
@@ -135,6 +138,9 @@ def test_a_truncated_mp3_or_matroska_file_is_refused_not_read_short(
     message = rf"cut\{suffix}: truncated: its header says 3\.00 s of audio, the file holds 1\.\d+ s"
     with pytest.raises(DubplateError, match=message):
         load_audio(cut)
+    late = tmp_path / f"late{suffix}"
+    _encode(late, noise, 44100, codec, sample_format, first_sample=22050)
+    assert float(load_audio(late).duration) == pytest.approx(3.0, abs=0.03)  # whole, not refused
 
 
 def test_shared_dub_tracks(shared_data):

@@ -25,11 +25,16 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_RATE = 16000
 BLOCK_FRAMES = 1 << 16  # samples of each channel in a block: 1.4 s at 48 kHz
-# An audio-only file that decodes this much shorter than its header says is cut short: beyond an
-# encoder's padding (AAC decodes 20 ms over its declared length here), and beyond what FFmpeg's
-# estimate from the bit rate may miss for an MP3 without a frame count.
+# A file that decodes this much shorter than its header says is cut short (both must be
+# exceeded): beyond an encoder's delay and padding (AAC decodes 20 ms over its declared length
+# here), and beyond what a length guessed from an MP3's size without a frame count may miss.
 TRUNCATED_BY_S = 0.25
 TRUNCATED_BY_SHARE = 0.02
+# libsndfile's frame count for a file whose header does not know it (a FLAC written to a pipe).
+UNKNOWN_FRAMES = 2**63 - 1
+# Containers whose header states the length they were written with (Matroska's segment
+# duration, an MP4's movie header), where FFmpeg would otherwise estimate it.
+STATED_LENGTH_FORMATS = ("matroska", "mov")
 
 
 class Sound(Protocol):
@@ -173,7 +178,8 @@ def resampled_blocks(
 
 
 def open_audio(path: str | Path) -> AudioFile:
-    """WAV, FLAC, AIFF and OGG through libsndfile; anything else (movies, MP3) through FFmpeg.
+    """What libsndfile reads (WAV, FLAC, AIFF, OGG, and MP3 from its 1.1) through it; anything
+    else (movies, Matroska) through FFmpeg.
     Only the header is read here; the samples are checked as they are read."""
     path = Path(path)
     if not path.is_file():
@@ -264,7 +270,8 @@ def _libsndfile_blocks(path: Path, skip: int) -> Iterator[np.ndarray]:
                 if not len(block):
                     break
                 yield _finite(block, path, file.tell() - len(block), file.samplerate)
-            _refuse_short(path, file.frames / file.samplerate, file.tell() / file.samplerate)
+            if file.frames < UNKNOWN_FRAMES:
+                _refuse_short(path, file.frames / file.samplerate, file.tell() / file.samplerate)
     except soundfile.LibsndfileError as error:
         raise DubplateError(f"{path}: cannot read audio ({error})") from error
 
@@ -313,7 +320,7 @@ def _ffmpeg_blocks(
     if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
     if declared is not None:
-        _refuse_short(path, declared, decoded / rate)
+        _refuse_short(path, declared, (max(starts, 0) + decoded) / rate)
     if held:
         yield np.concatenate(pending)
 
@@ -329,10 +336,12 @@ def _refuse_short(path: Path, declared: float, held: float) -> None:
 
 
 def _declared_seconds(container: av.container.InputContainer) -> float | None:
-    """How long an audio-only file says it is (Matroska's segment, an MP3's frame count, an MP4's
-    movie header), which FFmpeg decodes short without complaint where the file was cut; None for
-    a file with video, whose length may be its video's."""
-    if container.streams.video or not container.duration:
+    """Where a file's one stream, its audio, ends by its header (Matroska's segment duration, an
+    MP4's movie header, both from the file's time 0), which FFmpeg decodes short without
+    complaint where the file was cut; None where the length is FFmpeg's estimate, or where
+    another stream (video, another track, cover art) may be what the length is of."""
+    stated = container.format.name.split(",")[0] in STATED_LENGTH_FORMATS
+    if not stated or len(container.streams) != 1 or not container.duration:
         return None
     return container.duration / av.time_base
 
