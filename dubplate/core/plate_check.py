@@ -1,9 +1,9 @@
 """What `dub` learns of a plate's frames for one actor before it draws any, whatever the audio
 says: which mouths are covered and by which test, each frame's light, and the sharpening that
 makes the drawn mouths as sharp as the plate's own. Cached by the actor's files, the plate's
-frames and files and the settings that change it, so that the shot dubbed again (another
-language, another take) or taken up after a stop skips the work and gets the very same
-sharpening its first run chose, on whatever machine shares the cache."""
+frames and files, its track's landmarks and the settings that change it (`dub._check_key`), so
+that the shot dubbed again (another language, another take) or taken up after a stop skips the
+work and gets the very same sharpening its first run chose."""
 
 from __future__ import annotations
 
