@@ -82,7 +82,7 @@ from dubplate.core.neural.occlusion import (
     spread,
 )
 from dubplate.core.neural.store import NeuralRenderer, load_renderer
-from dubplate.core.neural.train import draw
+from dubplate.core.neural.train import bfloat16_is_faster, draw
 from dubplate.core.plate_check import FORMAT_VERSION as PLATE_CHECK_FORMAT
 from dubplate.core.plate_check import PlateCheck
 from dubplate.core.progress import Progress
@@ -103,6 +103,7 @@ GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
 DRIVES = ("audio", "plate")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,9 @@ class DubSettings:
     # The actor's cover network tests each mouth beside the colour test (where it has one).
     cover_network: bool = True
     device: str = "cpu"
+    # What the generator computes in: bfloat16 draws within a level of float32's 8-bit values
+    # almost everywhere. "auto": bfloat16 where it is faster (`bfloat16_is_faster`).
+    precision: str = "auto"
 
     def __post_init__(self):
         if self.sharpen is not None and not 0 <= self.sharpen <= MAX_SHARPEN:
@@ -139,6 +143,10 @@ class DubSettings:
             )
         if self.drive not in DRIVES:
             raise DubplateError(f"--drive {self.drive}: must be one of {', '.join(DRIVES)}")
+        if self.precision not in PRECISIONS:
+            raise DubplateError(
+                f"--precision {self.precision}: must be one of {', '.join(PRECISIONS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ def dub(
     caches: DubCaches,
 ) -> dict:
     """Dub `numbers` of `plate` with `audio`; the result goes into a new version in `out_base`."""
+    settings = _with_precision(settings)
     models = DubModels.load(directory, settings.device)
     # The audio first: a dub track too short, too long or unreadable is refused before the
     # plate is tracked.
@@ -213,7 +222,7 @@ def dub(
         caches.plate_checks / _check_key(directory, plate, numbers, track, settings),
         "plate check",
         lambda entry: PlateCheck.load(entry, fit.frames),
-        lambda: _check_plate(plate, models, fit, crops, least_lip_limit, cover, settings.device),
+        lambda: _check_plate(plate, models, fit, crops, least_lip_limit, cover, settings),
         PlateCheck.save,
     )
     # Each frame's light was solved for the occlusion test: the renders are lit by it.
@@ -323,8 +332,8 @@ def _check_key(
 ) -> str:
     """What a `PlateCheck` is made from: the shot and the actor, the track itself (another
     machine may round the tracking differently, and the light is solved on its fit), whether
-    the actor's cover network tests the mouths, and the device that draws the sharpening's
-    mouths. Not the sound given to the plate, which moves no face."""
+    the actor's cover network tests the mouths, and the device and precision that draw the
+    sharpening's mouths. Not the sound given to the plate, which moves no face."""
     shot = _shot_for_actor(directory, plate, numbers)
     landmarks = hashlib.sha256(track.landmarks[track.found].tobytes())
     return key_of(
@@ -335,6 +344,7 @@ def _check_key(
             "plate_check": PLATE_CHECK_FORMAT,
             "cover_network": settings.cover_network,
             "device": settings.device,
+            "precision": settings.precision,
         }
     )
 
@@ -422,7 +432,7 @@ def _check_plate(
     crops: CropTrack,
     least_lip_limit: float,
     cover: CoverNet | None,
-    device: str,
+    settings: DubSettings,
 ) -> PlateCheck:
     """Which frames' mouth is covered, each frame's light, and the sharpening measured on rows
     sampled over the shot (read once, and let go of here: 16 4K frames are 800 MB). Every
@@ -437,7 +447,7 @@ def _check_plate(
     light = checked.light.numpy()
     seen = ~checked.covered[rows]
     lit = dataclasses.replace(fit, light=light)
-    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sample[seen], device)
+    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sample[seen], settings)
     return PlateCheck(
         fit.frames, checked.covered, checked.by_colour, checked.by_cover, light, sharpen
     )
@@ -502,6 +512,24 @@ def _frame_maker(
     )
 
 
+def _with_precision(settings: DubSettings) -> DubSettings:
+    """`settings` with "auto" precision resolved for its device, before any key is made of
+    them: a dub drawn in one precision is never taken up in the other."""
+    if settings.precision != "auto":
+        log.info("dub: the generator draws in %s, as asked", settings.precision)
+        return settings
+    faster = bfloat16_is_faster(settings.device)
+    precision = "bfloat16" if faster else "float32"
+    log.info(
+        "dub: the generator draws in %s (%s; --precision float32 or bfloat16 chooses)",
+        precision,
+        "this CPU computes bfloat16 in hardware"
+        if faster
+        else f"bfloat16 is not known to be faster on {settings.device}",
+    )
+    return dataclasses.replace(settings, precision=precision)
+
+
 def _with_shutter_angle(settings: DubSettings, renderer: NeuralRenderer) -> DubSettings:
     """`settings` with the shutter angle measured on the actor's footage, where it leaves it
     open."""
@@ -521,7 +549,7 @@ def _plate_sharpening(
     crops: CropTrack,
     rows: np.ndarray,
     real_linear: np.ndarray,
-    device: str,
+    settings: DubSettings,
 ) -> float:
     """The sharpening that makes the drawn mouths of the plate's sampled `rows` as sharp as their
     real ones: of the stiller half, by the plate's own mouth (its blur is the plate's whatever
@@ -543,7 +571,7 @@ def _plate_sharpening(
         part = slice(start, start + CHUNK)
         inputs = redrawing.make_from_crops(rows[part], real_linear[part])
         tensors = (inputs.real, inputs.renders, inputs.hole, inputs.references)
-        drawn.append(draw(renderer.generator, *tensors, device))
+        drawn.append(draw(renderer.generator, *tensors, settings.device, settings.precision))
     real, holes = redrawing.real_crops(rows, real_linear)
     amount, ratios = matched_amount(np.concatenate(drawn), real, holes)
     log.info(
@@ -749,6 +777,7 @@ def _generated(
         inputs.hole,
         inputs.references,
         settings.device,
+        settings.precision,
     )
     reals = inputs.real_images()
     streaks = inputs.mouth_motion * (settings.shutter_angle / 360)

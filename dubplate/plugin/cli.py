@@ -237,6 +237,14 @@ def _parser() -> argparse.ArgumentParser:
         help="what moves the lower face: the dub's audio (default), or the plate's own, redrawn"
         " through the actor's renderer as a null test of it (the audio is still muxed)",
     )
+    dub.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="what the generator computes in: bfloat16 draws within a level of float32's 8-bit"
+        " values almost everywhere; auto (default) takes it where it is faster (a CPU with"
+        " AVX512-BF16 or AMX)",
+    )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)
     _cache_option(dub)
@@ -493,6 +501,7 @@ def _dub(args: argparse.Namespace) -> dict:
         cover_network=not args.no_cover_network,
         drive=args.drive,
         device=_device(args.device),
+        precision=args.precision,
     )
     audio = open_audio(args.audio)
     caches = DubCaches(args.track_cache, cache_dir("audio"), cache_dir("plate_checks"))
