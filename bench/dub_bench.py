@@ -227,6 +227,7 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "fps": result["frames_per_second"],
         "sharpen": result["settings"]["sharpen"],
         "shutter": result["settings"]["shutter_angle"],
+        "precision": result["settings"]["precision"],
         "size": f"{plate.info.width}x{plate.info.height}",
         "sheet": _sheet_row(real_mouths, dubbed_mouths),
         "own_sync": result["lip_sync"],
@@ -312,7 +313,9 @@ def markdown(rows: list[dict], settings: RendererSettings, sheet_name: str) -> s
         "what the fit, renderer and crop module leave a perfect A2E. Sharpen: how much of its "
         "fine detail the drawn mouth gets back, measured by `dub` on the plate's sampled frames "
         "(drawn from their own faces against the real ones); shutter: the angle it is smeared "
-        "over, measured when the renderer was built:",
+        "over, measured when the renderer was built. The generator drew in "
+        f"{' and '.join(sorted({row['precision'] for row in rows}))} (`--precision auto` on this"
+        " machine):",
         "",
         "| clip | size | held-out frames (left out of M-LMD) | M-LMD px | M-LMD audio only |"
         " M-LMD plate drive | SSIM | PSNR dB | sharpness dub / real | round trip |"

@@ -40,20 +40,24 @@ DPX_TIMECODE = (0x01000000, 0)  # 01:00:00:00
 
 
 def dub_movie(actor_dir: Path, held_out: list[int], workdir: Path) -> dict:
-    """Frames/s of the 1080p movie dubbed to a review movie and to a lossless one."""
+    """Frames/s of the 1080p movie dubbed to a review movie and to a lossless one, and the
+    precision "auto" drew in."""
     movie = open_plate(FOOTAGE / PORTRAIT)
     fps = {}
     first = workdir / "movie_review"
-    for name, lossless, checked_by in (
-        ("review", False, None),
-        ("lossless", True, None),
-        ("again", True, first),  # the shot dubbed again: its plate check kept from the first
+    for name, lossless, checked_by, precision in (
+        ("review", False, None, "auto"),
+        ("lossless", True, None, "auto"),
+        ("float32", True, None, "float32"),
+        ("again", True, first, "auto"),  # the shot dubbed again: its plate check kept
     ):
-        settings = DubSettings(trim=True, lossless=lossless)  # the movie's own times and audio
+        # The movie's own times and audio.
+        settings = DubSettings(trim=True, lossless=lossless, precision=precision)
         out = workdir / f"movie_{name}"
-        fps[name] = dub_into(actor_dir, movie, held_out, movie.audio(), out, settings, checked_by)[
-            "frames_per_second"
-        ]
+        result = dub_into(actor_dir, movie, held_out, movie.audio(), out, settings, checked_by)
+        fps[name] = result["frames_per_second"]
+        if name == "review":
+            fps["precision"] = result["settings"]["precision"]
     return {"size": f"{movie.info.width}x{movie.info.height}", **fps}
 
 
@@ -192,13 +196,16 @@ def markdown(movie: dict, prores: dict, dpx: dict, exr: dict, steps: int) -> str
             f"{PORTRAIT}: actor built on its first {TRAIN_SHARE:.0%} (renderer {steps} steps: the"
             f" speed does not depend on them); its first {exr['frames']} held-out frames dubbed"
             " with the clip's own audio. Frames/s as `dub` reports them (making and writing the"
-            " frames; tracking, fit and QC of the result not counted).",
+            " frames; tracking, fit and QC of the result not counted). The generator drew in"
+            f" {movie['precision']} (`--precision auto` on this machine) except where said.",
             "",
             "| plate | output | dub frames/s | target |",
             "| --- | --- | --- | --- |",
             f"| {movie['size']} movie | H.264 CRF 18 movie | {movie['review']:.2f} | >= 3 |",
             f"| {movie['size']} movie | lossless H.264 RGB movie | {movie['lossless']:.2f} |"
             " >= 3 |",
+            f"| {movie['size']} movie | lossless H.264 RGB movie, the generator in float32"
+            f" (`--precision float32`) | {movie['float32']:.2f} | >= 3 |",
             f"| {movie['size']} movie, dubbed again (its plate check kept from the first dub) |"
             f" lossless H.264 RGB movie | {movie['again']:.2f} | >= 3 |",
             *(

@@ -516,6 +516,9 @@ def _with_precision(settings: DubSettings) -> DubSettings:
     """`settings` with "auto" precision resolved for its device, before any key is made of
     them: a dub drawn in one precision is never taken up in the other."""
     if settings.precision != "auto":
+        cuda = torch.device(settings.device).type == "cuda"
+        if settings.precision == "bfloat16" and cuda and not torch.cuda.is_bf16_supported():
+            raise DubplateError(f"--precision bfloat16: {settings.device} does not compute it")
         log.info("dub: the generator draws in %s, as asked", settings.precision)
         return settings
     faster = bfloat16_is_faster(settings.device)
@@ -566,12 +569,12 @@ def _plate_sharpening(
     redrawing = _frame_maker(plate, models, fit, crops)
     still = stiller_half(redrawing.plate_mouth_motion[rows])
     rows, real_linear = rows[still], real_linear[still]
-    drawn = []
+    drawn, bfloat16 = [], settings.precision == "bfloat16"
     for start in range(0, len(rows), CHUNK):
         part = slice(start, start + CHUNK)
         inputs = redrawing.make_from_crops(rows[part], real_linear[part])
         tensors = (inputs.real, inputs.renders, inputs.hole, inputs.references)
-        drawn.append(draw(renderer.generator, *tensors, settings.device, settings.precision))
+        drawn.append(draw(renderer.generator, *tensors, settings.device, bfloat16))
     real, holes = redrawing.real_crops(rows, real_linear)
     amount, ratios = matched_amount(np.concatenate(drawn), real, holes)
     log.info(
@@ -777,7 +780,7 @@ def _generated(
         inputs.hole,
         inputs.references,
         settings.device,
-        settings.precision,
+        settings.precision == "bfloat16",
     )
     reals = inputs.real_images()
     streaks = inputs.mouth_motion * (settings.shutter_angle / 360)

@@ -145,7 +145,10 @@ class Generator(nn.Module):
         for up in self.ups:
             h = up(h, skips.pop())
         masked, hole = x[:, :3], x[:, 3:4]
-        fields = F.interpolate(self.warp(h), scale_factor=2, mode="bilinear", align_corners=False)
+        # In float32 under autocast: bfloat16's tanh near the flow's range steps by 1/8 px.
+        with torch.autocast(x.device.type, enabled=False):
+            warped = self.warp(h.float())
+            fields = F.interpolate(warped, scale_factor=2, mode="bilinear", align_corners=False)
         size = x.shape[-2:]
         flows = FLOW_RANGE * torch.tanh(fields[:, FLOWS])
         # Every reference warped in one call, as a batch of B x REFERENCE_COUNT images.

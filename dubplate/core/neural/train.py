@@ -97,26 +97,24 @@ def draw(
     hole: torch.Tensor,
     references: torch.Tensor,
     device: str,
-    precision: str = "float32",
+    bfloat16: bool = False,
 ) -> np.ndarray:
     """(B, N, N, 3) float32 crops the generator draws from a batch of uint8 inputs; with
-    `precision` "bfloat16", its convolutions in bfloat16 (the warp and the blend stay in float32,
-    as their inputs are)."""
+    `bfloat16`, its U-Net and head in bfloat16 (`Generator.forward` keeps the warp in float32)."""
     inputs = generator_input(real, renders, hole, references).to(device)
-    kind = torch.device(device).type
-    with torch.autocast(kind, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bfloat16):
         drawn = generator(inputs)
     return drawn.float().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def bfloat16_is_faster(device: str) -> bool:
     """Whether the generator is known to draw faster in bfloat16 on `device`: on a CPU that
-    computes it in hardware (AVX512-BF16 or AMX), 1.8 times as fast (2 cores, a batch of 8 at
-    256 px). Not on a GPU, where it has not been measured."""
+    computes it in hardware (AVX512-BF16 or AMX-BF16), 1.8 times as fast (2 cores, a batch of 8
+    at 256 px). Not on a GPU, where it has not been measured."""
     if torch.device(device).type != "cpu":
         return False
-    # Private, but the only way PyTorch tells: its own bfloat16 kernels choose by them.
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
 
 
 def train_renderer(
