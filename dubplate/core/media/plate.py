@@ -253,7 +253,8 @@ class Plate(ABC):
         return {number: index for index, number in enumerate(self.info.frames)}
 
     def _note_nonfinite(self, number: int, pixels: np.ndarray) -> None:
-        if pixels.dtype == np.uint8 or number in self.nonfinite or all_finite(pixels):
+        # Integer samples are always finite.
+        if pixels.dtype.kind == "u" or number in self.nonfinite or all_finite(pixels):
             return
         bad = int(np.count_nonzero(~np.isfinite(pixels)))
         if bad:
