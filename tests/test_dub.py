@@ -34,7 +34,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
-from dubplate.core.neural import frames, store
+from dubplate.core.neural import frames, occlusion, store
 from dubplate.core.neural.covered import (
     covered_footage_frames,
     footage_lip_limit,
@@ -682,6 +682,36 @@ def test_a_kept_frame_left_empty_by_a_lost_node_is_made_again(exr_plate, tmp_pat
     assert dub_module._resumed_frames(plate, numbers, tmp_path) == set(numbers)
     (tmp_path / "face" / "shot_face.1004.exr").write_bytes(b"")  # renamed, never written out
     assert dub_module._resumed_frames(plate, numbers, tmp_path) == {1001, 1002, 1005, 1006}
+
+
+def test_the_plate_check_reads_and_compares_each_frame_once(
+    shared_data, actor_dir, exr_plate, tmp_path, monkeypatch
+):
+    """The colour test's sampled frames are tested for covers as they were compared when it
+    was learnt, not read and compared again; every other frame once."""
+    plate = open_plate(exr_plate)
+    compared = []
+    crop_differences = occlusion.crop_differences
+
+    def counted(maker, rows, real_linear):
+        compared.extend(int(row) for row in rows)
+        return crop_differences(maker, rows, real_linear)
+
+    monkeypatch.setattr(occlusion, "crop_differences", counted)
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    caches = DubCaches.under(tmp_path / "cache")
+    result = dub(
+        actor_dir,
+        plate,
+        plate.info.frames,
+        speech,
+        tmp_path / "out",
+        DubSettings(trim=True),
+        caches,
+    )
+    found = len(plate.info.frames) - 1  # the black frame has no face
+    assert sorted(compared) == list(range(found))
+    assert result["frames_passed_through"] == [BLACK_FRAME]
 
 
 def test_a_shot_dubbed_again_reads_its_plate_check_back(

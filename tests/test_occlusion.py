@@ -3,8 +3,10 @@ covered mouth is, and covered frames among the samples do not hide themselves; a
 the lips is found by the lips, unless the model misses the actor's lips too variably to tell."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from dubplate.core.manifest import write_manifest
 from dubplate.core.neural.covered import footage_lip_limit
@@ -14,6 +16,7 @@ from dubplate.core.neural.occlusion import (
     UNLIKE_DIFFERENCE,
     ActorDifference,
     OcclusionTest,
+    covered_rows,
     densest_half,
 )
 
@@ -163,3 +166,33 @@ def test_an_actor_built_before_the_lips_test_leaves_the_lips_untested(tmp_path):
     assert footage_lip_limit(tmp_path) == 0.2
     finger_only = joined(shot(3), finger(shot(2)), shot(3))
     assert not OcclusionTest.from_samples(shot(16), math.inf).occluded(finger_only).any()
+
+
+class _ShotOfRows:
+    """A stand-in for `FrameMaker` over `frames` rows whose `covered` rows differ from the
+    actor as an occluder does; each row's light is its number, and what it compared is kept."""
+
+    def __init__(self, frames: int, covered: set[int]):
+        self.fit = SimpleNamespace(frames=np.arange(1001, 1001 + frames))
+        self.plate = SimpleNamespace(frames=lambda numbers: ((n, None) for n in numbers))
+        self.covered, self.compared = covered, []
+
+    def real_linear(self, rows, pixels):
+        return np.zeros((len(rows), 1, 1, 3), np.float32)
+
+    def light(self, rows, real_linear):
+        return torch.from_numpy(np.asarray(rows, np.float32)).view(-1, 1, 1).expand(-1, 9, 3)
+
+    def actor_difference(self, rows, real_linear, light):
+        self.compared.extend(int(row) for row in rows)
+        frames = [cover(shot(1), 0.5) if row in self.covered else shot(1) for row in rows]
+        return joined(*frames)
+
+
+def test_covered_rows_learns_on_its_sample_compares_each_row_once_and_keeps_their_order():
+    # 24 rows: 16 sampled, spread over them, and 8 more read 5 at a time.
+    shot_of_rows = _ShotOfRows(24, covered={3, 17, 22})
+    found = covered_rows(shot_of_rows, np.arange(24), chunk=5)
+    assert sorted(shot_of_rows.compared) == list(range(24))
+    np.testing.assert_array_equal(np.flatnonzero(found.covered), [3, 17, 22])
+    np.testing.assert_array_equal(found.light[:, 0, 0].numpy(), np.arange(24))

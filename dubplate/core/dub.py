@@ -76,8 +76,8 @@ from dubplate.core.neural.finish import matched_amount, stiller_half
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import (
     OcclusionTest,
+    ShotSample,
     covered_rows,
-    crop_differences,
     lips_said,
     spread,
 )
@@ -435,19 +435,23 @@ def _check_plate(
     settings: DubSettings,
 ) -> PlateCheck:
     """Which frames' mouth is covered, each frame's light, and the sharpening measured on rows
-    sampled over the shot (read once, and let go of here: 16 4K frames are 800 MB). Every
+    sampled over the shot (read once, and let go of as soon as cut: 16 4K frames are 800 MB;
+    the covered-mouth test takes up their crops and comparisons). Every
     frame is read for the covers before anything is drawn, so what the tracker guessed under a
     hand never reaches the held expression of the frames around it."""
     tester = FrameMaker(plate, models.actor.model, fit, crops, fit.lower[:1])
     rows, pixels = plate_sample(tester, fit)
-    sample = tester.real_linear(rows, pixels)
-    test = _occlusion_test(tester, rows, sample, least_lip_limit)
+    sample = ShotSample.of(tester, rows, tester.real_linear(rows, pixels))
+    del pixels  # only their crops are kept
     progress = Progress("dub: covered mouths", len(fit.frames))
-    checked = covered_rows(tester, np.arange(len(fit.frames)), CHUNK, progress, test, cover=cover)
+    every_row = np.arange(len(fit.frames))
+    checked = covered_rows(tester, every_row, CHUNK, progress, sample, least_lip_limit, cover)
+    _log_occlusion_test(checked.test, len(rows))
     light = checked.light.numpy()
     seen = ~checked.covered[rows]
     lit = dataclasses.replace(fit, light=light)
-    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sample[seen], settings)
+    sharpening_crops = sample.real_linear[seen]
+    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sharpening_crops, settings)
     return PlateCheck(
         fit.frames, checked.covered, checked.by_colour, checked.by_cover, light, sharpen
     )
@@ -477,18 +481,14 @@ def _log_occluded(occluded: list[int], by: dict, frames: int) -> None:
         )
 
 
-def _occlusion_test(
-    maker: FrameMaker, rows: np.ndarray, crops: np.ndarray, least_lip_limit: float
-) -> OcclusionTest:
-    test = OcclusionTest.from_samples(crop_differences(maker, rows, crops)[0], least_lip_limit)
+def _log_occlusion_test(test: OcclusionTest, samples: int) -> None:
     log.info(
         "dub: a frame whose lower face is more than %.0f%% unlike the actor's%s (from %d frames"
         " of the plate) is taken as covered and passed through",
         100 * test.limit,
         lips_said(test.lip_limit),
-        len(rows),
+        samples,
     )
-    return test
 
 
 def _frame_maker(

@@ -133,26 +133,41 @@ class CoveredRows:
     light: torch.Tensor  # (F, 9, 3) each row's SH light, solved on its crop for the test
 
 
+@dataclass(frozen=True)
+class ShotSample:
+    """Rows spread over a shot (`spread`), their linear crops, how unlike the actor each is and
+    the light it was taken under: the colour test is learnt on them, and `covered_rows` tests
+    them without reading or comparing them again."""
+
+    rows: np.ndarray
+    real_linear: np.ndarray
+    differences: ActorDifference
+    light: torch.Tensor
+
+    @classmethod
+    def of(cls, maker: FrameMaker, rows: np.ndarray, real_linear: np.ndarray) -> ShotSample:
+        return cls(rows, real_linear, *crop_differences(maker, rows, real_linear))
+
+
 def covered_rows(
     maker: FrameMaker,
     rows: np.ndarray,
     chunk: int,
     progress: Progress | None = None,
-    test: OcclusionTest | None = None,
+    sample: ShotSample | None = None,
     least_lip_limit: float = 0.0,
     cover: CoverNet | None = None,
 ) -> CoveredRows:
-    """Which of the fit's `rows` have their mouth covered, by `test` or one learnt on a spread
-    of them (its lips' limit no lower than `least_lip_limit`), or by the actor's `cover`
-    network; frames are read `chunk` at a time."""
-    if test is None:
-        samples = frame_differences(maker, spread(rows))[0]
-        test = OcclusionTest.from_samples(samples, least_lip_limit)
-    by_colour, by_cover, light = [], [], []
-    for start in range(0, len(rows), chunk):
-        part = rows[start : start + chunk]
-        real_linear = read_crops(maker, part)
-        differences, lit = crop_differences(maker, part, real_linear)
+    """Which of the fit's `rows` have their mouth covered, by the colour test learnt on `sample`
+    (on a spread of `rows` read here if None; its lips' limit no lower than `least_lip_limit`),
+    or by the actor's `cover` network; the other frames are read `chunk` at a time."""
+    if sample is None:
+        spread_rows = spread(rows)
+        sample = ShotSample.of(maker, spread_rows, read_crops(maker, spread_rows))
+    test = OcclusionTest.from_samples(sample.differences, least_lip_limit)
+    tested_rows, by_colour, by_cover, light = [], [], [], []
+    for part, real_linear, differences, lit in _compared(maker, rows, sample, chunk):
+        tested_rows.append(part)
         by_colour.append(test.occluded(differences))
         by_cover.append(
             np.zeros(len(part), bool)
@@ -161,18 +176,29 @@ def covered_rows(
         )
         light.append(lit)
         if progress is not None:
-            progress.advance(len(lit))
-    if not light:
-        nothing = np.zeros(0, bool)
-        return CoveredRows(nothing, nothing, nothing, test, torch.zeros(0, 9, 3))
-    colour, network = np.concatenate(by_colour), np.concatenate(by_cover)
-    return CoveredRows(colour | network, colour, network, test, torch.cat(light))
+            progress.advance(len(part))
+    # Back into the order of `rows`: the sample came first.
+    position = {int(row): index for index, row in enumerate(np.concatenate(tested_rows))}
+    order = np.array([position[int(row)] for row in rows], int)
+    colour, network = np.concatenate(by_colour)[order], np.concatenate(by_cover)[order]
+    return CoveredRows(colour | network, colour, network, test, torch.cat(light)[order])
 
 
-def frame_differences(maker: FrameMaker, rows: np.ndarray) -> tuple[ActorDifference, torch.Tensor]:
-    """`maker.actor_difference` of `rows`, their frames read from the maker's plate, and the
-    light it was taken under."""
-    return crop_differences(maker, rows, read_crops(maker, rows))
+def _compared(maker: FrameMaker, rows: np.ndarray, sample: ShotSample, chunk: int):
+    """(rows, linear crops, differences, light) of the sample's `rows`, then of the others
+    read and compared `chunk` at a time: one chunk's crops held at once."""
+    sampled = np.isin(sample.rows, rows)
+    yield (
+        sample.rows[sampled],
+        sample.real_linear[sampled],
+        ActorDifference(sample.differences.values[sampled], sample.differences.lips[sampled]),
+        sample.light[torch.from_numpy(sampled)],
+    )
+    fresh = rows[~np.isin(rows, sample.rows)]
+    for start in range(0, len(fresh), chunk):
+        part = fresh[start : start + chunk]
+        real_linear = read_crops(maker, part)
+        yield (part, real_linear, *crop_differences(maker, part, real_linear))
 
 
 def read_crops(maker: FrameMaker, rows: np.ndarray) -> np.ndarray:
