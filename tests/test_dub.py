@@ -34,7 +34,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio, open_audio, open_plate
 from dubplate.core.morph.actor import Actor, build_actor
 from dubplate.core.morph.fit import IDENTITY_THRESHOLD_PX
-from dubplate.core.neural import frames, occlusion, store
+from dubplate.core.neural import frames, store
 from dubplate.core.neural.covered import (
     covered_footage_frames,
     footage_lip_limit,
@@ -691,13 +691,13 @@ def test_the_plate_check_reads_and_compares_each_frame_once(
     was learnt, not read and compared again; every other frame once."""
     plate = open_plate(exr_plate)
     compared = []
-    crop_differences = occlusion.crop_differences
+    actor_difference = FrameMaker.actor_difference
 
-    def counted(maker, rows, real_linear):
+    def counted(maker, rows, real_linear, light):
         compared.extend(int(row) for row in rows)
-        return crop_differences(maker, rows, real_linear)
+        return actor_difference(maker, rows, real_linear, light)
 
-    monkeypatch.setattr(occlusion, "crop_differences", counted)
+    monkeypatch.setattr(FrameMaker, "actor_difference", counted)
     speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
     caches = DubCaches.under(tmp_path / "cache")
     result = dub(

@@ -16,6 +16,7 @@ from dubplate.core.neural.occlusion import (
     UNLIKE_DIFFERENCE,
     ActorDifference,
     OcclusionTest,
+    ShotSample,
     covered_rows,
     densest_half,
 )
@@ -196,3 +197,12 @@ def test_covered_rows_learns_on_its_sample_compares_each_row_once_and_keeps_thei
     assert sorted(shot_of_rows.compared) == list(range(24))
     np.testing.assert_array_equal(np.flatnonzero(found.covered), [3, 17, 22])
     np.testing.assert_array_equal(found.light[:, 0, 0].numpy(), np.arange(24))
+    # A sample given: rows in any order, some of them sampled, some not, and none at all.
+    sample = ShotSample.of(shot_of_rows, np.array([0, 3, 9]), np.zeros((3, 1, 1, 3)))
+    rows = np.array([22, 9, 17, 3, 5])
+    found = covered_rows(shot_of_rows, rows, chunk=2, sample=sample)
+    np.testing.assert_array_equal(found.covered, [True, False, True, True, False])
+    np.testing.assert_array_equal(found.light[:, 0, 0].numpy(), rows)
+    unsampled = covered_rows(shot_of_rows, np.array([22, 5]), 2, sample=sample)
+    np.testing.assert_array_equal(unsampled.covered, [True, False])
+    assert len(covered_rows(shot_of_rows, np.array([], int), 2, sample=sample).covered) == 0

@@ -441,8 +441,9 @@ def _check_plate(
     hand never reaches the held expression of the frames around it."""
     tester = FrameMaker(plate, models.actor.model, fit, crops, fit.lower[:1])
     rows, pixels = plate_sample(tester, fit)
-    sample = ShotSample.of(tester, rows, tester.real_linear(rows, pixels))
+    real_linear = tester.real_linear(rows, pixels)
     del pixels  # only their crops are kept
+    sample = ShotSample.of(tester, rows, real_linear)
     progress = Progress("dub: covered mouths", len(fit.frames))
     every_row = np.arange(len(fit.frames))
     checked = covered_rows(tester, every_row, CHUNK, progress, sample, least_lip_limit, cover)

@@ -158,13 +158,17 @@ def covered_rows(
     least_lip_limit: float = 0.0,
     cover: CoverNet | None = None,
 ) -> CoveredRows:
-    """Which of the fit's `rows` have their mouth covered, by the colour test learnt on `sample`
-    (on a spread of `rows` read here if None; its lips' limit no lower than `least_lip_limit`),
-    or by the actor's `cover` network; the other frames are read `chunk` at a time."""
+    """Which of the fit's `rows` (distinct) have their mouth covered, by the colour test learnt
+    on `sample` (on a spread of `rows` read here if None; its lips' limit no lower than
+    `least_lip_limit`), or by the actor's `cover` network; the frames not sampled are read
+    `chunk` at a time."""
     if sample is None:
         spread_rows = spread(rows)
         sample = ShotSample.of(maker, spread_rows, read_crops(maker, spread_rows))
     test = OcclusionTest.from_samples(sample.differences, least_lip_limit)
+    if len(rows) == 0:
+        nothing = np.zeros(0, bool)
+        return CoveredRows(nothing, nothing, nothing, test, torch.zeros(0, 9, 3))
     tested_rows, by_colour, by_cover, light = [], [], [], []
     for part, real_linear, differences, lit in _compared(maker, rows, sample, chunk):
         tested_rows.append(part)
@@ -185,15 +189,19 @@ def covered_rows(
 
 
 def _compared(maker: FrameMaker, rows: np.ndarray, sample: ShotSample, chunk: int):
-    """(rows, linear crops, differences, light) of the sample's `rows`, then of the others
-    read and compared `chunk` at a time: one chunk's crops held at once."""
+    """(rows, linear crops, differences, light) of the sample's rows among `rows`, as it holds
+    them, then of the others, read and compared `chunk` at a time."""
     sampled = np.isin(sample.rows, rows)
-    yield (
-        sample.rows[sampled],
-        sample.real_linear[sampled],
-        ActorDifference(sample.differences.values[sampled], sample.differences.lips[sampled]),
-        sample.light[torch.from_numpy(sampled)],
-    )
+    if sampled.all():
+        yield sample.rows, sample.real_linear, sample.differences, sample.light
+    elif sampled.any():
+        differences = sample.differences
+        yield (
+            sample.rows[sampled],
+            sample.real_linear[sampled],
+            ActorDifference(differences.values[sampled], differences.lips[sampled]),
+            sample.light[torch.from_numpy(sampled)],
+        )
     fresh = rows[~np.isin(rows, sample.rows)]
     for start in range(0, len(fresh), chunk):
         part = fresh[start : start + chunk]
