@@ -243,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="what the generator computes in: bfloat16 draws within a level of float32's 8-bit"
         " values almost everywhere; auto (default) takes it where it is faster (a CPU with"
-        " AVX512-BF16 or AMX)",
+        " AVX512-BF16 or AMX-BF16)",
     )
     dub.add_argument("--out", type=Path, required=True, help="results go in a new vNNN inside it")
     _device_option(dub)

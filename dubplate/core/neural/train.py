@@ -109,7 +109,7 @@ def draw(
 
 def bfloat16_is_faster(device: str) -> bool:
     """Whether the generator is known to draw faster in bfloat16 on `device`: on a CPU that
-    computes it in hardware (AVX512-BF16 or AMX-BF16), 1.8 times as fast (2 cores, a batch of 8
+    computes it in hardware (AVX512-BF16 or AMX-BF16), 1.7 times as fast (2 cores, a batch of 8
     at 256 px). Not on a GPU, where it has not been measured."""
     if torch.device(device).type != "cpu":
         return False
