@@ -134,6 +134,11 @@ class DubSettings:
     # almost everywhere. "auto": bfloat16 where it is faster (`bfloat16_is_faster`).
     precision: str = "auto"
 
+    @property
+    def bfloat16(self) -> bool:
+        """Whether the generator draws in bfloat16 (once "auto" is resolved)."""
+        return self.precision == "bfloat16"
+
     def __post_init__(self):
         if self.sharpen is not None and not 0 <= self.sharpen <= MAX_SHARPEN:
             raise DubplateError(f"--sharpen {self.sharpen}: must be from 0 to {MAX_SHARPEN:g}")
@@ -570,12 +575,12 @@ def _plate_sharpening(
     redrawing = _frame_maker(plate, models, fit, crops)
     still = stiller_half(redrawing.plate_mouth_motion[rows])
     rows, real_linear = rows[still], real_linear[still]
-    drawn, bfloat16 = [], settings.precision == "bfloat16"
+    drawn = []
     for start in range(0, len(rows), CHUNK):
         part = slice(start, start + CHUNK)
         inputs = redrawing.make_from_crops(rows[part], real_linear[part])
         tensors = (inputs.real, inputs.renders, inputs.hole, inputs.references)
-        drawn.append(draw(renderer.generator, *tensors, settings.device, bfloat16))
+        drawn.append(draw(renderer.generator, *tensors, settings.device, settings.bfloat16))
     real, holes = redrawing.real_crops(rows, real_linear)
     amount, ratios = matched_amount(np.concatenate(drawn), real, holes)
     log.info(
@@ -781,7 +786,7 @@ def _generated(
         inputs.hole,
         inputs.references,
         settings.device,
-        settings.precision == "bfloat16",
+        settings.bfloat16,
     )
     reals = inputs.real_images()
     streaks = inputs.mouth_motion * (settings.shutter_angle / 360)
