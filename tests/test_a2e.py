@@ -1,5 +1,6 @@
 """The A2E network, its training and prediction, and voice augmentation."""
 
+import logging
 from dataclasses import replace
 from fractions import Fraction
 from types import SimpleNamespace
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from dubplate.core.a2e import store as a2e_store
 from dubplate.core.a2e.augment import DRY, Voice
 from dubplate.core.a2e.expression import (
     MouthOpening,
@@ -18,7 +20,7 @@ from dubplate.core.a2e.expression import (
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, MEMBERS
 from dubplate.core.a2e.predict import drive, drive_frames
 from dubplate.core.a2e.store import train_actor_a2e
-from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset
+from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset, unsynced_frames
 from dubplate.core.a2e.train import (
     BILABIAL,
     Footage,
@@ -336,6 +338,47 @@ def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     assert held.offset_s == 0.0 and held.as_dict()["phone_sync"] is None
 
 
+def test_a_stretch_where_the_mouth_does_not_follow_its_sound_is_found():
+    """8 s of syllables: the mouth opens on the vowels for 4 s, then smiles through the rest,
+    widest on the consonants. The frames of the smile, from 1.5 s past its start, are out of
+    sync, and those of the speech up to 1.5 s before it are not; a mouth held still, or seen
+    in too few frames, is not judged."""
+    analysis = speech_of_random_syllables(8.0, seed=5)
+    times = np.arange(200) / 25
+    heard = openness(audio_features.frame_features(analysis, times, 0.04, pad=True))
+    noise = np.random.default_rng(1).normal(0, 1.0, len(times))
+    gap = np.where(times < 4.0, 12 * heard, 12 * (1 - heard)) + noise
+    unsynced = unsynced_frames(gap, analysis, times, 0.04)
+    assert unsynced[(times >= 5.5)].all()
+    assert not unsynced[times < 2.5].any()
+    assert not unsynced_frames(np.full(len(times), 5.0), analysis, times, 0.04).any()
+    glimpsed = np.where(np.arange(len(times)) % 4 == 0, gap, np.nan)  # 1 frame in 4 seen
+    assert not unsynced_frames(glimpsed, analysis, times, 0.04).any()
+
+
+def test_a2e_learns_around_the_stretches_out_of_sync_unless_they_are_most_of_it(caplog):
+    """Frames out of sync are masked and counted, the log gives their times; where they are
+    over half the seen frames, or all of the tail held out to validate, nothing is masked."""
+    caplog.set_level(logging.INFO)
+    frames = 100
+    footage = Footage(
+        None,
+        np.arange(frames) / 25,
+        0.04,
+        np.zeros((frames, 2), np.float32),
+        np.arange(frames) % 10 != 0,
+    )
+    unsynced = (np.arange(frames) >= 30) & (np.arange(frames) < 55)
+    kept, left_out = a2e_store._without_unsynced(footage, unsynced, 0.2, "take.mov")
+    assert left_out == int((footage.mask & unsynced).sum()) == 22
+    assert np.array_equal(kept.mask, footage.mask & ~unsynced)
+    assert "take.mov: 22 frame(s) not learnt from" in caplog.text and "1.20-2.16 s" in caplog.text
+    for most_or_tail in (np.arange(frames) >= 40, np.arange(frames) >= 80):
+        kept, left_out = a2e_store._without_unsynced(footage, most_or_tail, 0.2, "take.mov")
+        assert left_out == 0 and kept is footage
+    assert "A2E learns from all of them" in caplog.text
+
+
 def test_the_footage_is_heard_moved_by_its_offset(tmp_path):
     """Two frames' offset: each frame gets the features of the frame two later as recorded."""
     rng = np.random.default_rng(4)
@@ -397,6 +440,7 @@ def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(shared_d
     report = train_actor_a2e(tmp_path / "heard", TrainSettings(voices=1, steps=50, eval_every=25))
     (sync,) = report["footage_sync"]
     assert sync["phone_sync"] > MIN_PHONE_SYNC  # its mouth follows the sound it was given
+    assert sync["frames_left_out_unsynced"] == 0
     assert run_cli(*fit, "--out", tmp_path / "deaf").returncode == 0
     with pytest.raises(DubplateError, match=r"take\.####\.exr: no audio.*--footage-audio"):
         train_actor_a2e(tmp_path / "deaf", TrainSettings(voices=1, steps=50, eval_every=25))

@@ -11,10 +11,18 @@ import torch
 
 from dubplate.core.a2e.expression import footage_mouths
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, HIDDEN
-from dubplate.core.a2e.sync import MAX_OFFSET_S, MIN_PHONE_SYNC, footage_sync
+from dubplate.core.a2e.sync import (
+    LOCAL_SYNC_FLOOR,
+    LOCAL_SYNC_HALF_S,
+    MAX_OFFSET_S,
+    MIN_PHONE_SYNC,
+    footage_sync,
+    footage_unsynced,
+)
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
     VISEME_RIDGE,
+    Footage,
     MouthPrior,
     TrainSettings,
     footage_frames,
@@ -66,7 +74,8 @@ def train_actor_a2e(
         plate_info = source["plate"]
         plate = reopen_plate(plate_info)
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
-        sync = footage_sync(footage, analyse(footage.audio), actor.model)
+        heard = analyse(footage.audio)
+        sync = footage_sync(footage, heard, actor.model)
         figures = sync.as_dict()
         log.info(
             "train-a2e: %s: its mouth follows its sound best %+.0f ms past its frames' times"
@@ -87,6 +96,10 @@ def train_actor_a2e(
                 MAX_OFFSET_S,
                 figures["phone_sync"],
             )
+        unsynced = footage_unsynced(footage, heard, actor.model, sync.offset_s)
+        footage, figures["frames_left_out_unsynced"] = _without_unsynced(
+            footage, unsynced, settings.validation_share, plate_info["path"]
+        )
         sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
         syncs.append(figures)
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
@@ -139,6 +152,46 @@ def train_actor_a2e(
     }
     write_manifest(directory / "a2e.json", MANIFEST_KIND, manifest)
     return report
+
+
+def _without_unsynced(
+    footage: Footage, unsynced: np.ndarray, validation_share: float, source: str
+) -> tuple[Footage, int]:
+    """The footage with its `unsynced` frames masked, and how many seen frames that leaves out;
+    as it was where that would leave under half its seen frames, or none in the tail held out
+    for validation (`train._split`): a mouth that mostly does not follow its sound is a sound
+    out of sync, or not the actor's, which the phone-sync warning already names."""
+    kept = footage.mask & ~unsynced
+    tail = int(round(len(kept) * (1 - validation_share)))
+    left_out = footage.mask & unsynced
+    if not left_out.any():
+        return footage, 0
+    if kept.sum() < footage.mask.sum() / 2 or not kept[tail:].any():
+        log.warning(
+            "train-a2e: %s: its mouth does not follow its sound in %d of its %d seen frames;"
+            " A2E learns from all of them",
+            source,
+            int(left_out.sum()),
+            int(footage.mask.sum()),
+        )
+        return footage, 0
+    log.info(
+        "train-a2e: %s: %d frame(s) not learnt from, where its mouth does not follow its sound"
+        " (phone-sync under %g over %g s either side; a laugh, a held smile, another voice): %s",
+        source,
+        int(left_out.sum()),
+        LOCAL_SYNC_FLOOR,
+        LOCAL_SYNC_HALF_S,
+        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, unsynced)),
+    )
+    return dataclasses.replace(footage, mask=kept), int(left_out.sum())
+
+
+def _stretches(times: np.ndarray, chosen: np.ndarray) -> list[tuple[float, float]]:
+    """The first and last time of each run of `chosen` frames."""
+    edges = np.diff(np.concatenate([[0], chosen.astype(int), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return [(float(times[a]), float(times[b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def a2e_manifest(directory: Path) -> dict:
