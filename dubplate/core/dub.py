@@ -445,11 +445,12 @@ def _check_plate(
     frame is read for the covers before anything is drawn, so what the tracker guessed under a
     hand never reaches the held expression of the frames around it."""
     tester = FrameMaker(plate, models.actor.model, fit, crops, fit.lower[:1])
+    # Started before the sample is read: its frames are the first it counts as done.
+    progress = Progress("dub: covered mouths", len(fit.frames))
     rows, pixels = plate_sample(tester, fit)
     real_linear = tester.real_linear(rows, pixels)
     del pixels  # only their crops are kept
     sample = ShotSample.of(tester, rows, real_linear)
-    progress = Progress("dub: covered mouths", len(fit.frames))
     every_row = np.arange(len(fit.frames))
     checked = covered_rows(tester, every_row, CHUNK, progress, sample, least_lip_limit, cover)
     _log_occlusion_test(checked.test, len(rows))
