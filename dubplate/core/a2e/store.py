@@ -27,6 +27,7 @@ from dubplate.core.a2e.train import (
     TrainSettings,
     footage_frames,
     footage_sequences,
+    held_out_start,
     train_bag,
     voices_for,
 )
@@ -36,6 +37,7 @@ from dubplate.core.audio.features import (
     MEL_BANDS,
     SOFT_EDGE_FRAMES,
     analyse,
+    heard_within,
 )
 from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, VISEMES
 from dubplate.core.errors import DubplateError
@@ -97,11 +99,13 @@ def train_actor_a2e(
                 figures["phone_sync"],
             )
         unsynced = footage_unsynced(footage, heard, actor.model, sync.offset_s)
-        footage, figures["frames_left_out_unsynced"] = _without_unsynced(
-            footage, unsynced, settings.validation_share, plate_info["path"]
+        footage, left_out = _without_unsynced(
+            footage, unsynced, sync.offset_s, settings.validation_share, plate_info["path"]
         )
+        figures.update(left_out)
         sequences.append(footage_sequences(footage, voices, rng, sync.offset_s))
         syncs.append(figures)
+    # The mouth's range, shut to wide open, is the actor's in any frame: out of sync ones too.
     mouths = mouth_prior(actor.model, uncovered_fits(actor, covered))
     network, report = train_bag(sequences, mouths, settings, device)
     report["footage_sync"] = syncs
@@ -155,36 +159,48 @@ def train_actor_a2e(
 
 
 def _without_unsynced(
-    footage: Footage, unsynced: np.ndarray, validation_share: float, source: str
-) -> tuple[Footage, int]:
-    """The footage with its `unsynced` frames masked, and how many seen frames that leaves out;
-    as it was where that would leave under half its seen frames, or none in the tail held out
-    for validation (`train._split`): a mouth that mostly does not follow its sound is a sound
-    out of sync, or not the actor's, which the phone-sync warning already names."""
-    kept = footage.mask & ~unsynced
-    tail = int(round(len(kept) * (1 - validation_share)))
-    left_out = footage.mask & unsynced
-    if not left_out.any():
-        return footage, 0
-    if kept.sum() < footage.mask.sum() / 2 or not kept[tail:].any():
+    footage: Footage, unsynced: np.ndarray, offset_s: float, validation_share: float, source: str
+) -> tuple[Footage, dict]:
+    """The footage with its `unsynced` frames masked, and how many of the frames A2E would learn
+    from (seen, and heard `offset_s` late within the audio) were found out of sync and how
+    many left out. Nothing is left out where that would leave under half of them, or none in
+    the tail held out for validation: a mouth that mostly does not follow its sound is more
+    likely a sound out of sync, or not the actor's, than a laugh."""
+    learnable = footage.mask & heard_within(footage.times + offset_s, float(footage.audio.duration))
+    found = learnable & unsynced
+    kept = learnable & ~unsynced
+    figures = {"frames_unsynced": int(found.sum()), "frames_left_out_unsynced": 0}
+    if not found.any():
+        return footage, figures
+    if kept.sum() < learnable.sum() / 2:
         log.warning(
-            "train-a2e: %s: its mouth does not follow its sound in %d of its %d seen frames;"
-            " A2E learns from all of them",
+            "train-a2e: %s: its mouth does not follow its sound in %d of the %d frames to learn"
+            " from, too many to leave out; A2E learns from all of them (is the sound in sync,"
+            " and the actor's?)",
             source,
-            int(left_out.sum()),
-            int(footage.mask.sum()),
+            figures["frames_unsynced"],
+            int(learnable.sum()),
         )
-        return footage, 0
+        return footage, figures
+    if not kept[held_out_start(len(kept), validation_share) :].any():
+        log.warning(
+            "train-a2e: %s: its mouth does not follow its sound anywhere in the last %.0f%% of"
+            " its frames, held out to validate A2E; A2E learns from all of them",
+            source,
+            100 * validation_share,
+        )
+        return footage, figures
+    figures["frames_left_out_unsynced"] = figures["frames_unsynced"]
     log.info(
         "train-a2e: %s: %d frame(s) not learnt from, where its mouth does not follow its sound"
         " (phone-sync under %g over %g s either side; a laugh, a held smile, another voice): %s",
         source,
-        int(left_out.sum()),
+        figures["frames_unsynced"],
         LOCAL_SYNC_FLOOR,
         LOCAL_SYNC_HALF_S,
-        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, unsynced)),
+        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, found)),
     )
-    return dataclasses.replace(footage, mask=kept), int(left_out.sum())
+    return dataclasses.replace(footage, mask=footage.mask & ~unsynced), figures
 
 
 def _stretches(times: np.ndarray, chosen: np.ndarray) -> list[tuple[float, float]]:

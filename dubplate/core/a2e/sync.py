@@ -19,7 +19,7 @@ from scipy.stats import spearmanr
 
 from dubplate.core.a2e.expression import mouth_gap_px
 from dubplate.core.a2e.train import Footage
-from dubplate.core.audio.features import AudioAnalysis, frame_features
+from dubplate.core.audio.features import AudioAnalysis, frame_features, heard_within
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.qc.lipsync import openness, phone_sync
 
@@ -46,12 +46,13 @@ MIN_SEEN_S = 2.0
 # A stretch of footage where the mouth does not follow its sound teaches A2E wrong mouths: a laugh
 # or a smile held over the words, another voice off screen. Each frame is judged by the
 # phone-sync over LOCAL_SYNC_HALF_S either side of it, and not learnt from under
-# LOCAL_SYNC_FLOOR. woman_seated smiles wide through 6-13 s of her first 16 s (phone-sync -0.24
-# to 0.06 over 3 s there, 0.3-0.5 elsewhere); with those frames left out, A2E missed her
-# held-out mouths by 0.91 and 0.90 of the mean expression's error (two seeds), against 0.94 and
-# 0.92, and the viseme prior alone by 0.94 against 1.00; the other shared clips lose no frame
-# (the a2e bench's measure, scratch runs; 1 s either side: the prior 0.98; a floor of 0.1 left
-# out frames of two more clips).
+# LOCAL_SYNC_FLOOR. The actor of woman_seated_hd_20s smiles wide through 7-12 s of the first 16 s
+# (phone-sync -0.24 to 0.06 over 3 s there, 0.3-0.5 elsewhere); with those frames left out, A2E
+# missed the held-out mouths by 0.91 and 0.90 of the mean expression's error (two seeds),
+# against 0.94 and 0.92, and the viseme prior alone by 0.94 against 1.00; the other shared clips
+# lose no frame (the a2e bench's measure, scratch runs; 1 s either side: the prior 0.98; a floor
+# of 0.1 left out frames of two more clips). Under the plate's held expression, as `dub` drives
+# it, the same mouths missed by 2.76 px against 2.71 and 2.68: the smile had taught a wider mouth.
 LOCAL_SYNC_HALF_S = 1.5
 LOCAL_SYNC_FLOOR = 0.0
 # A frame is judged only where its window holds this much seen mouth.
@@ -98,7 +99,8 @@ def unsynced_frames(
     within LOCAL_SYNC_HALF_S, the (F,) inner-lip gap (NaN: not seen) follows the openness of
     the phones heard less than LOCAL_SYNC_FLOOR (Spearman). Not judged, so False: a frame whose
     window holds under LOCAL_SEEN_S of seen mouth, or a mouth or sound that does not vary
-    there (a pause)."""
+    there (a pause). The window is counted in frames of `frame_seconds` (a variable-rate
+    footage's mean)."""
     curve = openness(frame_features(analysis, times, frame_seconds, pad=True))
     half = int(round(LOCAL_SYNC_HALF_S / frame_seconds))
     seen = np.isfinite(gap_px)
@@ -122,9 +124,12 @@ def footage_unsynced(
     footage: Footage, analysis: AudioAnalysis, model: ActorModel, offset_s: float
 ) -> np.ndarray:
     """(F,) bool: the footage's frames whose fitted mouth does not follow its sound, heard
-    `offset_s` late (`unsynced_frames`)."""
+    `offset_s` late (`unsynced_frames`). Frames heard outside the audio are not judged and
+    weigh in no window: their sound is padding."""
     times = footage.times + offset_s
-    return unsynced_frames(fitted_gap(footage, model), analysis, times, footage.frame_seconds)
+    gap = fitted_gap(footage, model)
+    gap[~heard_within(times, analysis.duration)] = np.nan
+    return unsynced_frames(gap, analysis, times, footage.frame_seconds)
 
 
 def fitted_gap(footage: Footage, model: ActorModel) -> np.ndarray:

@@ -340,11 +340,16 @@ def _calibrated_gain(network: A2E, held_out: list[Sequence], device: str) -> flo
     return min(max(numerator / denominator, 0.0), 1.0) if denominator > 0 else 0.0
 
 
+def held_out_start(frames: int, share: float) -> int:
+    """The first frame of a footage's tail held out for validation: its last `share`."""
+    return int(round(frames * (1 - share)))
+
+
 def _split(sequences, share):
     train_parts, held_out = [], []
     for voices in sequences:
         frames = len(voices[0].mask)
-        cut = int(round(frames * (1 - share)))
+        cut = held_out_start(frames, share)
         if cut < 8 or frames - cut < 4:
             raise DubplateError(f"{frames} frame(s) of footage: too few to train and validate A2E")
         train_parts.append(
