@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dubplate.core.a2e import store as a2e_store
+from dubplate.core.a2e import train as a2e_train
 from dubplate.core.a2e.augment import DRY, Voice
 from dubplate.core.a2e.expression import (
     MouthOpening,
@@ -337,6 +338,25 @@ def test_a_footage_whose_sound_runs_late_is_learnt_in_sync():
     assert short.best_offset_s == pytest.approx(0.12) and short.offset_s == 0.0
     held = sync_offset(np.full(len(times), 5.0), analysis, times, 0.04)  # a mouth held still
     assert held.offset_s == 0.0 and held.as_dict()["phone_sync"] is None
+
+
+def test_training_windows_lose_a_few_mel_bands_and_nothing_else():
+    """Each window of training features has up to two runs of at most 8 mel bands set to the
+    utterance's mean (0), the same bands in every frame; phones and visemes are untouched, and
+    so are the footage's own features."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(64, FEATURE_SIZE)).astype(np.float32)
+    kept = features.copy()
+    mel = slice(FEATURE_SIZE - 80, FEATURE_SIZE)
+    masked_counts = []
+    for _ in range(200):
+        masked = a2e_train._masked_mel(features, rng)
+        np.testing.assert_array_equal(masked[:, : mel.start], features[:, : mel.start])
+        zeroed = (masked[:, mel] == 0).all(axis=0)
+        np.testing.assert_array_equal(masked[:, mel][:, ~zeroed], features[:, mel][:, ~zeroed])
+        masked_counts.append(int(zeroed.sum()))
+    np.testing.assert_array_equal(features, kept)
+    assert max(masked_counts) <= 16 and np.mean(masked_counts) > 4
 
 
 def test_a_stretch_where_the_mouth_does_not_follow_its_sound_is_found():

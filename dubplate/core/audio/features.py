@@ -230,6 +230,7 @@ class FrameFeatures:
 
 FEATURE_SIZE = len(PHONES) + len(VISEMES) + MEL_BANDS
 VISEME_COLUMNS = slice(len(PHONES), len(PHONES) + len(VISEMES))
+MEL_COLUMNS = slice(len(PHONES) + len(VISEMES), FEATURE_SIZE)
 
 
 def frame_features(
