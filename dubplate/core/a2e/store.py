@@ -198,7 +198,7 @@ def _without_unsynced(
         figures["frames_unsynced"],
         LOCAL_SYNC_FLOOR,
         LOCAL_SYNC_HALF_S,
-        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, found)),
+        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, unsynced)),
     )
     return dataclasses.replace(footage, mask=footage.mask & ~unsynced), figures
 

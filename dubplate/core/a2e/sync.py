@@ -127,9 +127,10 @@ def footage_unsynced(
     `offset_s` late (`unsynced_frames`). Frames heard outside the audio are not judged and
     weigh in no window: their sound is padding."""
     times = footage.times + offset_s
+    heard = heard_within(times, float(footage.audio.duration))
     gap = fitted_gap(footage, model)
-    gap[~heard_within(times, analysis.duration)] = np.nan
-    return unsynced_frames(gap, analysis, times, footage.frame_seconds)
+    gap[~heard] = np.nan
+    return unsynced_frames(gap, analysis, times, footage.frame_seconds) & heard
 
 
 def fitted_gap(footage: Footage, model: ActorModel) -> np.ndarray:

@@ -374,7 +374,8 @@ def _split(sequences, share):
 # masks): a few seconds of one voice let the network lean on a few bands of it, which another
 # voice does not have. MEL_MASKS masks of up to MEL_MASK_BANDS bands each took the shared clips'
 # held-out lower-face error from 0.761 to 0.757 and 0.758 to 0.755 of the mean expression's
-# (two seeds; scratch runs of bench/a2e_bench.py's measure).
+# (two seeds, which differ from each other by 0.003-0.005: a small gain, measured twice;
+# scratch runs of bench/a2e_bench.py's measure).
 MEL_MASKS = 2
 MEL_MASK_BANDS = 8
 MASKING_STREAM = 1  # the masks' own random stream beside the seed's, so batches stay as drawn
