@@ -16,9 +16,11 @@ from dubplate.core.a2e import train as a2e_train
 from dubplate.core.a2e.augment import DRY, Voice
 from dubplate.core.a2e.expression import (
     MouthOpening,
+    articulated,
     bridge_covered,
     keep_plate_expression,
     keep_plate_pauses,
+    mouth_gap_px,
 )
 from dubplate.core.a2e.network import A2E, FRAMES_EACH_SIDE, MEMBERS
 from dubplate.core.a2e.predict import drive, drive_frames
@@ -602,6 +604,26 @@ def opening_model() -> ActorModel:
     lower_basis[0, LOWER_LIP_INNER, 1] = 1.0
     vertices = np.flatnonzero(lower_basis[0].any(axis=1))
     return ActorModel(neutral, lower_basis, np.zeros((1, 468, 3)), vertices, np.zeros((468, 2)))
+
+
+def test_articulation_opens_the_mouth_further_past_closed_and_nothing_else():
+    """Gain 1.5: a mouth 8 px open past the closed one opens 12 px past it; the closed
+    mouth, one pressed shut past it, and the rest of the expression stay as they were."""
+    model = opening_model()
+    opening = MouthOpening(gradient=np.array([1.0]), direction=np.array([1.0]))
+    rest = np.array([2.0], np.float32)
+    lower = np.array([[2.0], [10.0], [1.0]], np.float32)  # closed, open, pressed shut
+    more = articulated(lower, rest, opening, 1.5)
+    before, after = mouth_gap_px(model, lower), mouth_gap_px(model, more)
+    assert after[1] - after[0] == pytest.approx(1.5 * (before[1] - before[0]), rel=1e-4)
+    assert before[1] - before[0] == pytest.approx(8.0, rel=0.01)
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    np.testing.assert_array_equal(articulated(lower, rest, opening, 1.0), lower)
+    # Opening pulls a second coefficient (the corners) along; a third (a smile) is left.
+    carried = MouthOpening(gradient=np.array([1.0, 0, 0]), direction=np.array([1.0, 0.5, 0]))
+    smiling = np.array([[10.0, 0.0, 0.7]], np.float32)
+    moved = articulated(smiling, np.zeros(3, np.float32), carried, 2.0)
+    np.testing.assert_allclose(moved, [[20.0, 5.0, 0.7]], atol=1e-5)
 
 
 def talking_gap(frames: int) -> np.ndarray:

@@ -801,6 +801,13 @@ def test_the_generator_draws_in_bfloat16_where_it_is_faster_within_a_level_of_fl
         DubSettings(precision="float16")
 
 
+def test_an_articulation_out_of_range_is_refused_naming_the_option():
+    for articulation in (0.0, -1.0, 3.5, float("nan")):
+        with pytest.raises(DubplateError, match="--articulation .*: must be over 0 and at most 3"):
+            DubSettings(articulation=articulation)
+    assert DubSettings(articulation=3.0).articulation == 3.0
+
+
 def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_plate, tmp_path):
     """The work's key changes with anything its frames are made from, and only with that."""
     actor = tmp_path / "man"
@@ -815,6 +822,9 @@ def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_
         "offset": dub_key(actor, plate, frames, audio, DubSettings(trim=True, audio_offset=0.5)),
         "precision": dub_key(
             actor, plate, frames, audio, DubSettings(trim=True, precision="bfloat16")
+        ),
+        "articulation": dub_key(
+            actor, plate, frames, audio, DubSettings(trim=True, articulation=1.5)
         ),
         "frames": dub_key(actor, plate, frames[:-1], audio, settings),
         "audio": dub_key(

@@ -25,6 +25,7 @@ import torch
 import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
+    articulated,
     bridge_covered,
     mouth_opening_of,
     with_plate_expression,
@@ -98,6 +99,7 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
+MAX_ARTICULATION = 3.0  # past it the mouth opens beyond anything the renderer learnt to draw
 LEAST_SHARPENING_SAMPLE = 4  # uncovered sampled mouths, of which the stiller half is measured
 GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
@@ -124,6 +126,10 @@ class DubSettings:
     shutter_angle: float | None = None
     # The plate's held expression (a smile, a pout) kept under the dub's mouth movements.
     plate_expression: bool = True
+    # How far the dub's mouth opens past closed, against how far A2E opens it (1: as learnt;
+    # from a few seconds of footage A2E opens it less than the actor did: 0.34-0.85 of the
+    # real inner-lip gap's spread on the shared clips' held-out tails).
+    articulation: float = 1.0
     # What moves the lower face: the dub's audio, or the plate's own fitted lower face (a null
     # test of the actor's renderer and crop module: the result should look like the plate).
     drive: str = "audio"
@@ -145,6 +151,11 @@ class DubSettings:
         if self.shutter_angle is not None and not 0 <= self.shutter_angle <= 360:
             raise DubplateError(
                 f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"
+            )
+        if not 0 < self.articulation <= MAX_ARTICULATION:
+            raise DubplateError(
+                f"--articulation {self.articulation}: must be over 0 and at most"
+                f" {MAX_ARTICULATION:g}"
             )
         if self.drive not in DRIVES:
             raise DubplateError(f"--drive {self.drive}: must be one of {', '.join(DRIVES)}")
@@ -238,7 +249,7 @@ def dub(
         "cover_network": None if cover is None else [int(n) for n in fit.frames[check.by_cover]],
     }
     _log_occluded(occluded, occluded_by, len(fit.frames))
-    lower = _lower_face(settings, driven, fit, models.actor, track.found, plate, check.covered)
+    lower = _lower_face(settings, driven, fit, models, track.found, plate, check.covered)
     maker = _frame_maker(plate, models, fit, crops, lower)
     if models.renderer.highlights.rolls:
         log.info(
@@ -655,7 +666,7 @@ def _lower_face(
     settings: DubSettings,
     driven: Driven,
     fit: ActorFit,
-    actor: Actor,
+    models: DubModels,
     found: np.ndarray,
     plate: Plate,
     covered: np.ndarray,
@@ -669,7 +680,13 @@ def _lower_face(
     if settings.drive == "plate":
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
         return plate_lower
+    actor = models.actor
     lower = driven.lower[found]
+    if settings.articulation != 1.0:
+        rest = models.a2e.rest.cpu().numpy()
+        opening = mouth_opening_of(actor.model, actor.fits)
+        lower = articulated(lower, rest, opening, settings.articulation)
+        log.info("dub: the mouth opened %g times as far as A2E opens it", settings.articulation)
     if settings.plate_expression:
         lower = _with_plate_expression(lower, plate_lower, actor, driven, found, plate)
     return lower

@@ -213,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         " default: the one measured on the actor's footage when the renderer was built)",
     )
     dub.add_argument(
+        "--articulation",
+        type=_finite,
+        default=1.0,
+        metavar="GAIN",
+        help="open the mouth this many times as far past closed as A2E does (default: 1, as"
+        " learnt; from a few seconds of footage A2E opens it less than the actor did)",
+    )
+    dub.add_argument(
         "--no-plate-detail",
         action="store_true",
         help="do not keep the plate's own fine detail where the generated face matches it",
@@ -498,6 +506,7 @@ def _dub(args: argparse.Namespace) -> dict:
         sharpen=args.sharpen,
         shutter_angle=args.shutter_angle,
         plate_expression=not args.no_plate_expression,
+        articulation=args.articulation,
         cover_network=not args.no_cover_network,
         drive=args.drive,
         device=_device(args.device),

@@ -58,6 +58,18 @@ class MouthOpening:
         return offsets - opens[:, None] * self.direction
 
 
+def articulated(
+    lower: np.ndarray, rest: np.ndarray, opening: MouthOpening, gain: float
+) -> np.ndarray:
+    """(F, K) `lower` faces with their mouth opened `gain` times as far past the `rest` (closed)
+    mouth, along the actor's own `opening` direction: the rest of the expression, and a mouth
+    at or past closed, are left as they are. A2E learns from a few seconds of footage to open
+    the mouth less than the actor does; an artist may want more of it."""
+    opens = (lower - rest) @ opening.gradient / float(opening.gradient @ opening.direction)
+    more = (gain - 1.0) * np.clip(opens, 0.0, None)
+    return (lower + more[:, None] * opening.direction).astype(lower.dtype)
+
+
 def opening_direction(lower: np.ndarray, gap: np.ndarray) -> np.ndarray:
     """(K,) least-squares line of (F, K) coefficients on their (F,) inner-lip gap: the way this
     actor's mouth moves as it opens."""
