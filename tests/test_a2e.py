@@ -620,7 +620,8 @@ def test_articulation_opens_the_mouth_further_past_closed_and_nothing_else():
     np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
     np.testing.assert_array_equal(articulated(lower, rest, opening, 1.0), lower)
     # Opening pulls a second coefficient (the corners) along; a third (a smile) is left.
-    carried = MouthOpening(gradient=np.array([1.0, 0, 0]), direction=np.array([1.0, 0.5, 0]))
+    # (An opening whose gradient and direction do not meet at 1: each scale must cancel.)
+    carried = MouthOpening(gradient=np.array([1.0, 0, 0]), direction=np.array([2.0, 1.0, 0]))
     smiling = np.array([[10.0, 0.0, 0.7]], np.float32)
     moved = articulated(smiling, np.zeros(3, np.float32), carried, 2.0)
     np.testing.assert_allclose(moved, [[20.0, 5.0, 0.7]], atol=1e-5)

@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 
 from dubplate.core import dub as dub_module
 from dubplate.core.a2e.augment import DRY
+from dubplate.core.a2e.expression import mouth_gap_px
+from dubplate.core.a2e.predict import Driven
 from dubplate.core.a2e.store import load_a2e, train_actor_a2e
 from dubplate.core.a2e.train import TrainSettings, footage_frames, footage_sequences
 from dubplate.core.audio.features import ANALYSIS_VERSION
@@ -55,6 +58,7 @@ from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import mouth_opening
 from tests.fixtures import audio_start_s, write_exr, write_movie, write_wav
+from tests.test_a2e import opening_model
 from tests.test_cli import last_json, one_line_error, run_cli
 
 CLIP = "man_map_5s.mp4"
@@ -801,11 +805,38 @@ def test_the_generator_draws_in_bfloat16_where_it_is_faster_within_a_level_of_fl
         DubSettings(precision="float16")
 
 
-def test_an_articulation_out_of_range_is_refused_naming_the_option():
+def test_an_articulation_out_of_range_or_of_the_plates_own_mouth_is_refused():
     for articulation in (0.0, -1.0, 3.5, float("nan")):
         with pytest.raises(DubplateError, match="--articulation .*: must be over 0 and at most 3"):
             DubSettings(articulation=articulation)
     assert DubSettings(articulation=3.0).articulation == 3.0
+    with pytest.raises(DubplateError, match="--articulation opens the mouth the audio drives"):
+        DubSettings(articulation=1.5, drive="plate")
+
+
+def test_the_dubs_mouth_opens_further_past_closed_by_its_articulation():
+    """The A2E drives a closed mouth (2 px) and an open one (10 px); at 1.5 the open one is
+    drawn 12 px past closed, the closed one as it was."""
+    model = opening_model()
+    footage = SimpleNamespace(
+        lower=np.linspace(0, 16, 20, dtype=np.float32)[:, None], upper=np.zeros((20, 1))
+    )
+    models = SimpleNamespace(
+        actor=SimpleNamespace(model=model, fits=[footage]),
+        a2e=SimpleNamespace(rest=torch.ones(1) * 2),
+    )
+    driven = Driven(None, np.array([[2.0], [10.0]], np.float32), np.zeros(2), True)
+    fit = SimpleNamespace(lower=np.full((2, 1), 5.0, np.float32))
+    everything, nothing = np.ones(2, bool), np.zeros(2, bool)
+
+    def gaps(articulation):
+        settings = DubSettings(articulation=articulation, plate_expression=False)
+        lower = dub_module._lower_face(settings, driven, fit, models, everything, None, nothing)
+        return mouth_gap_px(model, lower)
+
+    as_learnt, opened = gaps(1.0), gaps(1.5)
+    assert opened[0] == pytest.approx(as_learnt[0])
+    assert opened[1] - opened[0] == pytest.approx(1.5 * (as_learnt[1] - as_learnt[0]), rel=1e-3)
 
 
 def test_only_the_same_dub_takes_up_unfinished_work(shared_data, actor_dir, exr_plate, tmp_path):

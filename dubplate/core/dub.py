@@ -25,6 +25,7 @@ import torch
 import dubplate
 from dubplate.core.a2e.expression import (
     EXPRESSION_SIGMA_S,
+    MouthOpening,
     articulated,
     bridge_covered,
     mouth_opening_of,
@@ -99,7 +100,9 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
-MAX_ARTICULATION = 3.0  # past it the mouth opens beyond anything the renderer learnt to draw
+# A judgement, not a measure: three times A2E's opening already takes a wide vowel well past
+# the widest mouth of most footage, which the renderer never learnt to draw.
+MAX_ARTICULATION = 3.0
 LEAST_SHARPENING_SAMPLE = 4  # uncovered sampled mouths, of which the stiller half is measured
 GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
@@ -159,6 +162,11 @@ class DubSettings:
             )
         if self.drive not in DRIVES:
             raise DubplateError(f"--drive {self.drive}: must be one of {', '.join(DRIVES)}")
+        if self.drive == "plate" and self.articulation != 1.0:
+            raise DubplateError(
+                "--articulation opens the mouth the audio drives; --drive plate redraws the"
+                " plate's own"
+            )
         if self.precision not in PRECISIONS:
             raise DubplateError(
                 f"--precision {self.precision}: must be one of {', '.join(PRECISIONS)}"
@@ -671,7 +679,8 @@ def _lower_face(
     plate: Plate,
     covered: np.ndarray,
 ) -> np.ndarray:
-    """The lower-face coefficients of the `found` frames that the renderer draws. The `covered`
+    """The lower-face coefficients of the `found` frames that the renderer draws: the A2E's,
+    opened further by `settings.articulation`, over the plate's held expression. The `covered`
     ones (over the fit's frames) are passed through; their fitted lower face, the tracker's
     guess under the cover, is bridged over before the plate lends the drive anything (its
     held expression and held mouth), and before their neighbours' t-1 and t+1 renders and
@@ -681,14 +690,14 @@ def _lower_face(
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
         return plate_lower
     actor = models.actor
+    opening = mouth_opening_of(actor.model, actor.fits)
     lower = driven.lower[found]
     if settings.articulation != 1.0:
         rest = models.a2e.rest.cpu().numpy()
-        opening = mouth_opening_of(actor.model, actor.fits)
         lower = articulated(lower, rest, opening, settings.articulation)
         log.info("dub: the mouth opened %g times as far as A2E opens it", settings.articulation)
     if settings.plate_expression:
-        lower = _with_plate_expression(lower, plate_lower, actor, driven, found, plate)
+        lower = _with_plate_expression(lower, plate_lower, actor, opening, driven, found, plate)
     return lower
 
 
@@ -696,15 +705,15 @@ def _with_plate_expression(
     lower: np.ndarray,
     plate_lower: np.ndarray,
     actor: Actor,
+    opening: MouthOpening,
     driven: Driven,
     found: np.ndarray,
     plate: Plate,
 ) -> np.ndarray:
-    """The A2E's `lower` face of the `found` frames, with the plate's held expression
-    (`plate_lower`, its fitted lower face) under it and its own held mouth where the dub
-    pauses."""
+    """The driven `lower` face of the `found` frames (the A2E's, perhaps articulated), with
+    the plate's held expression (`plate_lower`, its fitted lower face) under it and its own
+    held mouth where the dub pauses; `opening` is how the actor's mouth opens."""
     frame_seconds = float(1 / plate.info.fps)
-    opening = mouth_opening_of(actor.model, actor.fits)
     closing = driven.closing[found]
     speech = driven.features.speech[found]
     lower, weight = with_plate_expression(
