@@ -76,8 +76,8 @@ def train_actor_a2e(
         plate_info = source["plate"]
         plate = reopen_plate(plate_info)
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
-        heard = analyse(footage.audio)
-        sync = footage_sync(footage, heard, actor.model)
+        analysis = analyse(footage.audio)
+        sync = footage_sync(footage, analysis, actor.model)
         figures = sync.as_dict()
         log.info(
             "train-a2e: %s: its mouth follows its sound best %+.0f ms past its frames' times"
@@ -98,7 +98,7 @@ def train_actor_a2e(
                 MAX_OFFSET_S,
                 figures["phone_sync"],
             )
-        unsynced = footage_unsynced(footage, heard, actor.model, sync.offset_s)
+        unsynced = footage_unsynced(footage, analysis, actor.model, sync.offset_s)
         footage, left_out = _without_unsynced(
             footage, unsynced, sync.offset_s, settings.validation_share, plate_info["path"]
         )
