@@ -48,6 +48,7 @@ from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.model import ActorModel
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
+from dubplate.core.runs import runs
 from dubplate.core.stored import load_weights
 from dubplate.core.track.landmarks import mouth_width
 
@@ -198,16 +199,12 @@ def _without_unsynced(
         figures["frames_unsynced"],
         LOCAL_SYNC_FLOOR,
         LOCAL_SYNC_HALF_S,
-        ", ".join(f"{a:.2f}-{b:.2f} s" for a, b in _stretches(footage.times, unsynced)),
+        ", ".join(
+            f"{footage.times[start]:.2f}-{footage.times[stop - 1]:.2f} s"
+            for start, stop in runs(unsynced)
+        ),
     )
     return dataclasses.replace(footage, mask=footage.mask & ~unsynced), figures
-
-
-def _stretches(times: np.ndarray, chosen: np.ndarray) -> list[tuple[float, float]]:
-    """The first and last time of each run of `chosen` frames."""
-    edges = np.diff(np.concatenate([[0], chosen.astype(int), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-    return [(float(times[a]), float(times[b])) for a, b in zip(starts, ends, strict=True)]
 
 
 def a2e_manifest(directory: Path) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from dubplate.core.a2e.expression import mouth_gap_px
 from dubplate.core.a2e.train import Footage
@@ -97,9 +96,9 @@ def unsynced_frames(
 ) -> np.ndarray:
     """(F,) bool: the frames at `times` (seconds into the audio, offset applied) around which,
     within LOCAL_SYNC_HALF_S, the (F,) inner-lip gap (NaN: not seen) follows the openness of
-    the phones heard less than LOCAL_SYNC_FLOOR (Spearman). Not judged, so False: a frame whose
-    window holds under LOCAL_SEEN_S of seen mouth, or a mouth or sound that does not vary
-    there (a pause). The window is counted in frames of `frame_seconds` (a variable-rate
+    the phones heard less than LOCAL_SYNC_FLOOR (its phone-sync). Not judged, so False: a
+    frame whose window holds under LOCAL_SEEN_S of seen mouth, or a mouth or sound that does
+    not vary there (a pause). The window is counted in frames of `frame_seconds` (a variable-rate
     footage's mean)."""
     curve = openness(frame_features(analysis, times, frame_seconds, pad=True))
     half = int(round(LOCAL_SYNC_HALF_S / frame_seconds))
@@ -107,10 +106,10 @@ def unsynced_frames(
     unsynced = np.zeros(len(gap_px), bool)
     for frame in range(len(gap_px)):
         window = slice(max(0, frame - half), frame + half + 1)
-        gap, heard = gap_px[window][seen[window]], curve[window][seen[window]]
-        if len(gap) * frame_seconds < LOCAL_SEEN_S or np.ptp(gap) == 0 or np.ptp(heard) == 0:
+        if seen[window].sum() * frame_seconds < LOCAL_SEEN_S:
             continue
-        unsynced[frame] = spearmanr(gap, heard).statistic < LOCAL_SYNC_FLOOR
+        sync, _ = phone_sync(gap_px[window], curve[window], max_lag=0)
+        unsynced[frame] = sync is not None and sync < LOCAL_SYNC_FLOOR
     return unsynced
 
 

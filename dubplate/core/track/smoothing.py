@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dubplate.core.runs import runs
 from dubplate.core.track.landmarks import face_box_scale
 
 
@@ -59,14 +60,9 @@ def smooth_track(
 ) -> np.ndarray:
     """Smooth each run of consecutive found frames on its own; frames without a face stay NaN."""
     smoothed = np.full_like(landmarks, np.nan)
-    for start, stop in _runs(found):
+    for start, stop in runs(found):
         segment = landmarks[start:stop]
         # Work in face-box units so one set of parameters fits a close-up and a wide shot alike.
         scale = float(np.median(face_box_scale(segment)))
         smoothed[start:stop] = filter.smooth(segment * scale, times[start:stop]) / scale
     return smoothed
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2], edges[1::2], strict=True))

@@ -1,0 +1,11 @@
+"""Runs of consecutive chosen frames: the stretches a per-frame mask is made of."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def runs(chosen: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in the (F,) `chosen`, stop exclusive."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], chosen.astype(np.int8), [0]])))
+    return [(int(start), int(stop)) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
