@@ -2,7 +2,7 @@
 
 import logging
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -28,6 +28,8 @@ from dubplate.core.a2e.store import train_actor_a2e
 from dubplate.core.a2e.sync import MIN_PHONE_SYNC, MIN_SYNC_GAIN, sync_offset, unsynced_frames
 from dubplate.core.a2e.train import (
     BILABIAL,
+    MEL_MASK_BANDS,
+    MEL_MASKS,
     Footage,
     MouthPrior,
     Sequence,
@@ -37,12 +39,14 @@ from dubplate.core.a2e.train import (
     predict,
     train,
     train_bag,
+    voices_for,
 )
 from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.colour import default_config
 from dubplate.core.errors import DubplateError
+from dubplate.core.manifest import read_manifest
 from dubplate.core.media import load_audio, open_plate
 from dubplate.core.media.audio import ANALYSIS_RATE
 from dubplate.core.morph.actor import Actor
@@ -475,7 +479,9 @@ def test_footage_frames_heard_past_the_end_of_its_sound_are_not_learnt(tmp_path,
     )
 
 
-def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(shared_data, tmp_path):
+def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(
+    shared_data, tmp_path, monkeypatch
+):
     """EXR footage has no sound of its own: the actor is built with its production sound as a
     WAV, the actor's manifest keeps it, and A2E, reopening the footage, hears it."""
     movie = open_plate(shared_data / "footage" / "man_map_5s.mp4")
@@ -494,10 +500,21 @@ def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(shared_d
     assert done.returncode == 0, done.stderr
     (source,) = Actor.load(tmp_path / "heard").sources
     assert source["plate"]["sound"] == str(wav) and source["plate"]["kind"] == "exr"
-    report = train_actor_a2e(tmp_path / "heard", TrainSettings(voices=1, steps=50, eval_every=25))
+    settings = TrainSettings(voices=1, steps=50, eval_every=25)
+    report = train_actor_a2e(tmp_path / "heard", settings, audio_cache=tmp_path / "audio")
     (sync,) = report["footage_sync"]
     assert sync["phone_sync"] > MIN_PHONE_SYNC  # its mouth follows the sound it was given
     assert sync["frames_left_out_unsynced"] == 0
+    # The WAV's analysis is cached: a dub of the take reads it rather than analysing again.
+    assert len(list((tmp_path / "audio").glob("*.npz"))) == 1
+    monkeypatch.setattr(audio_features, "analyse", None)
+    reread = audio_features.cached_analysis(load_audio(wav), tmp_path / "audio")
+    assert reread.duration == pytest.approx(sound.samples.shape[0] / sound.rate, abs=1e-3)
+    # The manifest says what the networks heard: the dry voice and each run's own.
+    heard = read_manifest(tmp_path / "heard" / "a2e.json", "a2e")["training"]["augmentation"]
+    assert [Voice(**voice) for voice in heard["voices"]] == voices_for(settings)
+    assert heard["voices"][0] == asdict(DRY) and len(heard["voices"]) == 4
+    assert (heard["mel_masks"], heard["mel_mask_bands"]) == (MEL_MASKS, MEL_MASK_BANDS)
     assert run_cli(*fit, "--out", tmp_path / "deaf").returncode == 0
     with pytest.raises(DubplateError, match=r"take\.####\.exr: no audio.*--footage-audio"):
         train_actor_a2e(tmp_path / "deaf", TrainSettings(voices=1, steps=50, eval_every=25))

@@ -441,7 +441,12 @@ def _train_a2e(args: argparse.Namespace) -> dict:
     from dubplate.core.a2e.store import train_actor_a2e
     from dubplate.core.a2e.train import TrainSettings
 
-    report = train_actor_a2e(args.actor, TrainSettings(seed=args.seed), _device(args.device))
+    report = train_actor_a2e(
+        args.actor,
+        TrainSettings(seed=args.seed),
+        _device(args.device),
+        audio_cache=cache_dir("audio"),
+    )
     return {"actor": str(args.actor), "a2e": str(args.actor / "a2e.json"), **report}
 
 
@@ -481,7 +486,9 @@ def _actor_build(args: argparse.Namespace) -> dict:
         a2e_manifest(out)
         log.info("actor build: %s: reusing the trained A2E", out)
     else:
-        stages["a2e"] = train_actor_a2e(out, TrainSettings(seed=args.seed), device)
+        stages["a2e"] = train_actor_a2e(
+            out, TrainSettings(seed=args.seed), device, audio_cache=cache_dir("audio")
+        )
     if (out / "renderer.json").exists():
         renderer_manifest(out)
         log.info("actor build: %s: reusing the trained renderer", out)

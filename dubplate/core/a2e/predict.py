@@ -18,7 +18,6 @@ from dubplate.core.audio.features import (
     TIME_TOLERANCE_S,
     AudioAnalysis,
     FrameFeatures,
-    analyse,
     cached_analysis,
     frame_features,
     require_audio_for,
@@ -114,7 +113,7 @@ def drive(
 ) -> Prediction:
     """Lower-face coefficients for frames of the audio, the network run on `device`; its
     analysis is cached per file in `cache_dir` when one is given."""
-    analysis = cached_analysis(audio, cache_dir) if cache_dir else analyse(audio)
+    analysis = cached_analysis(audio, cache_dir)
     numbers = frame_numbers(analysis, fps, offset, frames)
     times = numbers / float(fps) + offset
     try:

@@ -21,6 +21,8 @@ from dubplate.core.a2e.sync import (
 )
 from dubplate.core.a2e.train import (
     DEFAULT_SETTINGS,
+    MEL_MASK_BANDS,
+    MEL_MASKS,
     VISEME_RIDGE,
     Footage,
     MouthPrior,
@@ -36,7 +38,7 @@ from dubplate.core.audio.features import (
     FEATURE_SIZE,
     MEL_BANDS,
     SOFT_EDGE_FRAMES,
-    analyse,
+    cached_analysis,
     heard_within,
 )
 from dubplate.core.audio.phones import PHONES, VISEME_OPENNESS, VISEME_SPREAD, VISEMES
@@ -63,8 +65,11 @@ def train_actor_a2e(
     settings: TrainSettings = DEFAULT_SETTINGS,
     device: str = "cpu",
     last_frame: int | None = None,
+    audio_cache: Path | None = None,
 ) -> dict:
-    """Train on every footage of the actor (up to `last_frame` in each) and save beside it."""
+    """Train on every footage of the actor (up to `last_frame` in each) and save beside it; the
+    footage's sound is analysed once per file where `audio_cache` is given (`dub` of the same
+    footage reuses it)."""
     directory = Path(directory)
     if (directory / "a2e.json").exists():
         raise DubplateError(f"{directory}: already has an A2E network (a2e.json); not overwritten")
@@ -77,7 +82,7 @@ def train_actor_a2e(
         plate_info = source["plate"]
         plate = reopen_plate(plate_info)
         footage = footage_frames(plate, fit, last_frame, covered.get(plate_info["path"], []))
-        analysis = analyse(footage.audio)
+        analysis = cached_analysis(footage.audio, audio_cache)
         sync = footage_sync(footage, analysis, actor.model)
         figures = sync.as_dict()
         log.info(
@@ -137,6 +142,13 @@ def train_actor_a2e(
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
             "settings": dataclasses.asdict(settings),
+            # What the network heard: each voice as drawn, in `voices_for`'s order, and the
+            # mel bands each training window lost.
+            "augmentation": {
+                "voices": [dataclasses.asdict(voice) for voice in voices],
+                "mel_masks": MEL_MASKS,
+                "mel_mask_bands": MEL_MASK_BANDS,
+            },
             **{k: report[k] for k in ("seconds", "voices", "train_frames")},
             # Each bagged network's seed, its held-out choices of steps and gain, its loss there.
             "runs": report["runs"],

@@ -169,12 +169,15 @@ def _gate_silence(table: np.ndarray, rms: np.ndarray) -> np.ndarray:
     return gated
 
 
-def cached_analysis(sound: Sound, cache_dir: Path) -> AudioAnalysis:
-    """`analyse`, cached under `cache_dir` by the samples themselves: a movie's sound read
-    aligned to its first frame and to its start are different audio, as is an edited file.
+def cached_analysis(sound: Sound, cache_dir: Path | None) -> AudioAnalysis:
+    """`analyse`, cached under `cache_dir` (None: not cached) by the samples themselves: a
+    movie's sound read aligned to its first frame and to its start are different audio, as is
+    an edited file.
     A file is read twice where its analysis is not cached yet, once for the key and once to
     analyse; both a block at a time. A cache that cannot be written is passed over, and one
     that cannot be read is written again, with a warning."""
+    if cache_dir is None:
+        return analyse(sound)
     entry = Path(cache_dir) / f"{_digest(sound)}.npz"
     if entry.is_file():
         try:
