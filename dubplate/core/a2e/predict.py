@@ -136,16 +136,19 @@ def write_prediction_preview(
     actor: Actor, prediction: Prediction, audio: Sound, fps: Fraction, path: Path
 ) -> int:
     """The actor's textured face, front on under their median light, speaking the audio from
-    the first predicted frame's time in it."""
+    the first predicted frame's time in it; meshes made a batch of frames at a time, so an hour
+    of audio takes no more memory than a shot."""
     model, fit = actor.model, actor.fits[0]
     middle = len(fit.frames) // 2
     count = len(prediction.lower)
-    upper = np.zeros((count, len(model.upper_basis)), np.float32)
-    shapes = model.shape(prediction.lower, upper)
-    posed = fit.scale[middle] * shapes @ fit.rotation[middle].T + fit.translation[middle]
+
+    def posed(lower: np.ndarray) -> np.ndarray:
+        """Posed as in the fit's middle frame, the upper face neutral."""
+        shapes = model.shape(lower, np.zeros((len(lower), len(model.upper_basis)), np.float32))
+        return fit.scale[middle] * shapes @ fit.rotation[middle].T + fit.translation[middle]
+
     # One crop for the whole clip: the head holds still and only the mouth moves.
-    regions = np.repeat(crop_regions(np.median(posed, axis=0)[None]), count, axis=0)
-    screen = torch.from_numpy(to_screen(posed, regions).astype(np.float32))
+    region = crop_regions(posed(np.median(prediction.lower, axis=0)[None]))
     light = torch.from_numpy(np.median(fit.light, axis=0))[None]
     texture = torch.from_numpy(model.texture).permute(2, 0, 1)[None]
     renderer = renderer_for(model)
@@ -154,7 +157,9 @@ def write_prediction_preview(
 
     def frames():
         for start in range(0, count, 16):
-            batch = screen[start : start + 16]
+            lower = prediction.lower[start : start + 16]
+            screen = to_screen(posed(lower), np.repeat(region, len(lower), axis=0))
+            batch = torch.from_numpy(screen.astype(np.float32))
             with torch.no_grad():
                 out = renderer.render(
                     batch, texture, light.expand(len(batch), -1, -1), (CROP_PX, CROP_PX)
