@@ -1,6 +1,7 @@
 """The A2E network, its training and prediction, and voice augmentation."""
 
 import logging
+import os
 import warnings
 from dataclasses import asdict, replace
 from fractions import Fraction
@@ -45,6 +46,7 @@ from dubplate.core.audio import features as audio_features
 from dubplate.core.audio.features import FEATURE_SIZE, MEL_BANDS, AudioAnalysis, FrameFeatures
 from dubplate.core.audio.phones import PHONE_INDEX, PHONES, VISEMES
 from dubplate.core.colour import default_config
+from dubplate.core.determinism import CUBLAS_WORKSPACE, seeded
 from dubplate.core.errors import DubplateError
 from dubplate.core.manifest import read_manifest
 from dubplate.core.media import load_audio, open_plate
@@ -98,6 +100,23 @@ def test_training_learns_what_the_audio_says_and_stops_early():
     assert report_again == {**report, "seconds": report_again["seconds"]}  # seeded
     for a, b in zip(network.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_training_on_cuda_chooses_deterministic_kernels_and_gives_them_back(monkeypatch):
+    """Checked without a GPU: the switches are torch's own, set and restored around training."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    with seeded(4, "cpu"):
+        first = torch.rand(3)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    with seeded(4, "cuda:0"):
+        assert torch.equal(torch.rand(3), first)  # the same seed
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
+    assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
 
 
 def test_a_footage_whose_held_out_tail_is_all_covered_is_refused():

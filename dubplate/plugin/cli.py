@@ -430,10 +430,14 @@ def _actor_preview(args: argparse.Namespace) -> dict:
 def _device(choice: str) -> str:
     import torch
 
+    from dubplate.core.determinism import fix_cublas_workspace
+
     if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
         raise DubplateError("--device cuda: no CUDA device is available")
+    if choice == "cuda":
+        fix_cublas_workspace()
     return choice
 
 

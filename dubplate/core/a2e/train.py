@@ -26,6 +26,7 @@ from dubplate.core.audio.features import (
     heard_within,
 )
 from dubplate.core.audio.phones import VISEMES
+from dubplate.core.determinism import seeded
 from dubplate.core.errors import DubplateError
 from dubplate.core.media.audio import Audio
 from dubplate.core.media.plate import Plate
@@ -251,55 +252,55 @@ def _fit(
 ) -> tuple[A2E, int, int]:
     """The network trained on `train_parts` for `settings.steps`, or until the `held_out`
     tails stop improving (then the best one on them); its steps taken and best step."""
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    masking = np.random.default_rng([settings.seed, MASKING_STREAM])
-    originals = [voices[0] for voices in train_parts]
-    every_target = np.concatenate([s.targets[s.mask] for s in originals])
-    coefficients = every_target.shape[1]
-    network = A2E(FEATURE_SIZE, coefficients).to(device)
-    network.target_mean.copy_(torch.from_numpy(every_target.mean(axis=0)))
-    network.target_std.copy_(torch.from_numpy(every_target.std(axis=0) + 1e-6))
-    network.rest.copy_(torch.from_numpy(mouth.rest.astype(np.float32)))
-    network.viseme_map.copy_(torch.from_numpy(fit_viseme_map(originals, mouth.visemes)))
-    optimiser = torch.optim.AdamW(
-        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    flat = [s for voices in train_parts for s in voices]
-    best = (float("inf"), settings.steps, None)
-    progress = Progress(label, settings.steps, unit="steps", every_s=5)
-    stale = step = 0
-    for step in range(1, settings.steps + 1):
-        features, targets, mask = _batch(flat, settings, rng, masking, device)
-        network.train()
-        prior = network.prior(features)
-        # Each member learns on its own; their mean is the prediction.
-        loss = sum(
-            _coefficient_error(prior + output * network.target_std, targets, mask, network)
-            for output in network.member_outputs(features)
+    with seeded(settings.seed, device):
+        rng = np.random.default_rng(settings.seed)
+        masking = np.random.default_rng([settings.seed, MASKING_STREAM])
+        originals = [voices[0] for voices in train_parts]
+        every_target = np.concatenate([s.targets[s.mask] for s in originals])
+        coefficients = every_target.shape[1]
+        network = A2E(FEATURE_SIZE, coefficients).to(device)
+        network.target_mean.copy_(torch.from_numpy(every_target.mean(axis=0)))
+        network.target_std.copy_(torch.from_numpy(every_target.std(axis=0) + 1e-6))
+        network.rest.copy_(torch.from_numpy(mouth.rest.astype(np.float32)))
+        network.viseme_map.copy_(torch.from_numpy(fit_viseme_map(originals, mouth.visemes)))
+        optimiser = torch.optim.AdamW(
+            network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        progress.advance()
-        if held_out and step % settings.eval_every == 0:
-            validation = _loss(network, held_out, device, network.coefficients)
-            if not math.isfinite(validation):
-                raise DubplateError(
-                    f"{label}: the held-out loss is {validation} at step {step}: a fitted"
-                    " coefficient or audio feature that is not a number, or training that"
-                    " diverged; nothing was saved"
-                )
-            if validation < best[0] - 1e-4:
-                best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
-            else:
-                stale += 1
-                if stale >= settings.patience:
-                    log.info("train-a2e: early stop at step %d (best %d)", step, best[1])
-                    break
-    if best[2] is not None:
-        network.load_state_dict(best[2])
-    return network, step, best[1]
+        flat = [s for voices in train_parts for s in voices]
+        best = (float("inf"), settings.steps, None)
+        progress = Progress(label, settings.steps, unit="steps", every_s=5)
+        stale = step = 0
+        for step in range(1, settings.steps + 1):
+            features, targets, mask = _batch(flat, settings, rng, masking, device)
+            network.train()
+            prior = network.prior(features)
+            # Each member learns on its own; their mean is the prediction.
+            loss = sum(
+                _coefficient_error(prior + output * network.target_std, targets, mask, network)
+                for output in network.member_outputs(features)
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            progress.advance()
+            if held_out and step % settings.eval_every == 0:
+                validation = _loss(network, held_out, device, network.coefficients)
+                if not math.isfinite(validation):
+                    raise DubplateError(
+                        f"{label}: the held-out loss is {validation} at step {step}: a fitted"
+                        " coefficient or audio feature that is not a number, or training that"
+                        " diverged; nothing was saved"
+                    )
+                if validation < best[0] - 1e-4:
+                    best, stale = (validation, step, copy.deepcopy(network.state_dict())), 0
+                else:
+                    stale += 1
+                    if stale >= settings.patience:
+                        log.info("train-a2e: early stop at step %d (best %d)", step, best[1])
+                        break
+        if best[2] is not None:
+            network.load_state_dict(best[2])
+        return network, step, best[1]
 
 
 # Frames of a viseme it takes for the footage to weigh as much as phonetics in its mouth
