@@ -1,5 +1,7 @@
 """Audio at any rate and channel count: originals kept, 16 kHz mono for analysis."""
 
+import logging
+import re
 import tracemalloc
 from fractions import Fraction
 
@@ -141,6 +143,27 @@ def test_a_truncated_mp3_or_matroska_file_is_refused_not_read_short(
     late = tmp_path / f"late{suffix}"
     _encode(late, noise, 44100, codec, sample_format, first_sample=22050)
     assert float(load_audio(late).duration) == pytest.approx(3.0, abs=0.03)  # whole, not refused
+
+
+def test_an_mp3_without_a_vbr_header_is_read_to_its_end(tmp_path, caplog):
+    """Without a Xing or VBRI header libsndfile takes an MP3 for constant bitrate at its first
+    frame's and stops reading where that puts its end: 6 s of speech in variable bitrate, its
+    header frame taken off (as a cut or joined file loses it), read as under half of it."""
+    rng = np.random.default_rng(0)
+    seconds = np.arange(16000 * 6) / 16000
+    speech = np.where(seconds % 1 < 0.5, rng.normal(0, 0.3, len(seconds)), 0).astype(np.float32)
+    tagged = tmp_path / "tagged.mp3"
+    soundfile.write(
+        str(tagged), speech, 16000, "MPEG_LAYER_III", format="MP3", bitrate_mode="VARIABLE"
+    )
+    frame = re.search(r"framesize\s*:\s*(\d+)", soundfile.info(str(tagged)).extra_info)
+    untagged = tmp_path / "untagged.mp3"
+    untagged.write_bytes(tagged.read_bytes()[int(frame[1]) :])
+    assert soundfile.info(str(untagged)).duration < 3  # libsndfile's guess
+    with caplog.at_level(logging.INFO):
+        assert float(load_audio(untagged).duration) == pytest.approx(6.0, abs=0.15)
+    assert "untagged.mp3: an MP3 without a Xing or VBRI header" in caplog.text
+    assert float(load_audio(tagged).duration) == pytest.approx(6.0, abs=0.01)
 
 
 def test_shared_dub_tracks(shared_data):

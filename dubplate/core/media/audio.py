@@ -187,15 +187,32 @@ def open_audio(path: str | Path) -> AudioFile:
     try:
         info = soundfile.info(str(path))
     except soundfile.LibsndfileError:
-        audio = open_audio_stream(path)
-        if audio is None:
-            raise DubplateError(f"{path}: no audio stream") from None
-        return audio
+        return _ffmpeg_audio(path)
+    if _LENGTH_GUESSED.search(info.extra_info):
+        log.info(
+            "%s: an MP3 without a Xing or VBRI header, whose length libsndfile guesses from its"
+            " first frame and stops reading at; decoded to its end by FFmpeg",
+            path,
+        )
+        return _ffmpeg_audio(path)
     _refuse_truncated(path, info.extra_info)
     if info.frames == 0:
         raise DubplateError(f"{path}: audio holds no samples")
     _log_opened(path, info.samplerate, info.channels, info.duration)
     return AudioFile(path, int(info.samplerate), int(info.channels))
+
+
+# libsndfile's log of an MP3 without a Xing or VBRI header (which give its frame count): it
+# then takes the file for constant bitrate at its first frame's, and a variable-bitrate file
+# (6 s of speech read as 1.8) ends where that guess does.
+_LENGTH_GUESSED = re.compile(r"^\s*bitrate mode\s*:\s*constant\s*$", re.MULTILINE)
+
+
+def _ffmpeg_audio(path: Path) -> AudioFile:
+    audio = open_audio_stream(path)
+    if audio is None:
+        raise DubplateError(f"{path}: no audio stream")
+    return audio
 
 
 def load_audio(path: str | Path) -> Audio:
