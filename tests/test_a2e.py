@@ -102,9 +102,10 @@ def test_training_learns_what_the_audio_says_and_stops_early():
         assert torch.equal(a, b)
 
 
-def test_training_on_cuda_chooses_deterministic_kernels_and_gives_them_back(monkeypatch):
+def test_training_on_cuda_chooses_deterministic_kernels_and_gives_them_back(monkeypatch, caplog):
     """Checked without a GPU: the switches are torch's own, set and restored around training."""
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")  # so that monkeypatch restores it
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     with seeded(4, "cpu"):
         first = torch.rand(3)
@@ -117,6 +118,12 @@ def test_training_on_cuda_chooses_deterministic_kernels_and_gives_them_back(monk
         assert not torch.backends.cudnn.benchmark
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+    # Once CUDA has started, a workspace set now would not be the one cuBLAS uses: said, not set.
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with caplog.at_level(logging.WARNING), seeded(4, "cuda"):
+        assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert "CUDA started before CUBLAS_WORKSPACE_CONFIG was set" in caplog.text
 
 
 def test_a_footage_whose_held_out_tail_is_all_covered_is_refused():

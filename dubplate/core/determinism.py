@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+log = logging.getLogger(__name__)
 
 # cuBLAS reuses its workspace across calls in an order that varies from run to run unless it is
 # fixed in size; PyTorch refuses deterministic cuBLAS calls without it.
@@ -23,12 +26,21 @@ def seeded(seed: int, device: str) -> Iterator[None]:
     """torch's generators seeded and, on CUDA, its deterministic kernels chosen (cuDNN's
     autotuner off, which picks the fastest kernel by timing it) for the training inside; the
     process's own choices are restored after it, so a stage that needs no such care (the
-    renderer's) keeps its speed. An operation with no deterministic CUDA kernel warns."""
+    renderer's) keeps its speed; cuBLAS's workspace, once fixed, stays so. An operation with
+    no deterministic CUDA kernel warns."""
     torch.manual_seed(seed)
     if not device.startswith("cuda"):
         yield
         return
-    fix_cublas_workspace()
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        if torch.cuda.is_initialized():
+            log.warning(
+                "CUDA started before CUBLAS_WORKSPACE_CONFIG was set: cuBLAS's sums may differ"
+                " from run to run (set it to %s before the process starts)",
+                CUBLAS_WORKSPACE,
+            )
+        else:
+            fix_cublas_workspace()
     before = (
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -136,8 +136,8 @@ def write_prediction_preview(
     actor: Actor, prediction: Prediction, audio: Sound, fps: Fraction, path: Path
 ) -> int:
     """The actor's textured face, front on under their median light, speaking the audio from
-    the first predicted frame's time in it; meshes made a batch of frames at a time, so an hour
-    of audio takes no more memory than a shot."""
+    the first predicted frame's time in it; its meshes made a batch of frames at a time, so
+    they take a batch's memory, not the clip's."""
     model, fit = actor.model, actor.fits[0]
     middle = len(fit.frames) // 2
     count = len(prediction.lower)

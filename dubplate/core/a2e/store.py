@@ -68,8 +68,8 @@ def train_actor_a2e(
     audio_cache: Path | None = None,
 ) -> dict:
     """Train on every footage of the actor (up to `last_frame` in each) and save beside it; the
-    footage's sound is analysed once per file where `audio_cache` is given (`dub` of the same
-    footage reuses it)."""
+    footage's sound, from its first frame on, is analysed once where `audio_cache` is given
+    (read back by `qc` of the footage, or by a dub of an image sequence with its WAV)."""
     directory = Path(directory)
     if (directory / "a2e.json").exists():
         raise DubplateError(f"{directory}: already has an A2E network (a2e.json); not overwritten")
@@ -142,8 +142,8 @@ def train_actor_a2e(
             "footage": [s["plate"]["path"] for s in actor.sources],
             "last_frame": last_frame,
             "settings": dataclasses.asdict(settings),
-            # What the network heard: each voice as drawn, in `voices_for`'s order, and the
-            # mel bands each training window lost.
+            # What the network heard: each voice as drawn, in `voices_for`'s order, and how many
+            # runs of mel bands each training window lost, each at most how wide.
             "augmentation": {
                 "voices": [dataclasses.asdict(voice) for voice in voices],
                 "mel_masks": MEL_MASKS,

@@ -204,7 +204,7 @@ def open_audio(path: str | Path) -> AudioFile:
 
 # libsndfile's log of an MP3 without a Xing or VBRI header (which give its frame count): it
 # then takes the file for constant bitrate at its first frame's, and a variable-bitrate file
-# (6 s of speech read as 1.8) ends where that guess does.
+# (6 s of speech read as 2.4) ends where that guess does.
 _LENGTH_GUESSED = re.compile(r"^\s*bitrate mode\s*:\s*constant\s*$", re.MULTILINE)
 
 
