@@ -23,7 +23,8 @@ from dubplate.core.audio.features import (
 from dubplate.core.audio.phones import PHONE_INDEX, decode_phones
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import load_audio
-from dubplate.core.media.audio import ANALYSIS_RATE
+from dubplate.core.media.audio import ANALYSIS_RATE, Audio
+from tests.fixtures import write_wav
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,29 @@ def test_audio_shorter_than_the_frames(speech):
     padded = frame_features(analysis, times, 0.04, pad=True)
     assert padded.phones[-10:, PHONE_INDEX["SIL"]].min() > 0.99
     assert np.all(padded.mel[-10:] == 0)
+
+
+def test_a_surround_mix_is_heard_by_its_centre_channel(speech, tmp_path, caplog):
+    """Dialogue in the centre of a 5.1 WAV, music and effects (loud tones and noise) in the other
+    five: A2E hears the dialogue alone, as it hears the dialogue stem; averaged, the mix's phones
+    would be others."""
+    voice = speech.samples.mean(axis=1)
+    rng = np.random.default_rng(0)
+    seconds = np.arange(len(voice)) / speech.rate
+    music = 0.3 * np.sin(2 * np.pi * 330 * seconds) + rng.normal(0, 0.1, len(voice))
+    mix = np.repeat(music[:, None], 6, axis=1).astype(np.float32)
+    mix[:, 2] = voice
+    surround = load_audio(write_wav(tmp_path / "printmaster.wav", mix, speech.rate))
+    with caplog.at_level("INFO"):
+        heard = analyse(surround)
+    stem = analyse(Audio(surround.samples[:, 2:3], speech.rate, "stem"))
+    np.testing.assert_array_equal(heard.phones, stem.phones)
+    np.testing.assert_allclose(heard.log_mel, stem.log_mel, atol=1e-4)
+    assert "printmaster.wav: 6 channels, taken for 5.1 (L R C LFE Ls Rs)" in caplog.text
+    averaged = analyse(Audio(mix.mean(axis=1, keepdims=True), speech.rate, "averaged"))
+    assert not np.array_equal(averaged.phones, stem.phones)
+    # Cached, it is the centre's analysis too.
+    assert cached_analysis(surround, tmp_path / "cache").phones.tolist() == stem.phones.tolist()
 
 
 def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, caplog):

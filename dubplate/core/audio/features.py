@@ -24,7 +24,13 @@ from dubplate.core.audio.phones import (
 from dubplate.core.audio.windows import Windows
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.audio import ANALYSIS_RATE, BLOCK_FRAMES, Sound, analysis_blocks
+from dubplate.core.media.audio import (
+    ANALYSIS_RATE,
+    BLOCK_FRAMES,
+    Sound,
+    analysed_channel,
+    analysis_blocks,
+)
 from dubplate.core.stored import load_arrays
 
 log = logging.getLogger(__name__)
@@ -197,12 +203,17 @@ def cached_analysis(sound: Sound, cache_dir: Path | None) -> AudioAnalysis:
 
 
 def _digest(sound: Sound) -> str:
-    """SHA-256 of the samples as one (n, channels) float32 array, its rate and the analysis
-    version (the same key whether the samples are read a block at a time or held whole)."""
+    """SHA-256 of the samples as one (n, channels) float32 array, its rate, the analysis
+    version and, for a surround mix, the one channel analysed (the same key whether the samples
+    are read a block at a time or held whole)."""
     digest = hashlib.sha256()
     for block in sound.blocks():
         digest.update(np.ascontiguousarray(block))
-    digest.update(json.dumps([sound.rate, ANALYSIS_VERSION]).encode())
+    key = [sound.rate, ANALYSIS_VERSION]
+    centre = analysed_channel(sound)
+    if centre is not None:
+        key.append(f"channel {centre}")
+    digest.update(json.dumps(key).encode())
     return digest.hexdigest()[:24]
 
 

@@ -150,10 +150,33 @@ class AudioFile:
         return Audio(samples, self.rate, self.source)
 
 
+# A surround mix carries its dialogue in the centre channel, the third in WAV's, SMPTE's and
+# FFmpeg's order for 5.1 and 7.1 (L R C LFE Ls Rs [Lb Rb]); averaged with the others, the music
+# and effects there would be heard as phones.
+SURROUND_CENTRE = {6: 2, 8: 2}
+
+
+def analysed_channel(sound: Sound) -> int | None:
+    """The one channel of `sound` analysed (a 5.1 or 7.1 mix's centre); None: all, averaged."""
+    return SURROUND_CENTRE.get(sound.channels)
+
+
 def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
-    """`sound` as mono float32 at 16 kHz, a block at a time: channels averaged, then resampled
-    (soxr, high quality)."""
-    mono = (block.mean(axis=1, dtype=np.float32) for block in sound.blocks())
+    """`sound` as mono float32 at 16 kHz, a block at a time: channels averaged, or a surround
+    mix's centre taken (`analysed_channel`), then resampled (soxr, high quality)."""
+    centre = analysed_channel(sound)
+    if centre is None:
+        mono = (block.mean(axis=1, dtype=np.float32) for block in sound.blocks())
+    else:
+        log.info(
+            "audio: %s: %d channels, taken for %s: its centre channel (channel %d), where a mix"
+            " carries dialogue, is analysed",
+            sound.source,
+            sound.channels,
+            "5.1 (L R C LFE Ls Rs)" if sound.channels == 6 else "7.1 (L R C LFE Ls Rs Lb Rb)",
+            centre + 1,
+        )
+        mono = (np.ascontiguousarray(block[:, centre]) for block in sound.blocks())
     return resampled_blocks(mono, sound.rate, ANALYSIS_RATE, "HQ")
 
 
