@@ -166,6 +166,60 @@ def test_an_mp3_without_a_vbr_header_is_read_to_its_end(tmp_path, caplog):
     assert float(load_audio(tagged).duration) == pytest.approx(6.0, abs=0.01)
 
 
+def test_the_default_audio_stream_is_read_where_there_are_several(tmp_path, caplog):
+    """A guide track first, the mix marked default after it: a player plays the mix, and so
+    does the dub hear it."""
+    path = tmp_path / "reel.mka"
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    with av.open(str(path), "w") as out:
+        guide, mix = (out.add_stream("flac", rate=16000, layout="mono") for _ in range(2))
+        guide.metadata["title"], mix.metadata["title"] = "guide", "mix"
+        guide.disposition, mix.disposition = 0, av.stream.Disposition.default
+        for stream, level in ((guide, 0.1), (mix, 0.5)):
+            samples = (level * 32767 * tone).astype(np.int16)[None]
+            frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 16000, 0, Fraction(1, 16000)
+            out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+    with caplog.at_level(logging.INFO):
+        heard = load_audio(path)
+    assert np.abs(heard.samples).max() == pytest.approx(0.5, abs=0.01)
+    assert "reel.mka: 2 audio streams; reading stream 1 (mix, marked default)" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".mka", ".mp4"])
+def test_a_gap_in_the_audio_timestamps_is_kept_as_silence(tmp_path, caplog, suffix):
+    """A second of quiet tone, then no packets for half a second (a dropout), then a loud tone
+    stamped 1.5 s: joined end to end it would play at 1.0 s, half a second ahead of the
+    picture."""
+    path = tmp_path / f"dropout{suffix}"
+    rate, frame_samples = 16000, 1024
+    with av.open(str(path), "w") as out:
+        codec = "pcm_s16le" if suffix == ".mka" else "aac"  # each frame its own packet
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        for start_s, level in ((0.0, 0.01), (1.5, 0.5)):
+            tone = level * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
+            first = round(start_s * rate)
+            for offset in range(0, rate - frame_samples + 1, frame_samples):
+                chunk = tone[offset : offset + frame_samples].astype(np.float32)[None]
+                frame = av.AudioFrame.from_ndarray(
+                    (chunk * 32767).astype(np.int16) if suffix == ".mka" else chunk,
+                    format="s16" if suffix == ".mka" else "fltp",
+                    layout="mono",
+                )
+                frame.sample_rate, frame.pts = rate, first + offset
+                frame.time_base = Fraction(1, rate)
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with caplog.at_level(logging.WARNING):
+        heard = load_audio(path)
+    loud = np.flatnonzero(np.abs(heard.samples[:, 0]) > 0.2)
+    assert loud[0] / rate == pytest.approx(1.5, abs=0.03)
+    assert (
+        "the audio's timestamps jump +0.5" in caplog.text and "filled with silence" in caplog.text
+    )
+
+
 def test_shared_dub_tracks(shared_data):
     paths = sorted((shared_data / "audio").glob("*.wav"))
     assert len(paths) == 7, "the shared dub tracks"

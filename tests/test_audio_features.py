@@ -6,6 +6,7 @@ from fractions import Fraction
 import librosa
 import numpy as np
 import pytest
+import soundfile
 import soxr
 
 from dubplate.core.a2e.predict import frame_numbers
@@ -174,27 +175,58 @@ def test_audio_shorter_than_the_frames(speech):
     assert np.all(padded.mel[-10:] == 0)
 
 
-def test_a_surround_mix_is_heard_by_its_centre_channel(speech, tmp_path, caplog):
-    """Dialogue in the centre of a 5.1 WAV, music and effects (loud tones and noise) in the other
-    five: A2E hears the dialogue alone, as it hears the dialogue stem; averaged, the mix's phones
-    would be others."""
+def _printmaster(speech, dialogue: int, channels: int = 6) -> np.ndarray:
+    """Loud tones and noise (music and effects) in every channel but `dialogue`, the speech."""
     voice = speech.samples.mean(axis=1)
     rng = np.random.default_rng(0)
     seconds = np.arange(len(voice)) / speech.rate
     music = 0.3 * np.sin(2 * np.pi * 330 * seconds) + rng.normal(0, 0.1, len(voice))
-    mix = np.repeat(music[:, None], 6, axis=1).astype(np.float32)
-    mix[:, 2] = voice
-    surround = load_audio(write_wav(tmp_path / "printmaster.wav", mix, speech.rate))
+    mix = np.repeat(music[:, None], channels, axis=1).astype(np.float32)
+    mix[:, dialogue] = voice
+    return mix
+
+
+def test_a_surround_mix_is_heard_by_its_centre_channel(speech, tmp_path, caplog):
+    """Dialogue in the centre of a 5.1 WAV (its channel mask says where), music and effects in
+    the other five: A2E hears the dialogue alone, as it hears the dialogue stem; averaged, the
+    mix's phones would be others."""
+    mix = _printmaster(speech, dialogue=2)
+    path = tmp_path / "printmaster.wav"
+    soundfile.write(str(path), mix, speech.rate, format="WAVEX")
     with caplog.at_level("INFO"):
-        heard = analyse(surround)
+        surround = load_audio(path)
+    assert "printmaster.wav: 6 channels (FL FR FC LFE BL BR): the centre, channel 3" in caplog.text
+    heard = analyse(surround)
     stem = analyse(Audio(surround.samples[:, 2:3], speech.rate, "stem"))
     np.testing.assert_array_equal(heard.phones, stem.phones)
     np.testing.assert_allclose(heard.log_mel, stem.log_mel, atol=1e-4)
-    assert "printmaster.wav: 6 channels, taken for 5.1 (L R C LFE Ls Rs)" in caplog.text
     averaged = analyse(Audio(mix.mean(axis=1, keepdims=True), speech.rate, "averaged"))
     assert not np.array_equal(averaged.phones, stem.phones)
     # Cached, it is the centre's analysis too.
     assert cached_analysis(surround, tmp_path / "cache").phones.tolist() == stem.phones.tolist()
+
+
+def test_channels_without_a_declared_centre_are_averaged(speech, tmp_path, caplog):
+    """Six channels with no channel mask: a field recorder's tracks as well as a mix, so nothing
+    is guessed and every channel is heard."""
+    path = write_wav(tmp_path / "recorder.wav", _printmaster(speech, dialogue=2), speech.rate)
+    with caplog.at_level("INFO"):
+        tracks = load_audio(path)
+    assert tracks.dialogue_channel is None
+    assert "recorder.wav: 6 channels and no centre among them" in caplog.text
+
+
+def test_a_surround_ogg_is_heard_by_its_centre_in_vorbis_order(tmp_path):
+    """Vorbis orders 5.1 as L C R Ls Rs LFE, which libsndfile hands on as it is: FFmpeg decodes
+    it, naming its centre. Each channel written carries its own level: the centre's is 0.2."""
+    seconds = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 440 * seconds)
+    levels = 0.1 * np.arange(1, 7)
+    path = tmp_path / "mix.ogg"
+    soundfile.write(str(path), (tone[:, None] * levels).astype(np.float32), 16000)
+    mix = load_audio(path)
+    centre = mix.samples[1000:-1000, mix.dialogue_channel]
+    assert np.abs(centre).max() == pytest.approx(0.2, abs=0.02)
 
 
 def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, caplog):

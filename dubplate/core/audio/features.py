@@ -28,7 +28,6 @@ from dubplate.core.media.audio import (
     ANALYSIS_RATE,
     BLOCK_FRAMES,
     Sound,
-    analysed_channel,
     analysis_blocks,
 )
 from dubplate.core.stored import load_arrays
@@ -210,9 +209,8 @@ def _digest(sound: Sound) -> str:
     for block in sound.blocks():
         digest.update(np.ascontiguousarray(block))
     key = [sound.rate, ANALYSIS_VERSION]
-    centre = analysed_channel(sound)
-    if centre is not None:
-        key.append(f"channel {centre}")
+    if sound.dialogue_channel is not None:
+        key.append(f"channel {sound.dialogue_channel}")
     digest.update(json.dumps(key).encode())
     return digest.hexdigest()[:24]
 

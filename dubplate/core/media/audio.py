@@ -49,6 +49,12 @@ class Sound(Protocol):
     @property
     def channels(self) -> int: ...
 
+    @property
+    def dialogue_channel(self) -> int | None:
+        """The one channel analysis hears: a surround mix's centre, where its dialogue is;
+        None: every channel, averaged."""
+        ...
+
     def blocks(self) -> Iterator[np.ndarray]:
         """(n, channels) float32 blocks, C-contiguous, from the first sample to the last."""
         ...
@@ -66,6 +72,7 @@ class Audio:
     samples: np.ndarray
     rate: int
     source: str
+    dialogue_channel: int | None = None
 
     @property
     def channels(self) -> int:
@@ -87,7 +94,7 @@ class Audio:
         else:
             silence = np.zeros((-shift, self.channels), np.float32)
             samples = np.concatenate([silence, self.samples])[:count]
-        return Audio(samples, self.rate, self.source)
+        return dataclasses.replace(self, samples=samples)
 
     @cached_property
     def analysis(self) -> np.ndarray:
@@ -104,6 +111,9 @@ class AudioFile:
     path: Path
     rate: int
     channels: int
+    dialogue_channel: int | None = None
+    # FFmpeg's index of the audio stream read (`_audio_stream`); libsndfile's files have one.
+    stream: int = 0
     # Where FFmpeg decodes it: the file's time its first sample plays at (players count from
     # the file's start; a plate from its first frame). None: libsndfile reads it.
     aligned_to: Fraction | None = None
@@ -131,7 +141,9 @@ class AudioFile:
         if self.aligned_to is None:
             yield from _libsndfile_blocks(self.path, self.skip)
         else:
-            yield from _ffmpeg_blocks(self.path, self.aligned_to, self.skip, self.channels)
+            yield from _ffmpeg_blocks(
+                self.path, self.stream, self.aligned_to, self.skip, self.channels
+            )
 
     def part(self, start: float, seconds: float | None = None) -> AudioFile:
         shift = round(start * self.rate)
@@ -147,35 +159,16 @@ class AudioFile:
         """Every sample, in memory."""
         blocks = list(self.blocks())
         samples = np.concatenate(blocks) if blocks else np.zeros((0, self.channels), np.float32)
-        return Audio(samples, self.rate, self.source)
-
-
-# A surround mix carries its dialogue in the centre channel, the third in WAV's, SMPTE's and
-# FFmpeg's order for 5.1 and 7.1 (L R C LFE Ls Rs [Lb Rb]); averaged with the others, the music
-# and effects there would be heard as phones.
-SURROUND_CENTRE = {6: 2, 8: 2}
-
-
-def analysed_channel(sound: Sound) -> int | None:
-    """The one channel of `sound` analysed (a 5.1 or 7.1 mix's centre); None: all, averaged."""
-    return SURROUND_CENTRE.get(sound.channels)
+        return Audio(samples, self.rate, self.source, self.dialogue_channel)
 
 
 def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
-    """`sound` as mono float32 at 16 kHz, a block at a time: channels averaged, or a surround
-    mix's centre taken (`analysed_channel`), then resampled (soxr, high quality)."""
-    centre = analysed_channel(sound)
+    """`sound` as mono float32 at 16 kHz, a block at a time: its channels averaged, or a surround
+    mix's centre taken (`dialogue_channel`), then resampled (soxr, high quality)."""
+    centre = sound.dialogue_channel
     if centre is None:
         mono = (block.mean(axis=1, dtype=np.float32) for block in sound.blocks())
     else:
-        log.info(
-            "audio: %s: %d channels, taken for %s: its centre channel (channel %d), where a mix"
-            " carries dialogue, is analysed",
-            sound.source,
-            sound.channels,
-            "5.1 (L R C LFE Ls Rs)" if sound.channels == 6 else "7.1 (L R C LFE Ls Rs Lb Rb)",
-            centre + 1,
-        )
         mono = (np.ascontiguousarray(block[:, centre]) for block in sound.blocks())
     return resampled_blocks(mono, sound.rate, ANALYSIS_RATE, "HQ")
 
@@ -221,14 +214,80 @@ def open_audio(path: str | Path) -> AudioFile:
     _refuse_truncated(path, info.extra_info)
     if info.frames == 0:
         raise DubplateError(f"{path}: audio holds no samples")
+    if info.channels > 2 and info.format == "OGG":
+        log.info(
+            "%s: %d channels in Ogg, which libsndfile gives in Vorbis's order; decoded by FFmpeg,"
+            " in the order its layout names",
+            path,
+            info.channels,
+        )
+        return _ffmpeg_audio(path)
     _log_opened(path, info.samplerate, info.channels, info.duration)
-    return AudioFile(path, int(info.samplerate), int(info.channels))
+    # libsndfile keeps a WAV's, FLAC's or AIFF's own order, which is the one FFmpeg names.
+    names = _layout_names(path) if info.channels > 2 else []
+    centre = _dialogue_channel(path, names, info.channels)
+    return AudioFile(path, int(info.samplerate), int(info.channels), centre)
 
 
 # libsndfile's log of an MP3 without a Xing or VBRI header (which give its frame count): it
 # then takes the file for constant bitrate at its first frame's, and a variable-bitrate file
 # (6 s of speech read as 2.4) ends where that guess does.
 _LENGTH_GUESSED = re.compile(r"^\s*bitrate mode\s*:\s*constant\s*$", re.MULTILINE)
+
+
+def _layout_names(path: Path) -> list[str]:
+    """The channels' names by the file's header as FFmpeg reads it (a WAV's channel mask, a
+    format's fixed order); "NONE" for each where it declares no layout."""
+    try:
+        with av.open(str(path)) as container:
+            return [channel.name for channel in container.streams.audio[0].layout.channels]
+    except (av.error.FFmpegError, IndexError):
+        return []
+
+
+def _dialogue_channel(path: Path, names: list[str], channels: int) -> int | None:
+    """The front centre of a file of more than two channels whose layout names one: where a mix
+    carries its dialogue, apart from the music and effects that the others would add to what
+    A2E hears. Channels without a declared layout (a field recorder's, or a WAV without a
+    channel mask) are averaged."""
+    if channels <= 2:
+        return None
+    if "FC" in names:
+        centre = names.index("FC")
+        log.info(
+            "audio: %s: %d channels (%s): the centre, channel %d, is analysed: a mix carries its"
+            " dialogue there",
+            path,
+            channels,
+            " ".join(names),
+            centre + 1,
+        )
+        return centre
+    log.info(
+        "audio: %s: %d channels and no centre among them (%s); averaged for analysis",
+        path,
+        channels,
+        " ".join(names) or "no layout",
+    )
+    return None
+
+
+def _audio_stream(container: av.container.InputContainer, path: Path):
+    """The audio stream a player plays: the one marked default, else the first; which one is
+    said where there are several (a guide track beside the mix, another language)."""
+    streams = container.streams.audio
+    marked = [s for s in streams if s.disposition & av.stream.Disposition.default]
+    chosen = marked[0] if marked else streams[0]
+    if len(streams) > 1:
+        log.info(
+            "%s: %d audio streams; reading stream %d (%s%s)",
+            path,
+            len(streams),
+            chosen.index,
+            chosen.metadata.get("title") or chosen.metadata.get("language") or "untitled",
+            ", marked default" if marked else ", the first: none is marked default",
+        )
+    return chosen
 
 
 def _ffmpeg_audio(path: Path) -> AudioFile:
@@ -253,17 +312,20 @@ def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Au
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 return None
-            stream = container.streams.audio[0]
+            stream = _audio_stream(container, path)
             if starts_at is None:
                 starts_at = Fraction(container.start_time or 0, av.time_base)
             rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
             seconds = float(container.duration or 0) / av.time_base
+            names = [channel.name for channel in stream.layout.channels]
+            index = stream.index
     except av.error.FFmpegError as error:
         raise DubplateError(f"{path}: cannot decode audio ({error})") from error
     if not rate or not channels:
         raise DubplateError(f"{path}: its audio stream gives no sample rate or channel count")
     _log_opened(path, rate, channels, seconds)
-    return AudioFile(path, int(rate), int(channels), aligned_to=starts_at)
+    centre = _dialogue_channel(path, names, channels)
+    return AudioFile(path, int(rate), int(channels), centre, index, aligned_to=starts_at)
 
 
 def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:
@@ -317,39 +379,58 @@ def _libsndfile_blocks(path: Path, skip: int) -> Iterator[np.ndarray]:
 
 
 def _ffmpeg_blocks(
-    path: Path, aligned_to: Fraction, skip: int, channels: int
+    path: Path, stream_index: int, aligned_to: Fraction, skip: int, channels: int
 ) -> Iterator[np.ndarray]:
-    """Decoded blocks of the first audio stream from `aligned_to` on, `skip` samples left out:
-    a stream that starts before `aligned_to` is cut, one that starts after it is led by silence.
-    FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped."""
+    """Decoded blocks of the audio stream from `aligned_to` on, `skip` samples left out: a
+    stream that starts before `aligned_to` is cut, one that starts after it is led by silence.
+    FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped. The samples
+    keep to the stream's timestamps: a gap in them (a camera's dropout, packets lost in a
+    capture) is filled with silence and an overlap dropped, each with a warning, where joined
+    end to end they would run ahead of the picture from there on."""
     pending: list[np.ndarray] = []
-    decoded = held = 0
-    aligned = False
-    starts = 0  # the file's time of the stream's first sample, in samples
+    decoded = held = 0  # decoded: samples of the stream's clock from its first, gaps filled
+    starts = None  # the file's time of the stream's first sample, in samples
+    jumps: list[tuple[float, float]] = []
+
+    def take(samples: np.ndarray) -> None:
+        nonlocal skip, held
+        if skip < 0:
+            pending.append(np.zeros((-skip, channels), np.float32))
+            held, skip = held - skip, 0
+        dropped = min(skip, len(samples))
+        skip -= dropped
+        pending.append(samples[dropped:])
+        held += len(samples) - dropped
+
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams[stream_index]
             rate = stream.codec_context.sample_rate
             declared = _declared_seconds(container)
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
             for frame in container.decode(stream):
-                if not aligned and frame.pts is not None:
-                    first_time = Fraction(frame.pts) * frame.time_base
-                    skip += _alignment_shift(path, first_time, aligned_to, rate)
-                    starts, aligned = round(first_time * rate), True
+                overlap = 0
+                if frame.pts is not None:
+                    time = Fraction(frame.pts) * frame.time_base
+                    if starts is None:
+                        skip += _alignment_shift(path, time, aligned_to, rate)
+                        starts = round(time * rate)
+                    jump = round(time * rate) - (starts + decoded)
+                    if abs(jump) > CLOCK_JUMP_S * rate:
+                        jumps.append(((starts + decoded) / rate, jump / rate))
+                        if jump > 0:
+                            take(np.zeros((jump, channels), np.float32))
+                            decoded += jump
+                        overlap = max(-jump, 0)
                 for planar in resampler.resample(frame):
-                    samples = _finite(planar.to_ndarray().T, path, starts + decoded, rate)
+                    samples = _finite(planar.to_ndarray().T, path, (starts or 0) + decoded, rate)
                     if samples.shape[1] != channels:
                         raise DubplateError(f"{path}: its audio changes channel count part way")
-                    decoded += len(samples)
-                    if skip < 0:
-                        pending.append(np.zeros((-skip, channels), np.float32))
-                        held, skip = held - skip, 0
-                    dropped = min(skip, len(samples))
-                    skip -= dropped
-                    pending.append(samples[dropped:])
-                    held += len(samples) - dropped
+                    cut = min(overlap, len(samples))
+                    overlap -= cut
+                    decoded += len(samples) - cut
+                    take(samples[cut:])
                 if held >= BLOCK_FRAMES:
                     yield np.concatenate(pending)
                     pending, held = [], 0
@@ -359,10 +440,30 @@ def _ffmpeg_blocks(
         raise DubplateError(f"{path}: its audio changes format part way ({error})") from error
     if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
+    _log_clock_jumps(path, jumps)
     if declared is not None:
-        _refuse_short(path, declared, (max(starts, 0) + decoded) / rate)
+        _refuse_short(path, declared, (max(starts or 0, 0) + decoded) / rate)
     if held:
         yield np.concatenate(pending)
+
+
+# A jump in an audio stream's timestamps this small is their rounding (Matroska's are whole
+# milliseconds), not a gap: a fifth of a frame at 25 fps.
+CLOCK_JUMP_S = 0.008
+
+
+def _log_clock_jumps(path: Path, jumps: list[tuple[float, float]]) -> None:
+    for at, jump in jumps[:3]:
+        log.warning(
+            "%s: the audio's timestamps jump %+.3f s at %.3f s (a dropout, or lost packets);"
+            " %s, so that what follows keeps to its time",
+            path,
+            jump,
+            at,
+            "filled with silence" if jump > 0 else "the overlap dropped",
+        )
+    if len(jumps) > 3:
+        log.warning("%s: %d jumps in the audio's timestamps in all", path, len(jumps))
 
 
 def _refuse_short(path: Path, declared: float, held: float) -> None:
