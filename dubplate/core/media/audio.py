@@ -383,14 +383,13 @@ def _ffmpeg_blocks(
 ) -> Iterator[np.ndarray]:
     """Decoded blocks of the audio stream from `aligned_to` on, `skip` samples left out: a
     stream that starts before `aligned_to` is cut, one that starts after it is led by silence.
-    FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped. The samples
-    keep to the stream's timestamps: a gap in them (a camera's dropout, packets lost in a
-    capture) is filled with silence and an overlap dropped, each with a warning, where joined
-    end to end they would run ahead of the picture from there on."""
+    FFmpeg seeks to packets, not samples, so what is skipped is decoded and dropped. A gap in
+    the stream's timestamps (a camera's dropout, packets lost in a capture) is filled with
+    silence, with a warning: joined end to end, what follows would run ahead of the picture."""
     pending: list[np.ndarray] = []
     decoded = held = 0  # decoded: samples of the stream's clock from its first, gaps filled
     starts = None  # the file's time of the stream's first sample, in samples
-    jumps: list[tuple[float, float]] = []
+    gaps: list[tuple[float, float]] = []
 
     def take(samples: np.ndarray) -> None:
         nonlocal skip, held
@@ -410,27 +409,22 @@ def _ffmpeg_blocks(
             # Planar float keeps every channel apart at its own rate: no conversion but the type.
             resampler = av.AudioResampler(format="fltp")
             for frame in container.decode(stream):
-                overlap = 0
                 if frame.pts is not None:
                     time = Fraction(frame.pts) * frame.time_base
                     if starts is None:
                         skip += _alignment_shift(path, time, aligned_to, rate)
                         starts = round(time * rate)
-                    jump = round(time * rate) - (starts + decoded)
-                    if abs(jump) > CLOCK_JUMP_S * rate:
-                        jumps.append(((starts + decoded) / rate, jump / rate))
-                        if jump > 0:
-                            take(np.zeros((jump, channels), np.float32))
-                            decoded += jump
-                        overlap = max(-jump, 0)
+                    gap = round(time * rate) - (starts + decoded)
+                    if gap > CLOCK_JUMP_S * rate:
+                        gaps.append(((starts + decoded) / rate, gap / rate))
+                        take(np.zeros((gap, channels), np.float32))
+                        decoded += gap
                 for planar in resampler.resample(frame):
                     samples = _finite(planar.to_ndarray().T, path, (starts or 0) + decoded, rate)
                     if samples.shape[1] != channels:
                         raise DubplateError(f"{path}: its audio changes channel count part way")
-                    cut = min(overlap, len(samples))
-                    overlap -= cut
-                    decoded += len(samples) - cut
-                    take(samples[cut:])
+                    decoded += len(samples)
+                    take(samples)
                 if held >= BLOCK_FRAMES:
                     yield np.concatenate(pending)
                     pending, held = [], 0
@@ -440,7 +434,7 @@ def _ffmpeg_blocks(
         raise DubplateError(f"{path}: its audio changes format part way ({error})") from error
     if decoded == 0:
         raise DubplateError(f"{path}: audio stream holds no samples")
-    _log_clock_jumps(path, jumps)
+    _log_gaps(path, gaps)
     if declared is not None:
         _refuse_short(path, declared, (max(starts or 0, 0) + decoded) / rate)
     if held:
@@ -452,18 +446,17 @@ def _ffmpeg_blocks(
 CLOCK_JUMP_S = 0.008
 
 
-def _log_clock_jumps(path: Path, jumps: list[tuple[float, float]]) -> None:
-    for at, jump in jumps[:3]:
+def _log_gaps(path: Path, gaps: list[tuple[float, float]]) -> None:
+    for at, seconds in gaps[:3]:
         log.warning(
             "%s: the audio's timestamps jump %+.3f s at %.3f s (a dropout, or lost packets);"
-            " %s, so that what follows keeps to its time",
+            " filled with silence, so that what follows keeps to its time",
             path,
-            jump,
+            seconds,
             at,
-            "filled with silence" if jump > 0 else "the overlap dropped",
         )
-    if len(jumps) > 3:
-        log.warning("%s: %d jumps in the audio's timestamps in all", path, len(jumps))
+    if len(gaps) > 3:
+        log.warning("%s: %d gaps in the audio's timestamps in all", path, len(gaps))
 
 
 def _refuse_short(path: Path, declared: float, held: float) -> None:
