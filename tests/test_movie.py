@@ -24,9 +24,13 @@ def test_rate_stays_an_exact_rational(tmp_path):
     assert plate.time_of(5) == Fraction(5 * 1001, 24000)
 
 
-def test_frames_decode_in_order_and_by_random_access(tmp_path):
+@pytest.mark.parametrize("suffix", [".mp4", ".mts", ".mkv"])
+def test_frames_decode_in_order_and_by_random_access(tmp_path, suffix):
+    """With B-frames and keyframes every 6: an MPEG-TS (AVCHD's .mts) seeks by decode time, and
+    sought by a frame's presentation time it landed a keyframe late (frame 0 not found)."""
     frames = numbered_frames(20)
-    plate = open_plate(write_movie(tmp_path / "m.mp4", frames))
+    options = {"crf": "10", "bf": "2", "g": "6"}
+    plate = open_plate(write_movie(tmp_path / f"m{suffix}", frames, options=options))
     assert plate.select() == list(range(20))
     for number in [15, 3, 4, 19, 0]:
         assert abs(level(plate.read(number)) - level(frames[number])) < 2, number

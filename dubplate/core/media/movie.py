@@ -47,9 +47,10 @@ class MoviePlate(Plate):
         self._stream = self._container.streams.video[0]
         self.yuv = YuvEncoding.of_stream(self._stream)
         self.deep, self.full_chroma = self._sample_format()
-        self._pts, keyframe_pts = self._index_packets()
+        self._pts, keyframe_seeks = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self._keyframes = sorted(self._index_of_pts[pts] for pts in keyframe_pts)
+        self._keyframes = sorted(self._index_of_pts[pts] for pts in keyframe_seeks)
+        self._seek_to = {self._index_of_pts[pts]: at for pts, at in keyframe_seeks.items()}
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._decoder_lock = threading.Lock()
         self._next_index = 0
@@ -82,16 +83,18 @@ class MoviePlate(Plate):
             )
         return deep, full_chroma
 
-    def _index_packets(self) -> tuple[list[int], list[int]]:
-        """Presentation timestamps of every frame, and of the keyframes, from the demuxer alone
+    def _index_packets(self) -> tuple[list[int], dict[int, int]]:
+        """Presentation timestamps of every frame, and the timestamp to seek to for each
+        keyframe's (its decode timestamp where the file gives one: MPEG-TS seeks by it, and
+        lands a keyframe late when given one where B-frames follow it), from the demuxer alone
         (no decoding)."""
-        pts, keyframes = [], []
+        pts, keyframes = [], {}
         try:
             for packet in self._container.demux(self._stream):
                 if packet.pts is not None and packet.size > 0:
                     pts.append(packet.pts)
                     if packet.is_keyframe:
-                        keyframes.append(packet.pts)
+                        keyframes[packet.pts] = packet.pts if packet.dts is None else packet.dts
         except av.error.FFmpegError as error:
             raise DubplateError(
                 f"{self.path}: unreadable after {len(pts)} frames ({error})"
@@ -216,7 +219,10 @@ class MoviePlate(Plate):
         return last_keyframe >= 0 and self._keyframes[last_keyframe] > self._next_index
 
     def _seek(self, number: int) -> None:
-        self._container.seek(self._pts[number], stream=self._stream, backward=True)
+        """To the keyframe at or before frame `number` (`_index_packets`)."""
+        keyframe = bisect.bisect_right(self._keyframes, number) - 1
+        at = self._seek_to[self._keyframes[keyframe]] if keyframe >= 0 else self._pts[number]
+        self._container.seek(at, stream=self._stream, backward=True)
         self._decoder = self._container.decode(self._stream)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
