@@ -50,6 +50,10 @@ def test_missing_frames_are_listed(tmp_path):
 def test_no_frames_matching_pattern(tmp_path):
     with pytest.raises(DubplateError, match="no frames on disk match"):
         open_plate(tmp_path / "shot.####.exr")
+    for name in ("shot.0001.exr", "shot.0002.exr", "shot.3.exr"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(DubplateError, match="multiple sequences found on disk matching"):
+        open_plate(tmp_path / "shot.####.exr")  # numbered with two paddings
 
 
 def test_data_window_is_placed_in_display_window(tmp_path):
