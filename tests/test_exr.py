@@ -52,7 +52,7 @@ def test_no_frames_matching_pattern(tmp_path):
         open_plate(tmp_path / "shot.####.exr")
     for name in ("shot.0001.exr", "shot.0002.exr", "shot.3.exr"):
         (tmp_path / name).write_bytes(b"")
-    with pytest.raises(DubplateError, match="multiple sequences found on disk matching"):
+    with pytest.raises(DubplateError, match="shot.####.exr: frames on disk match it numbered with"):
         open_plate(tmp_path / "shot.####.exr")  # numbered with two paddings
 
 

@@ -80,10 +80,12 @@ def find_frames(path: Path) -> dict[int, Path]:
         try:
             found = fileseq.findSequenceOnDisk(text, pad_style=fileseq.PAD_STYLE_HASH1)
         except fileseq.FileSeqException as error:
-            # fileseq's reason: none, or several (frames numbered with different padding).
-            raise DubplateError(
-                f"{path}: no frames on disk match this sequence ({error})"
-            ) from error
+            if "multiple sequences" in str(error):
+                raise DubplateError(
+                    f"{path}: frames on disk match it numbered with different padding (a stray"
+                    " shot.3.exr beside shot.0001.exr); rename or move the ones not meant"
+                ) from error
+            raise DubplateError(f"{path}: no frames on disk match this sequence") from error
         return {int(n): Path(found.frame(n)) for n in found.frameSet()}
     if not path.is_file():
         raise DubplateError(f"{path}: file not found")

@@ -104,7 +104,7 @@ class Audio:
 
 @dataclass(frozen=True)
 class AudioFile:
-    """An audio file, or a media file's first audio stream, read a block at a time when its
+    """An audio file, or a media file's default audio stream, read a block at a time when its
     samples are needed: a reel's dub track is gigabytes of float samples (2.8 GB for two hours
     at 48 kHz stereo), and a shot uses seconds of it. `open_audio` makes one."""
 
@@ -303,10 +303,11 @@ def load_audio(path: str | Path) -> Audio:
 
 
 def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> AudioFile | None:
-    """The first audio stream of a media file, or None when it has none; its first sample is
-    the one played at `starts_at` seconds on the file's clock (default: where the file starts,
-    as players count), silence where the stream starts later. A movie's audio and video streams
-    need not start together, and a plate times its frames from the first one."""
+    """A media file's audio stream (`_audio_stream`: the default one), or None when it has
+    none; its first sample is the one played at `starts_at` seconds on the file's clock
+    (default: where the file starts, as players count), silence where the stream starts later.
+    A movie's audio and video streams need not start together, and a plate times its frames
+    from the first one."""
     path = Path(path)
     try:
         with av.open(str(path)) as container:
@@ -406,8 +407,12 @@ def _ffmpeg_blocks(
             stream = container.streams[stream_index]
             rate = stream.codec_context.sample_rate
             declared = _declared_seconds(container)
-            # Planar float keeps every channel apart at its own rate: no conversion but the type.
-            resampler = av.AudioResampler(format="fltp")
+            # Packed float, no conversion but the type (PyAV reads 8 planar channels as 9
+            # planes, and crashes on them).
+            resampler = av.AudioResampler(format="flt")
+            # Vorbis's decoder stamps its frames up to a block's overlap off as its block size
+            # changes (448 samples, back and forth, at every transient): no gap.
+            stamps_kept = stream.codec_context.name != "vorbis"
             for frame in container.decode(stream):
                 if frame.pts is not None:
                     time = Fraction(frame.pts) * frame.time_base
@@ -415,14 +420,15 @@ def _ffmpeg_blocks(
                         skip += _alignment_shift(path, time, aligned_to, rate)
                         starts = round(time * rate)
                     gap = round(time * rate) - (starts + decoded)
-                    if gap > CLOCK_JUMP_S * rate:
+                    if stamps_kept and gap > CLOCK_JUMP_S * rate:
                         gaps.append(((starts + decoded) / rate, gap / rate))
                         take(np.zeros((gap, channels), np.float32))
                         decoded += gap
-                for planar in resampler.resample(frame):
-                    samples = _finite(planar.to_ndarray().T, path, (starts or 0) + decoded, rate)
-                    if samples.shape[1] != channels:
+                for packed in resampler.resample(frame):
+                    if len(packed.layout.channels) != channels:
                         raise DubplateError(f"{path}: its audio changes channel count part way")
+                    interleaved = packed.to_ndarray().reshape(-1, channels)
+                    samples = _finite(interleaved, path, (starts or 0) + decoded, rate)
                     decoded += len(samples)
                     take(samples)
                 if held >= BLOCK_FRAMES:

@@ -47,10 +47,10 @@ class MoviePlate(Plate):
         self._stream = self._container.streams.video[0]
         self.yuv = YuvEncoding.of_stream(self._stream)
         self.deep, self.full_chroma = self._sample_format()
-        self._pts, keyframe_seeks = self._index_packets()
+        self._pts, keyframe_dts = self._index_packets()
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self._keyframes = sorted(self._index_of_pts[pts] for pts in keyframe_seeks)
-        self._seek_to = {self._index_of_pts[pts]: at for pts, at in keyframe_seeks.items()}
+        self._keyframes = sorted(self._index_of_pts[pts] for pts in keyframe_dts)
+        self._keyframe_dts = {self._index_of_pts[pts]: dts for pts, dts in keyframe_dts.items()}
         self._decoder: Iterator[av.VideoFrame] | None = None
         self._decoder_lock = threading.Lock()
         self._next_index = 0
@@ -84,10 +84,8 @@ class MoviePlate(Plate):
         return deep, full_chroma
 
     def _index_packets(self) -> tuple[list[int], dict[int, int]]:
-        """Presentation timestamps of every frame, and the timestamp to seek to for each
-        keyframe's (its decode timestamp where the file gives one: MPEG-TS seeks by it, and
-        lands a keyframe late when given one where B-frames follow it), from the demuxer alone
-        (no decoding)."""
+        """Presentation timestamps of every frame, and each keyframe's decode timestamp (its
+        presentation one where the file gives none), from the demuxer alone (no decoding)."""
         pts, keyframes = [], {}
         try:
             for packet in self._container.demux(self._stream):
@@ -109,7 +107,7 @@ class MoviePlate(Plate):
         """Counter-clockwise quarter turns the movie is shown with (a phone's portrait take is
         stored on its side with a display matrix): its frames are read upright, as players show
         them, and its dub is written upright."""
-        self._seek(0)
+        self._seek(0, self._keyframe_decode_time(0))
         try:
             first = next(self._decoder, None)
         except av.error.FFmpegError as error:
@@ -188,8 +186,27 @@ class MoviePlate(Plate):
             return self._decode_locked(number)
 
     def _decode_locked(self, number: int) -> np.ndarray:
-        if self._must_seek(number):
-            self._seek(number)
+        sought = self._must_seek(number)
+        if sought:
+            self._seek(number, self._pts[number])
+        rgb = self._decode_on_to(number)
+        if rgb is None and sought:
+            # MPEG-TS and MPEG-PS seek by decode time: sought by a presentation time, they land
+            # a keyframe late where B-frames follow it. Other demuxers seek by presentation
+            # time, and by the earlier decode time would go a keyframe further back.
+            self._seek(number, self._keyframe_decode_time(number))
+            rgb = self._decode_on_to(number)
+        if rgb is None:
+            self._decoder = None
+            raise DubplateError(
+                f"{self.path}: frame {number} of {len(self._pts)} could not be decoded"
+                " (truncated or corrupt file?)"
+            )
+        return rgb
+
+    def _decode_on_to(self, number: int) -> np.ndarray | None:
+        """Frame `number`, decoded on from where the decoder is; None where the decoder passes
+        it or ends first."""
         target = self._pts[number]
         try:
             for frame in self._decoder:
@@ -197,16 +214,10 @@ class MoviePlate(Plate):
                 if index is None or frame.pts < target:
                     continue
                 self._next_index = index + 1
-                if index != number:
-                    break
-                return self._to_rgb(frame)
+                return self._to_rgb(frame) if index == number else None
         except av.error.FFmpegError as error:
             raise DubplateError(f"{self.path}: frame {number}: cannot decode ({error})") from error
-        self._decoder = None
-        raise DubplateError(
-            f"{self.path}: frame {number} of {len(self._pts)} could not be decoded"
-            " (truncated or corrupt file?)"
-        )
+        return None
 
     def _must_seek(self, number: int) -> bool:
         """Whether reaching frame `number` takes a seek: it is behind the decoder, or a keyframe
@@ -218,11 +229,14 @@ class MoviePlate(Plate):
         last_keyframe = bisect.bisect_right(self._keyframes, number) - 1
         return last_keyframe >= 0 and self._keyframes[last_keyframe] > self._next_index
 
-    def _seek(self, number: int) -> None:
-        """To the keyframe at or before frame `number` (`_index_packets`)."""
+    def _keyframe_decode_time(self, number: int) -> int:
+        """The decode timestamp of the keyframe at or before frame `number` (`_index_packets`)."""
         keyframe = bisect.bisect_right(self._keyframes, number) - 1
-        at = self._seek_to[self._keyframes[keyframe]] if keyframe >= 0 else self._pts[number]
-        self._container.seek(at, stream=self._stream, backward=True)
+        return self._keyframe_dts[self._keyframes[keyframe]] if keyframe >= 0 else self._pts[number]
+
+    def _seek(self, number: int, timestamp: int) -> None:
+        """To the keyframe at or before `timestamp`, to decode on to frame `number`."""
+        self._container.seek(timestamp, stream=self._stream, backward=True)
         self._decoder = self._container.decode(self._stream)
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
