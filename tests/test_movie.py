@@ -54,6 +54,18 @@ def test_frames_a_few_apart_are_decoded_on_and_sought_only_past_a_keyframe(tmp_p
     assert seeks == [2, 27, 58, 4]
 
 
+def test_h264_with_b_frames_in_avi_is_refused_when_opened(tmp_path):
+    """AVI keeps no presentation times: decoded in file order, its frames came out of order and
+    frame 1 was not found. Without B-frames it reads."""
+    frames = numbered_frames(12)
+    unordered = write_movie(tmp_path / "bf.avi", frames, options={"crf": "10", "bf": "2"})
+    with pytest.raises(DubplateError, match=r"bf\.avi: H\.264 with B-frames in AVI"):
+        open_plate(unordered)
+    ordered = open_plate(write_movie(tmp_path / "ip.avi", frames, options={"bf": "0"}))
+    levels = [level(pixels) for _, pixels in ordered.frames()]
+    assert len(levels) == 12 and np.all(np.diff(levels) > 5)
+
+
 def test_variable_frame_rate_uses_each_frames_time(tmp_path):
     times = [Fraction(t, 1000) for t in (0, 40, 80, 180, 220, 400)]
     plate = open_plate(write_movie(tmp_path / "vfr.mp4", numbered_frames(6), times=times))

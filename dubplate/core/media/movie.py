@@ -45,6 +45,7 @@ class MoviePlate(Plate):
             raise DubplateError(f"{self.path}: movie file not found")
         self._container = self._open()
         self._stream = self._container.streams.video[0]
+        self._refuse_unordered()
         self.yuv = YuvEncoding.of_stream(self._stream)
         self.deep, self.full_chroma = self._sample_format()
         self._pts, keyframe_dts = self._index_packets()
@@ -66,6 +67,18 @@ class MoviePlate(Plate):
             container.close()
             raise DubplateError(f"{self.path}: no video stream")
         return container
+
+    def _refuse_unordered(self) -> None:
+        """H.264 in AVI keeps no presentation times: with B-frames its frames cannot be put in
+        display order (decoding them in file order fails a frame in)."""
+        context = self._stream.codec_context
+        if self._container.format.name == "avi" and context.name == "h264" and context.has_b_frames:
+            self._container.close()
+            raise DubplateError(
+                f"{self.path}: H.264 with B-frames in AVI, which keeps no presentation times, so"
+                " its frames cannot be put in order; give the shot as MOV, MXF or MKV (as"
+                " exported from the source), or as an image sequence"
+            )
 
     def _sample_format(self) -> tuple[bool, bool]:
         """Whether samples carry more than 8 bits, and whether chroma is at full resolution."""
