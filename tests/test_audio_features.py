@@ -235,6 +235,16 @@ def test_a_surround_ogg_is_heard_by_its_centre_in_vorbis_order(tmp_path, channel
     assert np.percentile(np.abs(centre), 99) == pytest.approx(0.8 * 0.2, abs=0.02)
 
 
+def test_channels_that_cancel_are_heard_by_the_first(speech, caplog):
+    """One channel the other inverted: averaged, the voice is silence and no phone is heard."""
+    voice = speech.samples.mean(axis=1)
+    inverted = Audio(np.stack([voice, -voice], axis=1), speech.rate, "inverted.wav")
+    with caplog.at_level("WARNING"):
+        heard = analyse(inverted)
+    np.testing.assert_array_equal(heard.phones, analyse(speech).phones)
+    assert "inverted.wav: its channels cancel when averaged" in caplog.text
+
+
 def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, caplog):
     """A movie's sound aligned to its first frame is other audio than from its start: the cache
     is keyed by the samples, not the file. An unwritable cache is passed over."""

@@ -167,10 +167,33 @@ def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
     mix's centre taken (`dialogue_channel`), then resampled (soxr, high quality)."""
     centre = sound.dialogue_channel
     if centre is None:
-        mono = (block.mean(axis=1, dtype=np.float32) for block in sound.blocks())
+        mono = _averaged(sound)
     else:
         mono = (np.ascontiguousarray(block[:, centre]) for block in sound.blocks())
     return resampled_blocks(mono, sound.rate, ANALYSIS_RATE, "HQ")
+
+
+# Averaged channels this much quieter than the channels themselves cancel: one is the other
+# inverted (a mastering fault), and their mean is silence where the voice is.
+CANCELLED_POWER = 0.01
+
+
+def _averaged(sound: Sound) -> Iterator[np.ndarray]:
+    """Each block's channels averaged; the first channel alone for a block where they cancel."""
+    warned = False
+    for block in sound.blocks():
+        mono = block.mean(axis=1, dtype=np.float32)
+        power = float(np.mean(block.astype(np.float64) ** 2))
+        if block.shape[1] > 1 and power > 0 and np.mean(mono**2) < CANCELLED_POWER * power:
+            if not warned:
+                log.warning(
+                    "%s: its channels cancel when averaged (one inverted?); the first is heard"
+                    " alone where they do",
+                    sound.source,
+                )
+                warned = True
+            mono = np.ascontiguousarray(block[:, 0])
+        yield mono
 
 
 def resampled_blocks(
