@@ -89,6 +89,17 @@ def test_a_png_sequence_takes_the_colourspace_it_states(tmp_path, caplog):
     assert plate.analysis_rgb(plate.read(1)).dtype == np.uint8
 
 
+def test_frames_shown_turned_are_said_to_be_read_as_stored(tmp_path, caplog):
+    pixels = RNG.integers(0, 256, (6, 8, 3)).astype(np.uint8)
+    write_image(tmp_path / "shot.0001.tif", pixels, attributes={"Orientation": 6})
+    with caplog.at_level(logging.WARNING):
+        plate = open_plate(tmp_path / "shot.####.tif")
+    assert "shot.####.tif: its header says it is shown turned or mirrored (Orientation 6)" in (
+        caplog.text
+    )
+    np.testing.assert_array_equal(plate.read(1), pixels)  # as stored
+
+
 @pytest.mark.parametrize(
     ("name", "pixels", "bits", "attribute"),
     [

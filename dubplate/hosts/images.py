@@ -80,6 +80,14 @@ class ImageSequence(FrameFiles[ImageHeader]):
         timecode = spec.get_string_attribute("smpte:TimeCode") or None
         width, height = self.first.size
         space = self._colourspace(colourspace, spec)
+        turned = spec.get_int_attribute("Orientation", 1)
+        if turned != 1:
+            log.warning(
+                "%s: its header says it is shown turned or mirrored (Orientation %d); read and"
+                " written as stored, where a face on its side may not be found",
+                self.pattern,
+                turned,
+            )
         log.info(
             "%s: %d frame(s) %d-%d, %dx%d %s, %s fps, timecode %s",
             self.pattern,
