@@ -287,6 +287,56 @@ def test_a_dub_keeps_every_channel_of_its_sound_and_a_master_keeps_every_sample(
         np.testing.assert_array_equal(sound.samples[:48000], samples)
 
 
+@pytest.mark.parametrize("codec_name", ["REVIEW", "DEEP_LOSSLESS"])
+def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name):
+    """PyAV gives 8 planar channels 9 planes and failed on them (an IndexError, not an error
+    naming the file): the samples go in packed."""
+    from dubplate.core.media import movie_writer
+    from dubplate.core.media.audio import Audio
+
+    codec = getattr(movie_writer, codec_name)
+    samples = np.zeros((9600, 8), np.float32)
+    samples[:, 2] = 0.25 * np.sin(2 * np.pi * 440 * np.arange(9600) / 48000)
+    frames = [np.zeros((16, 32, 3), np.uint16 if codec.deep else np.uint8)] * 5
+    path = tmp_path / f"dub{codec.suffix}"
+    movie_writer.write_movie(path, frames, Fraction(25), Audio(samples, 48000, "dub.wav"), codec)
+    sound = open_plate(path).audio()
+    assert sound.channels == 8
+    loudest = np.abs(sound.samples[1000:8000]).max(axis=0)
+    assert np.argmax(loudest) == 2 and loudest[2] == pytest.approx(0.25, abs=0.02)
+
+
+def test_a_lossless_rgb_dub_keeps_the_sources_primaries_and_transfer(tmp_path):
+    """RGB carries no YUV matrix, but a BT.2020 HLG source's dub is still BT.2020 HLG."""
+    from dubplate.core.media.movie_writer import LOSSLESS, write_movie
+    from dubplate.core.media.yuv import YuvEncoding
+
+    hlg = YuvEncoding(colorspace=9, color_range=1, primaries=9, trc=18)
+    path = tmp_path / f"hlg{LOSSLESS.suffix}"
+    write_movie(path, numbered_frames(3), Fraction(25), codec=LOSSLESS, yuv=hlg)
+    with av.open(str(path)) as container:
+        context = container.streams.video[0].codec_context
+        assert (int(context.color_primaries), int(context.color_trc)) == (9, 18)
+
+
+def test_an_anamorphic_movie_is_dubbed_anamorphic(tmp_path):
+    """Pixels 4:3 as wide as high (HDV's 1440 x 1080 shown 1920 x 1080): a dub written without
+    it plays squeezed."""
+    from dubplate.core.media.movie_writer import REVIEW, write_movie
+
+    source = tmp_path / "hdv.mp4"
+    write_movie(source, numbered_frames(3), Fraction(25), pixel_aspect=Fraction(4, 3))
+    plate = open_plate(source)
+    assert plate.pixel_aspect == Fraction(4, 3)
+    dub = tmp_path / "dub.mp4"
+    frames = [pixels for _, pixels in plate.frames()]
+    write_movie(dub, frames, plate.info.fps, codec=REVIEW, pixel_aspect=plate.pixel_aspect)
+    with av.open(str(dub)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+    write_movie(tmp_path / "square.mp4", frames, Fraction(25))
+    assert open_plate(tmp_path / "square.mp4").pixel_aspect is None
+
+
 def test_dub_sound_a_movie_cannot_carry_as_it_is(tmp_path, caplog):
     from dubplate.core.media.audio import Audio
     from dubplate.core.media.movie_writer import REVIEW

@@ -917,6 +917,7 @@ def _write(
             audio=audio.part(start, span),
             codec=codec,
             yuv=plate.yuv,
+            pixel_aspect=plate.pixel_aspect,
             timecode=_movie_timecode(plate, numbers[0]),
             times=[plate.time_of(n) - plate.time_of(numbers[0]) for n in numbers]
             if plate.info.frame_times

@@ -56,6 +56,7 @@ class MoviePlate(Plate):
         self._decoder_lock = threading.Lock()
         self._next_index = 0
         self._quarter_turns = self._display_quarter_turns()
+        self.pixel_aspect = self._pixel_aspect()
         self.info = self._describe(colourspace)
 
     def _open(self) -> av.container.InputContainer:
@@ -133,6 +134,17 @@ class MoviePlate(Plate):
         if degrees:
             log.info("%s: shown turned %d degrees; read upright", self.path, degrees)
         return degrees // 90 % 4
+
+    def _pixel_aspect(self) -> Fraction | None:
+        """Width over height of a pixel on screen, as read upright, where not square (an
+        anamorphic or HDV source's, written back with its dub); None for square pixels."""
+        shape = self._stream.codec_context.sample_aspect_ratio
+        if not shape or shape == 1:
+            return None
+        aspect = Fraction(shape.numerator, shape.denominator)
+        upright = 1 / aspect if self._quarter_turns % 2 else aspect
+        log.info("%s: pixels %s as wide as high on screen", self.path, upright)
+        return upright
 
     def _describe(self, colourspace: str | None) -> PlateInfo:
         stream = self._stream

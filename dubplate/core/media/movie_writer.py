@@ -139,10 +139,13 @@ def write_movie(
     yuv: YuvEncoding | None = None,
     timecode: str | None = None,
     times: Sequence[Fraction] | None = None,
+    pixel_aspect: Fraction | None = None,
 ) -> int:
     """Encode RGB frames (all one size; uint16 for a deep codec, else uint8) with `codec`;
     returns the number of frames written. YUV codecs encode in `yuv`'s encoding (the source's,
-    so the movie decodes as the source does), untagged BT.601 by default. `timecode`, the first
+    so the movie decodes as the source does), untagged BT.601 by default; RGB ones keep its
+    primaries and transfer. `pixel_aspect` (an anamorphic source's) is the frames' shape on
+    screen: width over height of a pixel. `timecode`, the first
     frame's, goes into a timecode track (MOV, MP4) or tag (Matroska). `times`, each frame's
     seconds from the first, makes a variable-rate movie: a phone's take shows each frame when
     it was shot, as the sound it was dubbed to plays."""
@@ -167,8 +170,12 @@ def write_movie(
                     video.codec_context.time_base = VARIABLE_RATE_TIME_BASE
                 video.pix_fmt = codec.pix_fmt
                 video.height, video.width = height, width
-                if not codec.rgb:
+                if codec.rgb:
+                    yuv.tag_gamut(video)
+                else:
                     yuv.tag(video)
+                if pixel_aspect is not None:
+                    video.codec_context.sample_aspect_ratio = pixel_aspect
                 sound = None
                 if audio is not None:
                     rate = _muxed_rate(audio, codec.audio)
@@ -270,8 +277,9 @@ def _mux_audio(
     for block in resampled_blocks(audio.blocks(), audio.rate, rate, "VHQ"):
         block = block[:left]
         for start in range(0, len(block), AUDIO_CHUNK):
-            chunk = np.ascontiguousarray(block[start : start + AUDIO_CHUNK].T)
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
+            # Packed: PyAV gives 8 planar channels (7.1) 9 planes, and fails on them.
+            chunk = np.ascontiguousarray(block[start : start + AUDIO_CHUNK]).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout=stream.layout.name)
             frame.sample_rate = rate
             frame.pts = written + start
             frame.time_base = Fraction(1, rate)

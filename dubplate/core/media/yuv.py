@@ -93,6 +93,12 @@ class YuvEncoding:
         """Tags an output stream with this encoding, so players decode it as it was encoded."""
         context = stream.codec_context
         context.colorspace, context.color_range = self.colorspace, self.color_range
+        self.tag_gamut(stream)
+
+    def tag_gamut(self, stream: av.VideoStream) -> None:
+        """Tags an output stream, RGB or YUV, with this encoding's primaries and transfer: a
+        BT.2020 HLG source's lossless RGB dub is not shown as BT.709."""
+        context = stream.codec_context
         context.color_primaries, context.color_trc = self.primaries, self.trc
 
     def _matrix(self) -> Colorspace:
