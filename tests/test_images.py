@@ -125,6 +125,21 @@ def test_a_written_frame_keeps_the_sources_bits_header_and_values(
     assert [p.name for p in out.parent.iterdir()] == [name]  # no temporary left beside it
 
 
+@pytest.mark.parametrize("associated", [True, False])
+def test_a_tiffs_alpha_is_written_back_as_the_source_holds_it(tmp_path, associated):
+    """Premultiplied (associated) alpha written back as straight would be premultiplied a
+    second time by every reader: the comp keeps the source's kind, and its values."""
+    pixels = RNG.integers(0, 256, (6, 8, 4)).astype(np.uint8)
+    pixels[..., :3] = np.minimum(pixels[..., :3], pixels[..., 3:])
+    kind = {"oiio:UnassociatedAlpha": int(not associated)}
+    plate = open_plate(write_image(tmp_path / "shot.1001.tif", pixels, attributes=kind))
+    out = tmp_path / "out" / "shot.1001.tif"
+    plate.write_frame(1001, plate.read(1001), out, plate.info.channels)
+    spec, written = header(out)
+    assert spec.get_int_attribute("oiio:UnassociatedAlpha") == int(not associated)
+    np.testing.assert_array_equal(written, pixels)
+
+
 def test_a_face_plate_on_a_10_bit_dpx_gets_its_alpha_and_the_sources_depth(tmp_path):
     source = write_image(tmp_path / "shot.1001.dpx", ten_bit(), bits=10)
     plate = open_plate(source)

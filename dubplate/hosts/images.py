@@ -230,8 +230,10 @@ def _file_samples(
 
 
 def _output_spec(header: ImageHeader, channels: tuple[str, ...]) -> oiio.ImageSpec:
+    """The source's header for `channels`; its alpha as the file has it: read as stored, a
+    PNG's or unassociated TIFF's spec says so (`_AS_STORED`), and written with it the values go
+    back as they came. An associated TIFF's does not, and stays associated."""
     spec = oiio.ImageSpec(header.spec)
-    spec.attribute(_AS_STORED, 1)
     if channels != header.channels:
         for name in _CHANNEL_ATTRIBUTES:
             spec.erase_attribute(name)
