@@ -347,6 +347,10 @@ def test_dub_sound_a_movie_cannot_carry_as_it_is(tmp_path, caplog):
     encode(tmp_path / "high.mp4", frames, Fraction(25), high, REVIEW)
     assert open_plate(tmp_path / "high.mp4").audio().rate == 48000
     assert "high.wav: 192000 Hz is over what aac takes; muxed at 48000 Hz" in caplog.text
+    pulled = Audio(np.zeros((47952 // 5, 2), np.float32), 47952, "pulled.wav")  # 48 kHz / 1.001
+    encode(tmp_path / "pulled.mp4", frames, Fraction(24000, 1001), pulled, REVIEW)
+    assert open_plate(tmp_path / "pulled.mp4").audio().rate == 48000
+    assert "pulled.wav: 47952 Hz is not a rate aac takes; muxed at 48000 Hz" in caplog.text
     many = Audio(np.zeros((4800, 10), np.float32), 48000, "many.wav")
     with pytest.raises(DubplateError, match=r"many\.wav: 10 channels; .* at most 8"):
         encode(tmp_path / "many.mp4", frames, Fraction(25), many, REVIEW)

@@ -234,22 +234,23 @@ def _sample_type(rgb: np.ndarray, codec: VideoCodec, path: Path) -> np.ndarray:
 
 
 def _muxed_rate(audio: Sound, codec: AudioCodec) -> int:
-    """The rate `codec` carries `audio` at: its own, unless over the codec's top rate. Every
-    channel is kept."""
+    """The rate `codec` carries `audio` at: its own, unless over the codec's top rate or not
+    one of the rates it takes (AAC's list has no pulled-down 47952 or 44056 Hz), then the
+    nearest it takes. Every channel is kept."""
     if audio.channels not in CHANNEL_LAYOUTS:
         raise DubplateError(
             f"{audio.source}: {audio.channels} channels; a dub is muxed with at most"
             f" {max(CHANNEL_LAYOUTS)} (mix it down first)"
         )
-    if audio.rate <= codec.max_rate:
+    rates = av.Codec(codec.encoder, "w").audio_rates
+    if audio.rate > codec.max_rate:
+        rate, why = 48000, "is over what"
+    elif rates and audio.rate not in rates:
+        rate, why = min(rates, key=lambda r: abs(r - audio.rate)), "is not a rate"
+    else:
         return audio.rate
-    rate = 48000
     log.warning(
-        "%s: %d Hz is over what %s takes; muxed at %d Hz",
-        audio.source,
-        audio.rate,
-        codec.encoder,
-        rate,
+        "%s: %d Hz %s %s takes; muxed at %d Hz", audio.source, audio.rate, why, codec.encoder, rate
     )
     return rate
 
