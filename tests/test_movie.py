@@ -287,10 +287,13 @@ def test_a_dub_keeps_every_channel_of_its_sound_and_a_master_keeps_every_sample(
         np.testing.assert_array_equal(sound.samples[:48000], samples)
 
 
-@pytest.mark.parametrize("codec_name", ["REVIEW", "DEEP_LOSSLESS"])
-def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name):
+@pytest.mark.parametrize(
+    ("codec_name", "encoder"), [("REVIEW", "aac"), ("LOSSLESS", "flac"), ("DEEP_LOSSLESS", "flac")]
+)
+def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name, encoder):
     """PyAV gives 8 planar channels 9 planes and failed on them (an IndexError, not an error
-    naming the file): the samples go in packed."""
+    naming the file): the samples go in packed. ALAC takes 8 channels only as 7.1(wide), other
+    speakers: beside lossless H.264 they go as FLAC."""
     from dubplate.core.media import movie_writer
     from dubplate.core.media.audio import Audio
 
@@ -300,6 +303,9 @@ def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name):
     frames = [np.zeros((16, 32, 3), np.uint16 if codec.deep else np.uint8)] * 5
     path = tmp_path / f"dub{codec.suffix}"
     movie_writer.write_movie(path, frames, Fraction(25), Audio(samples, 48000, "dub.wav"), codec)
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].codec_context.name == encoder
+    assert movie_writer.muxed_audio_codec(codec, 8).encoder == encoder  # as the manifest says
     sound = open_plate(path).audio()
     assert sound.channels == 8
     loudest = np.abs(sound.samples[1000:8000]).max(axis=0)

@@ -60,7 +60,12 @@ from dubplate.core.manifest import manifest_header, write_manifest
 from dubplate.core.media import open_plate
 from dubplate.core.media.audio import Sound
 from dubplate.core.media.movie import MoviePlate
-from dubplate.core.media.movie_writer import VideoCodec, output_codec, write_movie
+from dubplate.core.media.movie_writer import (
+    VideoCodec,
+    muxed_audio_codec,
+    output_codec,
+    write_movie,
+)
 from dubplate.core.media.plate import Plate
 from dubplate.core.media.timing import timecode_after
 from dubplate.core.morph.actor import Actor
@@ -308,7 +313,7 @@ def dub(
             "frames_occluded": occluded,
             "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
-            **_movie_codecs(plate, settings, face_output is None),
+            **_movie_codecs(plate, settings, face_output is None, audio.channels),
             "settings": _settings_record(settings),
             "frames_per_second": round((len(numbers) - len(resumed)) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
@@ -978,11 +983,11 @@ def _movie_timecode(plate: MoviePlate, first: int) -> str | None:
     return timecode_after(plate.info.timecode, first, plate.info.fps, where)
 
 
-def _movie_codecs(plate: Plate, settings: DubSettings, movie: bool) -> dict:
+def _movie_codecs(plate: Plate, settings: DubSettings, movie: bool, channels: int) -> dict:
     codec = _movie_codec(plate, settings) if movie else None
     return {
         "movie_codec": codec and codec.label,
-        "movie_audio_codec": codec and codec.audio.encoder,
+        "movie_audio_codec": codec and muxed_audio_codec(codec, channels).encoder,
     }
 
 

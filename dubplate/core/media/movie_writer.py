@@ -33,6 +33,7 @@ class AudioCodec:
 
 AAC = AudioCodec("aac", "fltp", max_rate=96000)
 PCM = AudioCodec("pcm_s24le", "s32")
+FLAC = AudioCodec("flac", "s32")
 # FFmpeg's channel orders for a count of channels; a 6-channel WAV's own order is that of 5.1.
 CHANNEL_LAYOUTS = {
     1: "mono",
@@ -117,8 +118,20 @@ DEEP_LOSSLESS = VideoCodec(
     ".mkv",
     "FFV1 16-bit RGB, lossless",
     {"level": "3"},
-    audio=AudioCodec("flac", "s32"),
+    audio=FLAC,
 )
+
+
+# FFmpeg's ALAC encoder takes 4, 7 and 8 channels only as other speakers than quad, 6.1 and 7.1
+# (4.0, 6.1(back), 7.1(wide)); FLAC, which MP4 carries too, takes them as they are.
+ALAC_LAYOUTS = (1, 2, 3, 5, 6)
+
+
+def muxed_audio_codec(codec: VideoCodec, channels: int) -> AudioCodec:
+    """The codec `codec`'s movie carries a dub sound of `channels` with."""
+    if codec.audio.encoder == "alac" and channels not in ALAC_LAYOUTS:
+        return FLAC
+    return codec.audio
 
 
 def output_codec(deep: bool, lossless: bool, full_chroma: bool = False) -> VideoCodec:
@@ -178,8 +191,9 @@ def write_movie(
                     video.codec_context.sample_aspect_ratio = pixel_aspect
                 sound = None
                 if audio is not None:
-                    rate = _muxed_rate(audio, codec.audio)
-                    sound = _audio_stream(container, rate, audio.channels, codec.audio)
+                    audio_codec = muxed_audio_codec(codec, audio.channels)
+                    rate = _muxed_rate(audio, audio_codec)
+                    sound = _audio_stream(container, rate, audio.channels, audio_codec)
 
                 def encode(rgb: np.ndarray, index: int) -> None:
                     rgb = np.ascontiguousarray(
