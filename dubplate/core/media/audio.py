@@ -174,8 +174,10 @@ def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
 
 
 # Averaged channels this much quieter than the channels themselves cancel: one is the other
-# inverted (a mastering fault), and their mean is silence where the voice is.
+# inverted (a mastering fault), and their mean is silence where the voice is. Under the floor
+# (-80 dBFS), a block is silence either way.
 CANCELLED_POWER = 0.01
+CANCELLED_FLOOR = 1e-8
 
 
 def _averaged(sound: Sound) -> Iterator[np.ndarray]:
@@ -184,7 +186,8 @@ def _averaged(sound: Sound) -> Iterator[np.ndarray]:
     for block in sound.blocks():
         mono = block.mean(axis=1, dtype=np.float32)
         power = float(np.mean(block.astype(np.float64) ** 2))
-        if block.shape[1] > 1 and power > 0 and np.mean(mono**2) < CANCELLED_POWER * power:
+        cancelled = np.mean(mono**2) < CANCELLED_POWER * power
+        if block.shape[1] > 1 and power > CANCELLED_FLOOR and cancelled:
             if not warned:
                 log.warning(
                     "%s: its channels cancel when averaged (one inverted?); the first is heard"

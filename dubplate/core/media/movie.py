@@ -45,7 +45,6 @@ class MoviePlate(Plate):
             raise DubplateError(f"{self.path}: movie file not found")
         self._container = self._open()
         self._stream = self._container.streams.video[0]
-        self._refuse_unordered()
         self.yuv = YuvEncoding.of_stream(self._stream)
         self.deep, self.full_chroma = self._sample_format()
         self._pts, keyframe_dts = self._index_packets()
@@ -68,18 +67,6 @@ class MoviePlate(Plate):
             container.close()
             raise DubplateError(f"{self.path}: no video stream")
         return container
-
-    def _refuse_unordered(self) -> None:
-        """H.264 in AVI keeps no presentation times: with B-frames its frames cannot be put in
-        display order (decoding them in file order fails a frame in)."""
-        context = self._stream.codec_context
-        if self._container.format.name == "avi" and context.name == "h264" and context.has_b_frames:
-            self._container.close()
-            raise DubplateError(
-                f"{self.path}: H.264 with B-frames in AVI, which keeps no presentation times, so"
-                " its frames cannot be put in order; give the shot as MOV, MXF or MKV (as"
-                " exported from the source), or as an image sequence"
-            )
 
     def _sample_format(self) -> tuple[bool, bool]:
         """Whether samples carry more than 8 bits, and whether chroma is at full resolution."""
@@ -138,7 +125,7 @@ class MoviePlate(Plate):
     def _pixel_aspect(self) -> Fraction | None:
         """Width over height of a pixel on screen, as read upright, where not square (an
         anamorphic or HDV source's, written back with its dub); None for square pixels."""
-        shape = self._stream.codec_context.sample_aspect_ratio
+        shape = self._stream.sample_aspect_ratio  # the container's (MOV's pasp), else the codec's
         if not shape or shape == 1:
             return None
         aspect = Fraction(shape.numerator, shape.denominator)
@@ -225,9 +212,20 @@ class MoviePlate(Plate):
             self._decoder = None
             raise DubplateError(
                 f"{self.path}: frame {number} of {len(self._pts)} could not be decoded"
-                " (truncated or corrupt file?)"
+                f" ({self._why_undecodable()})"
             )
         return rgb
+
+    def _why_undecodable(self) -> str:
+        """H.264 in AVI keeps no presentation times: where B-frames reorder it, its frames
+        cannot be put in display order. Otherwise, most likely a damaged file."""
+        context = self._stream.codec_context
+        if self._container.format.name == "avi" and context.name == "h264" and context.has_b_frames:
+            return (
+                "H.264 with B-frames in AVI, which keeps no presentation times, cannot be put in"
+                " order; give the shot as MOV, MXF or MKV, or as an image sequence"
+            )
+        return "truncated or corrupt file?"
 
     def _decode_on_to(self, number: int) -> np.ndarray | None:
         """Frame `number`, decoded on from where the decoder is; None where the decoder passes

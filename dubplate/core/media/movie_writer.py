@@ -227,6 +227,8 @@ def write_movie(
                     _mux_audio(container, sound, audio, last + 1 / fps)
         except av.error.FFmpegError as error:
             raise DubplateError(f"{path}: cannot write movie ({error})") from error
+        if pixel_aspect is not None:
+            _check_pixel_aspect(temp, path, pixel_aspect)
     log.debug(
         "wrote %s (%d frames, %s fps, %s%s)",
         path,
@@ -303,6 +305,22 @@ def _mux_audio(
         if left <= 0:
             break
     container.mux(stream.encode())
+
+
+def _check_pixel_aspect(written: Path, path: Path, pixel_aspect: Fraction) -> None:
+    """Say where the file does not carry the pixel aspect it was given: Matroska takes it from
+    the stream, which PyAV cannot set, and only x264 also stores it in its own bitstream (FFV1
+    does not)."""
+    with av.open(str(written)) as container:
+        kept = container.streams.video[0].sample_aspect_ratio
+    if kept != pixel_aspect:
+        log.warning(
+            "%s: its pixels are %s as wide as high, which this file cannot say: it plays"
+            " squeezed until its pixel aspect is set to %s where it is taken in",
+            path,
+            pixel_aspect,
+            pixel_aspect,
+        )
 
 
 def _encoder(codec: VideoCodec, width: int) -> str:
