@@ -211,8 +211,6 @@ def _digest(sound: Sound) -> str:
     key = [sound.rate, ANALYSIS_VERSION]
     if sound.dialogue_channel is not None:
         key.append(f"channel {sound.dialogue_channel}")
-    elif sound.channels > 1:
-        key.append("averaged, cancelling blocks by their first")  # analysed so since 343b67f
     digest.update(json.dumps(key).encode())
     return digest.hexdigest()[:24]
 
