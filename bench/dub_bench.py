@@ -8,8 +8,9 @@ leave out, the cover network, A2E, renderer); the held-out 20% dubbed with the c
 (lossless movie; moved by the sound offset A2E found in the first 80%) against the real frames:
 mouth landmark distance (M-LMD, lips, px of a 256-px face box; again without the plate's held
 expression, with the plate's own fitted mouth, and with `--articulation 1.5`), how far the
-dubbed mouth opens against the real one (gap spread), face-crop SSIM and PSNR, mouth sharpness (variance of the Laplacian) and flicker
-inside the lower face (mean absolute frame-to-frame change), each beside the real frames', and
+dubbed mouth opens against the real one (gap spread), face-crop SSIM and PSNR, mouth sharpness
+(variance of the Laplacian) and flicker inside the lower face (mean absolute frame-to-frame
+change), each beside the real frames', and
 the sharpness left when the real crop itself is comped back (without and with the plate's own
 detail); then the clip's first 75 frames dubbed with every file in shared/data/audio (phone-
 sync and bilabial closure of the re-tracked result, against the real footage with its own audio,

@@ -509,7 +509,8 @@ def test_an_image_sequence_footage_is_learnt_from_the_sound_it_is_given(
     shared_data, tmp_path, monkeypatch
 ):
     """EXR footage has no sound of its own: the actor is built with its production sound as a
-    WAV, the actor's manifest keeps it, and A2E, reopening the footage, hears it."""
+    WAV, the actor's manifest keeps it, and A2E, reopening the footage, hears it. That sound's
+    analysis is cached for a dub of the take, and a2e.json records the voices heard."""
     movie = open_plate(shared_data / "footage" / "man_map_5s.mp4")
     colour = default_config()
     for number in range(40):

@@ -202,8 +202,12 @@ def test_a_surround_mix_is_heard_by_its_centre_channel(speech, tmp_path, caplog)
     np.testing.assert_allclose(heard.log_mel, stem.log_mel, atol=1e-4)
     averaged = analyse(Audio(mix.mean(axis=1, keepdims=True), speech.rate, "averaged"))
     assert not np.array_equal(averaged.phones, stem.phones)
-    # Cached, it is the centre's analysis too.
-    assert cached_analysis(surround, tmp_path / "cache").phones.tolist() == stem.phones.tolist()
+    # Cached, it is the centre's analysis too, apart from the same samples' averaged one.
+    cache = tmp_path / "cache"
+    unlabelled = Audio(surround.samples, speech.rate, "same samples, no layout")
+    assert cached_analysis(unlabelled, cache).phones.tolist() == averaged.phones.tolist()
+    assert cached_analysis(surround, cache).phones.tolist() == stem.phones.tolist()
+    assert len(list(cache.glob("*.npz"))) == 2
 
 
 def test_channels_without_a_declared_centre_are_averaged(speech, tmp_path, caplog):
@@ -243,6 +247,11 @@ def test_channels_that_cancel_are_heard_by_the_first(speech, caplog):
         heard = analyse(inverted)
     np.testing.assert_array_equal(heard.phones, analyse(speech).phones)
     assert "inverted.wav: its channels cancel when averaged" in caplog.text
+    caplog.clear()
+    hiss = np.random.default_rng(0).normal(0, 1e-5, len(voice)).astype(np.float32)  # -100 dBFS
+    with caplog.at_level("WARNING"):
+        analyse(Audio(np.stack([hiss, -hiss], axis=1), speech.rate, "quiet.wav"))
+    assert "cancel" not in caplog.text  # silence either way
 
 
 def test_the_cache_tells_the_same_file_read_two_ways_apart(speech, tmp_path, caplog):

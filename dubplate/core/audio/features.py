@@ -24,12 +24,7 @@ from dubplate.core.audio.phones import (
 from dubplate.core.audio.windows import Windows
 from dubplate.core.errors import DubplateError
 from dubplate.core.files import atomic_path
-from dubplate.core.media.audio import (
-    ANALYSIS_RATE,
-    BLOCK_FRAMES,
-    Sound,
-    analysis_blocks,
-)
+from dubplate.core.media.audio import ANALYSIS_RATE, BLOCK_FRAMES, Sound, analysis_blocks
 from dubplate.core.stored import load_arrays
 
 log = logging.getLogger(__name__)

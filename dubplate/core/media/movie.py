@@ -108,7 +108,7 @@ class MoviePlate(Plate):
         """Counter-clockwise quarter turns the movie is shown with (a phone's portrait take is
         stored on its side with a display matrix): its frames are read upright, as players show
         them, and its dub is written upright."""
-        self._seek(0, self._keyframe_decode_time(0))
+        self._seek(self._keyframe_decode_time(0))  # exact at frame 0, whatever the demuxer
         try:
             first = next(self._decoder, None)
         except av.error.FFmpegError as error:
@@ -200,13 +200,13 @@ class MoviePlate(Plate):
     def _decode_locked(self, number: int) -> np.ndarray:
         sought = self._must_seek(number)
         if sought:
-            self._seek(number, self._pts[number])
+            self._seek(self._pts[number])
         rgb = self._decode_on_to(number)
         if rgb is None and sought:
             # MPEG-TS and MPEG-PS seek by decode time: sought by a presentation time, they land
             # a keyframe late where B-frames follow it. Other demuxers seek by presentation
             # time, and by the earlier decode time would go a keyframe further back.
-            self._seek(number, self._keyframe_decode_time(number))
+            self._seek(self._keyframe_decode_time(number))
             rgb = self._decode_on_to(number)
         if rgb is None:
             self._decoder = None
@@ -257,8 +257,8 @@ class MoviePlate(Plate):
         keyframe = bisect.bisect_right(self._keyframes, number) - 1
         return self._keyframe_dts[self._keyframes[keyframe]] if keyframe >= 0 else self._pts[number]
 
-    def _seek(self, number: int, timestamp: int) -> None:
-        """To the keyframe at or before `timestamp`, to decode on to frame `number`."""
+    def _seek(self, timestamp: int) -> None:
+        """To the keyframe at or before `timestamp` (of the video stream's time base)."""
         self._container.seek(timestamp, stream=self._stream, backward=True)
         self._decoder = self._container.decode(self._stream)
 

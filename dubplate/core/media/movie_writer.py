@@ -250,9 +250,9 @@ def _sample_type(rgb: np.ndarray, codec: VideoCodec, path: Path) -> np.ndarray:
 
 
 def _muxed_rate(audio: Sound, codec: AudioCodec) -> int:
-    """The rate `codec` carries `audio` at: its own, unless over the codec's top rate or not
-    one of the rates it takes (AAC's list has no pulled-down 47952 or 44056 Hz), then the
-    nearest it takes. Every channel is kept."""
+    """The rate `codec` carries `audio` at: its own; over the codec's top rate, 48 kHz; at a
+    rate it does not take (AAC's list has no pulled-down 47952 or 44056 Hz), the nearest it
+    does. Every channel is kept."""
     if audio.channels not in CHANNEL_LAYOUTS:
         raise DubplateError(
             f"{audio.source}: {audio.channels} channels; a dub is muxed with at most"
