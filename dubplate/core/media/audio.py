@@ -185,9 +185,7 @@ def _averaged(sound: Sound) -> Iterator[np.ndarray]:
     warned = False
     for block in sound.blocks():
         mono = block.mean(axis=1, dtype=np.float32)
-        power = float(np.mean(block.astype(np.float64) ** 2))
-        cancelled = np.mean(mono**2) < CANCELLED_POWER * power
-        if block.shape[1] > 1 and power > CANCELLED_FLOOR and cancelled:
+        if block.shape[1] > 1 and _cancelled(block, mono):
             if not warned:
                 log.warning(
                     "%s: its channels cancel when averaged (one inverted?); the first is heard"
@@ -197,6 +195,15 @@ def _averaged(sound: Sound) -> Iterator[np.ndarray]:
                 warned = True
             mono = np.ascontiguousarray(block[:, 0])
         yield mono
+
+
+def _cancelled(block: np.ndarray, mono: np.ndarray) -> bool:
+    """Whether `block`'s channels cancel in their average `mono` (float32 squares, summed in
+    float64: no float64 copy of the block)."""
+    power = float(np.mean(np.square(block), dtype=np.float64))
+    return power > CANCELLED_FLOOR and np.mean(np.square(mono), dtype=np.float64) < (
+        CANCELLED_POWER * power
+    )
 
 
 def resampled_blocks(
