@@ -5,7 +5,9 @@
 1. Coverage and throughput: every frame of every clip in ../shared/data/footage.
 2. Smoothing: landmark jitter (RMS second difference, px of a 256-px face box) on still-head
    runs, raw vs smoothed, and the lag of the smoothed mouth opening behind the raw one.
-3. 4K EXR: the portrait clip upscaled to 2160x3840, written as ACEScg half EXR with a data
+3. Likeness (how the tracker keeps one person): look distance of each clip's second half, and
+   of every other clip, to the gallery the tracker builds from the clip's first half.
+4. 4K EXR: the portrait clip upscaled to 2160x3840, written as ACEScg half EXR with a data
    window inside the display window; its track against the movie's, and EXR throughput.
 """
 
@@ -24,11 +26,14 @@ from results import FOOTAGE, arguments, provenance, publish, start
 from dubplate.core.colour import default_config
 from dubplate.core.media import open_plate
 from dubplate.core.track import track_plate
+from dubplate.core.track.likeness import UNLIKE, Likeness, look_of
 from dubplate.core.track.quality import jitter_px, mouth_lag, still_head_frames
 
 PORTRAIT = "woman_seated_hd_20s.mp4"
 ACESCG_PRIMARIES = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
 INSET = 48  # data window inset from the display window, per side, in 4K pixels
+LIKENESS_EVERY = 6  # frames between the looks compared in the likeness table
+SAME_SPEAKER = ("woman_flag_a_5s.mp4", "woman_flag_b_8s.mp4")  # data README: one woman, two crops
 
 
 def timed_track(plate, numbers):
@@ -63,10 +68,46 @@ def footage_rows(clips):
                 "cut": 100.0 * (1 - smooth_jitter / raw_jitter),
                 "all_cut": 100.0 * all_cut,
                 "lag": mouth_lag(track.raw_landmarks[track.found], track.landmarks[track.found]),
+                "refused": len(track.settings["target"]["refused"]),
             }
         )
         print(rows[-1], file=sys.stderr)
     return rows, tracks
+
+
+def clip_looks(clip: Path, track) -> tuple[np.ndarray, np.ndarray]:
+    """(F, 478, 3) landmarks and (F, 468) looks of the tracked frames of a clip."""
+    plate = open_plate(clip)
+    rows = {int(n): i for i, n in enumerate(track.frames)}
+    found = [int(n) for n, ok in zip(track.frames, track.found, strict=True) if ok]
+    points = track.raw_landmarks[[rows[n] for n in found]]
+    looks = [
+        look_of(cv2.cvtColor(plate.analysis_view(pixels), cv2.COLOR_RGB2GRAY), points[i])
+        for i, (_, pixels) in enumerate(plate.frames(found))
+    ]
+    return points, np.array(looks)
+
+
+def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
+    """Per clip: the worst distance of its own second half (every `every`-th frame) and the
+    nearest of each other clip's frames, to the gallery of its first half."""
+    looks = {clip.name: clip_looks(clip, tracks[clip.name]) for clip in clips}
+    rows = []
+    for name, (points, own) in looks.items():
+        half = len(own) // 2
+        likeness = Likeness(points[0], own[0])
+        for look in own[1:half]:
+            likeness.remember(look)
+        distances = {
+            other: [likeness.distance(look) for look in theirs[::every]]
+            for other, (_, theirs) in looks.items()
+            if other != name
+        }
+        own_distances = [likeness.distance(look) for look in own[half::every]]
+        nearest = {other: min(values) for other, values in distances.items()}
+        rows.append({"clip": name, "own": max(own_distances), **nearest})
+        print(rows[-1], file=sys.stderr)
+    return rows
 
 
 def write_acescg_exrs(
@@ -121,21 +162,40 @@ def exr_row(movie_track, frames: int):
     }
 
 
-def markdown(rows, exr) -> str:
+def likeness_markdown(rows) -> list[str]:
+    names = [r["clip"] for r in rows]
+    lines = [
+        "",
+        f"Likeness: look distance (one minus the correlation of upper-face brightness at the mesh "
+        f"vertices, track/likeness.py) to the gallery the tracker builds from the clip's first half"
+        f", every {LIKENESS_EVERY}th frame compared. A face farther than {UNLIKE} from the target "
+        "is refused. Own: the farthest of the clip's second half; others: the nearest frame of "
+        "each other clip (" + " and ".join(SAME_SPEAKER) + " are the same woman).",
+        "",
+        "| gallery | own (max) | " + " | ".join(names) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for r in rows:
+        cells = ["-" if n == r["clip"] else f"{r[n]:.3f}" for n in names]
+        lines.append(f"| {r['clip']} | {r['own']:.3f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(rows, likeness, exr) -> str:
     lines = [
         "## Tracking (issue 2): `bench/track_bench.py`",
         "",
         provenance(),
         "",
         "| clip | size | frames | face found | track fps | still frames | jitter raw | "
-        "jitter smoothed | jitter cut (still) | jitter cut (all frames) | mouth lag |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "jitter smoothed | jitter cut (still) | jitter cut (all frames) | mouth lag | refused |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['clip']} | {r['size']} | {r['frames']} | {r['found']:.1f}% | {r['fps']:.1f} | "
             f"{r['still']} | {_num(r['raw_jitter'])} | {_num(r['smooth_jitter'])} | "
-            f"{_num(r['cut'], '.0f', '%')} | {r['all_cut']:.0f}% | {r['lag']} |"
+            f"{_num(r['cut'], '.0f', '%')} | {r['all_cut']:.0f}% | {r['lag']} | {r['refused']} |"
         )
     lines += [
         "",
@@ -143,7 +203,9 @@ def markdown(rows, exr) -> str:
         ">= 8 frames whose head (rigid points, smoothed) moves < 1 px/frame (n/a: no such run), "
         "and on all tracked frames. Mouth lag: frames by which the smoothed inner-lip gap trails "
         "the raw one (cross-correlation, +-5 frames). Track fps: decode, colour conversion, "
-        "detection, mesh and smoothing, end to end.",
+        "detection, mesh and smoothing, end to end. Refused: frames where a face at the target's "
+        "place was taken for another person (each clip holds one person: 0 is right).",
+        *likeness_markdown(likeness),
         "",
         f"4K EXR: {PORTRAIT} upscaled 2x to {exr['size']} ({exr['colourspace']} half, ZIP, data "
         f"window inset {INSET} px), first {exr['frames']} frames: face found in "
@@ -163,9 +225,11 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--exr-frames", type=int, default=48)
     args = start(parser)
-    rows, tracks = footage_rows(sorted(FOOTAGE.glob("*.mp4")))
+    clips = sorted(FOOTAGE.glob("*.mp4"))
+    rows, tracks = footage_rows(clips)
+    likeness = likeness_rows(clips, tracks)
     exr = exr_row(tracks[PORTRAIT], args.exr_frames)
-    publish("track_bench", markdown(rows, exr), args)
+    publish("track_bench", markdown(rows, likeness, exr), args)
 
 
 if __name__ == "__main__":

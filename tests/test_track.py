@@ -72,6 +72,38 @@ def test_largest_face_is_the_default_and_a_point_picks_another(man):
         track_plate(plate, range(FRAMES), TargetHint(point=(10, 790), frame=2))
 
 
+def side_by_side(frames, x):
+    """Each 844-px frame at half size, `x` px from the left of an 844x422 grey canvas."""
+    return [
+        np.pad(cv2.resize(f, (422, 422)), ((0, 0), (x, 422 - x), (0, 0)), constant_values=90)
+        for f in frames
+    ]
+
+
+def test_another_person_where_the_target_was_is_refused_and_the_target_found_again(man):
+    """A cut from the man to the woman at the same place, then back to the man elsewhere: the
+    woman's frames are gaps, not a track that jumps to her, and the man is found again by his
+    look where overlap alone would not look."""
+    woman = [cv2.resize(f, (844, 844)) for f in footage_frames("woman_flag_a_5s.mp4", 3, start=40)]
+    frames = side_by_side(man[:3], 0) + side_by_side(woman, 0) + side_by_side(man[3:], 400)
+    track = track_plate(ArrayPlate(frames), range(9))
+    assert track.frames_without_face == [3, 4, 5]
+    target = track.settings["target"]
+    assert sorted(target["refused"]) == ["3", "4", "5"]
+    assert min(target["refused"].values()) > target["unlike"]
+    assert target["found_again"] == [6]
+    assert (np.nanmin(track.landmarks[6:, :, 0], axis=1) > 400).all()
+
+
+def test_a_cut_to_the_target_elsewhere_is_not_smoothed_across(man):
+    """The man jumps 400 px between frames 2 and 3: each side is smoothed on its own, so the
+    frames beside the cut stay on their own raw landmarks (1.5 px off when smoothed across)."""
+    track = track_plate(ArrayPlate(side_by_side(man[:3], 0) + side_by_side(man[3:], 400)), range(6))
+    assert track.found.all() and track.settings["target"]["found_again"] == [3]
+    beside_cut = track.landmarks[2:4, :, :2] - track.raw_landmarks[2:4, :, :2]
+    assert np.abs(beside_cut).max() < 1.0
+
+
 def test_frames_without_the_face_are_flagged_not_filled(man):
     frames = list(man)
     frames[0] = frames[2] = np.full_like(frames[2], 128)

@@ -13,7 +13,7 @@ from dubplate.core.track.facetrack import FaceTrack
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_plate
 
-CACHE_FORMAT = 2  # 2: a movie shown turned is read upright (its tracks of before are sideways)
+CACHE_FORMAT = 3  # 2: a movie shown turned is read upright; 3: the target is kept by its look
 
 
 def cached_track(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
+import cv2
 import fileseq
 import numpy as np
 
@@ -15,6 +16,7 @@ from dubplate.core.media.plate import Plate
 from dubplate.core.progress import Progress
 from dubplate.core.track.facetrack import FaceTrack
 from dubplate.core.track.landmarks import LANDMARK_COUNT
+from dubplate.core.track.likeness import UNLIKE, Likeness, look_of
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION, Detection, FaceDetector, FaceMesh
 from dubplate.core.track.smoothing import OneEuro, smooth_track
 
@@ -28,6 +30,7 @@ class TrackSettings:
     mesh_crop_px: int = 256  # the mesh's crop; its own input is 192 px, so this loses nothing
     crop_scale: float = 2.0  # crop side over detection box side: room for chin, brow, rotation
     min_score: float = 0.5
+    unlike: float = UNLIKE  # look distance over which a face is not the target (track/likeness)
     smoothing: OneEuro = field(default_factory=OneEuro)
 
     def manifest(self) -> dict:
@@ -50,30 +53,85 @@ class TargetHint:
         return f"{where} on frame {self.frame}"
 
 
-class TargetChooser:
-    """Chooses the target face once, then follows it from frame to frame by overlap.
+@dataclass(frozen=True)
+class Sighting:
+    """A face's landmarks in plate pixels and its look (see `likeness.look_of`)."""
 
-    A frame where no detection overlaps the target's last box is reported as without face:
-    jumping to another person would be worse than a gap.
-    """
+    face: Detection
+    points: np.ndarray
+    look: np.ndarray
 
-    def __init__(self, hint: TargetHint | None):
+
+class Target:
+    """The face being tracked: picked once, followed from frame to frame by overlap and kept by
+    its look (track/likeness). A face where the target was that does not look like it is refused,
+    and the target is looked for among all faces of the frame: a cut or someone stepping into its
+    place must leave a gap, never a track that jumps to another person."""
+
+    def __init__(self, hint: TargetHint | None, unlike: float):
         self.hint = hint
+        self.unlike = unlike
         self.anchor: Detection | None = None
         self.anchor_frame: int | None = None  # where it was picked: the first with a face
         self.last: Detection | None = None
         self.reason = ""
+        self.likeness: Likeness | None = None
+        self.refused: dict[int, float] = {}  # frame -> look distance of the face refused there
+        self.found_again: list[int] = []  # frames where it was found by its look, not followed
 
-    def choose(self, number: int, detections: list[Detection]) -> Detection | None:
+    def find(
+        self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
+    ) -> Sighting | None:
         if self.anchor is None:
-            return self._first(number, detections)
-        chosen = _follow(self.last, detections)
-        if chosen is not None:
-            self.last = chosen
-        return chosen
+            face = self._first(number, tracker.find_all(plate, pixels))
+            sighting = tracker.sighting(plate, pixels, face) if face else None
+            return self._seen(sighting) if sighting else None
+        face = _follow(self.last, tracker.find_near(plate, pixels, self.last))
+        if face is None:
+            return self._look_for(tracker, plate, pixels, number)
+        sighting = tracker.sighting(plate, pixels, face)
+        if sighting is None:
+            self.last = face
+            return None
+        distance = self.likeness.distance(sighting.look) if self.likeness else 0.0
+        if distance > self.unlike:
+            self.refused[number] = distance
+            return self._look_for(tracker, plate, pixels, number)
+        self.last = face
+        return self._seen(sighting)
 
     def restart_from_anchor(self) -> None:
         self.last = self.anchor
+
+    def _seen(self, sighting: Sighting) -> Sighting:
+        if self.likeness is None:
+            self.likeness = Likeness(sighting.points, sighting.look)
+        else:
+            self.likeness.remember(sighting.look)
+        return sighting
+
+    def _look_for(
+        self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
+    ) -> Sighting | None:
+        if self.likeness is None:
+            return None
+        faces = sorted(tracker.find_all(plate, pixels), key=lambda d: -d.size)[:MAX_CANDIDATES]
+        sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in faces) if s]
+        if not sightings:
+            return None
+        distances = [self.likeness.distance(s.look) for s in sightings]
+        best = int(np.argmin(distances))
+        if distances[best] > self.unlike:
+            return None
+        self.last = sightings[best].face
+        self.found_again.append(int(number))
+        log.info(
+            "track: the target found again on frame %d at (%.0f, %.0f) by its look (%.2f)",
+            number,
+            *self.last.centre,
+            distances[best],
+        )
+        return self._seen(sightings[best])
 
     def _first(self, number: int, detections: list[Detection]) -> Detection | None:
         if not detections:
@@ -99,6 +157,16 @@ class TargetChooser:
             self.reason,
         )
         return chosen
+
+    def manifest(self) -> dict:
+        return {
+            "reason": self.reason,
+            "frame": self.anchor_frame,
+            "box": [round(float(v), 2) for v in self.anchor.box],
+            "unlike": self.unlike,
+            "refused": {str(n): round(d, 3) for n, d in sorted(self.refused.items())},
+            "found_again": sorted(self.found_again),
+        }
 
 
 def _hinted(hint: TargetHint, detections: list[Detection], number: int) -> Detection:
@@ -166,6 +234,9 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+MAX_CANDIDATES = 8  # faces meshed, largest first, when looking for a lost target
+
+
 class FaceTracker:
     """Landmarks of one chosen face per frame, at the plate's full resolution."""
 
@@ -210,7 +281,8 @@ class FaceTracker:
         image = plate.analysis_view(pixels, window, size)
         return [d.shifted(x0, y0) for d in self.detector(image, size[0] / (x1 - x0))]
 
-    def landmarks(self, plate: Plate, pixels: np.ndarray, face: Detection) -> np.ndarray | None:
+    def sighting(self, plate: Plate, pixels: np.ndarray, face: Detection) -> Sighting | None:
+        """The mesh of a detected face, on a crop around it at the mesh's own resolution."""
         side = int(round(self.settings.crop_scale * face.size))
         cx, cy = face.centre
         x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
@@ -219,6 +291,7 @@ class FaceTracker:
         points = self.mesh(crop)
         if points is None:
             return None
+        look = look_of(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), points)
         points *= side / crop_px
         points[:, 0] += x0
         points[:, 1] += y0
@@ -227,7 +300,7 @@ class FaceTracker:
         mx, my = np.median(points[:, :2], axis=0)
         if not (bx0 <= mx <= bx1 and by0 <= my <= by1):
             return None
-        return points
+        return Sighting(face, points, look)
 
 
 def track_plate(
@@ -251,32 +324,30 @@ def track_plate(
         target, anchor = replace(target, frame=frame), index_of[frame]
     # From the anchor forwards, then backwards, so the target is followed from where it was picked.
     forward, backward = numbers[anchor:], numbers[:anchor][::-1]
-    chooser = TargetChooser(target)
+    chosen = Target(target, settings.unlike)
+    breaks = set()  # rows that begin a new smoothing run: the target found again elsewhere
     progress = Progress("track", count)
     with FaceTracker(settings) as tracker:
         frames = itertools.chain(plate.frames(forward), plate.frames(backward))
         for number, pixels in frames:
-            if backward and number == backward[0]:
-                chooser.restart_from_anchor()
-            if chooser.last is None:
-                detections = tracker.find_all(plate, pixels)
-            else:
-                detections = tracker.find_near(plate, pixels, chooser.last)
-            face = chooser.choose(number, detections)
-            if face is not None:
-                points = tracker.landmarks(plate, pixels, face)
-                if points is not None:
-                    i = index_of[number]
-                    raw[i], boxes[i], confidence[i] = points, face.box, face.score
+            i = index_of[number]
+            if i == anchor - 1:
+                chosen.restart_from_anchor()
+            sighting = chosen.find(tracker, plate, pixels, number)
+            if sighting is not None:
+                face = sighting.face
+                raw[i], boxes[i], confidence[i] = sighting.points, face.box, face.score
+                if chosen.found_again and chosen.found_again[-1] == number:
+                    breaks.add(i + 1 if i < anchor else i)  # the break is on the side just left
             progress.advance()
     found = ~np.isnan(raw[:, 0, 0])
     if not found.any():
         raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
     times = np.array([float(plate.time_of(n)) for n in numbers])
-    _log_gaps(numbers, found)
+    _log_gaps(numbers, found, chosen)
     return FaceTrack(
         frames=np.asarray(numbers, np.int64),
-        landmarks=smooth_track(raw, found, times, settings.smoothing).astype(np.float32),
+        landmarks=smooth_track(raw, found, times, settings.smoothing, breaks).astype(np.float32),
         raw_landmarks=raw,
         boxes=boxes,
         confidence=confidence,
@@ -285,11 +356,7 @@ def track_plate(
         plate=plate.info.manifest(),
         settings={
             "tool": {"mediapipe": MEDIAPIPE_VERSION},
-            "target": {
-                "reason": chooser.reason,
-                "frame": chooser.anchor_frame,
-                "box": [round(float(v), 2) for v in chooser.anchor.box],
-            },
+            "target": chosen.manifest(),
             "smoothing": settings.smoothing.manifest(),
             "detection": settings.manifest(),
             "nonfinite_pixels": {str(n): c for n, c in sorted(plate.nonfinite.items())},
@@ -297,9 +364,19 @@ def track_plate(
     )
 
 
-def _log_gaps(numbers: Sequence[int], found: np.ndarray) -> None:
+def _log_gaps(numbers: Sequence[int], found: np.ndarray, chosen: Target) -> None:
+    refused = chosen.refused
     missing = [n for n, ok in zip(numbers, found, strict=True) if not ok]
     log.info("track: target face in %d/%d frames", int(found.sum()), len(numbers))
+    if refused:
+        log.warning(
+            "track: another person where the target was on frames %s (look distance %.2f-%.2f,"
+            " over %.2f): not tracked",
+            fileseq.FrameSet(sorted(refused)),
+            min(refused.values()),
+            max(refused.values()),
+            chosen.unlike,
+        )
     if missing:
         log.warning(
             "track: no target face on frames %s (flagged, not filled)", fileseq.FrameSet(missing)
