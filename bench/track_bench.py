@@ -89,8 +89,8 @@ def clip_looks(clip: Path, track) -> tuple[np.ndarray, np.ndarray]:
 
 
 def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
-    """Per clip: the worst distance of its own second half (every `every`-th frame) and the
-    nearest of each other clip's frames, to the gallery of its first half."""
+    """Per clip: the farthest of its own second half's frames (every `every`-th) from the
+    gallery of its first half, and the nearest and farthest of each other clip's."""
     looks = {clip.name: clip_looks(clip, tracks[clip.name]) for clip in clips}
     rows = []
     for name, (points, own) in looks.items():
@@ -104,8 +104,8 @@ def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
             if other != name
         }
         own_distances = [likeness.distance(look) for look in own[half::every]]
-        nearest = {other: min(values) for other, values in distances.items()}
-        rows.append({"clip": name, "own": max(own_distances), **nearest})
+        spans = {other: (min(values), max(values)) for other, values in distances.items()}
+        rows.append({"clip": name, "own": max(own_distances), **spans})
         print(rows[-1], file=sys.stderr)
     return rows
 
@@ -169,14 +169,15 @@ def likeness_markdown(rows) -> list[str]:
         f"Likeness: look distance (one minus the correlation of upper-face brightness at the mesh "
         f"vertices, track/likeness.py) to the gallery the tracker builds from the clip's first half"
         f", every {LIKENESS_EVERY}th frame compared. A face farther than {UNLIKE} from the target "
-        "is refused. Own: the farthest of the clip's second half; others: the nearest frame of "
-        "each other clip (" + " and ".join(SAME_SPEAKER) + " are the same woman).",
+        "is refused. Own: the farthest of the clip's second half; others: the nearest and the "
+        "farthest frame of each other clip (" + " and ".join(SAME_SPEAKER) + " are the same "
+        "woman).",
         "",
         "| gallery | own (max) | " + " | ".join(names) + " |",
         "| --- | --- | " + " | ".join("---" for _ in names) + " |",
     ]
     for r in rows:
-        cells = ["-" if n == r["clip"] else f"{r[n]:.3f}" for n in names]
+        cells = ["-" if n == r["clip"] else f"{r[n][0]:.3f}-{r[n][1]:.3f}" for n in names]
         lines.append(f"| {r['clip']} | {r['own']:.3f} | " + " | ".join(cells) + " |")
     return lines
 

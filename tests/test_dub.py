@@ -58,6 +58,7 @@ from dubplate.core.neural.train import RendererSettings
 from dubplate.core.track import track_plate
 from dubplate.core.track.landmarks import mouth_opening
 from tests.fixtures import audio_start_s, write_exr, write_movie, write_wav
+from tests.fixtures import footage_frames as fixture_frames
 from tests.test_a2e import opening_model
 from tests.test_cli import last_json, one_line_error, run_cli
 
@@ -533,11 +534,42 @@ def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_d
     args = ["dub", "--actor", actor_dir, "--plate", woman, "--audio", audio, "--out", out]
     done = run_cli(*args, "--frames", "0-24", "--trim")
     one_line_error(
-        done, "woman_flag_b_8s.mp4: identity distance ", "from actor man (threshold 1.15)"
+        done,
+        "woman_flag_b_8s.mp4: identity distance ",
+        "from actor man (threshold 1.15)",
+        "largest of 1 face(s)",
+        "--target X,Y",
     )
     assert not out.exists() or not any(out.iterdir())
     with pytest.raises(DubplateError, match=r"px from actor man \(threshold 1.6\)"):
         check_identity(actor, track_plate(open_plate(woman), range(8)))
+
+
+def test_the_actor_beside_a_larger_face_is_dubbed_where_target_picks_it(
+    shared_data, actor_dir, tmp_path
+):
+    """The woman, larger, is the face tracked by default and refused; --target on the actor's
+    face tracks him and dubs him, and the track of each pick is cached apart."""
+    man = fixture_frames(CLIP, 25, start=60)
+    woman = fixture_frames("woman_flag_b_8s.mp4", 25, start=60)
+    canvases = []
+    for his, hers in zip(man, woman, strict=True):
+        canvas = np.full((600, 1000, 3), 90, np.uint8)
+        canvas[100:522, :422] = cv2.resize(his, (422, 422), interpolation=cv2.INTER_AREA)
+        canvas[:, 400:] = cv2.resize(hers, (600, 600), interpolation=cv2.INTER_AREA)
+        canvases.append(canvas)
+    movie = write_movie(tmp_path / "two_faces.mp4", canvases)
+    audio = shared_data / "audio" / "en_speech_5s.wav"
+    args = ["dub", "--actor", actor_dir, "--plate", movie, "--audio", audio, "--trim"]
+    tracks = ["--track-cache", tmp_path / "tracks"]
+    refused = run_cli(*args, *tracks, "--out", tmp_path / "refused")
+    one_line_error(refused, "two_faces.mp4: identity distance", "largest of 2", "--target X,Y")
+    done = run_cli(*args, *tracks, "--out", tmp_path / "o", "--target", "200,300", "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_written"] == 25 and result["frames_passed_through"] == []
+    assert result["settings"]["target"] == {"point": [200, 300], "box": None, "frame": None}
+    assert len(list((tmp_path / "tracks").iterdir())) == 2
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(

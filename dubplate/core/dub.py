@@ -97,7 +97,7 @@ from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import FaceTrack
 from dubplate.core.track.cache import cached_track
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
-from dubplate.core.track.tracker import track_plate
+from dubplate.core.track.tracker import TargetHint, track_plate
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class DubSettings:
     # What the generator computes in: bfloat16 draws within a level of float32's 8-bit values
     # almost everywhere. "auto": bfloat16 where it is faster (`bfloat16_is_faster`).
     precision: str = "auto"
+    target: TargetHint | None = None  # the face to dub (default: the largest, see track_plate)
 
     @property
     def bfloat16(self) -> bool:
@@ -228,7 +229,7 @@ def dub(
         driven = _drive(models.a2e, analysis, times, plate, settings)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}{_offset_hint(plate, numbers)}") from error
-    track = cached_track(plate, numbers, caches.tracks)
+    track = cached_track(plate, numbers, caches.tracks, target=settings.target)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     passed = track.frames_without_face
@@ -637,9 +638,18 @@ def check_identity(actor: Actor, track: FaceTrack) -> float:
     if distance > threshold:
         raise DubplateError(
             f"{track.plate.get('path')}: identity distance {distance:.2f} px from actor"
-            f" {actor.name} (threshold {threshold}): not the same person"
+            f" {actor.name} (threshold {threshold}): not the same person as the face tracked"
+            f" ({_picked(track)}); where the shot holds the actor beside others, pick the"
+            " actor's face with --target X,Y or --target-box"
         )
     return distance
+
+
+def _picked(track: FaceTrack) -> str:
+    target = track.settings["target"]
+    x0, y0, x1, y1 = target["box"]
+    where = f"({x0:.0f}, {y0:.0f})-({x1:.0f}, {y1:.0f})"
+    return f"at {where} on frame {target['frame']}, {target['reason']}"
 
 
 def _drive(
@@ -972,6 +982,7 @@ def _settings_record(settings: DubSettings) -> dict:
     """How the frames were made, for the manifest (the audio offset is under `audio`)."""
     record = dataclasses.asdict(settings)
     del record["audio_offset"]
+    record["target"] = settings.target and settings.target.manifest()
     return record
 
 

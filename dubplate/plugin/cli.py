@@ -83,12 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     track.add_argument(
         "--out", type=Path, help="output directory; results go in a new vNNN inside it"
     )
-    pick = track.add_mutually_exclusive_group()
-    pick.add_argument("--target", metavar="X,Y", help="pick the face under this plate pixel")
-    pick.add_argument("--target-box", metavar="X0,Y0,X1,Y1", help="pick the face in this box")
-    track.add_argument(
-        "--target-frame", type=int, help="frame of --target/--target-box (default: first)"
-    )
+    _target_options(track)
     track.add_argument("--no-preview", action="store_true", help="skip the preview movie")
     track.set_defaults(command=_track)
 
@@ -187,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--plate", required=True, help=PLATE_HELP)
     _plate_options(dub)
     dub.add_argument("--audio", type=Path, required=True, help="dub audio (WAV, FLAC, movie...)")
+    _target_options(dub)
     _audio_offset_option(dub, "the plate's first frame")
     # Both at once: a dub track that starts after the plate's first frame and runs past its last.
     dub.add_argument("--pad", action="store_true", help="audio missing for frames is silence")
@@ -522,6 +518,7 @@ def _dub(args: argparse.Namespace) -> dict:
         drive=args.drive,
         device=_device(args.device),
         precision=args.precision,
+        target=_target_hint(args),
     )
     audio = open_audio(args.audio)
     caches = DubCaches(args.track_cache, cache_dir("audio"), cache_dir("plate_checks"))
@@ -597,6 +594,17 @@ def _qc(args: argparse.Namespace) -> dict:
         **figures.as_dict(),
         "sound_offset": offset.as_dict(),
     }
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    pick = parser.add_mutually_exclusive_group()
+    pick.add_argument(
+        "--target", metavar="X,Y", help="pick the face under this plate pixel (default: largest)"
+    )
+    pick.add_argument("--target-box", metavar="X0,Y0,X1,Y1", help="pick the face in this box")
+    parser.add_argument(
+        "--target-frame", type=int, help="frame of --target/--target-box (default: first)"
+    )
 
 
 def _target_hint(args: argparse.Namespace):

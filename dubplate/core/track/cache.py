@@ -11,7 +11,7 @@ from dubplate.core.files import cached_result, file_stamps, key_of
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
-from dubplate.core.track.tracker import DEFAULT_SETTINGS, TrackSettings, track_plate
+from dubplate.core.track.tracker import DEFAULT_SETTINGS, TargetHint, TrackSettings, track_plate
 
 CACHE_FORMAT = 3  # 2: a movie shown turned is read upright; 3: the target is kept by its look
 
@@ -21,18 +21,22 @@ def cached_track(
     numbers: Sequence[int],
     cache_dir: Path,
     settings: TrackSettings = DEFAULT_SETTINGS,
+    target: TargetHint | None = None,
 ) -> FaceTrack:
-    """The track of `numbers` of `plate`, from the cache when it holds it."""
+    """The track of `numbers` of `plate` (of the face `target` picks), from the cache when it
+    holds it."""
     return cached_result(
-        Path(cache_dir) / _key(plate, numbers, settings),
+        Path(cache_dir) / _key(plate, numbers, settings, target),
         "track",
         FaceTrack.load,
-        lambda: track_plate(plate, numbers, settings=settings),
+        lambda: track_plate(plate, numbers, target, settings),
         FaceTrack.save,
     )
 
 
-def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
+def _key(
+    plate: Plate, numbers: Sequence[int], settings: TrackSettings, target: TargetHint | None
+) -> str:
     what = {
         "files": file_stamps(plate.source_files(numbers)),
         "frames": list(numbers),
@@ -42,5 +46,6 @@ def _key(plate: Plate, numbers: Sequence[int], settings: TrackSettings) -> str:
         "format": CACHE_FORMAT,
         "mediapipe": MEDIAPIPE_VERSION,
         "settings": repr(settings),
+        "target": repr(target),
     }
     return key_of(what)

@@ -14,6 +14,8 @@ shot and crop) at most 0.17; any two different people at least 0.30.
 
 from __future__ import annotations
 
+from collections import deque
+
 import cv2
 import numpy as np
 
@@ -23,6 +25,7 @@ UNLIKE = 0.22  # distance over which a face is another person: between 0.17 and 
 BLUR_OF_FACE = 1 / 80  # blur sigma over the face's size: skin texture and grain out, features in
 GALLERY_SIZE = 48  # looks kept; thinned by half when full, so a long plate keeps its whole span
 GALLERY_EVERY = 5  # frames between looks added while the target is followed
+RECENT = 8  # last looks kept beside the gallery
 
 FOREHEAD, CHIN, SUBNASALE = 10, 152, 2
 
@@ -49,25 +52,34 @@ def upper_face(points: np.ndarray) -> np.ndarray:
 
 
 class Likeness:
-    """The target's looks so far, and how far a new look is from the nearest of them."""
+    """The target's looks so far, and how far a new look is from the nearest of them: a gallery
+    sampled over the whole track (a cut back to the target in a pose seen before) and the last
+    few looks (a head turning away from every pose in the gallery)."""
 
     def __init__(self, points: np.ndarray, look: np.ndarray):
         self.vertices = upper_face(points)
         self.gallery = [self._normalised(look)]
-        self._followed = 0
+        self.recent: deque[np.ndarray] = deque(maxlen=RECENT)
+        self._seen = 0
 
     def distance(self, look: np.ndarray) -> float:
         candidate = self._normalised(look)
-        return float(1.0 - max(candidate @ known for known in self.gallery) / len(candidate))
+        nearest = max(candidate @ known for known in (*self.gallery, *self.recent))
+        return float(1.0 - nearest / len(candidate))
 
     def remember(self, look: np.ndarray) -> None:
-        """Keep every GALLERY_EVERY-th look of the target, so new poses and light are known."""
-        self._followed += 1
-        if self._followed % GALLERY_EVERY:
+        normalised = self._normalised(look)
+        self.recent.append(normalised)
+        self._seen += 1
+        if self._seen % GALLERY_EVERY:
             return
-        self.gallery.append(self._normalised(look))
+        self.gallery.append(normalised)
         if len(self.gallery) > GALLERY_SIZE:
             self.gallery = self.gallery[:1] + self.gallery[2::2]  # the first look always stays
+
+    def restart(self) -> None:
+        """Forget the last looks: the track goes on from the first look (the other way)."""
+        self.recent.clear()
 
     def _normalised(self, look: np.ndarray) -> np.ndarray:
         values = look[self.vertices].astype(np.float64)

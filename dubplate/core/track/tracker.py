@@ -52,6 +52,13 @@ class TargetHint:
         where = f"point {self.point}" if self.point else f"box {self.box}"
         return f"{where} on frame {self.frame}"
 
+    def manifest(self) -> dict:
+        return {
+            "point": self.point and list(self.point),
+            "box": self.box and list(self.box),
+            "frame": self.frame,
+        }
+
 
 @dataclass(frozen=True)
 class Sighting:
@@ -102,6 +109,8 @@ class Target:
 
     def restart_from_anchor(self) -> None:
         self.last = self.anchor
+        if self.likeness is not None:
+            self.likeness.restart()
 
     def _seen(self, sighting: Sighting) -> Sighting:
         if self.likeness is None:
