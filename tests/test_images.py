@@ -155,6 +155,8 @@ def test_a_face_plate_on_a_10_bit_dpx_gets_its_alpha_and_the_sources_depth(tmp_p
     np.testing.assert_allclose(written / 65535, face, atol=0.5 / 1023)
     assert written[3, 4, 0] == (205 << 6 | 205 >> 4)
     assert not written[face[..., 3] == 0].any()
+    # The header names the file itself, not the temporary file it was written as.
+    assert out.read_bytes()[36:136].rstrip(b"\0") == b"shot_face.1001.dpx"
 
 
 def test_samples_converted_within_a_region_are_those_converted_everywhere(tmp_path):

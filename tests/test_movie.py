@@ -317,6 +317,23 @@ def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name, encode
     assert np.argmax(loudest) == 2 and loudest[2] == pytest.approx(0.25, abs=0.02)
 
 
+def test_a_dub_sound_shorter_than_the_picture_is_followed_by_silence(tmp_path):
+    """A dub padded with --pad: 0.6 s of sound under 1 s of picture runs on silent to the
+    picture's end (losslessly, so the silence is exactly zero)."""
+    from dubplate.core.media.audio import Audio
+    from dubplate.core.media.movie_writer import LOSSLESS, write_movie
+
+    tone = np.round(0.25 * np.sin(2 * np.pi * 440 * np.arange(28800) / 48000) * 2**23) / 2**23
+    tone = tone.astype(np.float32)  # 24-bit samples: what ALAC keeps exactly
+    frames = [np.zeros((16, 32, 3), np.uint8)] * 25
+    path = tmp_path / f"dub{LOSSLESS.suffix}"
+    write_movie(path, frames, Fraction(25), Audio(tone[:, None], 48000, "dub.wav"), LOSSLESS)
+    sound = open_plate(path).audio()
+    assert sound.samples.shape[0] == 48000
+    np.testing.assert_array_equal(sound.samples[:28800, 0], tone)
+    assert not sound.samples[28800:].any()
+
+
 def test_a_lossless_rgb_dub_keeps_the_sources_primaries_and_transfer(tmp_path):
     """RGB carries no YUV matrix, but a BT.2020 HLG source's dub is still BT.2020 HLG."""
     from dubplate.core.media.movie_writer import LOSSLESS, write_movie

@@ -117,6 +117,21 @@ def write_image(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
             error = "; ".join(filter(None, (error, out.geterror())))
         if not (written and closed) or error:
             raise DubplateError(f"{path}: cannot write ({error or 'unknown error'})")
+        if out.format_name() == "dpx":
+            _name_dpx_header(temp, path)
+
+
+DPX_FILE_NAME = slice(36, 136)  # the generic header's image file name (SMPTE 268M)
+
+
+def _name_dpx_header(written: Path, path: Path) -> None:
+    """A DPX names its own file in its header; OpenImageIO writes there the path it was opened
+    with, here the temporary one, so the final name goes in its place."""
+    field = DPX_FILE_NAME.stop - DPX_FILE_NAME.start
+    name = os.fsencode(Path(path).name)[: field - 1].ljust(field, b"\0")
+    with open(written, "r+b") as header:
+        header.seek(DPX_FILE_NAME.start)
+        header.write(name)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -287,11 +287,15 @@ def _mux_audio(
     duration: Fraction,
 ) -> None:
     """`audio`'s first `duration` seconds, at the stream's rate, read and encoded a block at
-    a time."""
+    a time; audio that ends sooner (a dub padded with --pad) is followed by silence, so the
+    sound runs as long as the picture."""
     rate = stream.codec_context.sample_rate
     left = int(duration * rate)
     written = 0
-    for block in resampled_blocks(audio.blocks(), audio.rate, rate, "VHQ"):
+    for block in itertools.chain(
+        resampled_blocks(audio.blocks(), audio.rate, rate, "VHQ"),
+        _silence(audio.channels),
+    ):
         block = block[:left]
         for start in range(0, len(block), AUDIO_CHUNK):
             # Packed: PyAV gives 8 planar channels (7.1) 9 planes, and fails on them.
@@ -305,6 +309,12 @@ def _mux_audio(
         if left <= 0:
             break
     container.mux(stream.encode())
+
+
+def _silence(channels: int) -> Iterator[np.ndarray]:
+    block = np.zeros((AUDIO_CHUNK, channels), np.float32)
+    while True:
+        yield block
 
 
 def _check_pixel_aspect(written: Path, path: Path, pixel_aspect: Fraction) -> None:
