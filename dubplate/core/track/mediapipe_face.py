@@ -46,14 +46,25 @@ def _warmed_up(model):
 
 @dataclass(frozen=True)
 class Detection:
-    """A face box (x0, y0, x1, y1) in frame pixels and the detector's score."""
+    """A face box (x0, y0, x1, y1) in frame pixels, the detector's score and its keypoints
+    (x, y): the eyes (the person's right, then left), nose tip, mouth, right and left ear."""
 
     box: tuple[float, float, float, float]
     score: float
+    keypoints: tuple[tuple[float, float], ...] = ()
 
     def shifted(self, dx: float, dy: float) -> Detection:
         x0, y0, x1, y1 = self.box
-        return Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.score)
+        keypoints = tuple((x + dx, y + dy) for x, y in self.keypoints)
+        return Detection((x0 + dx, y0 + dy, x1 + dx, y1 + dy), self.score, keypoints)
+
+    @property
+    def roll(self) -> float:
+        """Degrees the eye line turns clockwise on screen (0 upright, or without keypoints)."""
+        if not self.keypoints:
+            return 0.0
+        (rx, ry), (lx, ly) = self.keypoints[:2]
+        return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -86,7 +97,11 @@ class FaceDetector:
             box = found.location_data.relative_bounding_box
             x0, y0 = box.xmin * width / scale, box.ymin * height / scale
             x1, y1 = x0 + box.width * width / scale, y0 + box.height * height / scale
-            detections.append(Detection((x0, y0, x1, y1), float(found.score[0])))
+            keypoints = tuple(
+                (k.x * width / scale, k.y * height / scale)
+                for k in found.location_data.relative_keypoints
+            )
+            detections.append(Detection((x0, y0, x1, y1), float(found.score[0]), keypoints))
         return detections
 
     def close(self) -> None:

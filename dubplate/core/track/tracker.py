@@ -30,6 +30,7 @@ class TrackSettings:
     mesh_crop_px: int = 256  # the mesh's crop; its own input is 192 px, so this loses nothing
     crop_scale: float = 2.0  # crop side over detection box side: room for chin, brow, rotation
     min_score: float = 0.5
+    upright_over_deg: float = 15.0  # a face tilted further is turned upright for the mesh
     unlike: float = UNLIKE  # look distance over which a face is not the target (track/likeness)
     smoothing: OneEuro = field(default_factory=OneEuro)
 
@@ -297,10 +298,19 @@ class FaceTracker:
         x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
         crop_px = self.settings.mesh_crop_px
         crop = plate.analysis_view(pixels, (x0, y0, x0 + side, y0 + side), (crop_px, crop_px))
+        # The mesh is precise on an upright face only: a tilted head is turned upright first.
+        upright = cv2.getRotationMatrix2D((crop_px / 2, crop_px / 2), face.roll, 1.0)
+        if abs(face.roll) > self.settings.upright_over_deg:
+            crop = cv2.warpAffine(
+                crop, upright, (crop_px, crop_px), borderMode=cv2.BORDER_REPLICATE
+            )
         points = self.mesh(crop)
         if points is None:
             return None
         look = look_of(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), points)
+        if abs(face.roll) > self.settings.upright_over_deg:
+            back = cv2.invertAffineTransform(upright)
+            points[:, :2] = points[:, :2] @ back[:, :2].T + back[:, 2]
         points *= side / crop_px
         points[:, 0] += x0
         points[:, 1] += y0
