@@ -4,6 +4,7 @@ real dub track, and what a VFX artist checks in what comes back."""
 import dataclasses
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -570,6 +571,9 @@ def test_the_actor_beside_a_larger_face_is_dubbed_where_target_picks_it(
     assert result["frames_written"] == 25 and result["frames_passed_through"] == []
     assert result["settings"]["target"] == {"point": [200, 300], "box": None, "frame": None}
     assert len(list((tmp_path / "tracks").iterdir())) == 2
+    # The lip sync is measured on his face in the result too, not on hers.
+    retracked = re.search(r"target: face at \((\d+), \d+\).*\(picked by box", done.stderr)
+    assert retracked and int(retracked[1]) < 422
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(

@@ -299,7 +299,7 @@ def dub(
         )
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
-        figures = _output_lip_sync(staged / output, numbers, analysis, times, plate)
+        figures = _output_lip_sync(staged / output, numbers, analysis, times, plate, track)
         manifest = {
             **manifest_header(MANIFEST_KIND, FORMAT_VERSION),
             "actor": str(Path(directory).absolute()),
@@ -1008,12 +1008,21 @@ def _movie_codec(plate: MoviePlate, settings: DubSettings) -> VideoCodec:
 
 
 def _output_lip_sync(
-    output: Path, numbers: Sequence[int], analysis: AudioAnalysis, times: np.ndarray, plate: Plate
+    output: Path,
+    numbers: Sequence[int],
+    analysis: AudioAnalysis,
+    times: np.ndarray,
+    plate: Plate,
+    dubbed: FaceTrack,
 ) -> dict:
-    """`dubplate qc` figures of what was written, tracked afresh."""
+    """`dubplate qc` figures of what was written, tracked afresh: the face that was dubbed,
+    picked by its box where the plate's track picked it."""
+    target = dubbed.settings["target"]
     with open_plate(output, colourspace=plate.info.colourspace) as written:
         written_numbers = written.info.frames if plate.frame_suffix is None else numbers
-        track = track_plate(written, written_numbers)
+        anchor = written_numbers[list(numbers).index(target["frame"])]
+        hint = TargetHint(box=tuple(target["box"]), frame=anchor)
+        track = track_plate(written, written_numbers, hint)
     figures = track_lip_sync(track, analysis, times, float(1 / plate.info.fps))
     log.info("dub: lip sync of the result: %s", figures.as_dict())
     return figures.as_dict()
