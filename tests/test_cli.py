@@ -134,6 +134,13 @@ def test_footage_sounds_are_checked_before_anything_is_tracked(tmp_path):
             ),
             "--footage-audio: given 1 time(s) for 2 --footage",
         )
+        one_line_error(
+            run_cli(
+                "actor", command, "--footage", take, "--footage-target", "1,2",
+                "--footage-target", "3,4", "--out", tmp_path / "actor",
+            ),
+            "--footage-target: given 2 time(s) for 1 --footage",
+        )  # fmt: skip
     one_line_error(
         run_cli(
             "actor",

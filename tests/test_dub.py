@@ -574,6 +574,13 @@ def test_the_actor_beside_a_larger_face_is_dubbed_where_target_picks_it(
     # The lip sync is measured on his face in the result too, not on hers.
     retracked = re.search(r"target: face at \((\d+), \d+\).*\(picked by box", done.stderr)
     assert retracked and int(retracked[1]) < 422
+    # An actor fitted on this footage, his face picked: the track is his, read from the cache.
+    fitted = run_cli(
+        "actor", "fit", "--footage", movie, "--footage-target", "200,300", *tracks,
+        "--out", tmp_path / "actor", "--json",
+    )  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    assert len(list((tmp_path / "tracks").iterdir())) == 2
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(

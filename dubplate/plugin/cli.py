@@ -335,6 +335,13 @@ def _footage_options(parser: argparse.ArgumentParser) -> None:
         help="the footage's sound, from its first frame on (an image sequence has none of its"
         " own; a movie's own is replaced); once per --footage, in the same order",
     )
+    parser.add_argument(
+        "--footage-target",
+        action="append",
+        metavar="X,Y",
+        help="the actor's face in the footage, a pixel on it on its first frame (default: the"
+        " largest face); once per --footage, in the same order",
+    )
 
 
 def _plate_options(parser: argparse.ArgumentParser) -> None:
@@ -375,27 +382,39 @@ def _tracked(args: argparse.Namespace, source: str):
     return plate, _cached_track(args, plate)
 
 
-def _cached_track(args: argparse.Namespace, plate):
+def _cached_track(args: argparse.Namespace, plate, target=None):
     from dubplate.core.track.cache import cached_track
 
     numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
-    return cached_track(plate, numbers, args.track_cache)
+    return cached_track(plate, numbers, args.track_cache, target=target)
 
 
 def _tracked_footage(args: argparse.Namespace) -> list:
     """(plate, track) per --footage, heard with its --footage-audio; every plate and sound is
     opened, and so checked, before the first is tracked."""
-    sounds = args.footage_audio or [None] * len(args.footage)
-    if len(sounds) != len(args.footage):
-        raise DubplateError(
-            f"--footage-audio: given {len(sounds)} time(s) for {len(args.footage)} --footage;"
-            " give one per footage, in the same order"
-        )
+    from dubplate.core.track import TargetHint
+
+    sounds = _once_per_footage(args, "--footage-audio", args.footage_audio)
+    points = _once_per_footage(args, "--footage-target", args.footage_target)
+    targets = [p and TargetHint(point=_numbers(p, 2, "--footage-target")) for p in points]
     plates = [
         open_plate(source, sound, colourspace=args.colourspace, layer=args.layer)
         for source, sound in zip(args.footage, sounds, strict=True)
     ]
-    return [(plate, _cached_track(args, plate)) for plate in plates]
+    return [
+        (plate, _cached_track(args, plate, target))
+        for plate, target in zip(plates, targets, strict=True)
+    ]
+
+
+def _once_per_footage(args: argparse.Namespace, option: str, given: list | None) -> list:
+    given = given or [None] * len(args.footage)
+    if len(given) != len(args.footage):
+        raise DubplateError(
+            f"{option}: given {len(given)} time(s) for {len(args.footage)} --footage;"
+            " give one per footage, in the same order"
+        )
+    return given
 
 
 def _actor_fit(args: argparse.Namespace) -> dict:
