@@ -937,6 +937,22 @@ def test_the_renderers_training_inputs_held_in_files_are_each_frames_own(actor_d
     np.testing.assert_array_equal(data.mouth_motion, made.mouth_motion)
 
 
+def test_the_crops_are_not_smoothed_across_a_cut(actor_dir):
+    """The face jumps 300 px after row 5 (a cut to the actor elsewhere): smoothed within each
+    span, the crops before the cut stay where they were; smoothed across, they slide toward it."""
+    (fit,) = Actor.load(actor_dir).fits
+    model = Actor.load(actor_dir).model
+    jumped = dataclasses.replace(fit, translation=fit.translation.copy())
+    jumped.translation[6:, 0] += 300
+    spans = [(0, 6), (6, len(fit.frames))]
+    still = crop_track(model, fit, 128, spans).corner
+    cut = crop_track(model, jumped, 128, spans).corner
+    np.testing.assert_allclose(cut[:6], still[:6], atol=1e-6)
+    np.testing.assert_allclose(cut[6:, 0], still[6:, 0] + 300, atol=1e-3)
+    across = crop_track(model, jumped, 128).corner
+    assert across[5, 0] - still[5, 0] > 50
+
+
 def test_a_renderer_learns_from_inputs_held_beside_the_actor_and_removes_them(
     actor_dir, tmp_path, monkeypatch
 ):

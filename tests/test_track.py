@@ -95,11 +95,14 @@ def test_another_person_where_the_target_was_is_refused_and_the_target_found_aga
     assert (np.nanmin(track.landmarks[6:, :, 0], axis=1) > 400).all()
 
 
-def test_a_cut_to_the_target_elsewhere_is_not_smoothed_across(man):
+def test_a_cut_to_the_target_elsewhere_is_not_smoothed_across(man, tmp_path):
     """The man jumps 400 px between frames 2 and 3: each side is smoothed on its own, so the
     frames beside the cut stay on their own raw landmarks (1.5 px off when smoothed across)."""
     track = track_plate(ArrayPlate(side_by_side(man[:3], 0) + side_by_side(man[3:], 400)), range(6))
     assert track.found.all() and track.settings["target"]["found_again"] == [3]
+    assert track.cuts == [3] and track.found_spans() == [(0, 3), (3, 6)]
+    track.save(tmp_path)
+    assert FaceTrack.load(tmp_path).cuts == [3]  # for the crops and expression dub smooths
     beside_cut = track.landmarks[2:4, :, :2] - track.raw_landmarks[2:4, :, :2]
     assert np.abs(beside_cut).max() < 1.0
 
@@ -121,6 +124,7 @@ def test_frames_without_the_face_are_flagged_not_filled(man):
     frames[0] = frames[2] = np.full_like(frames[2], 128)
     track = track_plate(ArrayPlate(frames), range(FRAMES))
     assert track.frames_without_face == [0, 2]
+    assert track.cuts == [] and track.found_spans() == [(0, 1), (1, 4)]  # rows of found frames
     assert np.isnan(track.landmarks[2]).all() and track.confidence[2] == 0
     assert not np.isnan(track.landmarks[[1, 3, 4, 5]]).any()
     # The target was picked where a face was first found, and its box is that frame's.

@@ -236,7 +236,7 @@ def dub(
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
-    crops = crop_track(models.actor.model, fit, models.renderer.size)
+    crops = crop_track(models.actor.model, fit, models.renderer.size, track.found_spans())
     least_lip_limit = footage_lip_limit(directory)
     cover = models.cover if settings.cover_network else None
     if cover is not None:
@@ -263,7 +263,7 @@ def dub(
         "cover_network": None if cover is None else [int(n) for n in fit.frames[check.by_cover]],
     }
     _log_occluded(occluded, occluded_by, len(fit.frames))
-    lower = _lower_face(settings, driven, fit, models, track.found, plate, check.covered)
+    lower = _lower_face(settings, driven, fit, models, track, plate, check.covered)
     maker = _frame_maker(plate, models, fit, crops, lower)
     if models.renderer.highlights.rolls:
         log.info(
@@ -690,29 +690,33 @@ def _lower_face(
     driven: Driven,
     fit: ActorFit,
     models: DubModels,
-    found: np.ndarray,
+    track: FaceTrack,
     plate: Plate,
     covered: np.ndarray,
 ) -> np.ndarray:
-    """The lower-face coefficients of the `found` frames that the renderer draws: the A2E's,
-    opened further by `settings.articulation`, over the plate's held expression. The `covered`
-    ones (over the fit's frames) are passed through; their fitted lower face, the tracker's
-    guess under the cover, is bridged over before the plate lends the drive anything (its
-    held expression and held mouth), and before their neighbours' t-1 and t+1 renders and
-    motion smear take it."""
-    plate_lower = bridge_covered(fit.lower, covered)
+    """The lower-face coefficients of the track's found frames that the renderer draws: the
+    A2E's, opened further by `settings.articulation`, over the plate's held expression. The
+    `covered` ones (over the fit's frames) are passed through; their fitted lower face, the
+    tracker's guess under the cover, is bridged over before the plate lends the drive anything
+    (its held expression and held mouth), and before their neighbours' t-1 and t+1 renders and
+    motion smear take it. Each run of frames the face was followed through (`found_spans`)
+    lends only to itself: the expression held in another shot is not this one's."""
+    spans = [slice(start, stop) for start, stop in track.found_spans()]
+    plate_lower = np.concatenate([bridge_covered(fit.lower[s], covered[s]) for s in spans])
     if settings.drive == "plate":
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")
         return plate_lower
     actor = models.actor
     opening = mouth_opening_of(actor.model, actor.fits)
-    lower = driven.lower[found]
+    lower = driven.lower[track.found]
     if settings.articulation != 1.0:
         rest = models.a2e.rest.cpu().numpy()
         lower = articulated(lower, rest, opening, settings.articulation)
         log.info("dub: the mouth opened %g times as far as A2E opens it", settings.articulation)
     if settings.plate_expression:
-        lower = _with_plate_expression(lower, plate_lower, actor, opening, driven, found, plate)
+        lower = _with_plate_expression(
+            lower, plate_lower, actor, opening, driven, track.found, plate, spans
+        )
     return lower
 
 
@@ -724,16 +728,21 @@ def _with_plate_expression(
     driven: Driven,
     found: np.ndarray,
     plate: Plate,
+    spans: list[slice],
 ) -> np.ndarray:
     """The driven `lower` face of the `found` frames (the A2E's, perhaps articulated), with
     the plate's held expression (`plate_lower`, its fitted lower face) under it and its own
-    held mouth where the dub pauses; `opening` is how the actor's mouth opens."""
+    held mouth where the dub pauses, within each of the `spans` of rows; `opening` is how the
+    actor's mouth opens."""
     frame_seconds = float(1 / plate.info.fps)
     closing = driven.closing[found]
     speech = driven.features.speech[found]
-    lower, weight = with_plate_expression(
-        lower, plate_lower, actor.model, opening, speech, closing, frame_seconds
-    )
+    parts = [
+        with_plate_expression(
+            lower[s], plate_lower[s], actor.model, opening, speech[s], closing[s], frame_seconds
+        )
+        for s in spans
+    ]
     log.info(
         "dub: the plate's expression held %.1f s or longer kept under the dub's mouth",
         EXPRESSION_SIGMA_S,
@@ -741,9 +750,9 @@ def _with_plate_expression(
     log.info(
         "dub: the plate's own mouth kept in %d frame(s) where the dub pauses and it is held "
         "still or shut",
-        int((weight > 0.5).sum()),
+        sum(int((weight > 0.5).sum()) for _, weight in parts),
     )
-    return lower
+    return np.concatenate([part for part, _ in parts])
 
 
 def _dubbed_frames(

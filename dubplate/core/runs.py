@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
@@ -9,3 +11,15 @@ def runs(chosen: np.ndarray) -> list[tuple[int, int]]:
     """(start, stop) of each run of True in the (F,) `chosen`, stop exclusive."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], chosen.astype(np.int8), [0]])))
     return [(int(start), int(stop)) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def split_runs(chosen: np.ndarray, breaks: Iterable[int] = ()) -> list[tuple[int, int]]:
+    """`runs` of `chosen`, a run also ending before each row in `breaks` (where a shot cuts)."""
+    spans = []
+    for start, stop in runs(chosen):
+        for at in sorted(breaks):
+            if start < at < stop:
+                spans.append((start, at))
+                start = at
+        spans.append((start, stop))
+    return spans

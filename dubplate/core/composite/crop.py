@@ -12,6 +12,7 @@ integers, and map plate pixels to crop pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -76,17 +77,21 @@ class CropTrack:
         return int(x0), int(y0), int(x1), int(y1)
 
 
-def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
-    """Crops centred on the posed box of the neutral lower face, sized by the pose's scale."""
+def crop_track(
+    model: ActorModel, fit: ActorFit, size: int, spans: Sequence[tuple[int, int]] | None = None
+) -> CropTrack:
+    """Crops centred on the posed box of the neutral lower face, sized by the pose's scale,
+    smoothed over time within each of the fit's `spans` of rows (`FaceTrack.found_spans`: no
+    smoothing across a frame without the face or a cut; default: one span)."""
     lower = model.neutral[model.lower_vertices]
     centre_3d = (lower.min(axis=0) + lower.max(axis=0)) / 2
-    centres = fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation
+    centres = (fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation)[:, :2]
     side = CROP_SIDE * model.face_size * fit.scale
-    if len(side) > 1:
-        centres = gaussian_filter1d(centres[:, :2], SMOOTH_FRAMES, axis=0, mode="nearest")
-        side = gaussian_filter1d(side, SMOOTH_FRAMES, mode="nearest")
-    else:
-        centres = centres[:, :2]
+    for start, stop in spans or [(0, len(side))]:
+        if stop - start > 1:
+            span = slice(start, stop)
+            centres[span] = gaussian_filter1d(centres[span], SMOOTH_FRAMES, axis=0, mode="nearest")
+            side[span] = gaussian_filter1d(side[span], SMOOTH_FRAMES, mode="nearest")
     return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import dubplate
 from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_versioned_manifest, write_manifest
+from dubplate.core.runs import split_runs
 from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "face_track"
@@ -37,6 +38,18 @@ class FaceTrack:
     def frames_without_face(self) -> list[int]:
         return [int(n) for n in self.frames[~self.found]]
 
+    @property
+    def cuts(self) -> list[int]:
+        """Frames where the target was found again elsewhere, after the frame before: a cut."""
+        return self.settings.get("cuts", [])
+
+    def found_spans(self) -> list[tuple[int, int]]:
+        """(start, stop) over the found frames' rows (as a fit holds them) of each run the
+        target was followed through: a frame without it or a cut ends one."""
+        rows = np.flatnonzero(np.isin(self.frames, self.cuts))
+        order = np.cumsum(self.found) - 1
+        return [(int(order[a]), int(order[b - 1]) + 1) for a, b in split_runs(self.found, rows)]
+
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         with atomic_path(directory / "track.npz") as temp:
@@ -59,6 +72,7 @@ class FaceTrack:
             "frames_without_face": self.frames_without_face,
             "confidence": [round(float(c), 4) for c in self.confidence],
             "target": self.settings["target"],
+            "cuts": self.cuts,
             "smoothing": self.settings["smoothing"],
             "detection": self.settings["detection"],
             "nonfinite_pixels": self.settings.get("nonfinite_pixels", {}),
@@ -73,6 +87,7 @@ class FaceTrack:
         )
         loaded = load_arrays(directory / manifest["arrays"], ARRAYS)
         settings = {key: manifest[key] for key in ("target", "smoothing", "detection")}
+        settings["cuts"] = manifest.get("cuts", [])  # none recorded before there were
         settings["tool"] = {
             k: v for k, v in manifest["tool"].items() if k not in ("name", "version")
         }

@@ -8,12 +8,12 @@ cancels that lag while keeping the jitter reduction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dubplate.core.runs import runs
+from dubplate.core.runs import split_runs
 from dubplate.core.track.landmarks import face_box_scale
 
 
@@ -66,18 +66,9 @@ def smooth_track(
     """Smooth each run of consecutive found frames on its own, a run also ending before each row
     in `breaks` (where the face jumped: a cut); frames without a face stay NaN."""
     smoothed = np.full_like(landmarks, np.nan)
-    for start, stop in _split(runs(found), sorted(breaks)):
+    for start, stop in split_runs(found, breaks):
         segment = landmarks[start:stop]
         # Work in face-box units so one set of parameters fits a close-up and a wide shot alike.
         scale = float(np.median(face_box_scale(segment)))
         smoothed[start:stop] = filter.smooth(segment * scale, times[start:stop]) / scale
     return smoothed
-
-
-def _split(spans: Iterable[tuple[int, int]], breaks: list[int]) -> Iterator[tuple[int, int]]:
-    for start, stop in spans:
-        for at in breaks:
-            if start < at < stop:
-                yield start, at
-                start = at
-        yield start, stop

@@ -364,6 +364,10 @@ def track_plate(
         raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
     times = np.array([float(plate.time_of(n)) for n in numbers])
     _log_gaps(numbers, found, chosen)
+    # Where the target jumped from one found frame to the next: a cut, which nothing smooths over.
+    cuts = sorted(int(numbers[i]) for i in breaks if 0 < i < count and found[i - 1] and found[i])
+    if cuts:
+        log.info("track: the target jumped (a cut) at frames %s", fileseq.FrameSet(cuts))
     return FaceTrack(
         frames=np.asarray(numbers, np.int64),
         landmarks=smooth_track(raw, found, times, settings.smoothing, breaks).astype(np.float32),
@@ -376,6 +380,7 @@ def track_plate(
         settings={
             "tool": {"mediapipe": MEDIAPIPE_VERSION},
             "target": chosen.manifest(),
+            "cuts": cuts,
             "smoothing": settings.smoothing.manifest(),
             "detection": settings.manifest(),
             "nonfinite_pixels": {str(n): c for n, c in sorted(plate.nonfinite.items())},
