@@ -394,8 +394,9 @@ def _log_gaps(numbers: Sequence[int], found: np.ndarray, chosen: Target) -> None
     log.info("track: target face in %d/%d frames", int(found.sum()), len(numbers))
     if refused:
         log.warning(
-            "track: another person where the target was on frames %s (look distance %.2f-%.2f,"
-            " over %.2f): not tracked",
+            "track: the face where the target was does not look like it on frames %s (look"
+            " distance %.2f-%.2f, over %.2f: another person, or the target's eyes covered):"
+            " not tracked",
             fileseq.FrameSet(sorted(refused)),
             min(refused.values()),
             max(refused.values()),
