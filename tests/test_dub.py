@@ -951,6 +951,15 @@ def test_the_crops_are_not_smoothed_across_a_cut(actor_dir):
     np.testing.assert_allclose(cut[6:, 0], still[6:, 0] + 300, atol=1e-3)
     across = crop_track(model, jumped, 128).corner
     assert across[5, 0] - still[5, 0] > 50
+    # Nor is the jump read as the mouth moving 300 px (a 128-px smear at a film shutter), and a
+    # frame's t-1 and t+1 renders stay in its own span.
+    plate = open_plate(Actor.load(actor_dir).sources[0]["plate"]["path"])
+    cut_crops = crop_track(model, jumped, 128, spans)
+    motion = FrameMaker(plate, model, jumped, cut_crops, fit.lower[:1]).mouth_motion
+    steady = FrameMaker(plate, model, fit, crop_track(model, fit, 128, spans), fit.lower[:1])
+    np.testing.assert_allclose(motion, steady.mouth_motion, atol=1e-3)
+    first, stop = cut_crops.span_of_rows()
+    assert (first[5], stop[5], first[6]) == (0, 6, 6)
 
 
 def test_a_renderer_learns_from_inputs_held_beside_the_actor_and_removes_them(

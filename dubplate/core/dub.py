@@ -371,6 +371,7 @@ def _check_key(
             **shot,
             "plate": {k: v for k, v in shot["plate"].items() if k != "sound"},
             "track": landmarks.hexdigest(),
+            "spans": track.found_spans(),
             "plate_check": PLATE_CHECK_FORMAT,
             "cover_network": settings.cover_network,
             "device": settings.device,
@@ -1031,7 +1032,11 @@ def _output_lip_sync(
         written_numbers = written.info.frames if plate.frame_suffix is None else numbers
         anchor = written_numbers[list(numbers).index(target["frame"])]
         hint = TargetHint(box=tuple(target["box"]), frame=anchor)
-        track = track_plate(written, written_numbers, hint)
+        try:
+            track = track_plate(written, written_numbers, hint)
+        except DubplateError as error:
+            log.warning("dub: %s; the result's lip sync is measured on its largest face", error)
+            track = track_plate(written, written_numbers)
     figures = track_lip_sync(track, analysis, times, float(1 / plate.info.fps))
     log.info("dub: lip sync of the result: %s", figures.as_dict())
     return figures.as_dict()

@@ -18,7 +18,7 @@ from dubplate.core.manifest import manifest_header, read_versioned_manifest, wri
 from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "plate_check"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: crops and mouth motion within each run of the track, not across
 ARRAYS = ("frames", "covered", "by_colour", "by_cover", "light")
 
 

@@ -15,9 +15,9 @@ def runs(chosen: np.ndarray) -> list[tuple[int, int]]:
 
 def split_runs(chosen: np.ndarray, breaks: Iterable[int] = ()) -> list[tuple[int, int]]:
     """`runs` of `chosen`, a run also ending before each row in `breaks` (where a shot cuts)."""
-    spans = []
+    spans, breaks = [], sorted(breaks)
     for start, stop in runs(chosen):
-        for at in sorted(breaks):
+        for at in breaks:
             if start < at < stop:
                 spans.append((start, at))
                 start = at

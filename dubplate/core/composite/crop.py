@@ -31,11 +31,21 @@ SMOOTH_FRAMES = 1.5  # sigma of the temporal smoothing of crop centre and side
 
 @dataclass
 class CropTrack:
-    """Per frame: the crop's top-left corner and side in plate pixels; one crop size."""
+    """Per frame: the crop's top-left corner and side in plate pixels; one crop size; the spans
+    of rows the face was followed through (`FaceTrack.found_spans`), which nothing that runs
+    over time crosses (empty: all rows are one)."""
 
     corner: np.ndarray  # (F, 2)
     side: np.ndarray  # (F,)
     size: int
+    spans: tuple[tuple[int, int], ...] = ()
+
+    def span_of_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(F,) first row and (F,) stop row of each row's span."""
+        first, stop = np.zeros(len(self.side), int), np.full(len(self.side), len(self.side))
+        for a, b in self.spans:
+            first[a:b], stop[a:b] = a, b
+        return first, stop
 
     @property
     def scale(self) -> np.ndarray:
@@ -87,12 +97,13 @@ def crop_track(
     centre_3d = (lower.min(axis=0) + lower.max(axis=0)) / 2
     centres = (fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation)[:, :2]
     side = CROP_SIDE * model.face_size * fit.scale
-    for start, stop in spans or [(0, len(side))]:
+    spans = tuple(spans or [(0, len(side))])
+    for start, stop in spans:
         if stop - start > 1:
             span = slice(start, stop)
             centres[span] = gaussian_filter1d(centres[span], SMOOTH_FRAMES, axis=0, mode="nearest")
             side[span] = gaussian_filter1d(side[span], SMOOTH_FRAMES, mode="nearest")
-    return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size)
+    return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size, spans=spans)
 
 
 def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:

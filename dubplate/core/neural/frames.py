@@ -205,8 +205,10 @@ class FrameMaker:
         """The driven geometries of frames t-1, t and t+1 of `rows` (screen vertices), each
         rasterised once, and (F, 3) the index of each row's three among them."""
         size = (self.crops.size, self.crops.size)
-        last = len(self.fit.frames) - 1
-        neighbours = np.clip(rows[:, None] + np.arange(-1, 2), 0, last)
+        first, stop = self.crops.span_of_rows()
+        neighbours = np.clip(
+            rows[:, None] + np.arange(-1, 2), first[rows, None], stop[rows, None] - 1
+        )
         geometry, index = np.unique(neighbours, return_inverse=True)
         screen = torch.from_numpy(self.driven_screen[geometry])
         with torch.no_grad():
@@ -308,10 +310,12 @@ def pull_references(
 
 def _mouth_motion(mouth: np.ndarray, frames: np.ndarray, crops: CropTrack) -> np.ndarray:
     """(F, 2) crop pixels a frame that the centre of the posed `mouth` (F, P, 2 plate pixels)
-    moves in the plate, by central differences over frame numbers (a frame without a face
-    between two rows counts)."""
-    if len(frames) < 2:
-        return np.zeros((len(frames), 2), np.float32)
+    moves in the plate, by central differences over frame numbers within each of the crops'
+    spans (no motion across a cut; none in a span of one frame)."""
     centre = mouth.mean(axis=1)
-    velocity = np.gradient(centre, np.asarray(frames, np.float64), axis=0)
+    velocity = np.zeros((len(frames), 2))
+    for start, stop in crops.spans or [(0, len(frames))]:
+        if stop - start > 1:
+            span = slice(start, stop)
+            velocity[span] = np.gradient(centre[span], np.asarray(frames[span], float), axis=0)
     return (velocity * crops.scale[:, None]).astype(np.float32)

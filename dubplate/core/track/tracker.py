@@ -104,7 +104,7 @@ class Target:
         distance = self.likeness.distance(sighting.look) if self.likeness else 0.0
         if distance > self.unlike:
             self.refused[number] = distance
-            return self._look_for(tracker, plate, pixels, number)
+            return self._look_for(tracker, plate, pixels, number, besides=face)
         self.last = face
         return self._seen(sighting)
 
@@ -121,11 +121,21 @@ class Target:
         return sighting
 
     def _look_for(
-        self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
+        self,
+        tracker: FaceTracker,
+        plate: Plate,
+        pixels: np.ndarray,
+        number: int,
+        besides: Detection | None = None,
     ) -> Sighting | None:
+        """The target among all faces of the frame but the one just refused (`besides`)."""
         if self.likeness is None:
             return None
-        faces = sorted(tracker.find_all(plate, pixels), key=lambda d: -d.size)[:MAX_CANDIDATES]
+        faces = [
+            face
+            for face in sorted(tracker.find_all(plate, pixels), key=lambda d: -d.size)
+            if besides is None or _iou(face.box, besides.box) < 0.3
+        ][:MAX_CANDIDATES]
         sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in faces) if s]
         if not sightings:
             return None
@@ -396,7 +406,7 @@ def _log_gaps(numbers: Sequence[int], found: np.ndarray, chosen: Target) -> None
         log.warning(
             "track: the face where the target was does not look like it on frames %s (look"
             " distance %.2f-%.2f, over %.2f: another person, or the target's eyes covered):"
-            " not tracked",
+            " not taken for it",
             fileseq.FrameSet(sorted(refused)),
             min(refused.values()),
             max(refused.values()),
