@@ -273,10 +273,16 @@ class FaceTracker:
         self.mesh.close()
 
     def find_all(self, plate: Plate, pixels: np.ndarray) -> list[Detection]:
-        """Every face: on the whole frame, and on overlapping half-frame tiles when the frame is
-        large, because a small face shrinks below the detector's reach on a whole-frame copy."""
+        """Every face: on the whole frame; on the frame inside a black border, because a face
+        that fills the frame (an extreme close-up) is past the detector's reach, or found as a
+        smaller false one; and on overlapping half-frame tiles when the frame is large, because
+        a small face shrinks below its reach on a whole-frame copy."""
         height, width = pixels.shape[:2]
         found = self._detect(plate, pixels, (0, 0, width, height))
+        border_x, border_y = width // 4, height // 4
+        found += self._detect(
+            plate, pixels, (-border_x, -border_y, width + border_x, height + border_y)
+        )
         if max(height, width) > 1.5 * self.settings.detect_long_side:
             side = min(height, width) // 2
             for y0 in _tile_starts(height, side):
