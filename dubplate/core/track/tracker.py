@@ -291,12 +291,12 @@ class FaceTracker:
         return _without_duplicates(found)
 
     def find_near(self, plate: Plate, pixels: np.ndarray, last: Detection) -> list[Detection]:
-        """Faces in a window three times the target's size around where it was last seen;
-        the whole frame when it is not there."""
+        """Faces in a window three times the target's size around where it was last seen (a
+        target not there is looked for in the whole frame, by `Target`)."""
         cx, cy = last.centre
         half = 1.5 * last.size
         window = (int(cx - half), int(cy - half), int(cx + half), int(cy + half))
-        return self._detect(plate, pixels, window) or self.find_all(plate, pixels)
+        return self._detect(plate, pixels, window)
 
     def _detect(
         self, plate: Plate, pixels: np.ndarray, window: tuple[int, int, int, int]
