@@ -939,25 +939,28 @@ def test_the_renderers_training_inputs_held_in_files_are_each_frames_own(actor_d
 
 def test_the_crops_are_not_smoothed_across_a_cut(actor_dir):
     """The face jumps 300 px after row 5 (a cut to the actor elsewhere): smoothed within each
-    span, the crops before the cut stay where they were; smoothed across, they slide toward it."""
-    (fit,) = Actor.load(actor_dir).fits
-    model = Actor.load(actor_dir).model
-    jumped = dataclasses.replace(fit, translation=fit.translation.copy())
+    run, the crops before the cut stay where they were; smoothed across, they slide toward it."""
+    actor = Actor.load(actor_dir)
+    (fit,) = actor.fits
+    runs = (np.arange(len(fit.frames)) >= 6).astype(np.int32)
+    steady = dataclasses.replace(fit, runs=runs)
+    jumped = dataclasses.replace(steady, translation=fit.translation.copy())
     jumped.translation[6:, 0] += 300
-    spans = [(0, 6), (6, len(fit.frames))]
-    still = crop_track(model, fit, 128, spans).corner
-    cut = crop_track(model, jumped, 128, spans).corner
+    assert jumped.spans() == [(0, 6), (6, len(fit.frames))]
+    still = crop_track(actor.model, steady, 128).corner
+    cut = crop_track(actor.model, jumped, 128).corner
     np.testing.assert_allclose(cut[:6], still[:6], atol=1e-6)
     np.testing.assert_allclose(cut[6:, 0], still[6:, 0] + 300, atol=1e-3)
-    across = crop_track(model, jumped, 128).corner
+    across = crop_track(actor.model, dataclasses.replace(jumped, runs=None), 128).corner
     assert across[5, 0] - still[5, 0] > 50
     # Nor is the jump read as the mouth moving 300 px (a 128-px smear at a film shutter), and a
-    # frame's t-1 and t+1 renders stay in its own span.
-    plate = open_plate(Actor.load(actor_dir).sources[0]["plate"]["path"])
-    cut_crops = crop_track(model, jumped, 128, spans)
-    motion = FrameMaker(plate, model, jumped, cut_crops, fit.lower[:1]).mouth_motion
-    steady = FrameMaker(plate, model, fit, crop_track(model, fit, 128, spans), fit.lower[:1])
-    np.testing.assert_allclose(motion, steady.mouth_motion, atol=1e-3)
+    # frame's t-1 and t+1 renders stay in its own run.
+    plate = open_plate(actor.sources[0]["plate"]["path"])
+    cut_crops = crop_track(actor.model, jumped, 128)
+    motion = FrameMaker(plate, actor.model, jumped, cut_crops, fit.lower[:1]).mouth_motion
+    crops = crop_track(actor.model, steady, 128)
+    unmoved = FrameMaker(plate, actor.model, steady, crops, fit.lower[:1]).mouth_motion
+    np.testing.assert_allclose(motion, unmoved, atol=1e-3)
     first, stop = cut_crops.span_of_rows()
     assert (first[5], stop[5], first[6]) == (0, 6, 6)
 

@@ -152,8 +152,14 @@ def test_actor_figures_and_round_trip(woman_actor, tmp_path):
     np.testing.assert_array_equal(loaded.model.lower_basis, woman_actor.model.lower_basis)
     np.testing.assert_allclose(loaded.model.texture, woman_actor.model.texture, rtol=1e-3)  # half
     np.testing.assert_array_equal(loaded.fits[0].lower, woman_actor.fits[0].lower)
+    np.testing.assert_array_equal(loaded.fits[0].runs, np.zeros(FRAMES))  # one run: no cut
     with pytest.raises(DubplateError, match="already exists"):
         woman_actor.save(path)
+    # An actor built before runs were kept loads as one run.
+    with np.load(path / "fit_0.npz") as arrays:
+        kept = {name: arrays[name] for name in arrays.files if name != "runs"}
+    np.savez(path / "fit_0.npz", **kept)
+    assert Actor.load(path).fits[0].runs is None
 
 
 def test_damaged_actor_directories(woman_actor, tmp_path):

@@ -232,11 +232,12 @@ def dub(
     track = cached_track(plate, numbers, caches.tracks, target=settings.target)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
+    fit.runs = track.found_runs()
     passed = track.frames_without_face
     if passed:
         log.warning("dub: no face in %d frame(s), passed through: %s", len(passed), passed)
     began = time.monotonic()
-    crops = crop_track(models.actor.model, fit, models.renderer.size, track.found_spans())
+    crops = crop_track(models.actor.model, fit, models.renderer.size)
     least_lip_limit = footage_lip_limit(directory)
     cover = models.cover if settings.cover_network else None
     if cover is not None:
@@ -700,9 +701,9 @@ def _lower_face(
     `covered` ones (over the fit's frames) are passed through; their fitted lower face, the
     tracker's guess under the cover, is bridged over before the plate lends the drive anything
     (its held expression and held mouth), and before their neighbours' t-1 and t+1 renders and
-    motion smear take it. Each run of frames the face was followed through (`found_spans`)
+    motion smear take it. Each run of frames the face was followed through (`ActorFit.spans`)
     lends only to itself: the expression held in another shot is not this one's."""
-    spans = [slice(start, stop) for start, stop in track.found_spans()]
+    spans = [slice(start, stop) for start, stop in fit.spans()]
     plate_lower = np.concatenate([bridge_covered(fit.lower[s], covered[s]) for s in spans])
     if settings.drive == "plate":
         log.info("dub: --drive plate: the plate's own lower face redrawn; the audio is only muxed")

@@ -28,11 +28,14 @@ DAMAGED = (
 )
 
 
-def load_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """The arrays `names` of the .npz at `path`."""
+def load_arrays(
+    path: Path, names: Iterable[str], optional: Iterable[str] = ()
+) -> dict[str, np.ndarray]:
+    """The arrays `names` of the .npz at `path`, and those of `optional` it holds."""
     try:
         with np.load(path) as arrays:
-            return {name: arrays[name] for name in names}
+            held = {name: arrays[name] for name in optional if name in arrays.files}
+            return {**held, **{name: arrays[name] for name in names}}
     except DAMAGED as error:
         raise DubplateError(f"{path}: missing or damaged ({error})") from error
 

@@ -12,7 +12,6 @@ integers, and map plate pixels to crop pixels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -87,17 +86,14 @@ class CropTrack:
         return int(x0), int(y0), int(x1), int(y1)
 
 
-def crop_track(
-    model: ActorModel, fit: ActorFit, size: int, spans: Sequence[tuple[int, int]] | None = None
-) -> CropTrack:
+def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
     """Crops centred on the posed box of the neutral lower face, sized by the pose's scale,
-    smoothed over time within each of the fit's `spans` of rows (`FaceTrack.found_spans`: no
-    smoothing across a frame without the face or a cut; default: one span)."""
+    smoothed over time within each run of the fit (`ActorFit.spans`: not across a cut)."""
     lower = model.neutral[model.lower_vertices]
     centre_3d = (lower.min(axis=0) + lower.max(axis=0)) / 2
     centres = (fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation)[:, :2]
     side = CROP_SIDE * model.face_size * fit.scale
-    spans = tuple(spans or [(0, len(side))])
+    spans = tuple(fit.spans())
     for start, stop in spans:
         if stop - start > 1:
             span = slice(start, stop)

@@ -62,9 +62,10 @@ class Actor:
             )
             _write_texture(staged / "texture.exr", self.model.texture)
             for index, fit in enumerate(self.fits):
-                np.savez_compressed(
-                    staged / f"fit_{index}.npz", **{k: getattr(fit, k) for k in FIT_ARRAYS}
-                )
+                arrays = {k: getattr(fit, k) for k in FIT_ARRAYS}
+                if fit.runs is not None:
+                    arrays["runs"] = fit.runs
+                np.savez_compressed(staged / f"fit_{index}.npz", **arrays)
             write_manifest(staged / "actor.json", MANIFEST_KIND, self.manifest())
             os.rename(staged, directory)
         return directory
@@ -98,7 +99,8 @@ class Actor:
         )
         fits = []
         for source in manifest["sources"]:
-            values = load_arrays(directory / source["fit"], FIT_ARRAYS)
+            # Actors built before runs were kept hold none: all of a footage is one run.
+            values = load_arrays(directory / source["fit"], FIT_ARRAYS, optional=("runs",))
             fits.append(ActorFit(**values, plate=source["plate"]))
         sources = [{k: v for k, v in s.items() if k != "fit"} for s in manifest["sources"]]
         return cls(manifest["name"], model, fits, sources, manifest["figures"])
@@ -132,9 +134,10 @@ def build_actor(
     ]
     appearance = fit_appearance(model, _joined(samples), texture_px)
     model.texture = appearance.texture
-    for (plate, _), fit in zip(footage, fits, strict=True):
+    for (plate, track), fit in zip(footage, fits, strict=True):
         fit.light = light_for_frames(plate, model, fit)
         fit.plate = plate.info.manifest()
+        fit.runs = track.found_runs()
     errors = np.concatenate(
         [reprojection_px(model, fit, s) for fit, s in zip(fits, shapes, strict=True)]
     )

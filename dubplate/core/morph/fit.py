@@ -37,12 +37,25 @@ class ActorFit:
     upper: np.ndarray  # (F, K_upper)
     light: np.ndarray | None = None  # (F, 9, 3) SH coefficients per channel
     plate: dict = field(default_factory=dict)
+    # (F,) the run of the track each frame is in (`FaceTrack.found_runs`): what is smoothed or
+    # differenced over time stays within a run, never across a cut. None: all one run.
+    runs: np.ndarray | None = None
 
     def select(self, rows: np.ndarray) -> ActorFit:
         """The fit of `rows` (indices or a mask over its frames) only."""
         light = None if self.light is None else self.light[rows]
+        runs = None if self.runs is None else self.runs[rows]
         arrays = ("frames", "scale", "rotation", "translation", "lower", "upper")
-        return replace(self, light=light, **{name: getattr(self, name)[rows] for name in arrays})
+        return replace(
+            self, light=light, runs=runs, **{name: getattr(self, name)[rows] for name in arrays}
+        )
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(start, stop) rows of each run of frames the face was followed through."""
+        if self.runs is None or len(self.runs) == 0:
+            return [(0, len(self.frames))]
+        edges = [0, *(np.flatnonzero(np.diff(self.runs)) + 1), len(self.runs)]
+        return list(zip(edges[:-1], edges[1:], strict=True))
 
     def posed(self, model: ActorModel) -> np.ndarray:
         """(F, 468, 3) model vertices in plate pixels."""

@@ -50,6 +50,13 @@ class FaceTrack:
         order = np.cumsum(self.found) - 1
         return [(int(order[a]), int(order[b - 1]) + 1) for a, b in split_runs(self.found, rows)]
 
+    def found_runs(self) -> np.ndarray:
+        """(found frames,) the index of the run (`found_spans`) each found frame is in."""
+        runs = np.zeros(int(self.found.sum()), np.int32)
+        for index, (start, stop) in enumerate(self.found_spans()):
+            runs[start:stop] = index
+        return runs
+
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         with atomic_path(directory / "track.npz") as temp:
