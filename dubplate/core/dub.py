@@ -103,6 +103,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
+# How frames are drawn, in the key of unfinished work: frames kept from a run before a change
+# are not mixed with the new ones. 2: crops, motion and held expression within each run.
+DRAWING_VERSION = 2
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 # A judgement, not a measure: three times A2E's opening already takes a wide vowel well past
@@ -344,6 +347,7 @@ def dub_key(
         {
             **_shot_for_actor(directory, plate, numbers),
             "format": FORMAT_VERSION,
+            "drawing": DRAWING_VERSION,
             "audio": {
                 "file": file_stamps([audio_file]) if audio_file.is_file() else audio.source,
                 "rate": audio.rate,

@@ -143,14 +143,17 @@ class Target:
         best = int(np.argmin(distances))
         if distances[best] > self.unlike:
             return None
-        self.last = sightings[best].face
-        self.found_again.append(int(number))
-        log.info(
-            "track: the target found again on frame %d at (%.0f, %.0f) by its look (%.2f)",
-            number,
-            *self.last.centre,
-            distances[best],
-        )
+        face = sightings[best].face
+        # Where the window around it missed a face that is still where it was, it is followed.
+        if _follow(self.last, [face]) is None:
+            self.found_again.append(int(number))
+            log.info(
+                "track: the target found again on frame %d at (%.0f, %.0f) by its look (%.2f)",
+                number,
+                *face.centre,
+                distances[best],
+            )
+        self.last = face
         return self._seen(sightings[best])
 
     def _first(self, number: int, detections: list[Detection]) -> Detection | None:
