@@ -869,12 +869,14 @@ def test_the_dubs_mouth_opens_further_past_closed_by_its_articulation():
         a2e=SimpleNamespace(rest=torch.ones(1) * 2),
     )
     driven = Driven(None, np.array([[2.0], [10.0]], np.float32), np.zeros(2), True)
-    fit = SimpleNamespace(lower=np.full((2, 1), 5.0, np.float32))
-    everything, nothing = np.ones(2, bool), np.zeros(2, bool)
+    fit = SimpleNamespace(lower=np.full((2, 1), 5.0, np.float32), spans=lambda: [(0, 2)])
+    track = SimpleNamespace(found=np.ones(2, bool))
 
     def gaps(articulation):
         settings = DubSettings(articulation=articulation, plate_expression=False)
-        lower = dub_module._lower_face(settings, driven, fit, models, everything, None, nothing)
+        lower = dub_module._lower_face(
+            settings, driven, fit, models, track, None, np.zeros(2, bool)
+        )
         return mouth_gap_px(model, lower)
 
     as_learnt, opened = gaps(1.0), gaps(1.5)
