@@ -153,6 +153,7 @@ def round_trip_sharpness(plate, actor_dir: Path, numbers, track) -> tuple[float,
     models = DubModels.load(actor_dir, "cpu")
     found = np.flatnonzero(track.found)
     fit = fit_frames(models.actor.model, track.landmarks[found], track.frames[found])
+    fit.runs = track.found_runs()  # as dub's: nothing crosses a cut
     crops = crop_track(models.actor.model, fit, models.renderer.size)
     highlights = models.renderer.highlights
     maker = FrameMaker(

@@ -119,6 +119,7 @@ def occluded_frames(
     track = track_plate(plate, numbers)
     model = actor.model
     fit = fit_frames(model, track.landmarks[track.found], track.frames[track.found])
+    fit.runs = track.found_runs()  # as dub's: nothing crosses a cut
     maker = FrameMaker(plate, model, fit, crop_track(model, fit, CROP_PX), fit.lower[:1])
     found = covered_rows(
         maker, np.arange(len(fit.frames)), BATCH, least_lip_limit=least_lip_limit, cover=cover
