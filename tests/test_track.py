@@ -107,6 +107,18 @@ def test_a_cut_to_the_target_elsewhere_is_not_smoothed_across(man, tmp_path):
     assert np.abs(beside_cut).max() < 1.0
 
 
+def test_a_cut_to_the_target_in_the_same_place_is_found_by_the_picture(man):
+    """The man stays where he was but the shot around him changes (another background): his
+    box overlaps, so he is followed, and the picture's change marks the cut, which the
+    smoothing does not cross."""
+    frames = side_by_side(man, 0)
+    for frame in frames[3:]:
+        frame[:, 422:] = (20, 40, 160)
+    track = track_plate(ArrayPlate(frames), range(6))
+    assert track.found.all() and track.settings["target"]["found_again"] == []
+    assert track.cuts == [3] and track.found_spans() == [(0, 3), (3, 6)]
+
+
 def test_a_tilted_head_is_meshed_upright(man, man_track):
     """The frames turned 45 degrees: the mesh runs on a crop turned back upright by the
     detector's eye line, and lands 1.0 px (mean, on a 305-px face) from the upright track

@@ -14,8 +14,8 @@ from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import DEFAULT_SETTINGS, TargetHint, TrackSettings, track_plate
 
 # 2: a movie shown turned is read upright; 3: the target is kept by its look; 4: faces that fill
-# the frame are found, the refused face is not the target's on its own frame
-CACHE_FORMAT = 4
+# the frame are found, the refused face is not the target's on its own frame; 5: picture cuts
+CACHE_FORMAT = 5
 
 
 def cached_track(

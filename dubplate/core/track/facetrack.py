@@ -40,7 +40,8 @@ class FaceTrack:
 
     @property
     def cuts(self) -> list[int]:
-        """Frames where the target was found again elsewhere, after the frame before: a cut."""
+        """Frames after a frame with the target where the shot cuts (the picture changes as a
+        cut does, or the target was found again elsewhere)."""
         return self.settings.get("cuts", [])
 
     def found_spans(self) -> list[tuple[int, int]]:

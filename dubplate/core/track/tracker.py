@@ -258,6 +258,26 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 MAX_CANDIDATES = 8  # faces meshed, largest first, when looking for a lost target
+# A shot cut, by the mean change of a frame's 32x32 HSV thumbnail from the one before (0-255):
+# the shared clips' frames change by at most 15 within a shot, and at least 53 from one clip to
+# another (the same woman in two crops included). PySceneDetect measures the same, but its
+# package needs the non-contrib OpenCV, a second cv2 beside mediapipe's.
+CUT_CHANGE = 30.0
+THUMBNAIL_PX = 32
+
+
+def thumbnail(plate: Plate, pixels: np.ndarray) -> np.ndarray:
+    """(32, 32, 3) uint8 HSV of the whole frame, from a strided sample (a 4K frame is not
+    converted whole for it)."""
+    step = max(1, min(pixels.shape[:2]) // (2 * THUMBNAIL_PX))
+    rgb = plate.analysis_view(pixels[::step, ::step], None, (THUMBNAIL_PX, THUMBNAIL_PX))
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
+
+
+def picture_cuts(thumbnails: np.ndarray) -> list[int]:
+    """Rows whose frame's picture changes from the row before's as a cut does."""
+    change = np.abs(np.diff(thumbnails.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    return [int(i) + 1 for i in np.flatnonzero(change > CUT_CHANGE)]
 
 
 class FaceTracker:
@@ -363,7 +383,8 @@ def track_plate(
     # From the anchor forwards, then backwards, so the target is followed from where it was picked.
     forward, backward = numbers[anchor:], numbers[:anchor][::-1]
     chosen = Target(target, settings.unlike)
-    breaks = set()  # rows that begin a new smoothing run: the target found again elsewhere
+    breaks = set()  # rows that begin a new smoothing run: a cut, or the target found elsewhere
+    thumbnails = np.zeros((count, THUMBNAIL_PX, THUMBNAIL_PX, 3), np.uint8)
     progress = Progress("track", count)
     with FaceTracker(settings) as tracker:
         frames = itertools.chain(plate.frames(forward), plate.frames(backward))
@@ -371,6 +392,7 @@ def track_plate(
             i = index_of[number]
             if i == anchor - 1:
                 chosen.restart_from_anchor()
+            thumbnails[i] = thumbnail(plate, pixels)
             sighting = chosen.find(tracker, plate, pixels, number)
             if sighting is not None:
                 face = sighting.face
@@ -383,7 +405,11 @@ def track_plate(
         raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
     times = np.array([float(plate.time_of(n)) for n in numbers])
     _log_gaps(numbers, found, chosen)
-    # Where the target jumped from one found frame to the next: a cut, which nothing smooths over.
+    shots = picture_cuts(thumbnails)
+    if shots:
+        log.info("track: shot cuts at frames %s", fileseq.FrameSet([numbers[i] for i in shots]))
+    breaks.update(shots)
+    # A cut between two found frames (or the target jumping there): nothing smooths over it.
     cuts = sorted(int(numbers[i]) for i in breaks if 0 < i < count and found[i - 1] and found[i])
     if cuts:
         log.info("track: the target jumped (a cut) at frames %s", fileseq.FrameSet(cuts))
