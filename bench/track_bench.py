@@ -6,7 +6,9 @@
 2. Smoothing: landmark jitter (RMS second difference, px of a 256-px face box) on still-head
    runs, raw vs smoothed, and the lag of the smoothed mouth opening behind the raw one.
 3. Likeness (how the tracker keeps one person): look distance of each clip's second half, and
-   of every other clip, to the gallery the tracker builds from the clip's first half.
+   of every other clip, to the gallery the tracker builds from the clip's first half; and the
+   picture change (shot cuts) between a clip's frames and from one clip's last to another's
+   first.
 4. 4K EXR: the portrait clip upscaled to 2160x3840, written as ACEScg half EXR with a data
    window inside the display window; its track against the movie's, and EXR throughput.
 """
@@ -28,6 +30,7 @@ from dubplate.core.media import open_plate
 from dubplate.core.track import track_plate
 from dubplate.core.track.likeness import UNLIKE, Likeness, look_of
 from dubplate.core.track.quality import jitter_px, mouth_lag, still_head_frames
+from dubplate.core.track.tracker import CUT_CHANGE, thumbnail
 
 PORTRAIT = "woman_seated_hd_20s.mp4"
 ACESCG_PRIMARIES = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
@@ -86,6 +89,23 @@ def clip_looks(clip: Path, track) -> tuple[np.ndarray, np.ndarray]:
         for i, (_, pixels) in enumerate(plate.frames(found))
     ]
     return points, np.array(looks)
+
+
+def picture_changes(clips) -> dict:
+    """The largest mean thumbnail change between consecutive frames of any clip (cuts are found
+    over CUT_CHANGE), and the smallest from one clip's last frame to another's first."""
+    first, last, within = {}, {}, []
+    for clip in clips:
+        plate = open_plate(clip)
+        thumbs = np.array([thumbnail(plate, pixels) for _, pixels in plate.frames(plate.select())])
+        within.append(float(_change(thumbs[1:], thumbs[:-1]).max()))
+        first[clip.name], last[clip.name] = thumbs[0], thumbs[-1]
+    between = [_change(last[a], first[b]) for a in last for b in first if a != b]
+    return {"within": max(within), "between": float(min(between))}
+
+
+def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=(-3, -2, -1))
 
 
 def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
@@ -182,7 +202,7 @@ def likeness_markdown(rows) -> list[str]:
     return lines
 
 
-def markdown(rows, likeness, exr) -> str:
+def markdown(rows, likeness, changes, exr) -> str:
     lines = [
         "## Tracking (issue 2): `bench/track_bench.py`",
         "",
@@ -208,6 +228,11 @@ def markdown(rows, likeness, exr) -> str:
         "place was taken for another person (each clip holds one person: 0 is right).",
         *likeness_markdown(likeness),
         "",
+        "Shot cuts: the mean change of a frame's 32x32 HSV thumbnail (0-255) from the frame "
+        f"before is at most {changes['within']:.1f} within any clip, and at least "
+        f"{changes['between']:.1f} from one clip's last frame to another's first; the tracker "
+        f"takes a change over {CUT_CHANGE:g} for a cut.",
+        "",
         f"4K EXR: {PORTRAIT} upscaled 2x to {exr['size']} ({exr['colourspace']} half, ZIP, data "
         f"window inset {INSET} px), first {exr['frames']} frames: face found in "
         f"{exr['found']:.1f}%, landmarks vs the movie's track (EXR / 2): mean "
@@ -229,8 +254,10 @@ def main() -> None:
     clips = sorted(FOOTAGE.glob("*.mp4"))
     rows, tracks = footage_rows(clips)
     likeness = likeness_rows(clips, tracks)
+    changes = picture_changes(clips)
+    print(changes, file=sys.stderr)
     exr = exr_row(tracks[PORTRAIT], args.exr_frames)
-    publish("track_bench", markdown(rows, likeness, exr), args)
+    publish("track_bench", markdown(rows, likeness, changes, exr), args)
 
 
 if __name__ == "__main__":
