@@ -963,7 +963,7 @@ def test_the_crops_are_not_smoothed_across_a_cut(actor_dir):
     crops = crop_track(actor.model, steady, 128)
     unmoved = FrameMaker(plate, actor.model, steady, crops, fit.lower[:1]).mouth_motion
     np.testing.assert_allclose(motion, unmoved, atol=1e-3)
-    first, stop = cut_crops.span_of_rows()
+    first, stop = jumped.span_of_rows()
     assert (first[5], stop[5], first[6]) == (0, 6, 6)
 
 

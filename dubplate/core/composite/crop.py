@@ -30,21 +30,11 @@ SMOOTH_FRAMES = 1.5  # sigma of the temporal smoothing of crop centre and side
 
 @dataclass
 class CropTrack:
-    """Per frame: the crop's top-left corner and side in plate pixels; one crop size; the spans
-    of rows the face was followed through (`FaceTrack.found_spans`), which nothing that runs
-    over time crosses (empty: all rows are one)."""
+    """Per frame: the crop's top-left corner and side in plate pixels; one crop size."""
 
     corner: np.ndarray  # (F, 2)
     side: np.ndarray  # (F,)
     size: int
-    spans: tuple[tuple[int, int], ...] = ()
-
-    def span_of_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(F,) first row and (F,) stop row of each row's span."""
-        first, stop = np.zeros(len(self.side), int), np.full(len(self.side), len(self.side))
-        for a, b in self.spans:
-            first[a:b], stop[a:b] = a, b
-        return first, stop
 
     @property
     def scale(self) -> np.ndarray:
@@ -93,13 +83,12 @@ def crop_track(model: ActorModel, fit: ActorFit, size: int) -> CropTrack:
     centre_3d = (lower.min(axis=0) + lower.max(axis=0)) / 2
     centres = (fit.scale[:, None] * (fit.rotation @ centre_3d) + fit.translation)[:, :2]
     side = CROP_SIDE * model.face_size * fit.scale
-    spans = tuple(fit.spans())
-    for start, stop in spans:
+    for start, stop in fit.spans():
         if stop - start > 1:
             span = slice(start, stop)
             centres[span] = gaussian_filter1d(centres[span], SMOOTH_FRAMES, axis=0, mode="nearest")
             side[span] = gaussian_filter1d(side[span], SMOOTH_FRAMES, mode="nearest")
-    return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size, spans=spans)
+    return CropTrack(corner=centres - side[:, None] / 2, side=side, size=size)
 
 
 def cut_crop(pixels: np.ndarray, crops: CropTrack, row: int) -> np.ndarray:

@@ -57,6 +57,13 @@ class ActorFit:
         edges = [0, *(np.flatnonzero(np.diff(self.runs)) + 1), len(self.runs)]
         return list(zip(edges[:-1], edges[1:], strict=True))
 
+    def span_of_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(F,) first row and (F,) stop row of each row's run (`spans`)."""
+        first, stop = np.zeros(len(self.frames), int), np.zeros(len(self.frames), int)
+        for a, b in self.spans():
+            first[a:b], stop[a:b] = a, b
+        return first, stop
+
     def posed(self, model: ActorModel) -> np.ndarray:
         """(F, 468, 3) model vertices in plate pixels."""
         shapes = model.shape(self.lower, self.upper)

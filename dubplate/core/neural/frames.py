@@ -119,9 +119,9 @@ class FrameMaker:
         self.lower_points = np.concatenate(
             [s[:, region, :2] - 0.5 for s in hull_screens], axis=1
         ).astype(np.float32)
-        self.mouth_motion = _mouth_motion(driven_posed[:, region, :2], fit.frames, crops)
+        self.mouth_motion = _mouth_motion(driven_posed[:, region, :2], fit, crops)
         # The plate's own mouth, which the real crops' motion blur comes from.
-        self.plate_mouth_motion = _mouth_motion(real_posed[:, region, :2], fit.frames, crops)
+        self.plate_mouth_motion = _mouth_motion(real_posed[:, region, :2], fit, crops)
 
     def make(self, rows: np.ndarray, pixels: list[np.ndarray]) -> FaceFrames:
         """Inputs for `rows`, given each row's plate frame."""
@@ -205,7 +205,7 @@ class FrameMaker:
         """The driven geometries of frames t-1, t and t+1 of `rows` (screen vertices), each
         rasterised once, and (F, 3) the index of each row's three among them."""
         size = (self.crops.size, self.crops.size)
-        first, stop = self.crops.span_of_rows()
+        first, stop = self.fit.span_of_rows()
         neighbours = np.clip(
             rows[:, None] + np.arange(-1, 2), first[rows, None], stop[rows, None] - 1
         )
@@ -308,14 +308,15 @@ def pull_references(
     return pulled.round().clamp(0, 255).to(torch.uint8).unflatten(0, (batch, count))
 
 
-def _mouth_motion(mouth: np.ndarray, frames: np.ndarray, crops: CropTrack) -> np.ndarray:
+def _mouth_motion(mouth: np.ndarray, fit: ActorFit, crops: CropTrack) -> np.ndarray:
     """(F, 2) crop pixels a frame that the centre of the posed `mouth` (F, P, 2 plate pixels)
-    moves in the plate, by central differences over frame numbers within each of the crops'
-    spans (no motion across a cut; none in a span of one frame)."""
+    moves in the plate, by central differences over frame numbers within each of the fit's
+    runs (no motion across a cut; none in a run of one frame)."""
     centre = mouth.mean(axis=1)
-    velocity = np.zeros((len(frames), 2))
-    for start, stop in crops.spans or [(0, len(frames))]:
+    velocity = np.zeros((len(fit.frames), 2))
+    for start, stop in fit.spans():
         if stop - start > 1:
             span = slice(start, stop)
-            velocity[span] = np.gradient(centre[span], np.asarray(frames[span], float), axis=0)
+            frames = np.asarray(fit.frames[span], float)
+            velocity[span] = np.gradient(centre[span], frames, axis=0)
     return (velocity * crops.scale[:, None]).astype(np.float32)

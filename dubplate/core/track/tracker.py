@@ -338,8 +338,9 @@ class FaceTracker:
         crop_px = self.settings.mesh_crop_px
         crop = plate.analysis_view(pixels, (x0, y0, x0 + side, y0 + side), (crop_px, crop_px))
         # The mesh is precise on an upright face only: a tilted head is turned upright first.
-        upright = cv2.getRotationMatrix2D((crop_px / 2, crop_px / 2), face.roll, 1.0)
-        if abs(face.roll) > self.settings.upright_over_deg:
+        turned = abs(face.roll) > self.settings.upright_over_deg
+        if turned:
+            upright = cv2.getRotationMatrix2D((crop_px / 2, crop_px / 2), face.roll, 1.0)
             crop = cv2.warpAffine(
                 crop, upright, (crop_px, crop_px), borderMode=cv2.BORDER_REPLICATE
             )
@@ -347,7 +348,7 @@ class FaceTracker:
         if points is None:
             return None
         look = look_of(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), points)
-        if abs(face.roll) > self.settings.upright_over_deg:
+        if turned:
             back = cv2.invertAffineTransform(upright)
             points[:, :2] = points[:, :2] @ back[:, :2].T + back[:, 2]
         points *= side / crop_px
@@ -405,14 +406,12 @@ def track_plate(
         raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
     times = np.array([float(plate.time_of(n)) for n in numbers])
     _log_gaps(numbers, found, chosen)
-    shots = picture_cuts(thumbnails)
-    if shots:
-        log.info("track: shot cuts at frames %s", fileseq.FrameSet([numbers[i] for i in shots]))
-    breaks.update(shots)
-    # A cut between two found frames (or the target jumping there): nothing smooths over it.
+    breaks.update(picture_cuts(thumbnails))
+    # A cut between two found frames (the picture's, or the target jumping): nothing smooths
+    # over it.
     cuts = sorted(int(numbers[i]) for i in breaks if 0 < i < count and found[i - 1] and found[i])
     if cuts:
-        log.info("track: the target jumped (a cut) at frames %s", fileseq.FrameSet(cuts))
+        log.info("track: cuts at frames %s: smoothed on each side apart", fileseq.FrameSet(cuts))
     return FaceTrack(
         frames=np.asarray(numbers, np.int64),
         landmarks=smooth_track(raw, found, times, settings.smoothing, breaks).astype(np.float32),
