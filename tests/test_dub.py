@@ -546,11 +546,29 @@ def test_another_persons_plate_is_refused_with_the_distance(shared_data, actor_d
         check_identity(actor, track_plate(open_plate(woman), range(8)))
 
 
-def test_the_actor_beside_a_larger_face_is_dubbed_where_target_picks_it(
+def _without_looks(actor_dir: Path, directory: Path) -> Path:
+    """A copy of the actor as built before actors kept their looks."""
+    shutil.copytree(actor_dir, directory)
+    manifest = json.loads((directory / "actor.json").read_text())
+    del manifest["arrays"]["looks"]
+    (directory / "actor.json").write_text(json.dumps(manifest))
+    (directory / "looks.npz").unlink()
+    return directory
+
+
+def _picked_at_x(stderr: str, reason: str) -> int:
+    """The x of the face the (first) track picked for `reason`."""
+    picked = re.search(rf"target: face at \((\d+), \d+\).*\({reason}", stderr)
+    assert picked, stderr
+    return int(picked[1])
+
+
+def test_the_actor_beside_a_larger_face_is_dubbed_by_its_look_or_where_target_picks_it(
     shared_data, actor_dir, tmp_path
 ):
-    """The woman, larger, is the face tracked by default and refused; --target on the actor's
-    face tracks him and dubs him, and the track of each pick is cached apart."""
+    """The woman is larger. The actor's looks pick him; an actor without looks tracks her and
+    is refused, until --target picks him; each pick's track is cached apart. A second footage
+    with both faces is fitted on his face, by the look of the first."""
     man = fixture_frames(CLIP, 25, start=60)
     woman = fixture_frames("woman_flag_b_8s.mp4", 25, start=60)
     canvases = []
@@ -561,26 +579,44 @@ def test_the_actor_beside_a_larger_face_is_dubbed_where_target_picks_it(
         canvases.append(canvas)
     movie = write_movie(tmp_path / "two_faces.mp4", canvases)
     audio = shared_data / "audio" / "en_speech_5s.wav"
-    args = ["dub", "--actor", actor_dir, "--plate", movie, "--audio", audio, "--trim"]
-    tracks = ["--track-cache", tmp_path / "tracks"]
-    refused = run_cli(*args, *tracks, "--out", tmp_path / "refused")
+    old_actor = _without_looks(actor_dir, tmp_path / "old" / "man")
+    plate = ["--plate", movie, "--audio", audio, "--trim", "--track-cache", tmp_path / "tracks"]
+
+    refused = run_cli("dub", "--actor", old_actor, *plate, "--out", tmp_path / "refused")
     one_line_error(refused, "two_faces.mp4: identity distance", "largest of 2", "--target X,Y")
-    done = run_cli(*args, *tracks, "--out", tmp_path / "o", "--target", "200,300", "--json")
+
+    done = run_cli("dub", "--actor", actor_dir, *plate, "--out", tmp_path / "o", "--json")
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
     assert result["frames_written"] == 25 and result["frames_passed_through"] == []
-    assert result["settings"]["target"] == {"point": [200, 300], "box": None, "frame": None}
-    assert len(list((tmp_path / "tracks").iterdir())) == 2
+    assert _picked_at_x(done.stderr, "nearest the actor's look of 2 faces") < 422
     # The lip sync is measured on his face in the result too, not on hers.
-    retracked = re.search(r"target: face at \((\d+), \d+\).*\(picked by box", done.stderr)
-    assert retracked and int(retracked[1]) < 422
+    assert _picked_at_x(done.stderr, "picked by box") < 422
+
+    hinted = ["--out", tmp_path / "o2", "--target", "200,300", "--json"]
+    done = run_cli("dub", "--actor", old_actor, *plate, *hinted)
+    assert done.returncode == 0, done.stderr
+    result = last_json(done.stdout)
+    assert result["frames_written"] == 25
+    assert result["settings"]["target"] == {"point": [200, 300], "box": None, "frame": None}
+    assert len(list((tmp_path / "tracks").iterdir())) == 3
     # An actor fitted on this footage, his face picked: the track is his, read from the cache.
+    tracks = ["--track-cache", tmp_path / "tracks"]
     fitted = run_cli(
         "actor", "fit", "--footage", movie, "--footage-target", "200,300", *tracks,
         "--out", tmp_path / "actor", "--json",
     )  # fmt: skip
     assert fitted.returncode == 0, fitted.stderr
-    assert len(list((tmp_path / "tracks").iterdir())) == 2
+    assert len(list((tmp_path / "tracks").iterdir())) == 3
+    # Fitted on his own footage first, then on this one: the second is tracked on him by look.
+    alone = write_movie(tmp_path / "man.mp4", fixture_frames(CLIP, 10, start=0))
+    fitted = run_cli(
+        "actor", "fit", "--footage", alone, "--footage", movie, *tracks,
+        "--out", tmp_path / "actor2", "--json",
+    )  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    assert _picked_at_x(fitted.stderr, "nearest the actor's look of 2 faces") < 422
+    assert (tmp_path / "actor2" / "looks.npz").exists()
 
 
 def test_a_disk_that_fills_half_way_leaves_no_finished_looking_output(

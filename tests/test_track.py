@@ -72,6 +72,30 @@ def test_largest_face_is_the_default_and_a_point_picks_another(man):
         track_plate(plate, range(FRAMES), TargetHint(point=(10, 790), frame=2))
 
 
+def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(man, tmp_path):
+    """Looks kept from one shot of the woman (woman_flag_b) pick her face, the smaller, beside
+    the man's in another shot (woman_flag_a); a third person's looks are near neither face, so
+    the largest is taken and the reason says so."""
+    woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
+    frames = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
+    plate = ArrayPlate(frames)
+    shot = footage_frames("woman_flag_b_8s.mp4", FRAMES, start=0)
+    hers = track_plate(ArrayPlate(shot), range(FRAMES))
+    hers.save(tmp_path)
+    known = FaceTrack.load(tmp_path).target_looks()
+    assert known.digest() == hers.target_looks().digest() and len(known.samples) == FRAMES
+    picked = track_plate(plate, range(FRAMES), known=known)
+    assert picked.found.all()
+    assert picked.settings["target"]["reason"].startswith("nearest the actor's look of 2 faces")
+    assert (np.nanmin(picked.landmarks[..., 0], axis=1) > 1000).all()
+    stranger = footage_frames("man_office_6s.mp4", FRAMES, start=0)
+    theirs = track_plate(ArrayPlate(stranger), range(FRAMES)).target_looks()
+    largest = track_plate(plate, range(FRAMES), known=theirs)
+    reason = largest.settings["target"]["reason"]
+    assert reason.startswith("largest of 2 face(s), none within 0.16 of the actor's look"), reason
+    assert (np.nanmax(largest.landmarks[..., 0], axis=1) < 800).all()
+
+
 def side_by_side(frames, x):
     """Each 844-px frame at half size, `x` px from the left of an 844x422 grey canvas."""
     return [

@@ -150,7 +150,7 @@ class DubSettings:
     # What the generator computes in: bfloat16 draws within a level of float32's 8-bit values
     # almost everywhere. "auto": bfloat16 where it is faster (`bfloat16_is_faster`).
     precision: str = "auto"
-    target: TargetHint | None = None  # the face to dub (default: the largest, see track_plate)
+    target: TargetHint | None = None  # the face to dub (default: the actor's, see track_plate)
 
     @property
     def bfloat16(self) -> bool:
@@ -232,7 +232,9 @@ def dub(
         driven = _drive(models.a2e, analysis, times, plate, settings)
     except DubplateError as error:
         raise DubplateError(f"{audio.source}: {error}{_offset_hint(plate, numbers)}") from error
-    track = cached_track(plate, numbers, caches.tracks, target=settings.target)
+    # Unpicked, the face dubbed is the one that looks like the actor, where the plate has several.
+    known = None if settings.target else models.actor.looks
+    track = cached_track(plate, numbers, caches.tracks, target=settings.target, known=known)
     distance = check_identity(models.actor, track)
     fit = fit_frames(models.actor.model, track.landmarks[track.found], track.frames[track.found])
     fit.runs = track.found_runs()

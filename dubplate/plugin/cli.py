@@ -382,16 +382,17 @@ def _tracked(args: argparse.Namespace, source: str):
     return plate, _cached_track(args, plate)
 
 
-def _cached_track(args: argparse.Namespace, plate, target=None):
+def _cached_track(args: argparse.Namespace, plate, target=None, known=None):
     from dubplate.core.track.cache import cached_track
 
     numbers = plate.select(parse_frame_range(args.frames) if args.frames else None)
-    return cached_track(plate, numbers, args.track_cache, target=target)
+    return cached_track(plate, numbers, args.track_cache, target=target, known=known)
 
 
 def _tracked_footage(args: argparse.Namespace) -> list:
     """(plate, track) per --footage, heard with its --footage-audio; every plate and sound is
-    opened, and so checked, before the first is tracked."""
+    opened, and so checked, before the first is tracked. A footage without --footage-target
+    after the first is tracked on the face that looks like the actor tracked so far."""
     from dubplate.core.track import TargetHint
 
     sounds = _once_per_footage(args, "--footage-audio", args.footage_audio)
@@ -401,10 +402,13 @@ def _tracked_footage(args: argparse.Namespace) -> list:
         open_plate(source, sound, colourspace=args.colourspace, layer=args.layer)
         for source, sound in zip(args.footage, sounds, strict=True)
     ]
-    return [
-        (plate, _cached_track(args, plate, target))
-        for plate, target in zip(plates, targets, strict=True)
-    ]
+    tracked = []
+    known = None
+    for plate, target in zip(plates, targets, strict=True):
+        track = _cached_track(args, plate, target, None if target else known)
+        known = known or track.target_looks()
+        tracked.append((plate, track))
+    return tracked
 
 
 def _once_per_footage(args: argparse.Namespace, option: str, given: list | None) -> list:
@@ -618,7 +622,10 @@ def _qc(args: argparse.Namespace) -> dict:
 def _target_options(parser: argparse.ArgumentParser) -> None:
     pick = parser.add_mutually_exclusive_group()
     pick.add_argument(
-        "--target", metavar="X,Y", help="pick the face under this plate pixel (default: largest)"
+        "--target",
+        metavar="X,Y",
+        help="pick the face under this plate pixel (default: in dub, the face that looks like"
+        " the actor where there are several; else the largest)",
     )
     pick.add_argument("--target-box", metavar="X0,Y0,X1,Y1", help="pick the face in this box")
     parser.add_argument(

@@ -1,8 +1,9 @@
-"""An actor on disk: `actors/NAME/` with actor.json (validated), model.npz, texture.exr and one
-fit_N.npz per source footage."""
+"""An actor on disk: `actors/NAME/` with actor.json (validated), model.npz, texture.exr, one
+fit_N.npz per source footage and looks.npz (how the face looks, to find it among others)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from dubplate.core.morph.model import ActorModel
 from dubplate.core.morph.triangles import TRIANGLES
 from dubplate.core.stored import load_arrays
 from dubplate.core.track import FaceTrack
+from dubplate.core.track.likeness import Looks
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ MANIFEST_KIND = "actor"
 FORMAT_VERSION = 1
 MODEL_ARRAYS = ("neutral", "lower_basis", "upper_basis", "lower_vertices", "uv")
 FIT_ARRAYS = ("frames", "scale", "rotation", "translation", "lower", "upper", "light")
+LOOKS_FILE = "looks.npz"
 TEXTURE_SAMPLES = 32  # frames per footage the albedo atlas is unwrapped from
 
 
@@ -50,6 +53,7 @@ class Actor:
     fits: list[ActorFit]
     sources: list[dict]
     figures: dict = field(default_factory=dict)
+    looks: Looks | None = None  # None for actors built before looks were kept
 
     def save(self, directory: Path) -> Path:
         """Write to `directory`, which must not exist yet: an actor is never overwritten."""
@@ -61,6 +65,10 @@ class Actor:
                 staged / "model.npz", **{k: getattr(self.model, k) for k in MODEL_ARRAYS}
             )
             _write_texture(staged / "texture.exr", self.model.texture)
+            if self.looks is not None:
+                np.savez_compressed(
+                    staged / LOOKS_FILE, vertices=self.looks.vertices, samples=self.looks.samples
+                )
             for index, fit in enumerate(self.fits):
                 arrays = {k: getattr(fit, k) for k in FIT_ARRAYS}
                 if fit.runs is not None:
@@ -84,7 +92,11 @@ class Actor:
                 "texture_px": int(self.model.texture.shape[0]),
             },
             "figures": self.figures,
-            "arrays": {"model": "model.npz", "texture": "texture.exr"},
+            "arrays": {
+                "model": "model.npz",
+                "texture": "texture.exr",
+                **({"looks": LOOKS_FILE} if self.looks is not None else {}),
+            },
         }
 
     @classmethod
@@ -103,7 +115,10 @@ class Actor:
             values = load_arrays(directory / source["fit"], FIT_ARRAYS, optional=("runs",))
             fits.append(ActorFit(**values, plate=source["plate"]))
         sources = [{k: v for k, v in s.items() if k != "fit"} for s in manifest["sources"]]
-        return cls(manifest["name"], model, fits, sources, manifest["figures"])
+        looks = manifest["arrays"].get("looks")
+        if looks is not None:
+            looks = Looks(**load_arrays(directory / looks, ("vertices", "samples")))
+        return cls(manifest["name"], model, fits, sources, manifest["figures"], looks)
 
 
 def build_actor(
@@ -165,7 +180,16 @@ def build_actor(
         }
         for plate, track in footage
     ]
-    return Actor(name, model, fits, sources, figures)
+    return Actor(name, model, fits, sources, figures, _looks(name, [t for _, t in footage]))
+
+
+def _looks(name: str, tracks: list[FaceTrack]) -> Looks | None:
+    """The face's looks over every footage, so `dub` can pick it among others in a plate."""
+    looks = [track.target_looks() for track in tracks]
+    if any(look is None for look in looks):
+        log.warning("actor %s: a footage's track keeps no looks; dub picks the largest face", name)
+        return None
+    return functools.reduce(Looks.joined, looks)
 
 
 def _evenly(count: int, samples: int) -> np.ndarray:

@@ -10,12 +10,14 @@ import dubplate
 from dubplate.core.files import cached_result, file_stamps, key_of
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
+from dubplate.core.track.likeness import Looks
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION
 from dubplate.core.track.tracker import DEFAULT_SETTINGS, TargetHint, TrackSettings, track_plate
 
 # 2: a movie shown turned is read upright; 3: the target is kept by its look; 4: faces that fill
-# the frame are found, the refused face is not the target's on its own frame; 5: picture cuts
-CACHE_FORMAT = 5
+# the frame are found, the refused face is not the target's on its own frame; 5: picture cuts;
+# 6: each frame's look kept
+CACHE_FORMAT = 6
 
 
 def cached_track(
@@ -24,20 +26,25 @@ def cached_track(
     cache_dir: Path,
     settings: TrackSettings = DEFAULT_SETTINGS,
     target: TargetHint | None = None,
+    known: Looks | None = None,
 ) -> FaceTrack:
-    """The track of `numbers` of `plate` (of the face `target` picks), from the cache when it
-    holds it."""
+    """The track of `numbers` of `plate` (of the face `target` picks, else the one like `known`,
+    see `track_plate`), from the cache when it holds it."""
     return cached_result(
-        Path(cache_dir) / _key(plate, numbers, settings, target),
+        Path(cache_dir) / _key(plate, numbers, settings, target, known),
         "track",
         FaceTrack.load,
-        lambda: track_plate(plate, numbers, target, settings),
+        lambda: track_plate(plate, numbers, target, settings, known),
         FaceTrack.save,
     )
 
 
 def _key(
-    plate: Plate, numbers: Sequence[int], settings: TrackSettings, target: TargetHint | None
+    plate: Plate,
+    numbers: Sequence[int],
+    settings: TrackSettings,
+    target: TargetHint | None,
+    known: Looks | None,
 ) -> str:
     what = {
         "files": file_stamps(plate.source_files(numbers)),
@@ -49,5 +56,6 @@ def _key(
         "mediapipe": MEDIAPIPE_VERSION,
         "settings": repr(settings),
         "target": repr(target),
+        "known_looks": known and known.digest(),
     }
     return key_of(what)

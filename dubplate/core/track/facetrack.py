@@ -13,6 +13,7 @@ from dubplate.core.files import atomic_path
 from dubplate.core.manifest import read_versioned_manifest, write_manifest
 from dubplate.core.runs import split_runs
 from dubplate.core.stored import load_arrays
+from dubplate.core.track.likeness import Looks
 
 MANIFEST_KIND = "face_track"
 FORMAT_VERSION = 1
@@ -33,6 +34,15 @@ class FaceTrack:
     times: np.ndarray  # (N,) float64 seconds from the plate's first frame
     plate: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    # (N, 468) float32 the face's look (track/likeness), NaN where not found; None in tracks
+    # saved before looks were kept.
+    looks: np.ndarray | None = None
+
+    def target_looks(self) -> Looks | None:
+        """The target's looks over the found frames, to tell it from other faces elsewhere."""
+        if self.looks is None or not self.found.any():
+            return None
+        return Looks.of_frames(self.raw_landmarks[self.found], self.looks[self.found])
 
     @property
     def frames_without_face(self) -> list[int]:
@@ -61,7 +71,10 @@ class FaceTrack:
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
         with atomic_path(directory / "track.npz") as temp:
-            np.savez_compressed(temp, **{name: getattr(self, name) for name in ARRAYS})
+            arrays = {name: getattr(self, name) for name in ARRAYS}
+            if self.looks is not None:
+                arrays["looks"] = self.looks
+            np.savez_compressed(temp, **arrays)
         return write_manifest(directory / "track.json", MANIFEST_KIND, self.manifest())
 
     def manifest(self) -> dict:
@@ -93,7 +106,7 @@ class FaceTrack:
         manifest = read_versioned_manifest(
             directory / "track.json", MANIFEST_KIND, FORMAT_VERSION, "track the plate again"
         )
-        loaded = load_arrays(directory / manifest["arrays"], ARRAYS)
+        loaded = load_arrays(directory / manifest["arrays"], ARRAYS, optional=("looks",))
         settings = {key: manifest[key] for key in ("target", "smoothing", "detection")}
         settings["cuts"] = manifest.get("cuts", [])  # none recorded before there were
         settings["tool"] = {

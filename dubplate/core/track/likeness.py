@@ -14,7 +14,9 @@ crop (woman_flag_a, woman_flag_b) at most 0.06, any two different people at leas
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -53,6 +55,45 @@ def upper_face(points: np.ndarray) -> np.ndarray:
     return np.setdiff1d(above, LIPS)
 
 
+def _normalised(look: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    values = look[vertices].astype(np.float64)
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
+def _nearest(candidate: np.ndarray, known: list[np.ndarray]) -> float:
+    """One minus the best correlation of a normalised look with normalised `known` ones."""
+    return float(1.0 - max(candidate @ k for k in known) / len(candidate))
+
+
+@dataclass(frozen=True)
+class Looks:
+    """A person's looks kept from their footage's track, so a plate's faces can be told apart by
+    who they are: raw looks (see `look_of`) and the upper-face vertices they are compared over."""
+
+    vertices: np.ndarray  # (V,) int
+    samples: np.ndarray  # (G, 468) float32
+
+    @classmethod
+    def of_frames(cls, points: np.ndarray, looks: np.ndarray) -> Looks:
+        """Up to GALLERY_SIZE of a track's looks, evenly over its found frames (`points`
+        (N, 478, 3) and `looks` (N, 468)), compared over the first frame's upper face."""
+        picks = np.linspace(0, len(looks) - 1, min(len(looks), GALLERY_SIZE))
+        return cls(upper_face(points[0]), looks[np.unique(picks.round().astype(int))])
+
+    def joined(self, other: Looks) -> Looks:
+        return Looks(self.vertices, np.concatenate([self.samples, other.samples]))
+
+    def distance(self, look: np.ndarray) -> float:
+        known = [_normalised(sample, self.vertices) for sample in self.samples]
+        return _nearest(_normalised(look, self.vertices), known)
+
+    def digest(self) -> str:
+        """What a cache key holds of them."""
+        hashed = hashlib.sha256(self.vertices.astype(np.int64).tobytes())
+        hashed.update(self.samples.astype(np.float32).tobytes())
+        return hashed.hexdigest()[:16]
+
+
 class Likeness:
     """The target's looks so far, and how far a new look is from the nearest of them: a gallery
     sampled over the whole track (a cut back to the target in a pose seen before) and the last
@@ -60,17 +101,15 @@ class Likeness:
 
     def __init__(self, points: np.ndarray, look: np.ndarray):
         self.vertices = upper_face(points)
-        self.gallery = [self._normalised(look)]
+        self.gallery = [_normalised(look, self.vertices)]
         self.recent: deque[np.ndarray] = deque(maxlen=RECENT)
         self._seen = 0
 
     def distance(self, look: np.ndarray) -> float:
-        candidate = self._normalised(look)
-        nearest = max(candidate @ known for known in (*self.gallery, *self.recent))
-        return float(1.0 - nearest / len(candidate))
+        return _nearest(_normalised(look, self.vertices), [*self.gallery, *self.recent])
 
     def remember(self, look: np.ndarray) -> None:
-        normalised = self._normalised(look)
+        normalised = _normalised(look, self.vertices)
         self.recent.append(normalised)
         self._seen += 1
         if self._seen % GALLERY_EVERY:
@@ -82,7 +121,3 @@ class Likeness:
     def restart(self) -> None:
         """Forget the last looks: the track goes on from the first look (the other way)."""
         self.recent.clear()
-
-    def _normalised(self, look: np.ndarray) -> np.ndarray:
-        values = look[self.vertices].astype(np.float64)
-        return (values - values.mean()) / (values.std() + 1e-6)

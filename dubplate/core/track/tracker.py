@@ -15,8 +15,8 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media.plate import Plate
 from dubplate.core.progress import Progress
 from dubplate.core.track.facetrack import FaceTrack
-from dubplate.core.track.landmarks import LANDMARK_COUNT
-from dubplate.core.track.likeness import UNLIKE, Likeness, look_of
+from dubplate.core.track.landmarks import LANDMARK_COUNT, MESH_VERTEX_COUNT
+from dubplate.core.track.likeness import UNLIKE, Likeness, Looks, look_of
 from dubplate.core.track.mediapipe_face import MEDIAPIPE_VERSION, Detection, FaceDetector, FaceMesh
 from dubplate.core.track.smoothing import OneEuro, smooth_track
 
@@ -74,11 +74,14 @@ class Target:
     """The face being tracked: picked once, followed from frame to frame by overlap and kept by
     its look (track/likeness). A face where the target was that does not look like it is refused,
     and the target is looked for among all faces of the frame: a cut or someone stepping into its
-    place must leave a gap, never a track that jumps to another person."""
+    place must leave a gap, never a track that jumps to another person. Without a hint, the face
+    picked among several is the one nearest the `known` looks (the actor's) when one is near
+    enough, else the largest."""
 
-    def __init__(self, hint: TargetHint | None, unlike: float):
+    def __init__(self, hint: TargetHint | None, unlike: float, known: Looks | None = None):
         self.hint = hint
         self.unlike = unlike
+        self.known = known
         self.anchor: Detection | None = None
         self.anchor_frame: int | None = None  # where it was picked: the first with a face
         self.last: Detection | None = None
@@ -91,8 +94,7 @@ class Target:
         self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
     ) -> Sighting | None:
         if self.anchor is None:
-            face = self._first(number, tracker.find_all(plate, pixels))
-            sighting = tracker.sighting(plate, pixels, face) if face else None
+            sighting = self._first(number, tracker.find_all(plate, pixels), tracker, plate, pixels)
             return self._seen(sighting) if sighting else None
         face = _follow(self.last, tracker.find_near(plate, pixels, self.last))
         if face is None:
@@ -156,21 +158,33 @@ class Target:
         self.last = face
         return self._seen(sightings[best])
 
-    def _first(self, number: int, detections: list[Detection]) -> Detection | None:
+    def _first(
+        self,
+        number: int,
+        detections: list[Detection],
+        tracker: FaceTracker,
+        plate: Plate,
+        pixels: np.ndarray,
+    ) -> Sighting | None:
         if not detections:
             if self.hint is not None:
                 raise DubplateError(
                     f"frame {number}: no face found to pick ({self.hint.describe()})"
                 )
             return None
-        if self.hint is None:
-            chosen = max(detections, key=lambda d: d.size)
-            self.reason = f"largest of {len(detections)} face(s)"
-        else:
+        if self.hint is not None:
             chosen = _hinted(self.hint, detections, number)
             self.reason = f"picked by {self.hint.describe()}"
+        elif self.known is not None and len(detections) > 1:
+            chosen = self._by_look(detections, tracker, plate, pixels)
+        else:
+            chosen = max(detections, key=lambda d: d.size)
+            self.reason = f"largest of {len(detections)} face(s)"
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
+        sighting = tracker.sighting(plate, pixels, chosen)
+        if sighting is not None and self.known is not None and self.hint is None:
+            self.reason += f", look {self.known.distance(sighting.look):.2f} from the actor's"
         log.info(
             "target: face at (%.0f, %.0f), %.0f px, score %.2f on frame %d (%s)",
             *chosen.centre,
@@ -179,7 +193,22 @@ class Target:
             number,
             self.reason,
         )
-        return chosen
+        return sighting
+
+    def _by_look(
+        self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
+    ) -> Detection:
+        """The face whose look is nearest the known looks, if within `unlike`; else the largest."""
+        largest = sorted(detections, key=lambda d: -d.size)[:MAX_CANDIDATES]
+        sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in largest) if s]
+        distances = [self.known.distance(s.look) for s in sightings]
+        if distances and min(distances) <= self.unlike:
+            self.reason = f"nearest the actor's look of {len(detections)} faces"
+            return sightings[int(np.argmin(distances))].face
+        self.reason = (
+            f"largest of {len(detections)} face(s), none within {self.unlike} of the actor's look"
+        )
+        return largest[0]
 
     def manifest(self) -> dict:
         return {
@@ -367,14 +396,17 @@ def track_plate(
     numbers: Sequence[int],
     target: TargetHint | None = None,
     settings: TrackSettings = DEFAULT_SETTINGS,
+    known: Looks | None = None,
 ) -> FaceTrack:
-    """Track the target face over the given frames of a plate (see `Plate.select`)."""
+    """Track the target face over the given frames of a plate (see `Plate.select`): the face
+    `target` picks, else the one that looks like `known` (the actor's looks), else the largest."""
     numbers = list(numbers)
     count = len(numbers)
     index_of = {n: i for i, n in enumerate(numbers)}
     raw = np.full((count, LANDMARK_COUNT, 3), np.nan, np.float32)
     boxes = np.full((count, 4), np.nan, np.float32)
     confidence = np.zeros(count, np.float32)
+    looks = np.full((count, MESH_VERTEX_COUNT), np.nan, np.float32)
     anchor = 0
     if target is not None:
         frame = numbers[0] if target.frame is None else target.frame
@@ -383,7 +415,7 @@ def track_plate(
         target, anchor = replace(target, frame=frame), index_of[frame]
     # From the anchor forwards, then backwards, so the target is followed from where it was picked.
     forward, backward = numbers[anchor:], numbers[:anchor][::-1]
-    chosen = Target(target, settings.unlike)
+    chosen = Target(target, settings.unlike, known)
     breaks = set()  # rows that begin a new smoothing run: a cut, or the target found elsewhere
     thumbnails = np.zeros((count, THUMBNAIL_PX, THUMBNAIL_PX, 3), np.uint8)
     progress = Progress("track", count)
@@ -398,6 +430,7 @@ def track_plate(
             if sighting is not None:
                 face = sighting.face
                 raw[i], boxes[i], confidence[i] = sighting.points, face.box, face.score
+                looks[i] = sighting.look
                 if chosen.found_again and chosen.found_again[-1] == number:
                     breaks.add(i + 1 if i < anchor else i)  # the break is on the side just left
             progress.advance()
@@ -429,6 +462,7 @@ def track_plate(
             "detection": settings.manifest(),
             "nonfinite_pixels": {str(n): c for n, c in sorted(plate.nonfinite.items())},
         },
+        looks=looks,
     )
 
 
