@@ -87,21 +87,7 @@ def clip_row(clip: Path, dubs: list[Path], workdir: Path) -> dict:
     numbers = list(plate.select())
     cut = int(len(numbers) * TRAIN_SHARE)
     track = track_plate(plate, numbers)
-    train_track = replace(
-        track,
-        **{
-            k: getattr(track, k)[:cut]
-            for k in (
-                "frames",
-                "landmarks",
-                "raw_landmarks",
-                "boxes",
-                "confidence",
-                "found",
-                "times",
-            )
-        },
-    )
+    train_track = track.head(cut)
     actor_dir = workdir / clip.stem
     build_actor(clip.stem, [(plate, train_track)]).save(actor_dir)
     started = time.perf_counter()

@@ -28,7 +28,6 @@ it, not that it would catch every real hand.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -51,7 +50,6 @@ from dubplate.core.neural.covered import (
 from dubplate.core.neural.frames import FrameMaker
 from dubplate.core.neural.occlusion import covered_rows
 from dubplate.core.track import track_plate
-from dubplate.core.track.facetrack import ARRAYS
 
 TRAIN_SHARE = 0.8
 COVERED_SHARE = 0.25  # of the frames, one run in the middle of the clip
@@ -173,7 +171,7 @@ def clip_rows(clip: Path, workdir: Path) -> list[dict]:
     numbers = list(movie.select())
     track = track_plate(movie, numbers)
     cut = int(len(numbers) * TRAIN_SHARE)
-    head = replace(track, **{name: getattr(track, name)[:cut] for name in ARRAYS})
+    head = track.head(cut)
     actor = build_actor(clip.stem, [(movie, head)])
     # As `actor build` does: the actor's footage sets the floor of a plate's lips' limit.
     actor.save(workdir / clip.stem)

@@ -590,6 +590,7 @@ def test_the_actor_beside_a_larger_face_is_dubbed_by_its_look_or_where_target_pi
     result = last_json(done.stdout)
     assert result["frames_written"] == 25 and result["frames_passed_through"] == []
     assert _picked_at_x(done.stderr, "nearest the actor's look of 2 faces") < 422
+    assert result["face_tracked"]["reason"].startswith("nearest the actor's look of 2 faces")
     # The lip sync is measured on his face in the result too, not on hers.
     assert _picked_at_x(done.stderr, "picked by box") < 422
 

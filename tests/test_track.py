@@ -8,6 +8,7 @@ from dubplate.core.errors import DubplateError
 from dubplate.core.media import open_plate
 from dubplate.core.track import FaceTrack, TargetHint, track_plate
 from dubplate.core.track.cache import cached_track
+from dubplate.core.track.tracker import FaceTracker
 from tests.fixtures import ArrayPlate, footage_frames, write_movie
 
 FRAMES = 6
@@ -72,10 +73,13 @@ def test_largest_face_is_the_default_and_a_point_picks_another(man):
         track_plate(plate, range(FRAMES), TargetHint(point=(10, 790), frame=2))
 
 
-def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(man, tmp_path):
+def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
+    man, tmp_path, monkeypatch
+):
     """Looks kept from one shot of the woman (woman_flag_b) pick her face, the smaller, beside
     the man's in another shot (woman_flag_a); a third person's looks are near neither face, so
-    the largest is taken and the reason says so."""
+    the largest is taken and the reason says so. Where no face of the first frame can be meshed
+    to compare, the pick waits for the next frame rather than take the largest unseen."""
     woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
     frames = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
     plate = ArrayPlate(frames)
@@ -94,6 +98,18 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(man, t
     reason = largest.settings["target"]["reason"]
     assert reason.startswith("largest of 2 face(s), none within 0.16 of the actor's look"), reason
     assert (np.nanmax(largest.landmarks[..., 0], axis=1) < 800).all()
+    sighting = FaceTracker.sighting
+    calls = []
+
+    def blind_at_first(self, *args):
+        calls.append(1)
+        return None if len(calls) <= 2 else sighting(self, *args)
+
+    monkeypatch.setattr(FaceTracker, "sighting", blind_at_first)
+    waited = track_plate(plate, range(FRAMES), known=known)
+    assert waited.settings["target"]["frame"] == 1
+    assert waited.found.tolist() == [False] + [True] * (FRAMES - 1)
+    assert (np.nanmin(waited.landmarks[1:, :, 0], axis=1) > 1000).all()
 
 
 def side_by_side(frames, x):

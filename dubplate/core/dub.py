@@ -320,6 +320,7 @@ def dub(
             "frames_occluded": occluded,
             "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
+            "face_tracked": {k: track.settings["target"][k] for k in ("reason", "frame", "box")},
             **_movie_codecs(plate, settings, face_output is None, audio.channels),
             "settings": _settings_record(settings),
             "frames_per_second": round((len(numbers) - len(resumed)) / max(seconds, 1e-9), 3),

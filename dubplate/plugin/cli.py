@@ -377,9 +377,9 @@ def _track(args: argparse.Namespace) -> dict:
     }
 
 
-def _tracked(args: argparse.Namespace, source: str):
+def _tracked(args: argparse.Namespace, source: str, known=None):
     plate = open_plate(source, colourspace=args.colourspace, layer=args.layer)
-    return plate, _cached_track(args, plate)
+    return plate, _cached_track(args, plate, known=known)
 
 
 def _cached_track(args: argparse.Namespace, plate, target=None, known=None):
@@ -406,7 +406,9 @@ def _tracked_footage(args: argparse.Namespace) -> list:
     known = None
     for plate, target in zip(plates, targets, strict=True):
         track = _cached_track(args, plate, target, None if target else known)
-        known = known or track.target_looks()
+        looks = track.target_looks()
+        if looks is not None:
+            known = looks if known is None else known.joined(looks)
         tracked.append((plate, track))
     return tracked
 
@@ -438,7 +440,7 @@ def _actor_preview(args: argparse.Namespace) -> dict:
     from dubplate.core.morph.preview import write_actor_preview
 
     actor = Actor.load(args.actor)
-    plate, track = _tracked(args, args.plate)
+    plate, track = _tracked(args, args.plate, actor.looks)  # the actor's face, as dub picks it
     if args.out.exists():
         raise DubplateError(f"{args.out}: already exists; choose another --out")
     frames = write_actor_preview(actor, plate, track, args.out)

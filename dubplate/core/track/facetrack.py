@@ -38,6 +38,12 @@ class FaceTrack:
     # saved before looks were kept.
     looks: np.ndarray | None = None
 
+    def head(self, count: int) -> FaceTrack:
+        """The track of its first `count` frames only (a shot's training part)."""
+        arrays = {name: getattr(self, name)[:count] for name in ARRAYS}
+        looks = None if self.looks is None else self.looks[:count]
+        return FaceTrack(**arrays, plate=self.plate, settings=self.settings, looks=looks)
+
     def target_looks(self) -> Looks | None:
         """The target's looks over the found frames, to tell it from other faces elsewhere."""
         if self.looks is None or not self.found.any():

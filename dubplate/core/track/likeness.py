@@ -65,7 +65,7 @@ def _nearest(candidate: np.ndarray, known: list[np.ndarray]) -> float:
     return float(1.0 - max(candidate @ k for k in known) / len(candidate))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by `digest`
 class Looks:
     """A person's looks kept from their footage's track, so a plate's faces can be told apart by
     who they are: raw looks (see `look_of`) and the upper-face vertices they are compared over."""

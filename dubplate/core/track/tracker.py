@@ -172,17 +172,22 @@ class Target:
                     f"frame {number}: no face found to pick ({self.hint.describe()})"
                 )
             return None
+        sighting = None
         if self.hint is not None:
             chosen = _hinted(self.hint, detections, number)
             self.reason = f"picked by {self.hint.describe()}"
         elif self.known is not None and len(detections) > 1:
-            chosen = self._by_look(detections, tracker, plate, pixels)
+            sighting = self._by_look(detections, tracker, plate, pixels)
+            if sighting is None:
+                log.info("track: frame %d: no face meshed to compare looks; next frame", number)
+                return None
+            chosen = sighting.face
         else:
             chosen = max(detections, key=lambda d: d.size)
             self.reason = f"largest of {len(detections)} face(s)"
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
-        sighting = tracker.sighting(plate, pixels, chosen)
+        sighting = sighting or tracker.sighting(plate, pixels, chosen)
         if sighting is not None and self.known is not None and self.hint is None:
             self.reason += f", look {self.known.distance(sighting.look):.2f} from the actor's"
         log.info(
@@ -197,18 +202,21 @@ class Target:
 
     def _by_look(
         self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
-    ) -> Detection:
-        """The face whose look is nearest the known looks, if within `unlike`; else the largest."""
+    ) -> Sighting | None:
+        """The face whose look is nearest the known looks, if within `unlike`; else the largest
+        meshed; None where none is (the pick waits for a frame whose faces can be compared)."""
         largest = sorted(detections, key=lambda d: -d.size)[:MAX_CANDIDATES]
         sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in largest) if s]
+        if not sightings:
+            return None
         distances = [self.known.distance(s.look) for s in sightings]
-        if distances and min(distances) <= self.unlike:
-            self.reason = f"nearest the actor's look of {len(detections)} faces"
-            return sightings[int(np.argmin(distances))].face
+        if min(distances) <= self.unlike:
+            self.reason = f"nearest the actor's look of {len(sightings)} faces"
+            return sightings[int(np.argmin(distances))]
         self.reason = (
-            f"largest of {len(detections)} face(s), none within {self.unlike} of the actor's look"
+            f"largest of {len(sightings)} face(s), none within {self.unlike} of the actor's look"
         )
-        return largest[0]
+        return sightings[0]
 
     def manifest(self) -> dict:
         return {
