@@ -110,6 +110,12 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
     assert waited.settings["target"]["frame"] == 1
     assert waited.found.tolist() == [False] + [True] * (FRAMES - 1)
     assert (np.nanmin(waited.landmarks[1:, :, 0], axis=1) > 1000).all()
+    # Without looks to compare, the largest face waits for a frame where it meshes too.
+    calls.clear()
+    calls.append(1)
+    largest_later = track_plate(plate, range(FRAMES))
+    assert largest_later.settings["target"]["frame"] == 1
+    assert largest_later.settings["target"]["reason"] == "largest of 2 face(s)"
 
 
 def side_by_side(frames, x):

@@ -176,15 +176,14 @@ class Target:
         if self.hint is not None:
             chosen = _hinted(self.hint, detections, number)
             self.reason = f"picked by {self.hint.describe()}"
-        elif self.known is not None and len(detections) > 1:
-            sighting = self._by_look(detections, tracker, plate, pixels)
+        else:
+            # Unhinted, the pick waits for a frame where it can be meshed: a target with no look
+            # taken could not be found again once lost.
+            sighting = self._unhinted(detections, tracker, plate, pixels)
             if sighting is None:
-                log.info("track: frame %d: no face meshed to compare looks; next frame", number)
+                log.info("track: frame %d: the face to pick is not meshed; picked later", number)
                 return None
             chosen = sighting.face
-        else:
-            chosen = max(detections, key=lambda d: d.size)
-            self.reason = f"largest of {len(detections)} face(s)"
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
         sighting = sighting or tracker.sighting(plate, pixels, chosen)
@@ -199,6 +198,14 @@ class Target:
             self.reason,
         )
         return sighting
+
+    def _unhinted(
+        self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
+    ) -> Sighting | None:
+        if self.known is not None and len(detections) > 1:
+            return self._by_look(detections, tracker, plate, pixels)
+        self.reason = f"largest of {len(detections)} face(s)"
+        return tracker.sighting(plate, pixels, max(detections, key=lambda d: d.size))
 
     def _by_look(
         self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
