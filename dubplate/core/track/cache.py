@@ -3,10 +3,12 @@ the colour and layer choices and the tracker's version and settings. A changed p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import dubplate
+from dubplate.core.errors import DubplateError
 from dubplate.core.files import cached_result, file_stamps, key_of
 from dubplate.core.media.plate import Plate
 from dubplate.core.track.facetrack import FaceTrack
@@ -19,6 +21,8 @@ from dubplate.core.track.tracker import DEFAULT_SETTINGS, TargetHint, TrackSetti
 # 6: each frame's look kept
 CACHE_FORMAT = 6
 
+log = logging.getLogger(__name__)
+
 
 def cached_track(
     plate: Plate,
@@ -30,6 +34,10 @@ def cached_track(
 ) -> FaceTrack:
     """The track of `numbers` of `plate` (of the face `target` picks, else the one like `known`,
     see `track_plate`), from the cache when it holds it."""
+    if known is not None and target is None:
+        alone = _single_face_track(Path(cache_dir) / _key(plate, numbers, settings, None, None))
+        if alone is not None:
+            return alone
     return cached_result(
         Path(cache_dir) / _key(plate, numbers, settings, target, known),
         "track",
@@ -37,6 +45,21 @@ def cached_track(
         lambda: track_plate(plate, numbers, target, settings, known),
         FaceTrack.save,
     )
+
+
+def _single_face_track(entry: Path) -> FaceTrack | None:
+    """The track cached without looks to compare (an actor's footage, tracked before the actor
+    had any), where its pick had no other face to choose from: looks would pick the same."""
+    if not entry.is_dir():
+        return None
+    try:
+        track = FaceTrack.load(entry)
+    except DubplateError:
+        return None  # damaged: tracked afresh, with the looks
+    if track.settings["target"].get("faces") != 1:
+        return None
+    log.info("track: cached %s (one face where it was picked: looks pick the same)", entry)
+    return track
 
 
 def _key(

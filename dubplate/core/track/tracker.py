@@ -84,6 +84,7 @@ class Target:
         self.known = known
         self.anchor: Detection | None = None
         self.anchor_frame: int | None = None  # where it was picked: the first with a face
+        self.faces = 0  # faces found on that frame
         self.last: Detection | None = None
         self.reason = ""
         self.likeness: Likeness | None = None
@@ -186,6 +187,7 @@ class Target:
             chosen = sighting.face
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
+        self.faces = len(detections)
         sighting = sighting or tracker.sighting(plate, pixels, chosen)
         if sighting is not None and self.known is not None and self.hint is None:
             self.reason += f", look {self.known.distance(sighting.look):.2f} from the actor's"
@@ -229,6 +231,7 @@ class Target:
         return {
             "reason": self.reason,
             "frame": self.anchor_frame,
+            "faces": self.faces,
             "box": [round(float(v), 2) for v in self.anchor.box],
             "unlike": self.unlike,
             "refused": {str(n): round(d, 3) for n, d in sorted(self.refused.items())},
