@@ -8,7 +8,9 @@
 3. Likeness (how the tracker keeps one person): look distance of each clip's second half, and
    of every other clip, to the gallery the tracker builds from the clip's first half; and the
    picture change (shot cuts) between a clip's frames and from one clip's last to another's
-   first.
+   first. Picking the actor: each clip's face from its last 20%, smaller, beside another
+   person's, larger; the looks kept from the clip's first 80% (as `actor build` keeps them)
+   pick one of the two, as `dub` does.
 4. 4K EXR: the portrait clip upscaled to 2160x3840, written as ACEScg half EXR with a data
    window inside the display window; its track against the movie's, and EXR throughput.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -27,16 +30,19 @@ from results import FOOTAGE, arguments, provenance, publish, start
 
 from dubplate.core.colour import default_config
 from dubplate.core.media import open_plate
+from dubplate.core.media.movie_writer import write_movie
+from dubplate.core.media.plate import crop_padded
 from dubplate.core.track import track_plate
-from dubplate.core.track.likeness import UNLIKE, Likeness, look_of
+from dubplate.core.track.likeness import UNLIKE, Likeness
 from dubplate.core.track.quality import jitter_px, mouth_lag, still_head_frames
-from dubplate.core.track.tracker import CUT_CHANGE, thumbnail
+from dubplate.core.track.tracker import CUT_CHANGE, FaceTracker, thumbnail
 
 PORTRAIT = "woman_seated_hd_20s.mp4"
 ACESCG_PRIMARIES = (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767)
 INSET = 48  # data window inset from the display window, per side, in 4K pixels
 LIKENESS_EVERY = 6  # frames between the looks compared in the likeness table
 SAME_SPEAKER = ("woman_flag_a_5s.mp4", "woman_flag_b_8s.mp4")  # data README: one woman, two crops
+TRAIN_SHARE = 0.8  # as dub_bench builds its actors
 
 
 def timed_track(plate, numbers):
@@ -78,17 +84,10 @@ def footage_rows(clips):
     return rows, tracks
 
 
-def clip_looks(clip: Path, track) -> tuple[np.ndarray, np.ndarray]:
-    """(F, 478, 3) landmarks and (F, 468) looks of the tracked frames of a clip."""
-    plate = open_plate(clip)
-    rows = {int(n): i for i, n in enumerate(track.frames)}
-    found = [int(n) for n, ok in zip(track.frames, track.found, strict=True) if ok]
-    points = track.raw_landmarks[[rows[n] for n in found]]
-    looks = [
-        look_of(cv2.cvtColor(plate.analysis_view(pixels), cv2.COLOR_RGB2GRAY), points[i])
-        for i, (_, pixels) in enumerate(plate.frames(found))
-    ]
-    return points, np.array(looks)
+def clip_looks(track) -> tuple[np.ndarray, np.ndarray]:
+    """(F, 478, 3) landmarks and (F, 468) looks of the tracked frames of a clip, as the tracker
+    took them."""
+    return track.raw_landmarks[track.found], track.looks[track.found]
 
 
 def picture_changes(clips) -> dict:
@@ -111,7 +110,7 @@ def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
     """Per clip: the farthest of its own second half's frames (every `every`-th) from the
     gallery of its first half, and the nearest and farthest of each other clip's."""
-    looks = {clip.name: clip_looks(clip, tracks[clip.name]) for clip in clips}
+    looks = {clip.name: clip_looks(tracks[clip.name]) for clip in clips}
     rows = []
     for name, (points, own) in looks.items():
         half = len(own) // 2
@@ -128,6 +127,76 @@ def likeness_rows(clips, tracks, every: int = LIKENESS_EVERY):
         rows.append({"clip": name, "own": max(own_distances), **spans})
         print(rows[-1], file=sys.stderr)
     return rows
+
+
+def face_square(frame: np.ndarray, box: np.ndarray, face_px: int) -> np.ndarray:
+    """The square three face sizes wide around a face `box`, scaled so the face is `face_px`."""
+    x0, y0, x1, y1 = box
+    side = 3 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    region = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
+    square = crop_padded(frame, region)
+    return cv2.resize(square, (3 * face_px, 3 * face_px), interpolation=cv2.INTER_AREA)
+
+
+def pick_rows(clips, tracks, workdir: Path) -> list[dict]:
+    """For each clip (the actor) and each other person's clip: three frames of the actor's last
+    20% beside three of the other's, the other's face larger; whether the actor's looks from
+    the first 80% pick the actor, and each face's look distance from them on the first frame."""
+    rows = []
+    for actor in clips:
+        track = tracks[actor.name]
+        cut = int(len(track.frames) * TRAIN_SHARE)
+        known = track.head(cut).target_looks()
+        for other in clips:
+            if other.name == actor.name or {actor.name, other.name} == set(SAME_SPEAKER):
+                continue
+            canvases = _beside(actor, tracks[actor.name], other, tracks[other.name], cut)
+            movie = workdir / f"{actor.stem}_beside_{other.stem}.mp4"
+            write_movie(movie, canvases, Fraction(25))
+            plate = open_plate(movie)
+            picked = track_plate(plate, plate.select(), known=known)
+            box = picked.settings["target"]["box"]
+            with FaceTracker() as tracker:
+                pixels = plate.read(plate.info.frames[0])
+                seen = [tracker.sighting(plate, pixels, f) for f in tracker.find_all(plate, pixels)]
+            distances = {
+                "actor_look" if s.face.centre[0] < PICK_SPLIT else "other_look": known.distance(
+                    s.look
+                )
+                for s in seen
+                if s is not None
+            }
+            rows.append(
+                {
+                    "actor": actor.name,
+                    "other": other.name,
+                    "picked_actor": (box[0] + box[2]) / 2 < PICK_SPLIT,
+                    **distances,
+                }
+            )
+            print(rows[-1], file=sys.stderr)
+    return rows
+
+
+PICK_SPLIT = 430  # canvas x: the actor's square lies left of it, the other person's right
+
+
+def _beside(actor, actor_track, other, other_track, cut: int) -> list[np.ndarray]:
+    found = np.flatnonzero(actor_track.found[cut:])[:3] + cut
+    theirs = np.flatnonzero(other_track.found)[:3]
+    a_plate, b_plate = open_plate(actor), open_plate(other)
+    canvases = []
+    for i, j in zip(found, theirs, strict=True):
+        canvas = np.full((600, 1000, 3), 90, np.uint8)
+        mine = a_plate.read(int(actor_track.frames[i]))[..., :3]
+        yours = b_plate.read(int(other_track.frames[j]))[..., :3]
+        canvas[120:480, 40:400] = face_square(mine, actor_track.boxes[i], 120)
+        canvas[30:570, PICK_SPLIT + 10 : PICK_SPLIT + 550] = face_square(
+            yours, other_track.boxes[j], 180
+        )
+        canvases.append(canvas)
+    return canvases
 
 
 def write_acescg_exrs(
@@ -202,7 +271,26 @@ def likeness_markdown(rows) -> list[str]:
     return lines
 
 
-def markdown(rows, likeness, changes, exr) -> str:
+def pick_markdown(rows) -> list[str]:
+    right = sum(r["picked_actor"] for r in rows)
+    return [
+        "",
+        f"Picking the actor among faces (`dub` without `--target`): each clip's face from its "
+        f"last 20% at 120 px beside another person's at 180 px; the looks kept from the clip's "
+        f"first 80% (`actor build`'s `looks.npz`) picked the actor in {right} of {len(rows)} "
+        f"pairs (largest face taken where neither is within {UNLIKE}). Look distance from them, "
+        f"first frame: the actor's face {_span([r.get('actor_look') for r in rows])}, the other "
+        f"person's {_span([r.get('other_look') for r in rows])}.",
+    ]
+
+
+def _span(values: list[float | None]) -> str:
+    """min-max of the values measured (None: that face was not meshed)."""
+    measured = [v for v in values if v is not None]
+    return f"{min(measured):.3f}-{max(measured):.3f}" if measured else "n/a"
+
+
+def markdown(rows, likeness, changes, exr, picks) -> str:
     lines = [
         "## Tracking (issue 2): `bench/track_bench.py`",
         "",
@@ -227,6 +315,7 @@ def markdown(rows, likeness, changes, exr) -> str:
         "detection, mesh and smoothing, end to end. Refused: frames where a face at the target's "
         "place was taken for another person (each clip holds one person: 0 is right).",
         *likeness_markdown(likeness),
+        *pick_markdown(picks),
         "",
         "Shot cuts: the mean change of a frame's 32x32 HSV thumbnail (0-255) from the frame "
         f"before is at most {changes['within']:.1f} within any clip, and at least "
@@ -256,8 +345,10 @@ def main() -> None:
     likeness = likeness_rows(clips, tracks)
     changes = picture_changes(clips)
     print(changes, file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="dubplate-track-bench-") as folder:
+        picks = pick_rows(clips, tracks, Path(folder))
     exr = exr_row(tracks[PORTRAIT], args.exr_frames)
-    publish("track_bench", markdown(rows, likeness, changes, exr), args)
+    publish("track_bench", markdown(rows, likeness, changes, exr, picks), args)
 
 
 if __name__ == "__main__":
