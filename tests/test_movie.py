@@ -6,6 +6,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+import soundfile
 
 from dubplate.core.errors import DubplateError
 from dubplate.core.media import open_plate
@@ -315,6 +316,69 @@ def test_a_7_1_dub_is_muxed_with_its_eight_channels(tmp_path, codec_name, encode
     assert sound.channels == 8
     loudest = np.abs(sound.samples[1000:8000]).max(axis=0)
     assert np.argmax(loudest) == 2 and loudest[2] == pytest.approx(0.25, abs=0.02)
+
+
+def _wav_for_speakers(path, layout: str | None, channels: int):
+    """A WAV whose header declares `layout` (its channel mask), or none, with a tone on the
+    third channel (the centre, where a layout has one)."""
+    samples = np.zeros((channels, 4800), np.int16)
+    samples[2] = (8000 * np.sin(2 * np.pi * 440 * np.arange(4800) / 48000)).astype(np.int16)
+    if layout is None:  # libsndfile writes no channel mask
+        soundfile.write(str(path), samples.T, 48000)
+        return path
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=48000)
+        stream.layout = layout
+        frame = av.AudioFrame.from_ndarray(
+            samples.T.reshape(1, -1).copy(), format="s16", layout=stream.layout.name
+        )
+        frame.sample_rate, frame.pts = 48000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "expected"),
+    [
+        ("4.0", {"REVIEW": "4.0", "LOSSLESS": "4.0", "DEEP_REVIEW": "4.0", "DEEP_LOSSLESS": "4.0"}),
+        (
+            "5.1(side)",
+            {
+                "REVIEW": "5.1",
+                "LOSSLESS": "5.1(side)",
+                "DEEP_REVIEW": "5.1(side)",
+                "DEEP_LOSSLESS": "5.1(side)",
+            },
+        ),
+    ],
+)
+def test_a_dub_sound_keeps_the_speakers_its_file_declares(tmp_path, layout, expected):
+    """An LCRS dub (4.0) was tagged quad, and a side-surround 5.1 as back-surround 5.1, from
+    their channel counts alone: the surround played from other speakers. A master keeps the
+    file's own (ALAC, which cannot take 5.1(side), gives way to FLAC); review AAC keeps those it
+    can name. A file that declares no speakers is tagged by its count, as before."""
+    from dubplate.core.media import movie_writer
+    from dubplate.core.media.audio import open_audio
+
+    sound = open_audio(_wav_for_speakers(tmp_path / "dub.wav", layout, 6 if "5" in layout else 4))
+    assert sound.layout == layout and sound.dialogue_channel == 2
+    for name, tagged in expected.items():
+        codec = getattr(movie_writer, name)
+        frames = [np.zeros((16, 32, 3), np.uint16 if codec.deep else np.uint8)] * 5
+        path = tmp_path / f"{name}{codec.suffix}"
+        movie_writer.write_movie(path, frames, Fraction(25), sound, codec)
+        with av.open(str(path)) as container:
+            assert container.streams.audio[0].layout.name == tagged, name
+        audio_codec = movie_writer.muxed_audio_codec(codec, sound.channels, sound.layout)
+        assert movie_writer.muxed_layout(audio_codec, sound.channels, sound.layout) == tagged
+    undeclared = open_audio(_wav_for_speakers(tmp_path / "plain.wav", None, 4))
+    assert undeclared.layout is None
+    path = tmp_path / "plain.mp4"
+    plain = [np.zeros((16, 32, 3), np.uint8)]
+    movie_writer.write_movie(path, plain, Fraction(25), undeclared, movie_writer.REVIEW)
+    with av.open(str(path)) as container:
+        assert container.streams.audio[0].layout.name == "quad"
 
 
 def test_a_dub_sound_shorter_than_the_picture_is_followed_by_silence(tmp_path):

@@ -63,6 +63,7 @@ from dubplate.core.media.movie import MoviePlate
 from dubplate.core.media.movie_writer import (
     VideoCodec,
     muxed_audio_codec,
+    muxed_layout,
     output_codec,
     write_movie,
 )
@@ -321,7 +322,7 @@ def dub(
             "frames_occluded_by": occluded_by,
             "identity_distance_px": round(distance, 3),
             "face_tracked": {k: track.settings["target"][k] for k in ("reason", "frame", "box")},
-            **_movie_codecs(plate, settings, face_output is None, audio.channels),
+            **_movie_codecs(plate, settings, face_output is None, audio),
             "settings": _settings_record(settings),
             "frames_per_second": round((len(numbers) - len(resumed)) / max(seconds, 1e-9), 3),
             "lip_sync": figures,
@@ -1012,11 +1013,15 @@ def _movie_timecode(plate: MoviePlate, first: int) -> str | None:
     return timecode_after(plate.info.timecode, first, plate.info.fps, where)
 
 
-def _movie_codecs(plate: Plate, settings: DubSettings, movie: bool, channels: int) -> dict:
-    codec = _movie_codec(plate, settings) if movie else None
+def _movie_codecs(plate: Plate, settings: DubSettings, movie: bool, audio: Sound) -> dict:
+    if not movie:
+        return {"movie_codec": None, "movie_audio_codec": None, "movie_audio_layout": None}
+    codec = _movie_codec(plate, settings)
+    sound = muxed_audio_codec(codec, audio.channels, audio.layout)
     return {
-        "movie_codec": codec and codec.label,
-        "movie_audio_codec": codec and muxed_audio_codec(codec, channels).encoder,
+        "movie_codec": codec.label,
+        "movie_audio_codec": sound.encoder,
+        "movie_audio_layout": muxed_layout(sound, audio.channels, audio.layout),
     }
 
 

@@ -55,6 +55,12 @@ class Sound(Protocol):
         None: every channel, averaged."""
         ...
 
+    @property
+    def layout(self) -> str | None:
+        """FFmpeg's name for the speakers the file declares its channels for ("4.0" for LCRS,
+        "5.1(side)"); None where it only counts them."""
+        ...
+
     def blocks(self) -> Iterator[np.ndarray]:
         """(n, channels) float32 blocks, C-contiguous, from the first sample to the last."""
         ...
@@ -73,6 +79,7 @@ class Audio:
     rate: int
     source: str
     dialogue_channel: int | None = None
+    layout: str | None = None
 
     @property
     def channels(self) -> int:
@@ -120,6 +127,7 @@ class AudioFile:
     lead: int = 0  # samples of silence before the file's
     skip: int = 0  # samples of the file left out at its start
     length: int | None = None  # samples in all, silence included; None: to the file's end
+    layout: str | None = None  # see `Sound.layout`
 
     @property
     def source(self) -> str:
@@ -159,7 +167,7 @@ class AudioFile:
         """Every sample, in memory."""
         blocks = list(self.blocks())
         samples = np.concatenate(blocks) if blocks else np.zeros((0, self.channels), np.float32)
-        return Audio(samples, self.rate, self.source, self.dialogue_channel)
+        return Audio(samples, self.rate, self.source, self.dialogue_channel, self.layout)
 
 
 def analysis_blocks(sound: Sound) -> Iterator[np.ndarray]:
@@ -257,9 +265,9 @@ def open_audio(path: str | Path) -> AudioFile:
         return _ffmpeg_audio(path)
     _log_opened(path, info.samplerate, info.channels, info.duration)
     # libsndfile keeps a WAV's, FLAC's or AIFF's own order, which is the one FFmpeg names.
-    names = _layout_names(path) if info.channels > 2 else []
+    layout, names = _speakers(path) if info.channels > 2 else (None, [])
     centre = _dialogue_channel(path, names, info.channels)
-    return AudioFile(path, int(info.samplerate), int(info.channels), centre)
+    return AudioFile(path, int(info.samplerate), int(info.channels), centre, layout=layout)
 
 
 # libsndfile's log of an MP3 without a Xing or VBRI header (which give its frame count): it
@@ -268,14 +276,21 @@ def open_audio(path: str | Path) -> AudioFile:
 _LENGTH_GUESSED = re.compile(r"^\s*bitrate mode\s*:\s*constant\s*$", re.MULTILINE)
 
 
-def _layout_names(path: Path) -> list[str]:
-    """The channels' names by the file's header as FFmpeg reads it (a WAV's channel mask, a
-    format's fixed order); "NONE" for each where it declares no layout."""
+def _speakers(path: Path) -> tuple[str | None, list[str]]:
+    """The layout (`_declared`) and channel names of the file's header as FFmpeg reads it (a
+    WAV's channel mask, a format's fixed order)."""
     try:
         with av.open(str(path)) as container:
-            return [channel.name for channel in container.streams.audio[0].layout.channels]
+            return _declared(container.streams.audio[0].layout)
     except (av.error.FFmpegError, IndexError):
-        return []
+        return None, []
+
+
+def _declared(layout: av.AudioLayout) -> tuple[str | None, list[str]]:
+    """The layout's name, None where it names no speakers (then each channel is "NONE"), and
+    its channels' names."""
+    names = [channel.name for channel in layout.channels]
+    return (None if "NONE" in names else layout.name), names
 
 
 def _dialogue_channel(path: Path, names: list[str], channels: int) -> int | None:
@@ -351,7 +366,7 @@ def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Au
                 starts_at = Fraction(container.start_time or 0, av.time_base)
             rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
             seconds = float(container.duration or 0) / av.time_base
-            names = [channel.name for channel in stream.layout.channels]
+            layout, names = _declared(stream.layout)
             index = stream.index
     except av.error.FFmpegError as error:
         raise DubplateError(f"{path}: cannot decode audio ({error})") from error
@@ -359,7 +374,9 @@ def open_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Au
         raise DubplateError(f"{path}: its audio stream gives no sample rate or channel count")
     _log_opened(path, rate, channels, seconds)
     centre = _dialogue_channel(path, names, channels)
-    return AudioFile(path, int(rate), int(channels), centre, index, aligned_to=starts_at)
+    return AudioFile(
+        path, int(rate), int(channels), centre, index, aligned_to=starts_at, layout=layout
+    )
 
 
 def decode_audio_stream(path: str | Path, starts_at: Fraction | None = None) -> Audio | None:

@@ -122,16 +122,30 @@ DEEP_LOSSLESS = VideoCodec(
 )
 
 
-# FFmpeg's ALAC encoder takes 4, 7 and 8 channels only as other speakers than quad, 6.1 and 7.1
-# (4.0, 6.1(back), 7.1(wide)); FLAC, which MP4 carries too, takes them as they are.
-ALAC_LAYOUTS = (1, 2, 3, 5, 6)
+# FFmpeg's ALAC encoder takes mono, stereo, 3.0, 4.0, 5.0, 5.1, 6.1(back) and 7.1(wide) only;
+# FLAC, which MP4 carries too, takes any layout as it is.
+ALAC_LAYOUTS = ("mono", "stereo", "3.0", "4.0", "5.0", "5.1", "6.1(back)", "7.1(wide)")
+# The layouts an AAC stream in MP4 is read back with by name (FFmpeg of PyAV 18.1, tried one by
+# one); others (5.1(side), 7.1(wide)) come back as a count of channels, which players map by
+# guess. A review movie's AAC takes those as the count's usual layout.
+AAC_NAMED = ("mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "5.0", "5.1", "7.1")
 
 
-def muxed_audio_codec(codec: VideoCodec, channels: int) -> AudioCodec:
-    """The codec `codec`'s movie carries a dub sound of `channels` with."""
-    if codec.audio.encoder == "alac" and channels not in ALAC_LAYOUTS:
+def muxed_audio_codec(codec: VideoCodec, channels: int, layout: str | None = None) -> AudioCodec:
+    """The codec `codec`'s movie carries a dub sound of `channels` (`layout`) with."""
+    if codec.audio.encoder == "alac" and (layout or CHANNEL_LAYOUTS[channels]) not in ALAC_LAYOUTS:
         return FLAC
     return codec.audio
+
+
+def muxed_layout(codec: AudioCodec, channels: int, layout: str | None) -> str:
+    """The speakers a movie's dub sound is tagged with: those the dub file declares, so an LCRS
+    or side-surround mix plays on its own speakers; the count's usual layout where it declares
+    none, or where AAC would leave them unnamed."""
+    usual = CHANNEL_LAYOUTS[channels]
+    if layout is None or (codec is AAC and layout not in AAC_NAMED):
+        return usual
+    return layout
 
 
 def output_codec(deep: bool, lossless: bool, full_chroma: bool = False) -> VideoCodec:
@@ -191,9 +205,11 @@ def write_movie(
                     video.codec_context.sample_aspect_ratio = pixel_aspect
                 sound = None
                 if audio is not None:
-                    audio_codec = muxed_audio_codec(codec, audio.channels)
+                    audio_codec = muxed_audio_codec(codec, audio.channels, audio.layout)
                     rate = _muxed_rate(audio, audio_codec)
-                    sound = _audio_stream(container, rate, audio.channels, audio_codec)
+                    sound = _audio_stream(
+                        container, rate, audio.channels, audio_codec, audio.layout
+                    )
 
                 def encode(rgb: np.ndarray, index: int) -> None:
                     rgb = np.ascontiguousarray(
@@ -272,10 +288,18 @@ def _muxed_rate(audio: Sound, codec: AudioCodec) -> int:
 
 
 def _audio_stream(
-    container: av.container.OutputContainer, rate: int, channels: int, codec: AudioCodec
+    container: av.container.OutputContainer,
+    rate: int,
+    channels: int,
+    codec: AudioCodec,
+    layout: str | None,
 ) -> av.AudioStream:
     stream = container.add_stream(codec.encoder, rate=rate)
-    stream.layout = CHANNEL_LAYOUTS[channels]
+    stream.layout = muxed_layout(codec, channels, layout)
+    if layout is not None and stream.layout.name != layout:
+        log.info(
+            "movie: %s sound tagged %s, as %s names it", layout, stream.layout.name, codec.encoder
+        )
     stream.format = codec.sample_format
     return stream
 
