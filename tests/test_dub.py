@@ -558,7 +558,7 @@ def _without_looks(actor_dir: Path, directory: Path) -> Path:
 
 def _picked_at_x(stderr: str, reason: str) -> int:
     """The x of the face the (first) track picked for `reason`."""
-    picked = re.search(rf"target: face at \((\d+), \d+\).*\({reason}", stderr)
+    picked = re.search(rf"target: face at \((\d+), \d+\).*\({re.escape(reason)}", stderr)
     assert picked, stderr
     return int(picked[1])
 
@@ -589,8 +589,10 @@ def test_the_actor_beside_a_larger_face_is_dubbed_by_its_look_or_where_target_pi
     assert done.returncode == 0, done.stderr
     result = last_json(done.stdout)
     assert result["frames_written"] == 25 and result["frames_passed_through"] == []
-    assert _picked_at_x(done.stderr, "nearest the actor's look of 2 faces") < 422
-    assert result["face_tracked"]["reason"].startswith("nearest the actor's look of 2 faces")
+    assert _picked_at_x(done.stderr, "nearest the actor's look of 2 face(s) meshed") < 422
+    assert result["face_tracked"]["reason"].startswith(
+        "nearest the actor's look of 2 face(s) meshed"
+    )
     # The lip sync is measured on his face in the result too, not on hers.
     assert _picked_at_x(done.stderr, "picked by box") < 422
 
@@ -616,7 +618,7 @@ def test_the_actor_beside_a_larger_face_is_dubbed_by_its_look_or_where_target_pi
         "--out", tmp_path / "actor2", "--json",
     )  # fmt: skip
     assert fitted.returncode == 0, fitted.stderr
-    assert _picked_at_x(fitted.stderr, "nearest the actor's look of 2 faces") < 422
+    assert _picked_at_x(fitted.stderr, "nearest the actor's look of 2 face(s) meshed") < 422
     assert (tmp_path / "actor2" / "looks.npz").exists()
 
 

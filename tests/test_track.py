@@ -90,7 +90,9 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
     assert known.digest() == hers.target_looks().digest() and len(known.samples) == FRAMES
     picked = track_plate(plate, range(FRAMES), known=known)
     assert picked.found.all()
-    assert picked.settings["target"]["reason"].startswith("nearest the actor's look of 2 faces")
+    assert picked.settings["target"]["reason"].startswith(
+        "nearest the actor's look of 2 face(s) meshed"
+    )
     assert (np.nanmin(picked.landmarks[..., 0], axis=1) > 1000).all()
     stranger = footage_frames("man_office_6s.mp4", FRAMES, start=0)
     theirs = track_plate(ArrayPlate(stranger), range(FRAMES)).target_looks()
@@ -116,6 +118,44 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
     largest_later = track_plate(plate, range(FRAMES))
     assert largest_later.settings["target"]["frame"] == 1
     assert largest_later.settings["target"]["reason"] == "largest of 2 face(s)"
+
+
+def test_a_track_made_without_looks_serves_looks_only_where_no_other_face_was_passed(
+    man, tmp_path, monkeypatch, caplog
+):
+    """The actor's own footage, tracked before the actor had looks, is not tracked again for a
+    dub with them: one face was all there was to pick. But where a second face stood on a frame
+    the pick waited through (the larger one not meshed there), looks might have picked that
+    other face, so the plate is tracked afresh with them."""
+    woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
+    hers = track_plate(ArrayPlate(woman), range(FRAMES)).target_looks()
+    alone = on_canvas([man], (1000, 600), [(man, (0, 0, 0.6))])
+    alone = open_plate(write_movie(tmp_path / "alone.mp4", alone))
+    cached_track(alone, range(FRAMES), tmp_path / "alone")
+    with caplog.at_level("INFO"):
+        served = cached_track(alone, range(FRAMES), tmp_path / "alone", known=hers)
+    assert "looks pick the same" in caplog.text and served.settings["target"]["faces"] == 1
+    assert len(list((tmp_path / "alone").iterdir())) == 1
+
+    both = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
+    frames = both[:1] + on_canvas([man], (1500, 800), [(man, (0, 0, 0.9))])[1:]
+    plate = open_plate(write_movie(tmp_path / "both.mp4", frames))
+    sighting = FaceTracker.sighting
+    calls = []
+
+    def man_unmeshed_at_first(self, plate, pixels, face):
+        calls.append(1)
+        return None if len(calls) == 1 else sighting(self, plate, pixels, face)
+
+    monkeypatch.setattr(FaceTracker, "sighting", man_unmeshed_at_first)
+    waited = cached_track(plate, range(FRAMES), tmp_path / "both")
+    assert waited.settings["target"]["frame"] == 1 and waited.settings["target"]["faces"] == 2
+    calls.clear()
+    calls.append(1)  # the man meshes now: looks pick the woman on frame 0
+    looked = cached_track(plate, range(FRAMES), tmp_path / "both", known=hers)
+    assert looked.settings["target"]["frame"] == 0
+    assert np.nanmin(looked.landmarks[0, :, 0]) > 1000
+    assert len(list((tmp_path / "both").iterdir())) == 2
 
 
 def side_by_side(frames, x):

@@ -18,8 +18,9 @@ from dubplate.core.track.tracker import DEFAULT_SETTINGS, TargetHint, TrackSetti
 
 # 2: a movie shown turned is read upright; 3: the target is kept by its look; 4: faces that fill
 # the frame are found, the refused face is not the target's on its own frame; 5: picture cuts;
-# 6: each frame's look kept
-CACHE_FORMAT = 6
+# 6: each frame's look kept; 7: an unpicked target waits for a frame where it meshes, and
+# target.faces counts the most faces up to the pick
+CACHE_FORMAT = 7
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def cached_track(
 
 def _single_face_track(entry: Path) -> FaceTrack | None:
     """The track cached without looks to compare (an actor's footage, tracked before the actor
-    had any), where its pick had no other face to choose from: looks would pick the same."""
+    had any), where no frame up to its pick held another face: looks would pick the same."""
     if not entry.is_dir():
         return None
     try:

@@ -84,7 +84,7 @@ class Target:
         self.known = known
         self.anchor: Detection | None = None
         self.anchor_frame: int | None = None  # where it was picked: the first with a face
-        self.faces = 0  # faces found on that frame
+        self.faces = 0  # the most faces found on a frame up to the pick (cache.py reads it)
         self.last: Detection | None = None
         self.reason = ""
         self.likeness: Likeness | None = None
@@ -167,6 +167,7 @@ class Target:
         plate: Plate,
         pixels: np.ndarray,
     ) -> Sighting | None:
+        self.faces = max(self.faces, len(detections))  # waited frames count too
         if not detections:
             if self.hint is not None:
                 raise DubplateError(
@@ -187,7 +188,6 @@ class Target:
             chosen = sighting.face
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
-        self.faces = len(detections)
         sighting = sighting or tracker.sighting(plate, pixels, chosen)
         if sighting is not None and self.known is not None and self.hint is None:
             self.reason += f", look {self.known.distance(sighting.look):.2f} from the actor's"
@@ -220,7 +220,7 @@ class Target:
             return None
         distances = [self.known.distance(s.look) for s in sightings]
         if min(distances) <= self.unlike:
-            self.reason = f"nearest the actor's look of {len(sightings)} faces"
+            self.reason = f"nearest the actor's look of {len(sightings)} face(s) meshed"
             return sightings[int(np.argmin(distances))]
         self.reason = (
             f"largest of {len(sightings)} face(s), none within {self.unlike} of the actor's look"
