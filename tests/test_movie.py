@@ -339,31 +339,29 @@ def _wav_for_speakers(path, layout: str | None, channels: int):
 
 
 @pytest.mark.parametrize(
-    ("layout", "expected"),
+    ("layout", "review", "lossless", "prores", "ffv1"),
     [
-        ("4.0", {"REVIEW": "4.0", "LOSSLESS": "4.0", "DEEP_REVIEW": "4.0", "DEEP_LOSSLESS": "4.0"}),
-        (
-            "5.1(side)",
-            {
-                "REVIEW": "5.1",
-                "LOSSLESS": "5.1(side)",
-                "DEEP_REVIEW": "5.1(side)",
-                "DEEP_LOSSLESS": "5.1(side)",
-            },
-        ),
+        ("4.0", "4.0", "4.0", "4.0", "4.0"),  # LCRS
+        ("5.1(side)", "5.1", "5.1(side)", "5.1(side)", "5.1(side)"),
+        ("2.1", "2.1", "3.0", "2.1", "2.1"),  # neither ALAC nor MP4's FLAC carries it
     ],
 )
-def test_a_dub_sound_keeps_the_speakers_its_file_declares(tmp_path, layout, expected):
+def test_a_dub_sound_keeps_the_speakers_its_file_declares(
+    tmp_path, layout, review, lossless, prores, ffv1
+):
     """An LCRS dub (4.0) was tagged quad, and a side-surround 5.1 as back-surround 5.1, from
-    their channel counts alone: the surround played from other speakers. A master keeps the
-    file's own (ALAC, which cannot take 5.1(side), gives way to FLAC); review AAC keeps those it
-    can name. A file that declares no speakers is tagged by its count, as before."""
+    their channel counts alone: the surround played from other speakers. Each movie now carries
+    the file's own where its codec can (ALAC beside lossless H.264 gives way to FLAC, whose MP4
+    order is 5.1(side)); what it cannot carry is tagged as before, and the manifest's layout
+    (`muxed_layout`) is what the movie reads back as. The channels stay in their order."""
     from dubplate.core.media import movie_writer
     from dubplate.core.media.audio import open_audio
 
-    sound = open_audio(_wav_for_speakers(tmp_path / "dub.wav", layout, 6 if "5" in layout else 4))
-    assert sound.layout == layout and sound.dialogue_channel == 2
-    for name, tagged in expected.items():
+    channels = len(av.AudioLayout(layout).channels)
+    sound = open_audio(_wav_for_speakers(tmp_path / "dub.wav", layout, channels))
+    assert sound.layout == layout
+    expected = {"REVIEW": review, "LOSSLESS": lossless, "DEEP_REVIEW": prores}
+    for name, tagged in {**expected, "DEEP_LOSSLESS": ffv1}.items():
         codec = getattr(movie_writer, name)
         frames = [np.zeros((16, 32, 3), np.uint16 if codec.deep else np.uint8)] * 5
         path = tmp_path / f"{name}{codec.suffix}"
@@ -372,6 +370,16 @@ def test_a_dub_sound_keeps_the_speakers_its_file_declares(tmp_path, layout, expe
             assert container.streams.audio[0].layout.name == tagged, name
         audio_codec = movie_writer.muxed_audio_codec(codec, sound.channels, sound.layout)
         assert movie_writer.muxed_layout(audio_codec, sound.channels, sound.layout) == tagged
+        loudest = np.abs(open_plate(path).audio().samples[1000:4000]).max(axis=0)
+        assert np.argmax(loudest) == 2, name
+
+
+def test_a_dub_sound_without_declared_speakers_is_tagged_by_its_count(tmp_path):
+    """A WAV without a channel mask: 4 channels go as quad, as before; over 8 channels a movie
+    cannot carry, which the error says (a lossless movie's gave a KeyError)."""
+    from dubplate.core.media import movie_writer
+    from dubplate.core.media.audio import open_audio
+
     undeclared = open_audio(_wav_for_speakers(tmp_path / "plain.wav", None, 4))
     assert undeclared.layout is None
     path = tmp_path / "plain.mp4"
@@ -379,6 +387,10 @@ def test_a_dub_sound_keeps_the_speakers_its_file_declares(tmp_path, layout, expe
     movie_writer.write_movie(path, plain, Fraction(25), undeclared, movie_writer.REVIEW)
     with av.open(str(path)) as container:
         assert container.streams.audio[0].layout.name == "quad"
+    many = open_audio(_wav_for_speakers(tmp_path / "ten.wav", None, 10))
+    for codec in (movie_writer.REVIEW, movie_writer.LOSSLESS):
+        with pytest.raises(DubplateError, match="ten.wav: 10 channels"):
+            movie_writer.write_movie(tmp_path / "ten.mp4", plain, Fraction(25), many, codec)
 
 
 def test_a_dub_sound_shorter_than_the_picture_is_followed_by_silence(tmp_path):

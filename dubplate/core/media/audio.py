@@ -287,10 +287,17 @@ def _speakers(path: Path) -> tuple[str | None, list[str]]:
 
 
 def _declared(layout: av.AudioLayout) -> tuple[str | None, list[str]]:
-    """The layout's name, None where it names no speakers (then each channel is "NONE"), and
-    its channels' names."""
+    """The layout's name where it names the speakers of more than two channels in an order
+    FFmpeg names (None: each channel is "NONE", or mono or stereo, a Lt/Rt downmix included,
+    which their count says), and its channels' names."""
     names = [channel.name for channel in layout.channels]
-    return (None if "NONE" in names else layout.name), names
+    if len(names) <= 2 or "NONE" in names:
+        return None, names
+    try:
+        named = av.AudioLayout(layout.name)
+    except (ValueError, UnicodeDecodeError):  # a custom order, which FFmpeg only counts
+        return None, names
+    return (layout.name if [c.name for c in named.channels] == names else None), names
 
 
 def _dialogue_channel(path: Path, names: list[str], channels: int) -> int | None:

@@ -29,11 +29,44 @@ class AudioCodec:
     encoder: str
     sample_format: str  # s32 holds 24-bit PCM
     max_rate: int = 384000
+    # The speaker layouts its stream carries by name in its container; None: any.
+    named: tuple[str, ...] | None = None
+    # Its container stores no layout: the stream is read back with the codec's own for its
+    # count of channels, whatever it was tagged with (FLAC in MP4).
+    fixed: dict[int, str] | None = None
 
 
-AAC = AudioCodec("aac", "fltp", max_rate=96000)
+# The layouts FFmpeg's AAC in MP4 is read back with by name (PyAV 18.1, tried one by one); others
+# (5.1(side), 7.1(wide)) come back as a count of channels, which players map by guess.
+AAC = AudioCodec(
+    "aac",
+    "fltp",
+    max_rate=96000,
+    named=("mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "5.0", "5.1", "7.1"),
+)
 PCM = AudioCodec("pcm_s24le", "s32")
 FLAC = AudioCodec("flac", "s32")
+# FFmpeg's ALAC encoder takes these layouts only.
+ALAC = AudioCodec(
+    "alac",
+    "s32p",
+    named=("mono", "stereo", "3.0", "4.0", "5.0", "5.1", "6.1(back)", "7.1(wide)"),
+)
+# In MP4, FLAC's own channel order for its count, whatever the stream is tagged with.
+FLAC_IN_MP4 = AudioCodec(
+    "flac",
+    "s32",
+    fixed={
+        1: "mono",
+        2: "stereo",
+        3: "3.0",
+        4: "quad",
+        5: "5.0(side)",
+        6: "5.1(side)",
+        7: "6.1",
+        8: "7.1",
+    },
+)
 # FFmpeg's channel orders for a count of channels; a 6-channel WAV's own order is that of 5.1.
 CHANNEL_LAYOUTS = {
     1: "mono",
@@ -87,7 +120,7 @@ LOSSLESS = VideoCodec(
     ".mp4",
     "H.264 RGB, lossless",
     {"qp": "0", "preset": "ultrafast"},
-    audio=AudioCodec("alac", "s32p"),
+    audio=ALAC,
 )
 # Plates of more than 8 bits (ProRes, DNxHR, 10-bit H.264/HEVC) come back as ProRes at 10 bits,
 # what editorial takes, with full chroma where the source has it; lossless is FFV1 (Matroska,
@@ -122,29 +155,29 @@ DEEP_LOSSLESS = VideoCodec(
 )
 
 
-# FFmpeg's ALAC encoder takes mono, stereo, 3.0, 4.0, 5.0, 5.1, 6.1(back) and 7.1(wide) only;
-# FLAC, which MP4 carries too, takes any layout as it is.
-ALAC_LAYOUTS = ("mono", "stereo", "3.0", "4.0", "5.0", "5.1", "6.1(back)", "7.1(wide)")
-# The layouts an AAC stream in MP4 is read back with by name (FFmpeg of PyAV 18.1, tried one by
-# one); others (5.1(side), 7.1(wide)) come back as a count of channels, which players map by
-# guess. A review movie's AAC takes those as the count's usual layout.
-AAC_NAMED = ("mono", "stereo", "2.1", "3.0", "3.0(back)", "4.0", "quad", "5.0", "5.1", "7.1")
-
-
 def muxed_audio_codec(codec: VideoCodec, channels: int, layout: str | None = None) -> AudioCodec:
-    """The codec `codec`'s movie carries a dub sound of `channels` (`layout`) with."""
-    if codec.audio.encoder == "alac" and (layout or CHANNEL_LAYOUTS[channels]) not in ALAC_LAYOUTS:
-        return FLAC
-    return codec.audio
+    """The codec `codec`'s movie carries a dub sound of `channels` (`layout`: the speakers its
+    file declares) with. Beside lossless H.264, ALAC where it takes the layout; else FLAC where
+    MP4's FLAC order is the layout; else as the count decides (ALAC for mono, stereo, 3.0, 5.0
+    and 5.1, FLAC for the rest)."""
+    if codec.audio is not ALAC:
+        return codec.audio
+    usual = CHANNEL_LAYOUTS.get(channels)
+    if (layout or usual) in ALAC.named:
+        return ALAC
+    if layout is not None and layout == FLAC_IN_MP4.fixed.get(channels):
+        return FLAC_IN_MP4
+    return ALAC if usual in ALAC.named else FLAC_IN_MP4
 
 
-def muxed_layout(codec: AudioCodec, channels: int, layout: str | None) -> str:
-    """The speakers a movie's dub sound is tagged with: those the dub file declares, so an LCRS
-    or side-surround mix plays on its own speakers; the count's usual layout where it declares
-    none, or where AAC would leave them unnamed."""
-    usual = CHANNEL_LAYOUTS[channels]
-    if layout is None or (codec is AAC and layout not in AAC_NAMED):
-        return usual
+def muxed_layout(codec: AudioCodec, channels: int, layout: str | None) -> str | None:
+    """The speakers a movie's dub sound is tagged with and read back as: those the dub file
+    declares, so an LCRS or side-surround mix plays on its own speakers, where the codec carries
+    them; else the count's usual layout (the codec's own where it has one)."""
+    if codec.fixed is not None:
+        return codec.fixed.get(channels)
+    if layout is None or (codec.named is not None and layout not in codec.named):
+        return CHANNEL_LAYOUTS.get(channels)
     return layout
 
 
