@@ -14,6 +14,7 @@ from dubplate.core.composite.match import (
     detail_agreement,
     fresh_grain_share,
     grain_sigma,
+    lip_shift,
     match_colour,
     motion_blurred,
     sharpened,
@@ -477,3 +478,25 @@ def test_kept_pixels_of_another_sample_type_than_the_plate_decodes_to_are_refuse
     eight_bit = {n: np.zeros((20, 30, 3), np.uint8) for n in (7, 8)}
     with pytest.raises(DubplateError, match=r"00000007-00000008\.npz: frame 7's kept pixels"):
         list(kept.restored([7, 8], eight_bit))
+
+
+def test_the_lips_shift_is_what_the_plates_lips_differ_by_beyond_the_seam():
+    """Another shot's lips (darker lipstick, the footage's) under a plate graded 0.05 brighter:
+    the seam takes the grade, the lips' shift the rest; too few lip pixels say nothing."""
+    size = 64
+    matte = np.zeros((size, size), np.float32)
+    matte[12:52, 12:52] = 0.25  # the seam ring
+    matte[16:48, 16:48] = 1.0
+    lips = np.zeros((size, size), bool)
+    lips[28:36, 24:40] = True
+    drawn = np.full((size, size, 3), (0.6, 0.45, 0.4), np.float32)
+    drawn[lips] = (0.45, 0.15, 0.18)
+    real = drawn + np.float32(0.05)
+    real[lips] = np.array((0.62, 0.38, 0.36), np.float32) + np.float32(0.05)
+    shift = lip_shift(drawn, real, lips, matte)
+    np.testing.assert_allclose(shift, (0.17, 0.23, 0.18), atol=1e-5)
+    seamed = match_colour(drawn, real, matte)
+    np.testing.assert_allclose((seamed + lips[..., None] * shift)[lips], real[lips], atol=1e-5)
+    few = np.zeros_like(lips)
+    few[30, 30:40] = True
+    assert lip_shift(drawn, real, few, matte) is None

@@ -44,6 +44,7 @@ from dubplate.core.composite.match import (
     detail_agreement,
     finished,
     fresh_grain_share,
+    lip_shift,
     match_colour,
 )
 from dubplate.core.composite.matte import lower_face_matte
@@ -105,8 +106,9 @@ log = logging.getLogger(__name__)
 MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 # How frames are drawn, in the key of unfinished work: frames kept from a run before a change
-# are not mixed with the new ones. 2: crops, motion and held expression within each run.
-DRAWING_VERSION = 2
+# are not mixed with the new ones. 2: crops, motion and held expression within each run; 3: the
+# drawn lips take the plate's colour.
+DRAWING_VERSION = 3
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 # A judgement, not a measure: three times A2E's opening already takes a wide vowel well past
@@ -302,7 +304,17 @@ def dub(
         )
         _log_unfinished(out_base, staged, len(resumed), len(numbers))
         frames = _dubbed_frames(
-            plate, numbers, models, fit, crops, maker, settings, set(occluded), resumed, kept
+            plate,
+            numbers,
+            models,
+            fit,
+            crops,
+            maker,
+            settings,
+            set(occluded),
+            resumed,
+            kept,
+            check.lip_shift,
         )
         output, face_output = _write(plate, numbers, frames, staged, audio, settings)
         seconds = time.monotonic() - began
@@ -492,10 +504,10 @@ def _check_plate(
     light = checked.light.numpy()
     seen = ~checked.covered[rows]
     lit = dataclasses.replace(fit, light=light)
-    sharpening_crops = sample.real_linear[seen]
-    sharpen = _plate_sharpening(models, plate, lit, crops, rows[seen], sharpening_crops, settings)
+    sampled = sample.real_linear[seen]
+    sharpen, lips = _plate_drawing(models, plate, lit, crops, rows[seen], sampled, settings)
     return PlateCheck(
-        fit.frames, checked.covered, checked.by_colour, checked.by_cover, light, sharpen
+        fit.frames, checked.covered, checked.by_colour, checked.by_cover, light, sharpen, lips
     )
 
 
@@ -587,7 +599,7 @@ def _with_shutter_angle(settings: DubSettings, renderer: NeuralRenderer) -> DubS
     return dataclasses.replace(settings, shutter_angle=renderer.shutter_angle)
 
 
-def _plate_sharpening(
+def _plate_drawing(
     models: DubModels,
     plate: Plate,
     fit: ActorFit,
@@ -595,19 +607,20 @@ def _plate_sharpening(
     rows: np.ndarray,
     real_linear: np.ndarray,
     settings: DubSettings,
-) -> float:
+) -> tuple[float, np.ndarray]:
     """The sharpening that makes the drawn mouths of the plate's sampled `rows` as sharp as their
-    real ones: of the stiller half, by the plate's own mouth (its blur is the plate's whatever
-    the dub says), each drawn from its own fitted face so that drawn and real are one mouth."""
+    real ones, and the shift that gives the drawn lips the plate's colour (`lip_shift`): of the
+    stiller half, by the plate's own mouth (its blur is the plate's whatever the dub says),
+    each drawn from its own fitted face so that drawn and real are one mouth."""
     renderer = models.renderer
     if len(rows) < LEAST_SHARPENING_SAMPLE:
         log.info(
-            "dub: %d sampled mouth(s) not covered, too few to measure the sharpening on; %g,"
-            " measured on the footage when the renderer was built",
+            "dub: %d sampled mouth(s) not covered, too few to measure the sharpening and the lips'"
+            " colour on; sharpened by %g, measured on the footage when the renderer was built",
             len(rows),
             renderer.sharpen.amount,
         )
-        return renderer.sharpen.amount
+        return renderer.sharpen.amount, np.zeros(3, np.float32)
     redrawing = _frame_maker(plate, models, fit, crops)
     still = stiller_half(redrawing.plate_mouth_motion[rows])
     rows, real_linear = rows[still], real_linear[still]
@@ -618,7 +631,8 @@ def _plate_sharpening(
         tensors = (inputs.real, inputs.renders, inputs.hole, inputs.references)
         drawn.append(draw(renderer.generator, *tensors, settings.device, settings.bfloat16))
     real, holes = redrawing.real_crops(rows, real_linear)
-    amount, ratios = matched_amount(np.concatenate(drawn), real, holes)
+    drawn = np.concatenate(drawn)
+    amount, ratios = matched_amount(drawn, real, holes)
     log.info(
         "dub: the plate's %d stillest sampled mouths, drawn from their own faces, come out"
         " %.2fx as sharp as they are; sharpened by %g to match (%.2fx)",
@@ -627,7 +641,31 @@ def _plate_sharpening(
         amount,
         ratios[amount],
     )
-    return amount
+    return amount, _lip_shift(redrawing, crops, rows, drawn, real)
+
+
+def _lip_shift(
+    redrawing: FrameMaker, crops: CropTrack, rows: np.ndarray, drawn: np.ndarray, real: np.ndarray
+) -> np.ndarray:
+    """The median over the sampled mouths of how far the plate's lips are from the drawn ones in
+    colour beyond the seam's shift (composite/match.py `lip_shift`): zero where none shows."""
+    shifts = [
+        lip_shift(
+            drawn[i], real[i], redrawing.lips(row), frame_matte(redrawing.lower_points[row], crops)
+        )
+        for i, row in enumerate(rows)
+    ]
+    shifts = [s for s in shifts if s is not None]
+    if not shifts:
+        return np.zeros(3, np.float32)
+    shift = np.median(shifts, axis=0).astype(np.float32)
+    log.info(
+        "dub: the plate's lips are %s (working RGB) from the drawn ones beyond the seam's shift,"
+        " over %d sampled mouths; added inside the drawn lips",
+        [round(float(v), 3) for v in shift],
+        len(shifts),
+    )
+    return shift
 
 
 def check_identity(actor: Actor, track: FaceTrack) -> float:
@@ -776,6 +814,7 @@ def _dubbed_frames(
     covered: set[int],
     resumed: set[int],
     kept: KeptComps | None = None,
+    lips_shift: np.ndarray | None = None,
 ) -> Iterator[tuple[int, np.ndarray, Composite | None]]:
     """(number, source pixels, composite or None where the face is passed through: not found,
     or its mouth `covered`), in order. The `resumed` frames, made by a run that stopped, do not
@@ -814,14 +853,20 @@ def _dubbed_frames(
             composite = None
             if number in generated:
                 noise = None if grain is None else grain.for_frame(number)
+                row, drawn, real, points, lips = generated[number]
                 composite = comp_patch(
                     plate,
                     pixels[number],
                     crops,
-                    *generated[number],
+                    row,
+                    drawn,
+                    real,
+                    points,
                     noise,
                     settings.plate_detail,
                     highlights=renderer.highlights,
+                    lips=lips,
+                    lips_shift=lips_shift,
                 )
             if kept is not None:
                 kept.hold(number, composite)
@@ -839,7 +884,7 @@ def _generated(
     settings: DubSettings,
 ) -> dict[int, tuple]:
     """Frame number -> (fit row, the finished generated crop, the real crop, the lower-face
-    points) for the `rows` of one chunk, whose crops are `inputs`."""
+    points, the drawn lips) for the `rows` of one chunk, whose crops are `inputs`."""
     crops_out = draw(
         renderer.generator,
         inputs.real,
@@ -859,6 +904,7 @@ def _generated(
             finished(crops_out[index], settings.sharpen, streaks[index], drawn),
             reals[index],
             inputs.lower_points[index],
+            inputs.drawn_lips[index],
         )
     return generated
 
@@ -880,15 +926,20 @@ def comp_patch(
     grain: GrainNoise | None,
     plate_detail: bool = True,
     highlights: Highlights = WITHIN_WHITE,
+    lips: np.ndarray | None = None,
+    lips_shift: np.ndarray | None = None,
 ) -> Composite:
     """One frame's generated crop (working values, in the renderer's view of `highlights`)
     matched to its real crop and comped into the frame's `pixels`; with `grain`, the plate's
     grain is added, and with `plate_detail`, where the generated crop matches the real one the
     plate's own fine detail stays, with any of its values the view cannot hold (highlights over
-    its white: an HDR or camera-log plate's)."""
+    its white: an HDR or camera-log plate's). With `lips` (N, N weights) the drawn lips are
+    moved by `lips_shift` beyond the seam's match (the plate's lips, `PlateCheck.lip_shift`)."""
     matte = frame_matte(points, crops)
     inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
     patch = match_colour(generated, real, matte, inside)
+    if lips is not None and lips_shift is not None:
+        patch = patch + lips[..., None] * lips_shift
     agreement = detail_agreement(patch, real) if plate_detail else None
     colour, space = plate.colour, plate.info.colourspace
     if highlights.rolls:

@@ -18,7 +18,8 @@ from dubplate.core.manifest import manifest_header, read_versioned_manifest, wri
 from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "plate_check"
-FORMAT_VERSION = 2  # 2: crops and mouth motion within each run of the track, not across
+# 2: crops and mouth motion within each run of the track, not across; 3: the lips' colour
+FORMAT_VERSION = 3
 ARRAYS = ("frames", "covered", "by_colour", "by_cover", "light")
 
 
@@ -30,6 +31,9 @@ class PlateCheck:
     by_cover: np.ndarray  # (F,) bool: by the actor's cover network (none without it)
     light: np.ndarray  # (F, 9, 3) float32 SH light of each frame, solved on its crop
     sharpen: float  # matches the drawn mouths to the plate's (the build's if too few are seen)
+    # (3,) working display values the plate's lips are over the drawn ones beyond the seam's
+    # shift (composite/match.py `lip_shift`; zero if too few are seen)
+    lip_shift: np.ndarray
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
@@ -41,6 +45,7 @@ class PlateCheck:
             "frames": {"first": int(self.frames[0]), "last": int(self.frames[-1])},
             "frames_covered": [int(n) for n in self.frames[self.covered]],
             "sharpen": self.sharpen,
+            "lip_shift": [round(float(v), 5) for v in self.lip_shift],
         }
         return write_manifest(directory / "plate_check.json", MANIFEST_KIND, body)
 
@@ -52,7 +57,9 @@ class PlateCheck:
             directory / "plate_check.json", MANIFEST_KIND, FORMAT_VERSION, "it is checked again"
         )
         check = cls(
-            **load_arrays(directory / manifest["arrays"], ARRAYS), sharpen=manifest["sharpen"]
+            **load_arrays(directory / manifest["arrays"], ARRAYS),
+            sharpen=manifest["sharpen"],
+            lip_shift=np.array(manifest["lip_shift"], np.float32),
         )
         if not np.array_equal(check.frames, frames):
             raise DubplateError(

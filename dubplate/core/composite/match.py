@@ -13,6 +13,7 @@ import numpy as np
 from dubplate.core.composite.matte import SNAP
 
 SEAM_ALPHA = 0.5  # the matte below it is the ring where the patch meets the plate
+LEAST_LIP_PIXELS = 50  # of a crop, for the lips' colour to be measured on it
 GRAIN_BLUR_SIGMA = 1.0
 _GRAIN_BLUR_WIDTH = 2 * math.ceil(3 * GRAIN_BLUR_SIGMA) + 1
 
@@ -26,11 +27,33 @@ def match_colour(
     ring = (matte > 0) & (matte < SEAM_ALPHA)
     if inside is not None:
         ring &= inside
-    difference = real[ring] - generated[ring]
-    difference = difference[np.isfinite(difference).all(axis=1)]  # NaN plate samples say nothing
-    if not len(difference):
+    difference = _mean_difference(generated, real, ring)
+    if difference is None:
         return generated.copy()
-    return generated + difference.mean(axis=0).astype(generated.dtype)
+    return generated + difference.astype(generated.dtype)
+
+
+def lip_shift(
+    generated: np.ndarray, real: np.ndarray, lips: np.ndarray, matte: np.ndarray
+) -> np.ndarray | None:
+    """(3,) how far the real lips' mean colour is from the drawn ones' beyond the seam's shift
+    (`match_colour`), where drawn and real are one mouth (the plate's own face redrawn): what
+    the plate's lips differ by from those of the footage the renderer learnt (another shot's
+    light, make-up, grade), which the seam cannot say. None where too few lip pixels show."""
+    if lips.sum() < LEAST_LIP_PIXELS:
+        return None
+    lip = _mean_difference(generated, real, lips)
+    seam = _mean_difference(generated, real, (matte > 0) & (matte < SEAM_ALPHA))
+    if lip is None or seam is None:
+        return None
+    return (lip - seam).astype(np.float32)
+
+
+def _mean_difference(generated: np.ndarray, real: np.ndarray, where: np.ndarray):
+    """(3,) mean of real less generated over `where`; None where no finite sample is there."""
+    difference = real[where] - generated[where]
+    difference = difference[np.isfinite(difference).all(axis=1)]  # NaN plate samples say nothing
+    return difference.mean(axis=0) if len(difference) else None
 
 
 def grain_sigma(pixels: np.ndarray, weights: np.ndarray) -> np.ndarray:

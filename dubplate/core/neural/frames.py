@@ -59,6 +59,7 @@ class FaceFrames:
     # (F, R, 3, N, N) uint8: the reference crops pulled onto each frame's driven mouth; None
     # when the maker was given no references (the frames that choose them).
     references: torch.Tensor | None = None
+    drawn_lips: np.ndarray | None = None  # (F, N, N) float32 0-1: the driven lips, feathered
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
@@ -144,6 +145,7 @@ class FrameMaker:
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
             references=pulled,
+            drawn_lips=np.stack([self._drawn_lips(row) for row in rows]),
         )
 
     def real_crops(
@@ -174,7 +176,7 @@ class FrameMaker:
         real = self._working_uint8(real_linear).numpy()
         difference = np.abs(drawn.astype(np.float32) - real).max(axis=1) / 255
         values = np.where(skin, difference, np.nan).astype(np.float32)
-        return ActorDifference(values, np.stack([self._lips(row) for row in rows]) & skin)
+        return ActorDifference(values, np.stack([self.lips(row) for row in rows]) & skin)
 
     def real_linear(self, rows: np.ndarray, pixels: list[np.ndarray]) -> np.ndarray:
         """(F, N, N, 3) linear crops of `rows` cut from each row's plate frame in `pixels`."""
@@ -266,16 +268,23 @@ class FrameMaker:
             ]
         )
 
-    def _lips(self, row: int) -> np.ndarray:
+    def lips(self, row: int) -> np.ndarray:
         """(N, N) bool: between the outer and the inner lip contours of the row's fitted face."""
-        return self.mouth(row) & ~self._within(row, INNER_LIP_LOOP)
+        return self.mouth(row) & ~self._within(self.real_screen[row], INNER_LIP_LOOP)
 
     def mouth(self, row: int) -> np.ndarray:
         """(N, N) bool: within the outer lip contour of the row's fitted face, opening and all."""
-        return self._within(row, OUTER_LIP_LOOP)
+        return self._within(self.real_screen[row], OUTER_LIP_LOOP)
 
-    def _within(self, row: int, loop: tuple[int, ...]) -> np.ndarray:
-        points = self.real_screen[row, :, :2] - 0.5  # OpenCV pixel centres
+    def _drawn_lips(self, row: int) -> np.ndarray:
+        """(N, N) float32: the driven face's lips, feathered by a hundredth of the face."""
+        screen = self.driven_screen[row]
+        lips = self._within(screen, OUTER_LIP_LOOP) & ~self._within(screen, INNER_LIP_LOOP)
+        sigma = max(0.01 * self.crops.face_px, 0.5)
+        return cv2.GaussianBlur(lips.astype(np.float32), (0, 0), sigma)
+
+    def _within(self, screen: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
+        points = screen[:, :2] - 0.5  # OpenCV pixel centres
         mask = np.zeros((self.crops.size, self.crops.size), np.uint8)
         cv2.fillPoly(mask, [np.round(points[list(loop)]).astype(np.int32)], 1)
         return mask.astype(bool)
