@@ -22,6 +22,7 @@ from dubplate.core.composite.match import (
 )
 from dubplate.core.composite.matte import grown_hull, lower_face_matte
 from dubplate.core.errors import DubplateError
+from dubplate.core.plate_check import PlateCheck
 
 RNG = np.random.default_rng(5)
 CROP = 64
@@ -500,3 +501,19 @@ def test_the_lips_shift_is_what_the_plates_lips_differ_by_beyond_the_seam():
     few = np.zeros_like(lips)
     few[30, 30:40] = True
     assert lip_shift(drawn, real, few, matte) is None
+    # A crop cut by the frame's edge is black beyond it: only what is inside counts.
+    cut, inside = real.copy(), np.ones_like(lips)
+    cut[48:], inside[48:] = 0, False
+    np.testing.assert_allclose(lip_shift(drawn, cut, lips, matte, inside), shift, atol=1e-5)
+    assert not np.allclose(lip_shift(drawn, cut, lips, matte), shift, atol=0.01)
+
+
+def test_a_plate_check_reads_back_its_lips_shift_exactly(tmp_path):
+    """The shift read back from the cache is the one measured, to the bit: a dub made with
+    either must be the same."""
+    frames = np.arange(1001, 1004)
+    flags = np.zeros(3, bool)
+    light = np.zeros((3, 9, 3), np.float32)
+    shift = np.array([0.0123456789, -0.2, 1 / 3], np.float32)
+    PlateCheck(frames, flags, flags, flags, light, 0.4, shift).save(tmp_path)
+    np.testing.assert_array_equal(PlateCheck.load(tmp_path, frames).lip_shift, shift)

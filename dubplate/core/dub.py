@@ -641,17 +641,30 @@ def _plate_drawing(
         amount,
         ratios[amount],
     )
-    return amount, _lip_shift(redrawing, crops, rows, drawn, real)
+    # As the comp matches them: sharpened (a still mouth: no smear).
+    still = np.zeros(2, np.float32)
+    drawn = np.stack([finished(d, amount, still, h) for d, h in zip(drawn, holes, strict=True)])
+    return amount, _lip_shift(redrawing, plate, crops, rows, drawn, real)
 
 
 def _lip_shift(
-    redrawing: FrameMaker, crops: CropTrack, rows: np.ndarray, drawn: np.ndarray, real: np.ndarray
+    redrawing: FrameMaker,
+    plate: Plate,
+    crops: CropTrack,
+    rows: np.ndarray,
+    drawn: np.ndarray,
+    real: np.ndarray,
 ) -> np.ndarray:
     """The median over the sampled mouths of how far the plate's lips are from the drawn ones in
     colour beyond the seam's shift (composite/match.py `lip_shift`): zero where none shows."""
+    width, height = plate.info.width, plate.info.height
     shifts = [
         lip_shift(
-            drawn[i], real[i], redrawing.lips(row), frame_matte(redrawing.lower_points[row], crops)
+            drawn[i],
+            real[i],
+            redrawing.lips(row),
+            frame_matte(redrawing.lower_points[row], crops),
+            crops.inside_frame(row, width, height),
         )
         for i, row in enumerate(rows)
     ]

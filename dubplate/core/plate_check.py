@@ -45,7 +45,9 @@ class PlateCheck:
             "frames": {"first": int(self.frames[0]), "last": int(self.frames[-1])},
             "frames_covered": [int(n) for n in self.frames[self.covered]],
             "sharpen": self.sharpen,
-            "lip_shift": [round(float(v), 5) for v in self.lip_shift],
+            # Exact (float32 goes through JSON's float64 and back): a dub made with the check
+            # as measured and one with it read back must be the same to the bit.
+            "lip_shift": [float(v) for v in self.lip_shift],
         }
         return write_manifest(directory / "plate_check.json", MANIFEST_KIND, body)
 

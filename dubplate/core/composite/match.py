@@ -24,29 +24,39 @@ def match_colour(
     """`generated` shifted per channel by its mean difference from `real` in the matte's seam
     ring, so the patch meets the plate without a visible step; only where `inside` (the real
     crop's pixels that are the frame's: a chin cut by the frame's edge has black beyond it)."""
-    ring = (matte > 0) & (matte < SEAM_ALPHA)
-    if inside is not None:
-        ring &= inside
-    difference = _mean_difference(generated, real, ring)
+    difference = _mean_difference(generated, real, _seam_ring(matte, inside))
     if difference is None:
         return generated.copy()
     return generated + difference.astype(generated.dtype)
 
 
 def lip_shift(
-    generated: np.ndarray, real: np.ndarray, lips: np.ndarray, matte: np.ndarray
+    generated: np.ndarray,
+    real: np.ndarray,
+    lips: np.ndarray,
+    matte: np.ndarray,
+    inside: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """(3,) how far the real lips' mean colour is from the drawn ones' beyond the seam's shift
-    (`match_colour`), where drawn and real are one mouth (the plate's own face redrawn): what
-    the plate's lips differ by from those of the footage the renderer learnt (another shot's
-    light, make-up, grade), which the seam cannot say. None where too few lip pixels show."""
+    (`match_colour`, with the same `inside`), where drawn and real are one mouth (the plate's
+    own face redrawn): what the plate's lips differ by from those of the footage the renderer
+    learnt (another shot's light, make-up, grade), which the seam cannot say. None where too
+    few lip pixels show."""
+    if inside is not None:
+        lips = lips & inside
     if lips.sum() < LEAST_LIP_PIXELS:
         return None
     lip = _mean_difference(generated, real, lips)
-    seam = _mean_difference(generated, real, (matte > 0) & (matte < SEAM_ALPHA))
+    seam = _mean_difference(generated, real, _seam_ring(matte, inside))
     if lip is None or seam is None:
         return None
     return (lip - seam).astype(np.float32)
+
+
+def _seam_ring(matte: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+    """Where the patch meets the plate, within the frame (`inside`: beyond it the crop is black)."""
+    ring = (matte > 0) & (matte < SEAM_ALPHA)
+    return ring if inside is None else ring & inside
 
 
 def _mean_difference(generated: np.ndarray, real: np.ndarray, where: np.ndarray):
