@@ -136,10 +136,10 @@ class Target:
             return None
         faces = [
             face
-            for face in sorted(tracker.find_all(plate, pixels), key=lambda d: -d.size)
+            for face in tracker.find_all(plate, pixels)
             if besides is None or _iou(face.box, besides.box) < 0.3
-        ][:MAX_CANDIDATES]
-        sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in faces) if s]
+        ]
+        sightings = _meshed_largest(tracker, plate, pixels, faces)
         if not sightings:
             return None
         distances = [self.likeness.distance(s.look) for s in sightings]
@@ -214,8 +214,7 @@ class Target:
     ) -> Sighting | None:
         """The face whose look is nearest the known looks, if within `unlike`; else the largest
         meshed; None where none is (the pick waits for a frame whose faces can be compared)."""
-        largest = sorted(detections, key=lambda d: -d.size)[:MAX_CANDIDATES]
-        sightings = [s for s in (tracker.sighting(plate, pixels, f) for f in largest) if s]
+        sightings = _meshed_largest(tracker, plate, pixels, detections)
         if not sightings:
             return None
         distances = [self.known.distance(s.look) for s in sightings]
@@ -237,6 +236,15 @@ class Target:
             "refused": {str(n): round(d, 3) for n, d in sorted(self.refused.items())},
             "found_again": sorted(self.found_again),
         }
+
+
+def _meshed_largest(
+    tracker: FaceTracker, plate: Plate, pixels: np.ndarray, faces: list[Detection]
+) -> list[Sighting]:
+    """The largest MAX_CANDIDATES of `faces` that the mesh takes, largest first: the faces a
+    target is looked for among by its look."""
+    largest = sorted(faces, key=lambda d: -d.size)[:MAX_CANDIDATES]
+    return [s for s in (tracker.sighting(plate, pixels, f) for f in largest) if s]
 
 
 def _hinted(hint: TargetHint, detections: list[Detection], number: int) -> Detection:
