@@ -79,7 +79,8 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
     """Looks kept from one shot of the woman (woman_flag_b) pick her face, the smaller, beside
     the man's in another shot (woman_flag_a); a third person's looks are near neither face, so
     the largest is taken and the reason says so. Where no face of the first frame can be meshed
-    to compare, the pick waits for the next frame rather than take the largest unseen."""
+    to compare, the pick waits for the next frame rather than take the largest unseen, and the
+    first frame is tracked back from it."""
     woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
     frames = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
     plate = ArrayPlate(frames)
@@ -99,6 +100,7 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
     largest = track_plate(plate, range(FRAMES), known=theirs)
     reason = largest.settings["target"]["reason"]
     assert reason.startswith("largest of 2 face(s), none within 0.16 of the actor's look"), reason
+    assert largest.settings["target"]["frame"] == 0 and largest.found.all()
     assert (np.nanmax(largest.landmarks[..., 0], axis=1) < 800).all()
     sighting = FaceTracker.sighting
     calls = []
@@ -109,33 +111,65 @@ def test_known_looks_pick_the_actor_among_faces_from_another_shot_of_them(
 
     monkeypatch.setattr(FaceTracker, "sighting", blind_at_first)
     waited = track_plate(plate, range(FRAMES), known=known)
-    assert waited.settings["target"]["frame"] == 1
-    assert waited.found.tolist() == [False] + [True] * (FRAMES - 1)
-    assert (np.nanmin(waited.landmarks[1:, :, 0], axis=1) > 1000).all()
+    assert waited.settings["target"]["frame"] == 1 and waited.found.all()
+    assert (np.nanmin(waited.landmarks[..., 0], axis=1) > 1000).all()
     # Without looks to compare, the largest face waits for a frame where it meshes too.
     calls.clear()
     calls.append(1)
     largest_later = track_plate(plate, range(FRAMES))
-    assert largest_later.settings["target"]["frame"] == 1
+    assert largest_later.settings["target"]["frame"] == 1 and largest_later.found.all()
     assert largest_later.settings["target"]["reason"] == "largest of 2 face(s)"
+    # Looks near neither face fall back to the first frame where one meshed, tracked back.
+    calls.clear()
+    fallen_back = track_plate(plate, range(FRAMES), known=theirs)
+    assert fallen_back.settings["target"]["frame"] == 1 and fallen_back.found.all()
+    assert fallen_back.settings["target"]["reason"].startswith("largest of 2 face(s), none")
+    assert (np.nanmax(fallen_back.landmarks[..., 0], axis=1) < 800).all()
+
+
+def test_a_shot_opening_on_someone_else_alone_waits_for_the_actor(man):
+    """Three frames of the man alone, then a cut to the woman beside him: her looks from another
+    shot (woman_flag_b) pick her on the first frame she is in, not the man who opens the shot;
+    the frames before the pick are tracked back from it and hold no one (he is not her)."""
+    woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
+    both = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
+    alone = on_canvas([man], (1500, 800), [(man, (200, 0, 0.9))])
+    plate = ArrayPlate(alone[:3] + both[3:])
+    hers = track_plate(ArrayPlate(footage_frames("woman_flag_b_8s.mp4", FRAMES)), range(FRAMES))
+    picked = track_plate(plate, range(FRAMES), known=hers.target_looks())
+    target = picked.settings["target"]
+    assert target["frame"] == 3 and target["faces"] == 2, target
+    assert target["reason"].startswith("nearest the actor's look of 2 face(s) meshed")
+    assert picked.found.tolist() == [False] * 3 + [True] * 3
+    assert (np.nanmin(picked.landmarks[3:, :, 0], axis=1) > 1000).all()
+    # Without her looks the man who opens the shot is the largest face, and is kept.
+    opened = track_plate(plate, range(FRAMES))
+    assert opened.settings["target"]["frame"] == 0
+    assert (np.nanmax(opened.landmarks[opened.found][..., 0], axis=1) < 1000).all()
 
 
 def test_a_track_made_without_looks_serves_looks_only_where_no_other_face_was_passed(
     man, tmp_path, monkeypatch, caplog
 ):
     """The actor's own footage, tracked before the actor had looks, is not tracked again for a
-    dub with them: one face was all there was to pick. But where a second face stood on a frame
-    the pick waited through (the larger one not meshed there), looks might have picked that
-    other face, so the plate is tracked afresh with them."""
+    dub with them: one face was all there was to pick, and it is the actor's. Someone else's
+    looks would wait for a face like theirs, so they are tracked afresh; and so are looks where
+    a second face stood on a frame the pick waited through (the larger one not meshed there):
+    they might have picked that other face."""
     woman = footage_frames("woman_flag_a_5s.mp4", FRAMES, start=40)
     hers = track_plate(ArrayPlate(woman), range(FRAMES)).target_looks()
+    his = track_plate(ArrayPlate(man), range(FRAMES)).target_looks()
     alone = on_canvas([man], (1000, 600), [(man, (0, 0, 0.6))])
     alone = open_plate(write_movie(tmp_path / "alone.mp4", alone))
     cached_track(alone, range(FRAMES), tmp_path / "alone")
     with caplog.at_level("INFO"):
-        served = cached_track(alone, range(FRAMES), tmp_path / "alone", known=hers)
-    assert "looks pick the same" in caplog.text and served.settings["target"]["faces"] == 1
+        served = cached_track(alone, range(FRAMES), tmp_path / "alone", known=his)
+    assert "like the actor's" in caplog.text and served.settings["target"]["faces"] == 1
+    assert served.settings["target"]["reason"].startswith("nearest the actor's look of 1 face")
     assert len(list((tmp_path / "alone").iterdir())) == 1
+    stranger = cached_track(alone, range(FRAMES), tmp_path / "alone", known=hers)
+    assert "none within" in stranger.settings["target"]["reason"]
+    assert len(list((tmp_path / "alone").iterdir())) == 2
 
     both = on_canvas([man, woman], (1500, 800), [(man, (0, 0, 0.9)), (woman, (1000, 300, 0.7))])
     frames = both[:1] + on_canvas([man], (1500, 800), [(man, (0, 0, 0.9))])[1:]

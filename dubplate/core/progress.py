@@ -19,6 +19,10 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
+    def extend(self, count: int) -> None:
+        """More work found to do: a further pass over frames."""
+        self.total += count
+
     def advance(self, count: int = 1) -> None:
         self.done += count
         now = time.perf_counter()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -75,8 +75,9 @@ class Target:
     its look (track/likeness). A face where the target was that does not look like it is refused,
     and the target is looked for among all faces of the frame: a cut or someone stepping into its
     place must leave a gap, never a track that jumps to another person. Without a hint, the face
-    picked among several is the one nearest the `known` looks (the actor's) when one is near
-    enough, else the largest."""
+    picked is the one nearest the `known` looks (the actor's), on the first frame where one is
+    near enough (a shot may open on someone else); where none ever is, or with no looks known,
+    the largest of the first frame that has a face to mesh."""
 
     def __init__(self, hint: TargetHint | None, unlike: float, known: Looks | None = None):
         self.hint = hint
@@ -90,6 +91,9 @@ class Target:
         self.likeness: Likeness | None = None
         self.refused: dict[int, float] = {}  # frame -> look distance of the face refused there
         self.found_again: list[int] = []  # frames where it was found by its look, not followed
+        # With known looks: the first frame's largest meshed face, the count meshed there and
+        # `faces` then, taken by `pick_fallback` where no face on any frame looks like the actor.
+        self.fallback: tuple[int, Sighting, int, int] | None = None
 
     def find(
         self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
@@ -159,6 +163,20 @@ class Target:
         self.last = face
         return self._seen(sightings[best])
 
+    def pick_fallback(self) -> tuple[int, Sighting] | None:
+        """Where the known looks were near no face on any frame: the largest face meshed on the
+        first frame where any was (its frame and sighting). The frames it waited through after
+        that are not counted in `faces`: the pick is that frame's."""
+        if self.fallback is None:
+            return None
+        number, sighting, meshed, self.faces = self.fallback
+        self.reason = (
+            f"largest of {meshed} face(s), none within {self.unlike} of the actor's look on any"
+            " frame"
+        )
+        self._pick(number, sighting.face, sighting)
+        return number, self._seen(sighting)
+
     def _first(
         self,
         number: int,
@@ -174,21 +192,21 @@ class Target:
                     f"frame {number}: no face found to pick ({self.hint.describe()})"
                 )
             return None
-        sighting = None
         if self.hint is not None:
             chosen = _hinted(self.hint, detections, number)
             self.reason = f"picked by {self.hint.describe()}"
+            sighting = tracker.sighting(plate, pixels, chosen)
         else:
-            # Unhinted, the pick waits for a frame where it can be meshed: a target with no look
-            # taken could not be found again once lost.
-            sighting = self._unhinted(detections, tracker, plate, pixels)
+            sighting = self._unhinted(number, detections, tracker, plate, pixels)
             if sighting is None:
-                log.info("track: frame %d: the face to pick is not meshed; picked later", number)
                 return None
             chosen = sighting.face
+        self._pick(number, chosen, sighting)
+        return sighting
+
+    def _pick(self, number: int, chosen: Detection, sighting: Sighting | None) -> None:
         self.anchor = self.last = chosen
         self.anchor_frame = int(number)
-        sighting = sighting or tracker.sighting(plate, pixels, chosen)
         if sighting is not None and self.known is not None and self.hint is None:
             self.reason += f", look {self.known.distance(sighting.look):.2f} from the actor's"
         log.info(
@@ -199,32 +217,54 @@ class Target:
             number,
             self.reason,
         )
-        return sighting
 
     def _unhinted(
-        self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
+        self,
+        number: int,
+        detections: list[Detection],
+        tracker: FaceTracker,
+        plate: Plate,
+        pixels: np.ndarray,
     ) -> Sighting | None:
-        if self.known is not None and len(detections) > 1:
-            return self._by_look(detections, tracker, plate, pixels)
+        """The face to pick, or None to wait for a later frame: a target with no look taken
+        could not be found again once lost, so the pick waits for a frame where it meshes."""
+        if self.known is not None:
+            return self._by_look(number, detections, tracker, plate, pixels)
         self.reason = f"largest of {len(detections)} face(s)"
-        return tracker.sighting(plate, pixels, max(detections, key=lambda d: d.size))
+        sighting = tracker.sighting(plate, pixels, max(detections, key=lambda d: d.size))
+        if sighting is None:
+            log.info("track: frame %d: the largest face is not meshed; picked later", number)
+        return sighting
 
     def _by_look(
-        self, detections: list[Detection], tracker: FaceTracker, plate: Plate, pixels: np.ndarray
+        self,
+        number: int,
+        detections: list[Detection],
+        tracker: FaceTracker,
+        plate: Plate,
+        pixels: np.ndarray,
     ) -> Sighting | None:
-        """The face whose look is nearest the known looks, if within `unlike`; else the largest
-        meshed; None where none is (the pick waits for a frame whose faces can be compared)."""
+        """The meshed face nearest the known looks, if within `unlike`; else None, and the
+        first such frame's largest meshed face is kept as the fallback."""
         sightings = _meshed_largest(tracker, plate, pixels, detections)
         if not sightings:
+            log.info("track: frame %d: no face meshed to compare; picked later", number)
             return None
         distances = [self.known.distance(s.look) for s in sightings]
-        if min(distances) <= self.unlike:
+        best = int(np.argmin(distances))
+        if distances[best] <= self.unlike:
             self.reason = f"nearest the actor's look of {len(sightings)} face(s) meshed"
-            return sightings[int(np.argmin(distances))]
-        self.reason = (
-            f"largest of {len(sightings)} face(s), none within {self.unlike} of the actor's look"
-        )
-        return sightings[0]
+            return sightings[best]
+        if self.fallback is None:
+            self.fallback = (int(number), sightings[0], len(sightings), self.faces)
+            log.info(
+                "track: frame %d: no face within %.2f of the actor's look (nearest %.2f); the pick"
+                " waits for one",
+                number,
+                self.unlike,
+                distances[best],
+            )
+        return None
 
     def manifest(self) -> dict:
         return {
@@ -428,44 +468,41 @@ def track_plate(
     `target` picks, else the one that looks like `known` (the actor's looks), else the largest."""
     numbers = list(numbers)
     count = len(numbers)
-    index_of = {n: i for i, n in enumerate(numbers)}
-    raw = np.full((count, LANDMARK_COUNT, 3), np.nan, np.float32)
-    boxes = np.full((count, 4), np.nan, np.float32)
-    confidence = np.zeros(count, np.float32)
-    looks = np.full((count, MESH_VERTEX_COUNT), np.nan, np.float32)
-    anchor = 0
+    start = 0
     if target is not None:
         frame = numbers[0] if target.frame is None else target.frame
-        if frame not in index_of:
+        if frame not in numbers:
             raise DubplateError(f"--target-frame {frame}: not among the frames being tracked")
-        target, anchor = replace(target, frame=frame), index_of[frame]
-    # From the anchor forwards, then backwards, so the target is followed from where it was picked.
-    forward, backward = numbers[anchor:], numbers[:anchor][::-1]
+        target, start = replace(target, frame=frame), numbers.index(frame)
+    twice = [n for n, times in Counter(numbers).items() if times > 1]
+    if twice:
+        raise DubplateError(f"{plate.info.source}: frames asked for twice: {twice}")
     chosen = Target(target, settings.unlike, known)
-    breaks = set()  # rows that begin a new smoothing run: a cut, or the target found elsewhere
-    thumbnails = np.zeros((count, THUMBNAIL_PX, THUMBNAIL_PX, 3), np.uint8)
-    progress = Progress("track", count)
     with FaceTracker(settings) as tracker:
-        frames = itertools.chain(plate.frames(forward), plate.frames(backward))
-        for number, pixels in frames:
-            i = index_of[number]
-            if i == anchor - 1:
-                chosen.restart_from_anchor()
-            thumbnails[i] = thumbnail(plate, pixels)
-            sighting = chosen.find(tracker, plate, pixels, number)
-            if sighting is not None:
-                face = sighting.face
-                raw[i], boxes[i], confidence[i] = sighting.points, face.box, face.score
-                looks[i] = sighting.look
-                if chosen.found_again and chosen.found_again[-1] == number:
-                    breaks.add(i + 1 if i < anchor else i)  # the break is on the side just left
-            progress.advance()
-    found = ~np.isnan(raw[:, 0, 0])
+        passes = _Passes(plate, numbers, chosen, tracker)
+        passes.follow(numbers[start:])
+        fallback = chosen.pick_fallback() if chosen.anchor is None else None
+        if fallback is not None:
+            # Each frame waited through was searched whole and its faces meshed: the price of
+            # a plate where no face looks like the actor (refused by `dub`'s identity check).
+            log.warning(
+                "track: no face looks like the actor's on any frame: the largest on frame %d"
+                " taken, and the frames after it tracked again",
+                fallback[0],
+            )
+            row = passes.row_of[fallback[0]]
+            passes.record(row, fallback[1])
+            passes.follow(numbers[row + 1 :])
+        # Then from the pick backwards, so the target is followed from where it was picked.
+        if chosen.anchor is not None:
+            chosen.restart_from_anchor()
+            passes.follow(numbers[: passes.row_of[chosen.anchor_frame]][::-1], backwards=True)
+    found = ~np.isnan(passes.raw[:, 0, 0])
     if not found.any():
         raise DubplateError(f"{plate.info.source}: no face found in any of the {count} frame(s)")
     times = np.array([float(plate.time_of(n)) for n in numbers])
     _log_gaps(numbers, found, chosen)
-    breaks.update(picture_cuts(thumbnails))
+    breaks = passes.breaks | set(picture_cuts(passes.thumbnails))
     # A cut between two found frames (the picture's, or the target jumping): nothing smooths
     # over it.
     cuts = sorted(int(numbers[i]) for i in breaks if 0 < i < count and found[i - 1] and found[i])
@@ -473,10 +510,12 @@ def track_plate(
         log.info("track: cuts at frames %s: smoothed on each side apart", fileseq.FrameSet(cuts))
     return FaceTrack(
         frames=np.asarray(numbers, np.int64),
-        landmarks=smooth_track(raw, found, times, settings.smoothing, breaks).astype(np.float32),
-        raw_landmarks=raw,
-        boxes=boxes,
-        confidence=confidence,
+        landmarks=smooth_track(passes.raw, found, times, settings.smoothing, breaks).astype(
+            np.float32
+        ),
+        raw_landmarks=passes.raw,
+        boxes=passes.boxes,
+        confidence=passes.confidence,
         found=found,
         times=times,
         plate=plate.info.manifest(),
@@ -488,8 +527,44 @@ def track_plate(
             "detection": settings.manifest(),
             "nonfinite_pixels": {str(n): c for n, c in sorted(plate.nonfinite.items())},
         },
-        looks=looks,
+        looks=passes.looks,
     )
+
+
+class _Passes:
+    """The rows a track's passes over the plate fill in: forward from the first frame tracked (a
+    hint's), again from a fallback pick, and back from the pick."""
+
+    def __init__(self, plate: Plate, numbers: Sequence[int], chosen: Target, tracker: FaceTracker):
+        self.plate, self.chosen, self.tracker = plate, chosen, tracker
+        self.row_of = {n: i for i, n in enumerate(numbers)}
+        count = len(numbers)
+        self.raw = np.full((count, LANDMARK_COUNT, 3), np.nan, np.float32)
+        self.boxes = np.full((count, 4), np.nan, np.float32)
+        self.confidence = np.zeros(count, np.float32)
+        self.looks = np.full((count, MESH_VERTEX_COUNT), np.nan, np.float32)
+        self.thumbnails = np.zeros((count, THUMBNAIL_PX, THUMBNAIL_PX, 3), np.uint8)
+        self.breaks: set[int] = set()  # rows that begin a smoothing run: the target found anew
+        self.visited = np.zeros(count, bool)
+        self.progress = Progress("track", count)
+
+    def follow(self, order: Sequence[int], backwards: bool = False) -> None:
+        rows = [self.row_of[n] for n in order]
+        self.progress.extend(int(self.visited[rows].sum()))  # frames passed over again
+        self.visited[rows] = True
+        for number, pixels in self.plate.frames(order):
+            i = self.row_of[number]
+            self.thumbnails[i] = thumbnail(self.plate, pixels)
+            sighting = self.chosen.find(self.tracker, self.plate, pixels, number)
+            if sighting is not None:
+                self.record(i, sighting)
+                if self.chosen.found_again and self.chosen.found_again[-1] == number:
+                    self.breaks.add(i + 1 if backwards else i)  # on the side just left
+            self.progress.advance()
+
+    def record(self, i: int, sighting: Sighting) -> None:
+        self.raw[i], self.boxes[i] = sighting.points, sighting.face.box
+        self.confidence[i], self.looks[i] = sighting.face.score, sighting.look
 
 
 def _log_gaps(numbers: Sequence[int], found: np.ndarray, chosen: Target) -> None:
