@@ -52,7 +52,14 @@ from dubplate.core.neural.store import train_actor_renderer
 from dubplate.core.neural.train import RendererSettings
 from dubplate.core.qc.lipsync import track_lip_sync
 from dubplate.core.track import track_plate
-from dubplate.core.track.landmarks import FACE_BOX_PX, LIPS, face_size, mouth_opening
+from dubplate.core.track.landmarks import (
+    FACE_BOX_PX,
+    INNER_LIP_LOOP,
+    LIPS,
+    OUTER_LIP_LOOP,
+    face_size,
+    mouth_opening,
+)
 
 TRAIN_SHARE = 0.8
 CROP_PX = 256
@@ -183,11 +190,18 @@ def flicker(crops: np.ndarray) -> float:
     return float(np.abs(np.diff(lower, axis=0)).mean())
 
 
-def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdir: Path):
+def self_reconstruction(
+    clip: Path,
+    actor_dir: Path,
+    held_out: list[int],
+    workdir: Path,
+    offset: float,
+    variants: tuple[str, ...] = ("audio_only", "plate_drive", "articulated"),
+):
+    """`held_out` of `clip` dubbed by `actor_dir` with the clip's own sound, moved by `offset`
+    (as A2E found it in the footage and learnt with; padded where that takes the last frames
+    past the audio's end), against the real frames; and dubbed again as each of `variants`."""
     plate = open_plate(clip)
-    # The clip's own sound, moved as A2E found it in the first 80% and learnt with (padded
-    # where that takes the tail's last frames past the audio's end).
-    (offset,) = footage_audio_offsets(actor_dir).values()
     settings = DubSettings(audio_offset=offset, pad=offset > 0, trim=True, lossless=True)
     own = workdir / f"{clip.stem}_own"
     sound = plate.audio()  # decoded once: a movie decodes its sound on every call
@@ -199,15 +213,15 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
     dubbed_numbers = list(dubbed.info.frames)
     real_track = track_plate(plate, held_out)
     dubbed_track = track_plate(dubbed, dubbed_numbers)
-    variants = {
+    variant_settings = {
         "audio_only": replace(settings, plate_expression=False),
         "plate_drive": replace(settings, drive="plate"),
         "articulated": replace(settings, articulation=ARTICULATION),
     }
     variant_tracks = {}
-    for name, variant in variants.items():
+    for name in variants:
         out = workdir / f"{clip.stem}_{name}"
-        done = dub_into(actor_dir, plate, held_out, sound, out, variant)
+        done = dub_into(actor_dir, plate, held_out, sound, out, variant_settings[name])
         variant_tracks[name] = track_plate(open_plate(done["output"]), dubbed_numbers)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
@@ -236,6 +250,9 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "sharp_round_trip": round_trip,
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
+        "lips_real": lip_colour(plate, held_out, real_track),
+        "lips_dub": lip_colour(dubbed, dubbed_numbers, dubbed_track),
+        "identity": result["identity_distance_px"],
         "fps": result["frames_per_second"],
         "sharpen": result["settings"]["sharpen"],
         "shutter": result["settings"]["shutter_angle"],
@@ -244,6 +261,22 @@ def self_reconstruction(clip: Path, actor_dir: Path, held_out: list[int], workdi
         "sheet": _sheet_row(real_mouths, dubbed_mouths),
         "own_sync": result["lip_sync"],
     }
+
+
+def lip_colour(plate: Plate, numbers: list[int], track) -> np.ndarray:
+    """Mean CIELAB (L 0-100) of the lips, outer contour less inner, over the found frames, each
+    frame's lips where its own track puts them."""
+    means = []
+    for row, (_, pixels) in enumerate(plate.frames(numbers)):
+        if not track.found[row]:
+            continue
+        points = track.landmarks[row, :, :2]
+        lips = np.zeros(pixels.shape[:2], np.uint8)
+        cv2.fillPoly(lips, [np.round(points[list(OUTER_LIP_LOOP)]).astype(np.int32)], 1)
+        cv2.fillPoly(lips, [np.round(points[list(INNER_LIP_LOOP)]).astype(np.int32)], 0)
+        rgb = plate.analysis_rgb(pixels).astype(np.float32) / 255
+        means.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[lips.astype(bool)].mean(axis=0))
+    return np.mean(means, axis=0)
 
 
 def mouth_landmark_distance(real_track, dubbed_track, scored: np.ndarray) -> float:
@@ -468,7 +501,8 @@ def main() -> None:
             actor_dir, times, kept_from = kept_or_built(
                 open_plate(clip), clip.stem, numbers[:cut], args.actors or workdir, settings
             )
-            row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir)
+            (offset,) = footage_audio_offsets(actor_dir).values()
+            row = self_reconstruction(clip, actor_dir, numbers[cut:], workdir, offset)
             row.update(
                 clip=clip.name,
                 times=times,

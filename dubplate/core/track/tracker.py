@@ -70,6 +70,31 @@ class Sighting:
     look: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A frame as the target is looked for in it."""
+
+    number: int
+    pixels: np.ndarray
+    plate: Plate
+    tracker: FaceTracker
+
+    def all_faces(self) -> list[Detection]:
+        return self.tracker.find_all(self.plate, self.pixels)
+
+    def faces_near(self, last: Detection) -> list[Detection]:
+        return self.tracker.find_near(self.plate, self.pixels, last)
+
+    def sighting(self, face: Detection) -> Sighting | None:
+        return self.tracker.sighting(self.plate, self.pixels, face)
+
+    def meshed_largest(self, faces: list[Detection]) -> list[Sighting]:
+        """The largest MAX_CANDIDATES of `faces` that the mesh takes, largest first: the faces a
+        target is looked for among by its look."""
+        largest = sorted(faces, key=lambda d: -d.size)[:MAX_CANDIDATES]
+        return [s for s in map(self.sighting, largest) if s]
+
+
 class Target:
     """The face being tracked: picked once, followed from frame to frame by overlap and kept by
     its look (track/likeness). A face where the target was that does not look like it is refused,
@@ -95,23 +120,21 @@ class Target:
         # `faces` then, taken by `pick_fallback` where no face on any frame looks like the actor.
         self.fallback: tuple[int, Sighting, int, int] | None = None
 
-    def find(
-        self, tracker: FaceTracker, plate: Plate, pixels: np.ndarray, number: int
-    ) -> Sighting | None:
+    def find(self, frame: _Frame) -> Sighting | None:
         if self.anchor is None:
-            sighting = self._first(number, tracker.find_all(plate, pixels), tracker, plate, pixels)
+            sighting = self._first(frame)
             return self._seen(sighting) if sighting else None
-        face = _follow(self.last, tracker.find_near(plate, pixels, self.last))
+        face = _follow(self.last, frame.faces_near(self.last))
         if face is None:
-            return self._look_for(tracker, plate, pixels, number)
-        sighting = tracker.sighting(plate, pixels, face)
+            return self._look_for(frame)
+        sighting = frame.sighting(face)
         if sighting is None:
             self.last = face
             return None
         distance = self.likeness.distance(sighting.look) if self.likeness else 0.0
         if distance > self.unlike:
-            self.refused[number] = distance
-            return self._look_for(tracker, plate, pixels, number, besides=face)
+            self.refused[frame.number] = distance
+            return self._look_for(frame, besides=face)
         self.last = face
         return self._seen(sighting)
 
@@ -127,23 +150,16 @@ class Target:
             self.likeness.remember(sighting.look)
         return sighting
 
-    def _look_for(
-        self,
-        tracker: FaceTracker,
-        plate: Plate,
-        pixels: np.ndarray,
-        number: int,
-        besides: Detection | None = None,
-    ) -> Sighting | None:
+    def _look_for(self, frame: _Frame, besides: Detection | None = None) -> Sighting | None:
         """The target among all faces of the frame but the one just refused (`besides`)."""
         if self.likeness is None:
             return None
         faces = [
             face
-            for face in tracker.find_all(plate, pixels)
+            for face in frame.all_faces()
             if besides is None or _iou(face.box, besides.box) < 0.3
         ]
-        sightings = _meshed_largest(tracker, plate, pixels, faces)
+        sightings = frame.meshed_largest(faces)
         if not sightings:
             return None
         distances = [self.likeness.distance(s.look) for s in sightings]
@@ -153,10 +169,10 @@ class Target:
         face = sightings[best].face
         # Where the window around it missed a face that is still where it was, it is followed.
         if _follow(self.last, [face]) is None:
-            self.found_again.append(int(number))
+            self.found_again.append(frame.number)
             log.info(
                 "track: the target found again on frame %d at (%.0f, %.0f) by its look (%.2f)",
-                number,
+                frame.number,
                 *face.centre,
                 distances[best],
             )
@@ -177,31 +193,25 @@ class Target:
         self._pick(number, sighting.face, sighting)
         return number, self._seen(sighting)
 
-    def _first(
-        self,
-        number: int,
-        detections: list[Detection],
-        tracker: FaceTracker,
-        plate: Plate,
-        pixels: np.ndarray,
-    ) -> Sighting | None:
+    def _first(self, frame: _Frame) -> Sighting | None:
+        detections = frame.all_faces()
         self.faces = max(self.faces, len(detections))  # waited frames count too
         if not detections:
             if self.hint is not None:
                 raise DubplateError(
-                    f"frame {number}: no face found to pick ({self.hint.describe()})"
+                    f"frame {frame.number}: no face found to pick ({self.hint.describe()})"
                 )
             return None
         if self.hint is not None:
-            chosen = _hinted(self.hint, detections, number)
+            chosen = _hinted(self.hint, detections, frame.number)
             self.reason = f"picked by {self.hint.describe()}"
-            sighting = tracker.sighting(plate, pixels, chosen)
+            sighting = frame.sighting(chosen)
         else:
-            sighting = self._unhinted(number, detections, tracker, plate, pixels)
+            sighting = self._unhinted(frame, detections)
             if sighting is None:
                 return None
             chosen = sighting.face
-        self._pick(number, chosen, sighting)
+        self._pick(frame.number, chosen, sighting)
         return sighting
 
     def _pick(self, number: int, chosen: Detection, sighting: Sighting | None) -> None:
@@ -218,37 +228,23 @@ class Target:
             self.reason,
         )
 
-    def _unhinted(
-        self,
-        number: int,
-        detections: list[Detection],
-        tracker: FaceTracker,
-        plate: Plate,
-        pixels: np.ndarray,
-    ) -> Sighting | None:
+    def _unhinted(self, frame: _Frame, detections: list[Detection]) -> Sighting | None:
         """The face to pick, or None to wait for a later frame: a target with no look taken
         could not be found again once lost, so the pick waits for a frame where it meshes."""
         if self.known is not None:
-            return self._by_look(number, detections, tracker, plate, pixels)
+            return self._by_look(frame, detections)
         self.reason = f"largest of {len(detections)} face(s)"
-        sighting = tracker.sighting(plate, pixels, max(detections, key=lambda d: d.size))
+        sighting = frame.sighting(max(detections, key=lambda d: d.size))
         if sighting is None:
-            log.info("track: frame %d: the largest face is not meshed; picked later", number)
+            log.info("track: frame %d: the largest face is not meshed; picked later", frame.number)
         return sighting
 
-    def _by_look(
-        self,
-        number: int,
-        detections: list[Detection],
-        tracker: FaceTracker,
-        plate: Plate,
-        pixels: np.ndarray,
-    ) -> Sighting | None:
+    def _by_look(self, frame: _Frame, detections: list[Detection]) -> Sighting | None:
         """The meshed face nearest the known looks, if within `unlike`; else None, and the
         first such frame's largest meshed face is kept as the fallback."""
-        sightings = _meshed_largest(tracker, plate, pixels, detections)
+        sightings = frame.meshed_largest(detections)
         if not sightings:
-            log.info("track: frame %d: no face meshed to compare; picked later", number)
+            log.info("track: frame %d: no face meshed to compare; picked later", frame.number)
             return None
         distances = [self.known.distance(s.look) for s in sightings]
         best = int(np.argmin(distances))
@@ -256,11 +252,11 @@ class Target:
             self.reason = f"nearest the actor's look of {len(sightings)} face(s) meshed"
             return sightings[best]
         if self.fallback is None:
-            self.fallback = (int(number), sightings[0], len(sightings), self.faces)
+            self.fallback = (frame.number, sightings[0], len(sightings), self.faces)
             log.info(
                 "track: frame %d: no face within %.2f of the actor's look (nearest %.2f); the pick"
                 " waits for one",
-                number,
+                frame.number,
                 self.unlike,
                 distances[best],
             )
@@ -276,15 +272,6 @@ class Target:
             "refused": {str(n): round(d, 3) for n, d in sorted(self.refused.items())},
             "found_again": sorted(self.found_again),
         }
-
-
-def _meshed_largest(
-    tracker: FaceTracker, plate: Plate, pixels: np.ndarray, faces: list[Detection]
-) -> list[Sighting]:
-    """The largest MAX_CANDIDATES of `faces` that the mesh takes, largest first: the faces a
-    target is looked for among by its look."""
-    largest = sorted(faces, key=lambda d: -d.size)[:MAX_CANDIDATES]
-    return [s for s in (tracker.sighting(plate, pixels, f) for f in largest) if s]
 
 
 def _hinted(hint: TargetHint, detections: list[Detection], number: int) -> Detection:
@@ -555,7 +542,7 @@ class _Passes:
         for number, pixels in self.plate.frames(order):
             i = self.row_of[number]
             self.thumbnails[i] = thumbnail(self.plate, pixels)
-            sighting = self.chosen.find(self.tracker, self.plate, pixels, number)
+            sighting = self.chosen.find(_Frame(int(number), pixels, self.plate, self.tracker))
             if sighting is not None:
                 self.record(i, sighting)
                 if self.chosen.found_again and self.chosen.found_again[-1] == number:
