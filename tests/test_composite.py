@@ -419,6 +419,10 @@ def test_sharpening_lifts_the_drawn_regions_edges_and_leaves_the_rest():
     np.testing.assert_array_equal(sharp[:6], image[:6])  # the hole's edge fades in below
     assert sharp.min() >= 0 and sharp.max() <= 1
     assert sharpened(image, 0.0, drawn) is image
+    # A negative amount softens the drawn region the same way: at -1, to the sharpening's blur.
+    soft = sharpened(image, -1.0, drawn)
+    assert slope(soft, 32) < 0.9 * slope(image, 32)
+    np.testing.assert_array_equal(soft[:6], image[:6])
 
 
 def test_plate_detail_crossfades_the_two_grains_at_equal_power():

@@ -506,7 +506,7 @@ def test_dub_audio_length_must_match_unless_told(shared_data, actor_dir, exr_pla
         run_cli(*args, *late), "en_speech_5s.wav", "0.20 s before the audio", "--audio-offset"
     )
     one_line_error(run_cli(*args, "--audio", long, "--trim", "--shutter-angle", "400"), "400")
-    one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1"), "--sharpen -1")
+    one_line_error(run_cli(*args, "--audio", long, "--trim", "--sharpen", "-1.5"), "--sharpen -1.5")
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
     assert not tracks.exists() or not any(tracks.iterdir())
 

@@ -468,14 +468,18 @@ def test_the_plates_drawn_still_mouths_are_sharpened_until_they_match_the_same_f
     assert ratios[0.0] < 0.7  # the stand-in draws softer than the real mouths
     assert amount > 0
     assert ratios[amount] == pytest.approx(1.0, abs=0.1)
-    # Real mouths as soft as the drawn ones need none; softer than them, none either; a plate
-    # softer than the first, less.
+    # Real mouths as soft as the drawn ones need none; a plate softer than the first, less;
+    # softer than the drawn ones, the drawn detail is taken away until they match.
     blurred = lambda images, sigma: np.stack(  # noqa: E731
         [cv2.GaussianBlur(i, (0, 0), sigma) for i in images]
     )
     assert matched_amount(drawn, blurred(real, 1.0), holes)[0] == 0.0
-    assert matched_amount(drawn, blurred(real, 2.0), holes)[0] == 0.0
     assert 0 < matched_amount(drawn, blurred(real, 0.6), holes)[0] < amount
+    softened, ratios = matched_amount(drawn, blurred(real, 1.5), holes, whole_curve=True)
+    assert -1 < softened < 0 and ratios[0.0] > 1.5
+    assert ratios[softened] == pytest.approx(1.0, abs=0.1)
+    # Softer still, all the drawn detail is taken away: the most the finish softens.
+    assert matched_amount(drawn, blurred(real, 2.0), holes)[0] == -1.0
     # Drawn and real are the same frames, so how much contrast the mouths hold does not move it,
     # only how much softer the drawn ones are: the same frames at half the contrast.
     halved = lambda images: 0.5 + 0.5 * (images - 0.5)  # noqa: E731

@@ -111,6 +111,7 @@ FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 DRAWING_VERSION = 3
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
+MIN_SHARPEN = -1.0  # all the detail finer than the sharpening's scale taken away
 # A judgement, not a measure: three times A2E's opening already takes a wide vowel well past
 # the widest mouth of most footage, which the renderer never learnt to draw.
 MAX_ARTICULATION = 3.0
@@ -161,8 +162,10 @@ class DubSettings:
         return self.precision == "bfloat16"
 
     def __post_init__(self):
-        if self.sharpen is not None and not 0 <= self.sharpen <= MAX_SHARPEN:
-            raise DubplateError(f"--sharpen {self.sharpen}: must be from 0 to {MAX_SHARPEN:g}")
+        if self.sharpen is not None and not MIN_SHARPEN <= self.sharpen <= MAX_SHARPEN:
+            raise DubplateError(
+                f"--sharpen {self.sharpen}: must be from {MIN_SHARPEN:g} to {MAX_SHARPEN:g}"
+            )
         if self.shutter_angle is not None and not 0 <= self.shutter_angle <= 360:
             raise DubplateError(
                 f"--shutter-angle {self.shutter_angle}: must be from 0 to 360 degrees"

@@ -18,8 +18,9 @@ from dubplate.core.manifest import manifest_header, read_versioned_manifest, wri
 from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "plate_check"
-# 2: crops and mouth motion within each run of the track, not across; 3: the lips' colour
-FORMAT_VERSION = 3
+# 2: crops and mouth motion within each run of the track, not across; 3: the lips' colour;
+# 4: the sharpening may soften
+FORMAT_VERSION = 4
 ARRAYS = ("frames", "covered", "by_colour", "by_cover", "light")
 
 

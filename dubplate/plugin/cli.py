@@ -198,8 +198,9 @@ def _parser() -> argparse.ArgumentParser:
         "--sharpen",
         type=_finite,
         metavar="AMOUNT",
-        help="add back this much of the generated mouth's fine detail (0: none; default: what"
-        " makes the plate's sampled mouths, drawn, as sharp as they are)",
+        help="add back this much of the generated mouth's fine detail (0: none; under 0 takes it"
+        " away, -1: all; default: what makes the plate's sampled mouths, drawn, as sharp as they"
+        " are)",
     )
     dub.add_argument(
         "--shutter-angle",

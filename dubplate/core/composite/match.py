@@ -256,8 +256,9 @@ def sharpened(image: np.ndarray, amount: float, region: np.ndarray) -> np.ndarra
     """`image` (N, N, 3, display values 0-1) with `amount` times its detail finer than
     SHARPEN_SIGMA added back inside `region` (N, N bool, what the generator drew): a generator
     trained on L1 and SSIM draws edges softer than the footage's, and the plate's own detail
-    cannot stand in where the dub moved the mouth."""
-    if amount <= 0:
+    cannot stand in where the dub moved the mouth. A negative `amount` takes that detail away
+    (-1: all of it), for a plate softer than what the generator learnt to draw."""
+    if amount == 0:
         return image
     detail = image - _gaussian(image, SHARPEN_SIGMA)
     weights = _gaussian(region.astype(np.float32), _HOLE_EDGE_SIGMA)[..., None]

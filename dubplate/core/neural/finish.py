@@ -10,7 +10,8 @@ faces, so that drawn and real are the same mouth (how sharp a mouth looks depend
 whether it is open). Then it smears the mouth along its motion over the shutter angle that
 leaves the drawn fast-moving mouths as much sharper or softer than the still ones as the
 footage's real mouths are. Too little sharpening leaves a soft patch; too long a smear makes
-every fast syllable one.
+every fast syllable one. A mouth drawn sharper than the plate holds it (a renderer learnt on
+crisper footage than the shot) is softened the same way, its fine detail taken away.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from dubplate.core.neural.train import TrainingSet, draw
 
 ANGLES = (0.0, 45.0, 90.0, 135.0, 180.0, 270.0, 360.0)
 FILM_SHUTTER_ANGLE = 180.0  # film's usual: for footage too short to measure, older renderers
-AMOUNTS = tuple(i / 10 for i in range(21))  # times the detail finer than the sharpening's scale
+# Times the detail finer than the sharpening's scale added back; under 0 taken away (-1: all).
+AMOUNTS = tuple(i / 10 for i in range(-10, 21))
 FRAMES_PER_GROUP = 32  # the fastest and the slowest mouths drawn, each
 _BATCH = 8
 # Crop pixels: the real mouths' grain, which the generator does not draw, is blurred away before
@@ -114,7 +116,7 @@ def matched_amount(
     drawn: np.ndarray, real: np.ndarray, holes: np.ndarray, whole_curve: bool = False
 ) -> tuple[float, dict[float, float]]:
     """The sharpening, of AMOUNTS, that makes the `drawn` still mouths (F, N, N, 3, 0-1) as sharp
-    inside their `holes` as the `real` ones of the same frames (the least on a tie), and the
+    inside their `holes` as the `real` ones of the same frames (the nearest 0 on a tie), and the
     drawn-to-real ratio at each amount tried: up to the first that reaches 1, as more only
     sharpens further, or at every amount with `whole_curve` (the build's record)."""
     real_sharpness = max(float(_sharpness(real, holes).mean()), 1e-12)
@@ -125,7 +127,7 @@ def matched_amount(
         ratios[amount] = float(_sharpness(np.stack(finish), holes).mean() / real_sharpness)
         if ratios[amount] >= 1 and not whole_curve:
             break
-    return _closest(ratios, 1.0), ratios
+    return _closest(ratios, 1.0, prefer=abs), ratios
 
 
 def _drawn(generator: Generator, data: TrainingSet, rows: np.ndarray, device: str) -> np.ndarray:
@@ -138,9 +140,9 @@ def _drawn(generator: Generator, data: TrainingSet, rows: np.ndarray, device: st
     return np.concatenate(out)
 
 
-def _closest(ratios: dict[float, float], wanted: float) -> float:
-    """The key whose ratio is closest to `wanted` in log (the least on a tie)."""
-    return min(ratios, key=lambda key: (abs(_log(ratios[key]) - _log(wanted)), key))
+def _closest(ratios: dict[float, float], wanted: float, prefer=lambda key: key) -> float:
+    """The key whose ratio is closest to `wanted` in log (on a tie, the least by `prefer`)."""
+    return min(ratios, key=lambda key: (abs(_log(ratios[key]) - _log(wanted)), prefer(key)))
 
 
 def _fast_to_slow(sharpness: np.ndarray, count: int) -> float:
