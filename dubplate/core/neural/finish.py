@@ -117,16 +117,27 @@ def matched_amount(
 ) -> tuple[float, dict[float, float]]:
     """The sharpening, of AMOUNTS, that makes the `drawn` still mouths (F, N, N, 3, 0-1) as sharp
     inside their `holes` as the `real` ones of the same frames (the nearest 0 on a tie), and the
-    drawn-to-real ratio at each amount tried: up to the first that reaches 1, as more only
-    sharpens further, or at every amount with `whole_curve` (the build's record)."""
+    drawn-to-real ratio at each amount tried, in order: 0, then away from it on the side that
+    brings the ratio towards 1 up to the first amount past it (further only moves it away), or
+    at every amount with `whole_curve` (the build's record)."""
     real_sharpness = max(float(_sharpness(real, holes).mean()), 1e-12)
     no_streak = np.zeros(2, np.float32)
-    ratios = {}
-    for amount in AMOUNTS:
+
+    def ratio(amount: float) -> float:
         finish = [finished(d, amount, no_streak, h) for d, h in zip(drawn, holes, strict=True)]
-        ratios[amount] = float(_sharpness(np.stack(finish), holes).mean() / real_sharpness)
-        if ratios[amount] >= 1 and not whole_curve:
+        return float(_sharpness(np.stack(finish), holes).mean() / real_sharpness)
+
+    ratios = {0.0: ratio(0.0)}
+    soften = ratios[0.0] > 1
+    if whole_curve:
+        onward = [a for a in AMOUNTS if a != 0]
+    else:
+        onward = sorted((a for a in AMOUNTS if (a < 0 if soften else a > 0)), key=abs)
+    for amount in onward:
+        ratios[amount] = ratio(amount)
+        if not whole_curve and (ratios[amount] <= 1 if soften else ratios[amount] >= 1):
             break
+    ratios = dict(sorted(ratios.items()))
     return _closest(ratios, 1.0, prefer=abs), ratios
 
 
