@@ -9,10 +9,11 @@ its own first 80% (as dub_bench builds it) and by the actor built on the other s
 Both are driven alike (the sound moved by the offset the shot's own actor found in its footage)
 and scored alike against the real frames: identity distance, M-LMD (and with the plate's own
 fitted mouth redrawn, what the renderer and crop module leave a perfect A2E), face-crop SSIM and
-PSNR, mouth sharpness and flicker against the real frames', and the lips' colour: the mean CIELAB
-over the lips, each frame's where its own track puts them, of the dub against the real frames'
-(Delta E 1976, and Delta L: under 0 darker). dub_bench's within-clip figures cannot see a fault
-that only another shot's light shows, such as drawn lips in the footage's colour.
+PSNR, mouth sharpness (and the sharpening `dub` measured) and flicker against the real frames',
+and the lips' colour: the mean CIELAB over the lips, each frame's where its own track puts them,
+of the dub against the real frames' (Delta E 1976, and Delta L: under 0 darker). dub_bench's
+within-clip figures cannot see a fault that only another shot shows, such as drawn lips in the
+footage's colour or a mouth drawn sharper than the plate holds it.
 
 With --actors DIR the actors are taken from, or built into, the folder dub_bench keeps them in.
 """
@@ -56,18 +57,21 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         " 80% and by the actor built on the other shot's, against the real frames (renderer:"
         f" {settings.steps} steps of batch 4 at {settings.size} px). Lips: the mean CIELAB over"
         " the lips, each frame's where its own track puts them, real and dubbed, and their"
-        " Delta E 1976 (Delta L: under 0, the dub's lips are darker).",
+        " Delta E 1976 (Delta L: under 0, the dub's lips are darker). Sharpen: what `dub`"
+        " measured on the plate's sampled mouths (under 0: softened); shutter: the angle the"
+        " actor's renderer measured on its own footage.",
         "",
         "| plate (held-out frames) | actor built on | identity px | M-LMD px | M-LMD plate drive"
-        " | SSIM | PSNR dB | sharpness dub / real | flicker dub / real | lips L a b: real"
-        " | dub | Delta E | Delta L |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | SSIM | PSNR dB | sharpness dub / real | sharpen | shutter | flicker dub / real"
+        " | lips L a b: real | dub | Delta E | Delta L |",
+        "|" + " --- |" * 15,
     ]
     for r in rows:
         lines.append(
             f"| {r['plate']} ({r['frames']}) | {r['actor']} | {r['identity']:.2f}"
             f" | {r['mlmd']:.2f} | {r['mlmd_plate_drive']:.2f} | {r['ssim']:.3f}"
-            f" | {r['psnr']:.1f} | {r['sharp_dub'] / r['sharp_real']:.2f}"
+            f" | {r['psnr']:.1f} | {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharpen']:g}"
+            f" | {r['shutter']:g}"
             f" | {r['flicker_dub'] / r['flicker_real']:.2f} | {_lab(r['lips_real'])}"
             f" | {_lab(r['lips_dub'])} | {r['lips_delta_e']:.1f} | {r['lips_delta_l']:+.1f} |"
         )
