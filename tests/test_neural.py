@@ -478,6 +478,7 @@ def test_the_plates_drawn_still_mouths_are_sharpened_until_they_match_the_same_f
     softened, ratios = matched_amount(drawn, blurred(real, 1.5), holes, whole_curve=True)
     assert -1 < softened < 0 and ratios[0.0] > 1.5
     assert ratios[softened] == pytest.approx(1.0, abs=0.1)
+    assert matched_amount(drawn, blurred(real, 1.5), holes)[0] == softened  # stopped past 1
     # Softer still, all the drawn detail is taken away: the most the finish softens.
     most, tried = matched_amount(drawn, blurred(real, 2.0), holes)
     assert most == -1.0 and 0.0 in tried  # the unfinished mouths' ratio, which dub logs

@@ -81,7 +81,7 @@ from dubplate.core.morph.fit import (
 )
 from dubplate.core.neural.cover import CoverNet
 from dubplate.core.neural.covered import footage_lip_limit, load_cover
-from dubplate.core.neural.finish import matched_amount, stiller_half
+from dubplate.core.neural.finish import finish_words, matched_amount, stiller_half
 from dubplate.core.neural.frames import FaceFrames, FrameMaker
 from dubplate.core.neural.occlusion import (
     OcclusionTest,
@@ -107,8 +107,8 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 # How frames are drawn, in the key of unfinished work: frames kept from a run before a change
 # are not mixed with the new ones. 2: crops, motion and held expression within each run; 3: the
-# drawn lips take the plate's colour.
-DRAWING_VERSION = 3
+# drawn lips take the plate's colour; 4: the finish may soften.
+DRAWING_VERSION = 4
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 MIN_SHARPEN = -1.0  # all the detail finer than the sharpening's scale taken away
@@ -286,11 +286,11 @@ def dub(
     requested = settings
     if settings.sharpen is None:
         settings = dataclasses.replace(settings, sharpen=check.sharpen)
-        log.info("dub: sharpened by %g, as measured on the plate's own mouths", check.sharpen)
+        log.info("dub: %s, as measured on the plate's own mouths", finish_words(check.sharpen))
     else:
         log.info(
-            "dub: sharpened by %g as asked (%g measured on the plate's own mouths)",
-            settings.sharpen,
+            "dub: %s as asked (%g measured on the plate's own mouths)",
+            finish_words(settings.sharpen),
             check.sharpen,
         )
     settings = _with_shutter_angle(settings, models.renderer)
@@ -619,9 +619,9 @@ def _plate_drawing(
     if len(rows) < LEAST_SHARPENING_SAMPLE:
         log.info(
             "dub: %d sampled mouth(s) not covered, too few to measure the sharpening and the lips'"
-            " colour on; sharpened by %g, measured on the footage when the renderer was built",
+            " colour on; %s, as measured on the footage when the renderer was built",
             len(rows),
-            renderer.sharpen.amount,
+            finish_words(renderer.sharpen.amount),
         )
         return renderer.sharpen.amount, np.zeros(3, np.float32)
     redrawing = _frame_maker(plate, models, fit, crops)
@@ -638,10 +638,10 @@ def _plate_drawing(
     amount, ratios = matched_amount(drawn, real, holes)
     log.info(
         "dub: the plate's %d stillest sampled mouths, drawn from their own faces, come out"
-        " %.2fx as sharp as they are; sharpened by %g to match (%.2fx)",
+        " %.2fx as sharp as they are; %s to match (%.2fx)",
         len(rows),
         ratios[0.0],
-        amount,
+        finish_words(amount),
         ratios[amount],
     )
     # As the comp matches them: sharpened (a still mouth: no smear).

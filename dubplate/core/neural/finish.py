@@ -78,7 +78,8 @@ def measure_finish(
 ) -> tuple[SharpenMeasure, ShutterMeasure]:
     """The sharpening, of AMOUNTS, that brings the drawn still mouths' sharpness closest to the
     footage's, then the shutter angle, of ANGLES, whose smear of the sharpened mouths brings
-    their fast-to-slow sharpness ratio closest to the footage's (the least of either on a tie):
+    their fast-to-slow sharpness ratio closest to the footage's (on a tie, the amount nearest 0
+    and the least angle):
     measured on the quarters of the training frames whose mouths move least and most."""
     count = min(FRAMES_PER_GROUP, len(data) // 4)
     if count == 0:
@@ -104,6 +105,11 @@ def measure_finish(
         SharpenMeasure(amount, to_footage, footage_still),
         ShutterMeasure(_closest(ratios, footage_ratio), footage_ratio, ratios),
     )
+
+
+def finish_words(amount: float) -> str:
+    """How the finish's `amount` reads in a log line."""
+    return f"sharpened by {amount:g}" if amount >= 0 else f"softened by {-amount:g}"
 
 
 def stiller_half(mouth_motion: np.ndarray) -> np.ndarray:

@@ -28,7 +28,12 @@ from dubplate.core.morph.actor import Actor
 from dubplate.core.morph.appearance import LINEAR_SPACE
 from dubplate.core.morph.fit import ActorFit
 from dubplate.core.neural.covered import covered_footage_frames, uncovered_fits
-from dubplate.core.neural.finish import FILM_SHUTTER_ANGLE, SharpenMeasure, measure_finish
+from dubplate.core.neural.finish import (
+    FILM_SHUTTER_ANGLE,
+    SharpenMeasure,
+    finish_words,
+    measure_finish,
+)
 from dubplate.core.neural.frames import HOLE_DILATE, FaceFrames, FrameMaker, ReferenceCrops
 from dubplate.core.neural.network import FORMAT_VERSION, REFERENCE_COUNT, WIDTHS, Generator
 from dubplate.core.neural.occlusion import spread
@@ -286,9 +291,9 @@ def train_actor_renderer(
         shutil.rmtree(work_dir, ignore_errors=True)
     ratios = sharpen.drawn_to_footage
     log.info(
-        "renderer: the drawn still mouths are %s as sharp as the footage's; sharpened by %g, %s",
+        "renderer: the drawn still mouths are %s as sharp as the footage's; %s, %s",
         f"{ratios[0.0]:.2f}x" if ratios else "unmeasured",
-        sharpen.amount,
+        finish_words(sharpen.amount),
         f"{ratios[sharpen.amount]:.2f}x" if ratios else "too few frames to measure",
     )
     log.info(
