@@ -217,14 +217,21 @@ def test_another_person_where_the_target_was_is_refused_and_the_target_found_aga
 
 def test_a_cut_to_the_target_elsewhere_is_not_smoothed_across(man, tmp_path):
     """The man jumps 400 px between frames 2 and 3: each side is smoothed on its own, so the
-    frames beside the cut stay on their own raw landmarks (1.5 px off when smoothed across)."""
-    track = track_plate(ArrayPlate(side_by_side(man[:3], 0) + side_by_side(man[3:], 400)), range(6))
+    frames beside the cut stay on their own raw landmarks (1.5 px off when smoothed across).
+    Picked on the last frame, the track runs back into the cut from the other side, and the
+    run still begins on frame 3."""
+    plate = ArrayPlate(side_by_side(man[:3], 0) + side_by_side(man[3:], 400))
+    track = track_plate(plate, range(6))
     assert track.found.all() and track.settings["target"]["found_again"] == [3]
     assert track.cuts == [3] and track.found_spans() == [(0, 3), (3, 6)]
     track.save(tmp_path)
     assert FaceTrack.load(tmp_path).cuts == [3]  # for the crops and expression dub smooths
     beside_cut = track.landmarks[2:4, :, :2] - track.raw_landmarks[2:4, :, :2]
     assert np.abs(beside_cut).max() < 1.0
+    point = tuple(float(v) for v in np.median(track.landmarks[5, :, :2], axis=0))
+    back = track_plate(plate, range(6), TargetHint(point=point, frame=5))
+    assert back.found.all() and back.settings["target"]["found_again"] == [2]
+    assert back.cuts == [3]
 
 
 def test_a_cut_to_the_target_in_the_same_place_is_found_by_the_picture(man):
