@@ -10,7 +10,7 @@
    picture change (shot cuts) between a clip's frames and from one clip's last to another's
    first. Picking the actor: each clip's face from its last 20%, smaller, beside another
    person's, larger; the looks kept from the clip's first 80% (as `actor build` keeps them)
-   pick one of the two, as `dub` does.
+   pick one of the two, as `dub` does; and again where the shot opens on the other alone.
 4. 4K EXR: the portrait clip upscaled to 2160x3840, written as ACEScg half EXR with a data
    window inside the display window; its track against the movie's, and EXR throughput.
 """
@@ -142,7 +142,9 @@ def face_square(frame: np.ndarray, box: np.ndarray, face_px: int) -> np.ndarray:
 def pick_rows(clips, tracks, workdir: Path) -> list[dict]:
     """For each clip (the actor) and each other person's clip: three frames of the actor's last
     20% beside three of the other's, the other's face larger; whether the actor's looks from
-    the first 80% pick the actor, and each face's look distance from them on the first frame."""
+    the first 80% pick the actor, and each face's look distance from them on the first frame.
+    Then the same three frames after three of the other person alone (a shot that opens on
+    them): whether the pick waits for the actor, on the first frame the actor is in."""
     rows = []
     for actor in clips:
         track = tracks[actor.name]
@@ -172,6 +174,7 @@ def pick_rows(clips, tracks, workdir: Path) -> list[dict]:
                     "actor": actor.name,
                     "other": other.name,
                     "picked_actor": (box[0] + box[2]) / 2 < PICK_SPLIT,
+                    "waited_for_actor": _waited(canvases, known, workdir / movie.name),
                     **distances,
                 }
             )
@@ -180,6 +183,21 @@ def pick_rows(clips, tracks, workdir: Path) -> list[dict]:
 
 
 PICK_SPLIT = 430  # canvas x: the actor's square lies left of it, the other person's right
+ACTOR_SQUARE = (slice(120, 480), slice(40, 400))  # where `_beside` puts the actor's face
+
+
+def _waited(canvases: list[np.ndarray], known, path: Path) -> bool:
+    """Whether the looks pick the actor on the first frame they are in, where the shot opens
+    on the other person alone for as many frames."""
+    alone = [c.copy() for c in canvases]
+    for canvas in alone:
+        canvas[ACTOR_SQUARE] = 90
+    path = path.with_name(f"{path.stem}_opening{path.suffix}")
+    write_movie(path, alone + canvases, Fraction(25))
+    plate = open_plate(path)
+    target = track_plate(plate, plate.select(), known=known).settings["target"]
+    x0, _, x1, _ = target["box"]
+    return target["frame"] == len(alone) and (x0 + x1) / 2 < PICK_SPLIT
 
 
 def _beside(actor, actor_track, other, other_track, cut: int) -> list[np.ndarray]:
@@ -191,7 +209,7 @@ def _beside(actor, actor_track, other, other_track, cut: int) -> list[np.ndarray
         canvas = np.full((600, 1000, 3), 90, np.uint8)
         mine = a_plate.read(int(actor_track.frames[i]))[..., :3]
         yours = b_plate.read(int(other_track.frames[j]))[..., :3]
-        canvas[120:480, 40:400] = face_square(mine, actor_track.boxes[i], 120)
+        canvas[ACTOR_SQUARE] = face_square(mine, actor_track.boxes[i], 120)
         canvas[30:570, PICK_SPLIT + 10 : PICK_SPLIT + 550] = face_square(
             yours, other_track.boxes[j], 180
         )
@@ -273,6 +291,7 @@ def likeness_markdown(rows) -> list[str]:
 
 def pick_markdown(rows) -> list[str]:
     right = sum(r["picked_actor"] for r in rows)
+    waited = sum(r["waited_for_actor"] for r in rows)
     return [
         "",
         f"Picking the actor among faces (`dub` without `--target`): each clip's face from its "
@@ -280,7 +299,9 @@ def pick_markdown(rows) -> list[str]:
         f"first 80% (`actor build`'s `looks.npz`) picked the actor in {right} of {len(rows)} "
         f"pairs (largest face taken where neither is within {UNLIKE}). Look distance from them, "
         f"first frame: the actor's face {_span([r.get('actor_look') for r in rows])}, the other "
-        f"person's {_span([r.get('other_look') for r in rows])}.",
+        f"person's {_span([r.get('other_look') for r in rows])}. The same after three frames of"
+        f" the other person alone (a shot that opens on them): the pick waited for the actor, and"
+        f" took them on the first frame they are in, in {waited} of {len(rows)} pairs.",
     ]
 
 
