@@ -13,7 +13,8 @@ PSNR, mouth sharpness (and the sharpening `dub` measured) and flicker against th
 and the lips' colour: the mean CIELAB over the lips, each frame's where its own track puts them,
 of the dub against the real frames' (Delta E 1976, and Delta L: under 0 darker). dub_bench's
 within-clip figures cannot see a fault that only another shot shows, such as drawn lips in the
-footage's colour or a mouth drawn sharper than the plate holds it.
+footage's colour or a mouth drawn sharper than the plate holds it. Real and dubbed mouths go to
+bench/cross_shot_bench_contact_sheet.jpg.
 
 With --actors DIR the actors are taken from, or built into, the folder dub_bench keeps them in.
 """
@@ -24,15 +25,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 from dub_bench import TRAIN_SHARE, kept_or_built, self_reconstruction
-from results import FOOTAGE, arguments, provenance, publish, start
+from results import FOOTAGE, REPO, arguments, provenance, publish, start
 
 from dubplate.core.a2e.store import footage_audio_offsets
 from dubplate.core.media import open_plate
 from dubplate.core.neural.train import RendererSettings
 
 SHOTS = ("woman_flag_a_5s.mp4", "woman_flag_b_8s.mp4")  # one person, two shots
+SHEET = "cross_shot_bench_contact_sheet.jpg"
 
 
 def figures(plate_clip: Path, actor_dir: Path, held_out: list[int], workdir: Path, offset):
@@ -60,6 +63,10 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         " Delta E 1976 (Delta L: under 0, the dub's lips are darker). Sharpen: what `dub`"
         " measured on the plate's sampled mouths (under 0: softened); shutter: the angle the"
         " actor's renderer measured on its own footage.",
+        "",
+        f"Contact sheet (each row pair: real, then dubbed; the rows in the table's order):"
+        f" `bench/{SHEET}`, written by the run and not committed (it is cut from the shared"
+        " footage).",
         "",
         "| plate (held-out frames) | actor built on | identity px | M-LMD px | M-LMD plate drive"
         " | SSIM | PSNR dB | sharpness dub / real | sharpen | shutter | flicker dub / real"
@@ -89,7 +96,7 @@ def main() -> None:
     parser.add_argument("--actors", type=Path, help="dub_bench's folder of kept actors")
     args = start(parser)
     settings = RendererSettings(steps=args.steps, size=args.size)
-    rows = []
+    rows, sheet = [], []
     with tempfile.TemporaryDirectory(prefix="dubplate-cross-shot-bench-") as folder:
         workdir = Path(folder)
         actors, held_out = {}, {}
@@ -115,8 +122,11 @@ def main() -> None:
                     offset,
                 )
                 row.update(plate=plate_name, actor=actor_name)
-                print({k: v for k, v in row.items() if k != "sheet"}, file=sys.stderr)
+                sheet.append(row.pop("sheet"))
+                print(row, file=sys.stderr)
                 rows.append(row)
+    image = (np.concatenate(sheet, axis=0) * 255).astype(np.uint8)
+    cv2.imwrite(str(REPO / "bench" / SHEET), image[..., ::-1])
     publish("cross_shot_bench", markdown(rows, settings), args)
 
 
