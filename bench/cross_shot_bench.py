@@ -42,9 +42,9 @@ def figures(plate_clip: Path, actor_dir: Path, held_out: list[int], workdir: Pat
     row = self_reconstruction(
         plate_clip, actor_dir, held_out, workdir / actor_dir.name, offset, ("plate_drive",)
     )
-    difference = row["lips_dub"] - row["lips_real"]
-    row["lips_delta_e"] = float(np.linalg.norm(difference))
-    row["lips_delta_l"] = float(difference[0])
+    difference = {part: row["lips_dub"][part] - row["lips_real"][part] for part in row["lips_dub"]}
+    row["lips_delta_e"] = float(np.linalg.norm(difference["lips"]))
+    row["lips_delta_l"] = {part: float(d[0]) for part, d in difference.items()}
     return row
 
 
@@ -60,8 +60,9 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         " 80% and by the actor built on the other shot's, against the real frames (renderer:"
         f" {settings.steps} steps of batch 4 at {settings.size} px). Lips: the mean CIELAB over"
         " the lips, each frame's where its own track puts them, real and dubbed, and their"
-        " Delta E 1976 (Delta L: under 0, the dub's lips are darker). Sharpen: what `dub`"
-        " measured on the plate's sampled mouths (under 0: softened); shutter: the angle the"
+        " Delta E 1976 (Delta L: under 0, the dub's lips are darker; and of each lip alone)."
+        " Sharpen: what `dub` measured on the plate's sampled mouths (under 0: softened);"
+        " shutter: the angle the"
         " actor's renderer measured on its own footage.",
         "",
         f"Contact sheet (each row pair: real, then dubbed; the rows in the table's order):"
@@ -70,8 +71,8 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         "",
         "| plate (held-out frames) | actor built on | identity px | M-LMD px | M-LMD plate drive"
         " | SSIM | PSNR dB | sharpness dub / real | sharpen | shutter | flicker dub / real"
-        " | lips L a b: real | dub | Delta E | Delta L |",
-        "|" + " --- |" * 15,
+        " | lips L a b: real | dub | Delta E | Delta L | upper lip | lower lip |",
+        "|" + " --- |" * 17,
     ]
     for r in rows:
         lines.append(
@@ -79,8 +80,10 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
             f" | {r['mlmd']:.2f} | {r['mlmd_plate_drive']:.2f} | {r['ssim']:.3f}"
             f" | {r['psnr']:.1f} | {r['sharp_dub'] / r['sharp_real']:.2f} | {r['sharpen']:g}"
             f" | {r['shutter']:g}"
-            f" | {r['flicker_dub'] / r['flicker_real']:.2f} | {_lab(r['lips_real'])}"
-            f" | {_lab(r['lips_dub'])} | {r['lips_delta_e']:.1f} | {r['lips_delta_l']:+.1f} |"
+            f" | {r['flicker_dub'] / r['flicker_real']:.2f} | {_lab(r['lips_real']['lips'])}"
+            f" | {_lab(r['lips_dub']['lips'])} | {r['lips_delta_e']:.1f}"
+            f" | {r['lips_delta_l']['lips']:+.1f} | {r['lips_delta_l']['upper']:+.1f}"
+            f" | {r['lips_delta_l']['lower']:+.1f} |"
         )
     return "\n".join(lines)
 

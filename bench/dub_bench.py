@@ -250,8 +250,8 @@ def self_reconstruction(
         "sharp_round_trip": round_trip,
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
-        "lips_real": lip_colour(plate, held_out, real_track),
-        "lips_dub": lip_colour(dubbed, dubbed_numbers, dubbed_track),
+        "lips_real": lip_colours(plate, held_out, real_track),
+        "lips_dub": lip_colours(dubbed, dubbed_numbers, dubbed_track),
         "identity": result["identity_distance_px"],
         "fps": result["frames_per_second"],
         "sharpen": result["settings"]["sharpen"],
@@ -263,20 +263,38 @@ def self_reconstruction(
     }
 
 
-def lip_colour(plate: Plate, numbers: list[int], track) -> np.ndarray:
-    """Mean CIELAB (L 0-100) of the lips, outer contour less inner, over the found frames, each
-    frame's lips where its own track puts them."""
-    means = []
+# Each lip as a polygon: its outer contour from corner to corner, back along its inner one.
+LIP_POLYGONS = {
+    "upper": OUTER_LIP_LOOP[:11] + INNER_LIP_LOOP[:11][::-1],
+    "lower": OUTER_LIP_LOOP[10:]
+    + OUTER_LIP_LOOP[:1]
+    + (INNER_LIP_LOOP[10:] + INNER_LIP_LOOP[:1])[::-1],
+}
+
+
+def lip_colours(plate: Plate, numbers: list[int], track) -> dict[str, np.ndarray]:
+    """Mean CIELAB (L 0-100) of the lips (outer contour less inner), and of each lip, over the
+    found frames, each frame's lips where its own track puts them."""
+    means = {"lips": [], **{name: [] for name in LIP_POLYGONS}}
     for row, (_, pixels) in enumerate(plate.frames(numbers)):
         if not track.found[row]:
             continue
         points = track.landmarks[row, :, :2]
-        lips = np.zeros(pixels.shape[:2], np.uint8)
-        cv2.fillPoly(lips, [np.round(points[list(OUTER_LIP_LOOP)]).astype(np.int32)], 1)
-        cv2.fillPoly(lips, [np.round(points[list(INNER_LIP_LOOP)]).astype(np.int32)], 0)
-        rgb = plate.analysis_rgb(pixels).astype(np.float32) / 255
-        means.append(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[lips.astype(bool)].mean(axis=0))
-    return np.mean(means, axis=0)
+        lab = cv2.cvtColor(plate.analysis_rgb(pixels).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+        masks = {
+            "lips": _polygon(pixels, points, OUTER_LIP_LOOP)
+            & ~_polygon(pixels, points, INNER_LIP_LOOP)
+        }
+        masks.update({name: _polygon(pixels, points, loop) for name, loop in LIP_POLYGONS.items()})
+        for name, mask in masks.items():
+            means[name].append(lab[mask].mean(axis=0))
+    return {name: np.mean(values, axis=0) for name, values in means.items()}
+
+
+def _polygon(pixels: np.ndarray, points: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
+    inside = np.zeros(pixels.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(points[list(loop)]).astype(np.int32)], 1)
+    return inside.astype(bool)
 
 
 def mouth_landmark_distance(real_track, dubbed_track, scored: np.ndarray) -> float:
