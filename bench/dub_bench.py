@@ -56,7 +56,9 @@ from dubplate.core.track.landmarks import (
     FACE_BOX_PX,
     INNER_LIP_LOOP,
     LIPS,
+    LOWER_LIP_LOOP,
     OUTER_LIP_LOOP,
+    UPPER_LIP_LOOP,
     face_size,
     mouth_opening,
 )
@@ -263,13 +265,7 @@ def self_reconstruction(
     }
 
 
-# Each lip as a polygon: its outer contour from corner to corner, back along its inner one.
-LIP_POLYGONS = {
-    "upper": OUTER_LIP_LOOP[:11] + INNER_LIP_LOOP[:11][::-1],
-    "lower": OUTER_LIP_LOOP[10:]
-    + OUTER_LIP_LOOP[:1]
-    + (INNER_LIP_LOOP[10:] + INNER_LIP_LOOP[:1])[::-1],
-}
+LIP_POLYGONS = {"upper": UPPER_LIP_LOOP, "lower": LOWER_LIP_LOOP}
 
 
 def lip_colours(plate: Plate, numbers: list[int], track) -> dict[str, np.ndarray]:

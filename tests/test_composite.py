@@ -518,6 +518,6 @@ def test_a_plate_check_reads_back_its_lips_shift_exactly(tmp_path):
     frames = np.arange(1001, 1004)
     flags = np.zeros(3, bool)
     light = np.zeros((3, 9, 3), np.float32)
-    shift = np.array([0.0123456789, -0.2, 1 / 3], np.float32)
+    shift = np.array([[0.0123456789, -0.2, 1 / 3], [0.1, 2 / 3, -1e-7]], np.float32)
     PlateCheck(frames, flags, flags, flags, light, 0.4, shift).save(tmp_path)
     np.testing.assert_array_equal(PlateCheck.load(tmp_path, frames).lip_shift, shift)

@@ -107,8 +107,8 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 # How frames are drawn, in the key of unfinished work: frames kept from a run before a change
 # are not mixed with the new ones. 2: crops, motion and held expression within each run; 3: the
-# drawn lips take the plate's colour; 4: the finish may soften.
-DRAWING_VERSION = 4
+# drawn lips take the plate's colour; 4: the finish may soften; 5: each lip its own colour.
+DRAWING_VERSION = 5
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 MIN_SHARPEN = -1.0  # all the detail finer than the sharpening's scale taken away
@@ -623,7 +623,7 @@ def _plate_drawing(
             len(rows),
             finish_words(renderer.sharpen.amount),
         )
-        return renderer.sharpen.amount, np.zeros(3, np.float32)
+        return renderer.sharpen.amount, np.zeros((2, 3), np.float32)
     redrawing = _frame_maker(plate, models, fit, crops)
     still = stiller_half(redrawing.plate_mouth_motion[rows])
     rows, real_linear = rows[still], real_linear[still]
@@ -658,30 +658,31 @@ def _lip_shift(
     drawn: np.ndarray,
     real: np.ndarray,
 ) -> np.ndarray:
-    """The median over the sampled mouths of how far the plate's lips are from the drawn ones in
-    colour beyond the seam's shift (composite/match.py `lip_shift`): zero where none shows."""
+    """(2, 3): for the upper and the lower lip, the median over the sampled mouths of how far
+    the plate's lip is from the drawn one in colour beyond the seam's shift (composite/match.py
+    `lip_shift`): zero where none shows."""
     width, height = plate.info.width, plate.info.height
-    shifts = [
-        lip_shift(
-            drawn[i],
-            real[i],
-            redrawing.lips(row),
-            frame_matte(redrawing.lower_points[row], crops),
-            crops.inside_frame(row, width, height),
+    shifts = [[], []]
+    for i, row in enumerate(rows):
+        matte = frame_matte(redrawing.lower_points[row], crops)
+        inside = crops.inside_frame(row, width, height)
+        for lip, where in enumerate(redrawing.each_lip(row)):
+            shift = lip_shift(drawn[i], real[i], where, matte, inside)
+            if shift is not None:
+                shifts[lip].append(shift)
+    medians = np.zeros((2, 3), np.float32)
+    for lip, (name, measured) in enumerate(zip(("upper", "lower"), shifts, strict=True)):
+        if measured:
+            medians[lip] = np.median(measured, axis=0)
+        log.info(
+            "dub: the plate's %s lip is %s (working RGB) from the drawn one beyond the seam's"
+            " shift, over %d sampled mouths; added inside the drawn %s lip",
+            name,
+            [round(float(v), 3) for v in medians[lip]],
+            len(measured),
+            name,
         )
-        for i, row in enumerate(rows)
-    ]
-    shifts = [s for s in shifts if s is not None]
-    if not shifts:
-        return np.zeros(3, np.float32)
-    shift = np.median(shifts, axis=0).astype(np.float32)
-    log.info(
-        "dub: the plate's lips are %s (working RGB) from the drawn ones beyond the seam's shift,"
-        " over %d sampled mouths; added inside the drawn lips",
-        [round(float(v), 3) for v in shift],
-        len(shifts),
-    )
-    return shift
+    return medians
 
 
 def check_identity(actor: Actor, track: FaceTrack) -> float:
@@ -949,13 +950,14 @@ def comp_patch(
     matched to its real crop and comped into the frame's `pixels`; with `grain`, the plate's
     grain is added, and with `plate_detail`, where the generated crop matches the real one the
     plate's own fine detail stays, with any of its values the view cannot hold (highlights over
-    its white: an HDR or camera-log plate's). With `lips` (N, N weights) the drawn lips are
-    moved by `lips_shift` beyond the seam's match (the plate's lips, `PlateCheck.lip_shift`)."""
+    its white: an HDR or camera-log plate's). With `lips` ((2, N, N) weights of the upper and
+    the lower lip) each drawn lip is moved by its row of `lips_shift` (2, 3) beyond the seam's
+    match (the plate's lips, `PlateCheck.lip_shift`)."""
     matte = frame_matte(points, crops)
     inside = crops.inside_frame(row, pixels.shape[1], pixels.shape[0])
     patch = match_colour(generated, real, matte, inside)
     if lips is not None and lips_shift is not None:
-        patch = patch + lips[..., None] * lips_shift
+        patch = patch + np.einsum("lyx,lc->yxc", lips, lips_shift)
     agreement = detail_agreement(patch, real) if plate_detail else None
     colour, space = plate.colour, plate.info.colourspace
     if highlights.rolls:

@@ -19,8 +19,8 @@ from dubplate.core.stored import load_arrays
 
 MANIFEST_KIND = "plate_check"
 # 2: crops and mouth motion within each run of the track, not across; 3: the lips' colour;
-# 4: the sharpening may soften
-FORMAT_VERSION = 4
+# 4: the sharpening may soften; 5: a colour shift for each lip
+FORMAT_VERSION = 5
 ARRAYS = ("frames", "covered", "by_colour", "by_cover", "light")
 
 
@@ -32,8 +32,8 @@ class PlateCheck:
     by_cover: np.ndarray  # (F,) bool: by the actor's cover network (none without it)
     light: np.ndarray  # (F, 9, 3) float32 SH light of each frame, solved on its crop
     sharpen: float  # matches the drawn mouths to the plate's (the build's if too few are seen)
-    # (3,) working display values the plate's lips are over the drawn ones beyond the seam's
-    # shift (composite/match.py `lip_shift`; zero if too few are seen)
+    # (2, 3) working display values the plate's upper and lower lip are over the drawn ones
+    # beyond the seam's shift (composite/match.py `lip_shift`; zero if too few are seen)
     lip_shift: np.ndarray
 
     def save(self, directory: Path) -> Path:
@@ -48,7 +48,7 @@ class PlateCheck:
             "sharpen": self.sharpen,
             # Exact (float32 goes through JSON's float64 and back): a dub made with the check
             # as measured and one with it read back must be the same to the bit.
-            "lip_shift": [float(v) for v in self.lip_shift],
+            "lip_shift": [[float(v) for v in lip] for lip in self.lip_shift],
         }
         return write_manifest(directory / "plate_check.json", MANIFEST_KIND, body)
 

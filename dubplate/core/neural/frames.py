@@ -33,13 +33,21 @@ from dubplate.core.neural.network import smooth_fill
 from dubplate.core.neural.occlusion import ActorDifference
 from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
-from dubplate.core.track.landmarks import INNER_LIP_LOOP, MOUTH_CORNERS, OUTER_LIP_LOOP
+from dubplate.core.track.landmarks import (
+    INNER_LIP_LOOP,
+    LOWER_LIP_LOOP,
+    MOUTH_CORNERS,
+    OUTER_LIP_LOOP,
+    UPPER_LIP_LOOP,
+)
 
 HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edge is left inside
 # The replaced region spans this many half mouth-widths either side of the mouth's centre: lips
 # and chin, while the cheeks, which the plate's own performance keeps, stay real.
 MOUTH_SPAN = 1.4
 RENDER_BATCH = 16
+# Each lip takes its own colour shift: another shot's light shades the upper lip unlike the lower.
+EACH_LIP = (UPPER_LIP_LOOP, LOWER_LIP_LOOP)
 HALF_COVERED = 128  # of the hull's 255: a pixel is in the hole when the hull covers half of it
 # A plate's light (9 smooth SH terms) is solved on crops shrunk this much, at a tenth of the time:
 # its shading is off the full-size solve's by 0.1% (man_map) to 0.9% (woman_seated) of the mean.
@@ -59,7 +67,7 @@ class FaceFrames:
     # (F, R, 3, N, N) uint8: the reference crops pulled onto each frame's driven mouth; None
     # when the maker was given no references (the frames that choose them).
     references: torch.Tensor | None = None
-    drawn_lips: np.ndarray | None = None  # (F, N, N) float32 0-1: the driven lips, feathered
+    drawn_lips: np.ndarray | None = None  # (F, 2, N, N) float32 0-1: each driven lip, feathered
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
@@ -276,12 +284,21 @@ class FrameMaker:
         """(N, N) bool: within the outer lip contour of the row's fitted face, opening and all."""
         return self._within(self.real_screen[row], OUTER_LIP_LOOP)
 
+    def each_lip(self, row: int) -> np.ndarray:
+        """(2, N, N) bool: the upper and the lower lip of the row's fitted face."""
+        return np.stack([self._within(self.real_screen[row], loop) for loop in EACH_LIP])
+
     def _drawn_lips(self, row: int) -> np.ndarray:
-        """(N, N) float32: the driven face's lips, feathered by a hundredth of the face."""
-        screen = self.driven_screen[row]
-        lips = self._within(screen, OUTER_LIP_LOOP) & ~self._within(screen, INNER_LIP_LOOP)
+        """(2, N, N) float32: the driven face's upper and lower lip, feathered by a hundredth of
+        the face."""
         sigma = max(0.01 * self.crops.face_px, 0.5)
-        return cv2.GaussianBlur(lips.astype(np.float32), (0, 0), sigma)
+        screen = self.driven_screen[row]
+        return np.stack(
+            [
+                cv2.GaussianBlur(self._within(screen, loop).astype(np.float32), (0, 0), sigma)
+                for loop in EACH_LIP
+            ]
+        )
 
     def _within(self, screen: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
         points = screen[:, :2] - 0.5  # OpenCV pixel centres

@@ -19,6 +19,11 @@ OUTER_LIP_LOOP = (
     61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
 )  # fmt: skip
 LIPS = tuple(sorted({*INNER_LIP_LOOP, *OUTER_LIP_LOOP}))
+# Each lip alone: its outer contour from corner to corner, back along its inner contour.
+UPPER_LIP_LOOP = OUTER_LIP_LOOP[:11] + INNER_LIP_LOOP[:11][::-1]
+LOWER_LIP_LOOP = (
+    OUTER_LIP_LOOP[10:] + OUTER_LIP_LOOP[:1] + (INNER_LIP_LOOP[10:] + INNER_LIP_LOOP[:1])[::-1]
+)
 # Points that move with the skull, not the jaw: forehead, nose bridge and tip, eye corners.
 RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 127, 356)
 
