@@ -1052,6 +1052,29 @@ def test_the_matte_stays_clear_of_the_crop_edges_on_real_footage(shared_data, ac
     assert not mattes[:, band].any()
 
 
+def test_each_lip_is_its_own_part_of_the_lips_and_takes_its_shift_once(shared_data, actor_dir):
+    """The upper and the lower lip take their own colour shifts: split from the lips as one,
+    they do not overlap (a pixel shifted twice would draw a line where the lips meet), leave no
+    lip pixel out and take none of the opening, and their feathered drawn masks never add up
+    past 1."""
+    actor = Actor.load(actor_dir)
+    fit = actor.fits[0]
+    crops = crop_track(actor.model, fit, 128)
+    plate = open_plate(shared_data / "footage" / CLIP)
+    maker = FrameMaker(plate, actor.model, fit, crops, extreme_mouths(actor))
+    rows = np.arange(0, len(fit.frames), 4)
+    for row in rows:
+        upper, lower = maker.each_lip(row)
+        assert not (upper & lower).any()
+        np.testing.assert_array_equal(upper | lower, maker.lips(row))
+        assert np.flatnonzero(upper.any(axis=1)).mean() < np.flatnonzero(lower.any(axis=1)).mean()
+    pixels = [p for _, p in plate.frames(fit.frames[rows])]
+    drawn = maker.make(rows, pixels).drawn_lips
+    assert drawn.shape == (len(rows), 2, crops.size, crops.size)
+    assert (drawn.max(axis=(2, 3)) > 0.5).all()  # each lip drawn, if thin and feathered
+    assert drawn.sum(axis=1).max() <= 1 + 1e-5
+
+
 def test_mouth_motion_is_how_far_the_driven_mouth_moves_in_the_plate(shared_data, actor_dir):
     actor = Actor.load(actor_dir)
     fit = actor.fits[0]

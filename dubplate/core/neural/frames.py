@@ -35,7 +35,6 @@ from dubplate.core.render.rasterizer import Fragments, interpolate
 from dubplate.core.render.renderer import FaceRenderer
 from dubplate.core.track.landmarks import (
     INNER_LIP_LOOP,
-    LOWER_LIP_LOOP,
     MOUTH_CORNERS,
     OUTER_LIP_LOOP,
     UPPER_LIP_LOOP,
@@ -46,8 +45,6 @@ HOLE_DILATE = 0.06  # of the face's size: past the jaw line, so no real chin edg
 # and chin, while the cheeks, which the plate's own performance keeps, stay real.
 MOUTH_SPAN = 1.4
 RENDER_BATCH = 16
-# Each lip takes its own colour shift: another shot's light shades the upper lip unlike the lower.
-EACH_LIP = (UPPER_LIP_LOOP, LOWER_LIP_LOOP)
 HALF_COVERED = 128  # of the hull's 255: a pixel is in the hole when the hull covers half of it
 # A plate's light (9 smooth SH terms) is solved on crops shrunk this much, at a tenth of the time:
 # its shading is off the full-size solve's by 0.1% (man_map) to 0.9% (woman_seated) of the mean.
@@ -285,20 +282,22 @@ class FrameMaker:
         return self._within(self.real_screen[row], OUTER_LIP_LOOP)
 
     def each_lip(self, row: int) -> np.ndarray:
-        """(2, N, N) bool: the upper and the lower lip of the row's fitted face."""
-        return np.stack([self._within(self.real_screen[row], loop) for loop in EACH_LIP])
+        """(2, N, N) bool: the upper and the lower lip of the row's fitted face, `lips` split."""
+        return self._each_lip(self.real_screen[row])
 
     def _drawn_lips(self, row: int) -> np.ndarray:
-        """(2, N, N) float32: the driven face's upper and lower lip, feathered by a hundredth of
-        the face."""
+        """(2, N, N) float32: the driven face's upper and lower lip, each feathered by a
+        hundredth of the face (together never over 1)."""
         sigma = max(0.01 * self.crops.face_px, 0.5)
-        screen = self.driven_screen[row]
-        return np.stack(
-            [
-                cv2.GaussianBlur(self._within(screen, loop).astype(np.float32), (0, 0), sigma)
-                for loop in EACH_LIP
-            ]
-        )
+        lips = self._each_lip(self.driven_screen[row]).astype(np.float32)
+        return np.stack([cv2.GaussianBlur(lip, (0, 0), sigma) for lip in lips])
+
+    def _each_lip(self, screen: np.ndarray) -> np.ndarray:
+        # Split from the lips as one, so the opening stays out: a shut mouth's inner contour
+        # crosses itself by a fraction of a pixel, and each lip's own polygon takes the slit.
+        lips = self._within(screen, OUTER_LIP_LOOP) & ~self._within(screen, INNER_LIP_LOOP)
+        upper = lips & self._within(screen, UPPER_LIP_LOOP)
+        return np.stack([upper, lips & ~upper])
 
     def _within(self, screen: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
         points = screen[:, :2] - 0.5  # OpenCV pixel centres
