@@ -672,8 +672,10 @@ def _lip_shift(
                 shifts[lip].append(shift)
     medians = np.zeros((2, 3), np.float32)
     for lip, (name, measured) in enumerate(zip(("upper", "lower"), shifts, strict=True)):
-        if measured:
-            medians[lip] = np.median(measured, axis=0)
+        if not measured:
+            log.info("dub: too little of the plate's %s lip shows to measure its colour", name)
+            continue
+        medians[lip] = np.median(measured, axis=0)
         log.info(
             "dub: the plate's %s lip is %s (working RGB) from the drawn one beyond the seam's"
             " shift, over %d sampled mouths; added inside the drawn %s lip",
