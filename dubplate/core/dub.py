@@ -866,7 +866,9 @@ def _dubbed_frames(
             if kept is not None:
                 yield from ((n, comp, None) for n, comp in kept.restored(chunk, pixels))
             continue
-        generated = {} if inputs is None else _generated(inputs, rows, fit, renderer, settings)
+        generated = (
+            {} if inputs is None else _generated(inputs, maker, rows, fit, renderer, settings)
+        )
         for number in chunk:
             # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
             composite = None
@@ -897,13 +899,14 @@ def _dubbed_frames(
 
 def _generated(
     inputs: FaceFrames,
+    maker: FrameMaker,
     rows: np.ndarray,
     fit: ActorFit,
     renderer: NeuralRenderer,
     settings: DubSettings,
 ) -> dict[int, tuple]:
     """Frame number -> (fit row, the finished generated crop, the real crop, the lower-face
-    points, the drawn lips) for the `rows` of one chunk, whose crops are `inputs`."""
+    points, the drawn lips) for the `rows` of one chunk, whose crops `maker` made (`inputs`)."""
     crops_out = draw(
         renderer.generator,
         inputs.real,
@@ -923,7 +926,7 @@ def _generated(
             finished(crops_out[index], settings.sharpen, streaks[index], drawn),
             reals[index],
             inputs.lower_points[index],
-            inputs.drawn_lips[index],
+            maker.drawn_lips(row),
         )
     return generated
 

@@ -64,7 +64,6 @@ class FaceFrames:
     # (F, R, 3, N, N) uint8: the reference crops pulled onto each frame's driven mouth; None
     # when the maker was given no references (the frames that choose them).
     references: torch.Tensor | None = None
-    drawn_lips: np.ndarray | None = None  # (F, 2, N, N) float32 0-1: each driven lip, feathered
 
     def real_images(self) -> np.ndarray:
         """(F, N, N, 3) float32 0-1 real crops, as the compositor takes them."""
@@ -150,7 +149,6 @@ class FrameMaker:
             lower_points=self.lower_points[rows],
             mouth_motion=self.mouth_motion[rows],
             references=pulled,
-            drawn_lips=np.stack([self._drawn_lips(row) for row in rows]),
         )
 
     def real_crops(
@@ -275,7 +273,7 @@ class FrameMaker:
 
     def lips(self, row: int) -> np.ndarray:
         """(N, N) bool: between the outer and the inner lip contours of the row's fitted face."""
-        return self.mouth(row) & ~self._within(self.real_screen[row], INNER_LIP_LOOP)
+        return self._lips(self.real_screen[row])
 
     def mouth(self, row: int) -> np.ndarray:
         """(N, N) bool: within the outer lip contour of the row's fitted face, opening and all."""
@@ -285,9 +283,10 @@ class FrameMaker:
         """(2, N, N) bool: the upper and the lower lip of the row's fitted face, `lips` split."""
         return self._each_lip(self.real_screen[row])
 
-    def _drawn_lips(self, row: int) -> np.ndarray:
+    def drawn_lips(self, row: int) -> np.ndarray:
         """(2, N, N) float32: the driven face's upper and lower lip, each feathered by a
-        hundredth of the face (together never over 1)."""
+        hundredth of the face (together never over 1), where the comp shifts each lip's
+        colour."""
         sigma = max(0.01 * self.crops.face_px, 0.5)
         lips = self._each_lip(self.driven_screen[row]).astype(np.float32)
         return np.stack([cv2.GaussianBlur(lip, (0, 0), sigma) for lip in lips])
@@ -295,9 +294,12 @@ class FrameMaker:
     def _each_lip(self, screen: np.ndarray) -> np.ndarray:
         # Split from the lips as one, so the opening stays out: a shut mouth's inner contour
         # crosses itself by a fraction of a pixel, and each lip's own polygon takes the slit.
-        lips = self._within(screen, OUTER_LIP_LOOP) & ~self._within(screen, INNER_LIP_LOOP)
+        lips = self._lips(screen)
         upper = lips & self._within(screen, UPPER_LIP_LOOP)
         return np.stack([upper, lips & ~upper])
+
+    def _lips(self, screen: np.ndarray) -> np.ndarray:
+        return self._within(screen, OUTER_LIP_LOOP) & ~self._within(screen, INNER_LIP_LOOP)
 
     def _within(self, screen: np.ndarray, loop: tuple[int, ...]) -> np.ndarray:
         points = screen[:, :2] - 0.5  # OpenCV pixel centres
