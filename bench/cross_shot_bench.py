@@ -42,9 +42,10 @@ def figures(plate_clip: Path, actor_dir: Path, held_out: list[int], workdir: Pat
     row = self_reconstruction(
         plate_clip, actor_dir, held_out, workdir / actor_dir.name, offset, ("plate_drive",)
     )
-    difference = {part: row["lips_dub"][part] - row["lips_real"][part] for part in row["lips_dub"]}
-    row["delta_e"] = {part: float(np.linalg.norm(d)) for part, d in difference.items()}
-    row["delta_l"] = {part: float(d[0]) for part, d in difference.items()}
+    for drive, lips in (("", row["lips_dub"]), ("_plate_drive", row["lips_plate_drive"])):
+        difference = {part: lips[part] - row["lips_real"][part] for part in lips}
+        row[f"delta_e{drive}"] = {part: float(np.linalg.norm(d)) for part, d in difference.items()}
+        row[f"delta_l{drive}"] = {part: float(d[0]) for part, d in difference.items()}
     return row
 
 
@@ -61,7 +62,10 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         f" {settings.steps} steps of batch 4 at {settings.size} px). Lips: the mean CIELAB over"
         " the lips, each frame's where its own track puts them, real and dubbed: their Delta E"
         " 1976, and of each lip alone, with its Delta L (under 0, the dub's lip is darker); the"
-        " lips as one can hide two lips wrong the opposite ways. Sharpen: what `dub` measured on"
+        " lips as one can hide two lips wrong the opposite ways. Plate drive: the same of the"
+        " plate's own fitted mouths redrawn, each frame's lips where the real frame's track puts"
+        " them (the same mouth: a re-track of drawn lips may place their edges a pixel"
+        " otherwise, over skin or the opening). Sharpen: what `dub` measured on"
         " the plate's sampled mouths (under 0: softened); shutter: the angle the actor's"
         " renderer measured on its own footage.",
         "",
@@ -71,8 +75,9 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         "",
         "| plate (held-out frames) | actor built on | identity px | M-LMD px | M-LMD plate drive"
         " | SSIM | PSNR dB | sharpness dub / real | sharpen | shutter | flicker dub / real"
-        " | lips L a b: real | dub | Delta E | upper lip: Delta E (L) | lower lip |",
-        "|" + " --- |" * 16,
+        " | lips L a b: real | dub | Delta E | upper lip: Delta E (L) | lower lip"
+        " | plate drive: upper lip | lower lip |",
+        "|" + " --- |" * 18,
     ]
     for r in rows:
         lines.append(
@@ -82,13 +87,14 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
             f" | {r['shutter']:g}"
             f" | {r['flicker_dub'] / r['flicker_real']:.2f} | {_lab(r['lips_real']['lips'])}"
             f" | {_lab(r['lips_dub']['lips'])} | {r['delta_e']['lips']:.1f}"
-            f" | {_lip(r, 'upper')} | {_lip(r, 'lower')} |"
+            f" | {_lip(r, 'upper')} | {_lip(r, 'lower')}"
+            f" | {_lip(r, 'upper', '_plate_drive')} | {_lip(r, 'lower', '_plate_drive')} |"
         )
     return "\n".join(lines)
 
 
-def _lip(row: dict, part: str) -> str:
-    return f"{row['delta_e'][part]:.1f} ({row['delta_l'][part]:+.1f})"
+def _lip(row: dict, part: str, drive: str = "") -> str:
+    return f"{row[f'delta_e{drive}'][part]:.1f} ({row[f'delta_l{drive}'][part]:+.1f})"
 
 
 def _lab(colour: np.ndarray) -> str:

@@ -220,11 +220,14 @@ def self_reconstruction(
         "plate_drive": replace(settings, drive="plate"),
         "articulated": replace(settings, articulation=ARTICULATION),
     }
-    variant_tracks = {}
+    variant_tracks, lips_plate_drive = {}, None
     for name in variants:
         out = workdir / f"{clip.stem}_{name}"
         done = dub_into(actor_dir, plate, held_out, sound, out, variant_settings[name])
-        variant_tracks[name] = track_plate(open_plate(done["output"]), dubbed_numbers)
+        variant = open_plate(done["output"])
+        variant_tracks[name] = track_plate(variant, dubbed_numbers)
+        if name == "plate_drive":  # the real mouths redrawn: their lips are where the real ones are
+            lips_plate_drive = lip_colours(variant, dubbed_numbers, real_track)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
     real_mouths = mouth_crops(plate, held_out, real_track)
@@ -254,6 +257,7 @@ def self_reconstruction(
         "flicker_dub": flicker(dubbed_faces),
         "lips_real": lip_colours(plate, held_out, real_track),
         "lips_dub": lip_colours(dubbed, dubbed_numbers, dubbed_track),
+        "lips_plate_drive": lips_plate_drive,
         "identity": result["identity_distance_px"],
         "fps": result["frames_per_second"],
         "sharpen": result["settings"]["sharpen"],
