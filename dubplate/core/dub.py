@@ -107,8 +107,9 @@ MANIFEST_KIND = "dub"
 FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 # How frames are drawn, in the key of unfinished work: frames kept from a run before a change
 # are not mixed with the new ones. 2: crops, motion and held expression within each run; 3: the
-# drawn lips take the plate's colour; 4: the finish may soften; 5: each lip its own colour.
-DRAWING_VERSION = 5
+# drawn lips take the plate's colour; 4: the finish may soften; 5: each lip its own colour;
+# 6: each lip shifted whole, feathered outwards.
+DRAWING_VERSION = 6
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
 MIN_SHARPEN = -1.0  # all the detail finer than the sharpening's scale taken away

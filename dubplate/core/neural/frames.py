@@ -284,12 +284,17 @@ class FrameMaker:
         return self._each_lip(self.real_screen[row])
 
     def drawn_lips(self, row: int) -> np.ndarray:
-        """(2, N, N) float32: the driven face's upper and lower lip, each feathered by a
-        hundredth of the face (together never over 1), where the comp shifts each lip's
-        colour."""
+        """(2, N, N) float32: where the comp shifts each lip's colour: the driven face's upper
+        and lower lip, each whole at full weight, feathered outwards over a hundredth of the
+        face (together never over 1). Feathered across its edge, a lip a few pixels thin kept
+        a fraction of its shift: woman_flag_b's upper lip, dubbed by woman_flag_a's actor,
+        stayed 3 L* lighter than the plate's (bench/cross_shot_bench.py)."""
         sigma = max(0.01 * self.crops.face_px, 0.5)
-        lips = self._each_lip(self.driven_screen[row]).astype(np.float32)
-        return np.stack([cv2.GaussianBlur(lip, (0, 0), sigma) for lip in lips])
+        lips = self._each_lip(self.driven_screen[row])
+        reach = [cv2.distanceTransform((~lip).astype(np.uint8), cv2.DIST_L2, 3) for lip in lips]
+        feather = np.exp(-0.5 * (np.stack(reach) / sigma) ** 2) * ~lips.any(axis=0)
+        feather /= np.maximum(feather.sum(axis=0), 1)
+        return np.where(lips, np.float32(1), feather).astype(np.float32)
 
     def _each_lip(self, screen: np.ndarray) -> np.ndarray:
         # Split from the lips as one, so the opening stays out: a shut mouth's inner contour
