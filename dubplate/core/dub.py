@@ -108,7 +108,7 @@ FORMAT_VERSION = 2  # 2: movie_codec replaced movie_crf
 # How frames are drawn, in the key of unfinished work: frames kept from a run before a change
 # are not mixed with the new ones. 2: crops, motion and held expression within each run; 3: the
 # drawn lips take the plate's colour; 4: the finish may soften; 5: each lip its own colour;
-# 6: each lip shifted whole, feathered outwards.
+# 6: each lip shifted whole, feathered outwards, by its shift measured on every sampled mouth.
 DRAWING_VERSION = 6
 CHUNK = 8  # frames cut, rendered and generated at once
 MAX_SHARPEN = 4.0  # beyond it the sharpening rings: edges get bright and dark halos
@@ -613,9 +613,12 @@ def _plate_drawing(
     settings: DubSettings,
 ) -> tuple[float, np.ndarray]:
     """The sharpening that makes the drawn mouths of the plate's sampled `rows` as sharp as their
-    real ones, and the shift that gives the drawn lips the plate's colour (`lip_shift`): of the
-    stiller half, by the plate's own mouth (its blur is the plate's whatever the dub says),
-    each drawn from its own fitted face so that drawn and real are one mouth."""
+    real ones, of the stiller half by the plate's own mouth (its blur is the plate's whatever
+    the dub says); and the shift that gives the drawn lips the plate's colour (`lip_shift`), of
+    every sampled mouth: the renderer's lips are off the plate's one way shut and another open
+    (shifted by what the stiller, mostly shut, half measured, woman_flag_a's own redrawn upper
+    lip came out up to 2 L* too light where shut and 3-6 L* too dark where open). Each is drawn
+    from its own fitted face, so that drawn and real are one mouth."""
     renderer = models.renderer
     if len(rows) < LEAST_SHARPENING_SAMPLE:
         log.info(
@@ -626,8 +629,6 @@ def _plate_drawing(
         )
         return renderer.sharpen.amount, np.zeros((2, 3), np.float32)
     redrawing = _frame_maker(plate, models, fit, crops)
-    still = stiller_half(redrawing.plate_mouth_motion[rows])
-    rows, real_linear = rows[still], real_linear[still]
     drawn = []
     for start in range(0, len(rows), CHUNK):
         part = slice(start, start + CHUNK)
@@ -636,18 +637,19 @@ def _plate_drawing(
         drawn.append(draw(renderer.generator, *tensors, settings.device, settings.bfloat16))
     real, holes = redrawing.real_crops(rows, real_linear)
     drawn = np.concatenate(drawn)
-    amount, ratios = matched_amount(drawn, real, holes)
+    still = stiller_half(redrawing.plate_mouth_motion[rows])
+    amount, ratios = matched_amount(drawn[still], real[still], holes[still])
     log.info(
         "dub: the plate's %d stillest sampled mouths, drawn from their own faces, come out"
         " %.2fx as sharp as they are; %s to match (%.2fx)",
-        len(rows),
+        len(still),
         ratios[0.0],
         finish_words(amount),
         ratios[amount],
     )
-    # As the comp matches them: sharpened (a still mouth: no smear).
-    still = np.zeros(2, np.float32)
-    drawn = np.stack([finished(d, amount, still, h) for d, h in zip(drawn, holes, strict=True)])
+    # As the comp matches them: sharpened, unsmeared.
+    unsmeared = np.zeros(2, np.float32)
+    drawn = np.stack([finished(d, amount, unsmeared, h) for d, h in zip(drawn, holes, strict=True)])
     return amount, _lip_shift(redrawing, plate, crops, rows, drawn, real)
 
 
