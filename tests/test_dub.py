@@ -800,6 +800,50 @@ def test_the_plate_check_reads_and_compares_each_frame_once(
     assert result["frames_passed_through"] == [BLACK_FRAME]
 
 
+def test_the_lips_colour_is_measured_on_every_sampled_mouth_the_sharpening_on_the_stiller_half(
+    shared_data, actor_dir, exr_plate, tmp_path, monkeypatch
+):
+    """Drawn lips are off the plate's one way shut and another open: their colour shift is
+    taken over every sampled mouth. The sharpening, which a moving mouth's blur would skew, is
+    taken over the stiller half."""
+    sampled, colour_measured, sharpness_measured = [], [], []
+    plate_drawing, lip_shift = dub_module._plate_drawing, dub_module.lip_shift
+    matched_amount = dub_module.matched_amount
+
+    def drawing(models, plate, fit, crops, rows, real_linear, settings):
+        sampled.append(len(rows))
+        return plate_drawing(models, plate, fit, crops, rows, real_linear, settings)
+
+    def each_lip(drawn, real, lips, matte, inside=None):
+        colour_measured.append(hash(real.tobytes()))
+        return lip_shift(drawn, real, lips, matte, inside)
+
+    def amount(drawn, real, holes):
+        sharpness_measured.append(len(drawn))
+        return matched_amount(drawn, real, holes)
+
+    monkeypatch.setattr(dub_module, "_plate_drawing", drawing)
+    monkeypatch.setattr(dub_module, "lip_shift", each_lip)
+    monkeypatch.setattr(dub_module, "matched_amount", amount)
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    plate = open_plate(exr_plate)
+    caches = DubCaches.under(tmp_path / "cache")
+    dub(
+        actor_dir,
+        plate,
+        plate.info.frames,
+        speech,
+        tmp_path / "out",
+        DubSettings(trim=True),
+        caches,
+    )
+    (mouths,) = sampled
+    assert mouths >= 4
+    assert len(set(colour_measured)) == mouths  # each mouth's real crop, both lips on it
+    assert len(colour_measured) == 2 * mouths
+    assert sharpness_measured == [mouths // 2]
+
+
 def test_a_shot_dubbed_again_reads_its_plate_check_back(
     shared_data, actor_dir, exr_plate, tmp_path, monkeypatch, caplog
 ):

@@ -116,7 +116,7 @@ MIN_SHARPEN = -1.0  # all the detail finer than the sharpening's scale taken awa
 # A judgement, not a measure: three times A2E's opening already takes a wide vowel well past
 # the widest mouth of most footage, which the renderer never learnt to draw.
 MAX_ARTICULATION = 3.0
-LEAST_SHARPENING_SAMPLE = 4  # uncovered sampled mouths, of which the stiller half is measured
+LEAST_SHARPENING_SAMPLE = 4  # uncovered sampled mouths (the stiller half sets the sharpening)
 GRAIN_FIELD_SEED = 0
 MATTE_DILATE = 0.03  # of the face's size, past the hull of the lower face
 MATTE_FEATHER = 0.0375  # sigma of the matte's soft edge, of the face's size
