@@ -11,9 +11,12 @@ and scored alike against the real frames: identity distance, M-LMD (and with the
 fitted mouth redrawn, what the renderer and crop module leave a perfect A2E), face-crop SSIM and
 PSNR, mouth sharpness (and the sharpening `dub` measured) and flicker against the real frames',
 and the lips' colour: the mean CIELAB over the lips, each frame's where its own track puts them,
-of the dub against the real frames' (Delta E 1976, and Delta L: under 0 darker). dub_bench's
-within-clip figures cannot see a fault that only another shot shows, such as drawn lips in the
-footage's colour or a mouth drawn sharper than the plate holds it. Real and dubbed mouths go to
+of the dub against the real frames' (Delta E 1976, and Delta L: under 0 darker); and the same
+of the plate's own fitted mouths redrawn (the plate drive) on the real frames' track: the same
+mouth where the lips are, so colour alone (a re-track of drawn lips may place their edges a
+pixel otherwise, over skin or the opening). dub_bench's within-clip figures cannot see a fault
+that only another shot shows, such as drawn lips in the footage's colour or a mouth drawn
+sharper than the plate holds it. Real and dubbed mouths go to
 bench/cross_shot_bench_contact_sheet.jpg.
 
 With --actors DIR the actors are taken from, or built into, the folder dub_bench keeps them in.
@@ -76,7 +79,7 @@ def markdown(rows: list[dict], settings: RendererSettings) -> str:
         "| plate (held-out frames) | actor built on | identity px | M-LMD px | M-LMD plate drive"
         " | SSIM | PSNR dB | sharpness dub / real | sharpen | shutter | flicker dub / real"
         " | lips L a b: real | dub | Delta E | upper lip: Delta E (L) | lower lip"
-        " | plate drive: upper lip | lower lip |",
+        " | plate drive: upper lip Delta E (L) | lower lip |",
         "|" + " --- |" * 18,
     ]
     for r in rows:

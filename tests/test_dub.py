@@ -806,23 +806,29 @@ def test_the_lips_colour_is_measured_on_every_sampled_mouth_the_sharpening_on_th
     """Drawn lips are off the plate's one way shut and another open: their colour shift is
     taken over every sampled mouth. The sharpening, which a moving mouth's blur would skew, is
     taken over the stiller half."""
-    sampled, colour_measured, sharpness_measured = [], [], []
-    plate_drawing, lip_shift = dub_module._plate_drawing, dub_module.lip_shift
-    matched_amount = dub_module.matched_amount
+    sampled, still, coloured, sharpened = [], [], [], []
+    plate_drawing, stiller_half = dub_module._plate_drawing, dub_module.stiller_half
+    lip_shift, matched_amount = dub_module.lip_shift, dub_module.matched_amount
 
     def drawing(models, plate, fit, crops, rows, real_linear, settings):
         sampled.append(len(rows))
         return plate_drawing(models, plate, fit, crops, rows, real_linear, settings)
 
+    def stiller(motion):
+        half = stiller_half(motion)
+        still.extend(half)
+        return half
+
     def each_lip(drawn, real, lips, matte, inside=None):
-        colour_measured.append(hash(real.tobytes()))
+        coloured.append(hash(real.tobytes()))
         return lip_shift(drawn, real, lips, matte, inside)
 
     def amount(drawn, real, holes):
-        sharpness_measured.append(len(drawn))
+        sharpened.extend(hash(mouth.tobytes()) for mouth in real)
         return matched_amount(drawn, real, holes)
 
     monkeypatch.setattr(dub_module, "_plate_drawing", drawing)
+    monkeypatch.setattr(dub_module, "stiller_half", stiller)
     monkeypatch.setattr(dub_module, "lip_shift", each_lip)
     monkeypatch.setattr(dub_module, "matched_amount", amount)
     speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
@@ -839,9 +845,11 @@ def test_the_lips_colour_is_measured_on_every_sampled_mouth_the_sharpening_on_th
     )
     (mouths,) = sampled
     assert mouths >= 4
-    assert len(set(colour_measured)) == mouths  # each mouth's real crop, both lips on it
-    assert len(colour_measured) == 2 * mouths
-    assert sharpness_measured == [mouths // 2]
+    each_mouth = coloured[::2]  # both lips on each mouth's real crop, in the sample's order
+    assert coloured[1::2] == each_mouth
+    assert len(set(each_mouth)) == mouths
+    assert len(still) == mouths // 2
+    assert sharpened == [each_mouth[i] for i in still]
 
 
 def test_a_shot_dubbed_again_reads_its_plate_check_back(

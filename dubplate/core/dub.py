@@ -261,6 +261,8 @@ def dub(
             if models.cover is not None
             else "the actor has no cover network: built before there was one",
         )
+    # Before the check: it smears the sampled mouths it draws as the comp will.
+    settings = _with_shutter_angle(settings, models.renderer)
     check = cached_result(
         caches.plate_checks / _check_key(directory, plate, numbers, track, settings),
         "plate check",
@@ -294,7 +296,6 @@ def dub(
             finish_words(settings.sharpen),
             check.sharpen,
         )
-    settings = _with_shutter_angle(settings, models.renderer)
     # What a run that stopped had made is kept and taken up again: a sequence's frame files as
     # written, a movie's comped pixels a chunk at a time (the movie is one stream, encoded anew).
     work = resumable_dir(out_base, dub_key(directory, plate, numbers, audio, requested))
@@ -387,8 +388,9 @@ def _check_key(
 ) -> str:
     """What a `PlateCheck` is made from: the shot and the actor, the track itself (another
     machine may round the tracking differently, and the light is solved on its fit), whether
-    the actor's cover network tests the mouths, and the device and precision that draw the
-    sharpening's mouths. Not the sound given to the plate, which moves no face."""
+    the actor's cover network tests the mouths, the device and precision that draw its sampled
+    mouths and the shutter that smears them. Not the sound given to the plate, which moves no
+    face."""
     shot = _shot_for_actor(directory, plate, numbers)
     landmarks = hashlib.sha256(track.landmarks[track.found].tobytes())
     return key_of(
@@ -401,6 +403,7 @@ def _check_key(
             "cover_network": settings.cover_network,
             "device": settings.device,
             "precision": settings.precision,
+            "shutter_angle": settings.shutter_angle,
         }
     )
 
@@ -617,7 +620,7 @@ def _plate_drawing(
     the dub says); and the shift that gives the drawn lips the plate's colour (`lip_shift`), of
     every sampled mouth: the renderer's lips are off the plate's one way shut and another open
     (shifted by what the stiller, mostly shut, half measured, woman_flag_a's own redrawn upper
-    lip came out up to 2 L* too light where shut and 3-6 L* too dark where open). Each is drawn
+    lip came out up to 1.7 L* too light where shut and 3-6 L* too dark where open). Each is drawn
     from its own fitted face, so that drawn and real are one mouth."""
     renderer = models.renderer
     if len(rows) < LEAST_SHARPENING_SAMPLE:
@@ -647,9 +650,12 @@ def _plate_drawing(
         finish_words(amount),
         ratios[amount],
     )
-    # As the comp matches them: sharpened, unsmeared.
-    unsmeared = np.zeros(2, np.float32)
-    drawn = np.stack([finished(d, amount, unsmeared, h) for d, h in zip(drawn, holes, strict=True)])
+    # As the comp draws them: sharpened, then smeared over the shutter by the plate's own mouth
+    # motion, which blurred the real lips' colour into the skin and the opening around them.
+    streaks = redrawing.plate_mouth_motion[rows] * np.float32(settings.shutter_angle / 360)
+    drawn = np.stack(
+        [finished(d, amount, s, h) for d, s, h in zip(drawn, streaks, holes, strict=True)]
+    )
     return amount, _lip_shift(redrawing, plate, crops, rows, drawn, real)
 
 

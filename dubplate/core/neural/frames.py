@@ -291,9 +291,18 @@ class FrameMaker:
         stayed 3 L* lighter than the plate's (bench/cross_shot_bench.py)."""
         sigma = max(0.01 * self.crops.face_px, 0.5)
         lips = self._each_lip(self.driven_screen[row])
-        reach = [cv2.distanceTransform((~lip).astype(np.uint8), cv2.DIST_L2, 3) for lip in lips]
-        feather = np.exp(-0.5 * (np.stack(reach) / sigma) ** 2) * ~lips.any(axis=0)
-        feather /= np.maximum(feather.sum(axis=0), 1)
+        # Each pixel off the lips takes the feather of the lip nearer it only: measured through
+        # the other lip, the lower lip's would reach the skin above a thin upper lip.
+        reach = np.stack(
+            [
+                cv2.distanceTransform((~lip).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+                for lip in lips
+            ]
+        )
+        reach = np.minimum(reach, 8 * sigma)  # a lip with no pixels is "infinitely" far
+        feather = np.exp(-0.5 * (reach / sigma) ** 2) * ~lips.any(axis=0)
+        nearer = reach == reach.min(axis=0)
+        feather *= nearer / nearer.sum(axis=0)  # halved where both lips are as near
         return np.where(lips, np.float32(1), feather).astype(np.float32)
 
     def _each_lip(self, screen: np.ndarray) -> np.ndarray:
