@@ -20,7 +20,7 @@ from dubplate.core.stored import load_arrays
 MANIFEST_KIND = "plate_check"
 # 2: crops and mouth motion within each run of the track, not across; 3: the lips' colour;
 # 4: the sharpening may soften; 5: a colour shift for each lip; 6: the lips' colour measured on
-# every sampled mouth, not the stiller half
+# every sampled mouth, not the stiller half, each smeared as the comp smears it
 FORMAT_VERSION = 6
 ARRAYS = ("frames", "covered", "by_colour", "by_cover", "light")
 
