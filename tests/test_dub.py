@@ -770,6 +770,14 @@ def test_a_kept_frame_left_empty_by_a_lost_node_is_made_again(exr_plate, tmp_pat
     assert dub_module._resumed_frames(plate, numbers, tmp_path) == {1001, 1002, 1005, 1006}
 
 
+def dub_whole_plate(shared_data: Path, actor_dir: Path, plate, folder: Path) -> dict:
+    """Every frame of `plate` dubbed with en_speech_5s (trimmed), out and caches in `folder`."""
+    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
+    caches = DubCaches.under(folder / "cache")
+    settings = DubSettings(trim=True)
+    return dub(actor_dir, plate, plate.info.frames, speech, folder / "out", settings, caches)
+
+
 def test_the_plate_check_reads_and_compares_each_frame_once(
     shared_data, actor_dir, exr_plate, tmp_path, monkeypatch
 ):
@@ -784,17 +792,7 @@ def test_the_plate_check_reads_and_compares_each_frame_once(
         return actor_difference(maker, rows, real_linear, light)
 
     monkeypatch.setattr(FrameMaker, "actor_difference", counted)
-    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
-    caches = DubCaches.under(tmp_path / "cache")
-    result = dub(
-        actor_dir,
-        plate,
-        plate.info.frames,
-        speech,
-        tmp_path / "out",
-        DubSettings(trim=True),
-        caches,
-    )
+    result = dub_whole_plate(shared_data, actor_dir, plate, tmp_path)
     found = len(plate.info.frames) - 1  # the black frame has no face
     assert sorted(compared) == list(range(found))
     assert result["frames_passed_through"] == [BLACK_FRAME]
@@ -831,18 +829,7 @@ def test_the_lips_colour_is_measured_on_every_sampled_mouth_the_sharpening_on_th
     monkeypatch.setattr(dub_module, "stiller_half", stiller)
     monkeypatch.setattr(dub_module, "lip_shift", each_lip)
     monkeypatch.setattr(dub_module, "matched_amount", amount)
-    speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
-    plate = open_plate(exr_plate)
-    caches = DubCaches.under(tmp_path / "cache")
-    dub(
-        actor_dir,
-        plate,
-        plate.info.frames,
-        speech,
-        tmp_path / "out",
-        DubSettings(trim=True),
-        caches,
-    )
+    dub_whole_plate(shared_data, actor_dir, open_plate(exr_plate), tmp_path)
     (mouths,) = sampled
     assert mouths >= 4
     each_mouth = coloured[::2]  # both lips on each mouth's real crop, in the sample's order
