@@ -844,8 +844,8 @@ def test_a_shot_dubbed_again_reads_its_plate_check_back(
 ):
     """Covered mouths, light and sharpening depend on the shot and the actor, not on the audio:
     the shot dubbed again, with its own track or another, reads them from the cache and makes
-    the very files a fresh check does. Another cover setting checks again; so does a damaged
-    check."""
+    the very files a fresh check does. Another cover setting checks again; so does another
+    shutter (the check smears its sampled mouths over it), and a damaged check."""
     plate = open_plate(exr_plate)
     caches = DubCaches.under(tmp_path / "cache")
     speech = load_audio(shared_data / "audio" / "en_speech_5s.wav")
@@ -859,8 +859,8 @@ def test_a_shot_dubbed_again_reads_its_plate_check_back(
 
     monkeypatch.setattr(dub_module, "_check_plate", counted)
 
-    def dub_as(name: str, audio, cover_network: bool = True) -> dict:
-        settings = DubSettings(trim=True, cover_network=cover_network)
+    def dub_as(name: str, audio, cover_network: bool = True, shutter: float | None = None) -> dict:
+        settings = DubSettings(trim=True, cover_network=cover_network, shutter_angle=shutter)
         return dub(actor_dir, plate, plate.info.frames, audio, tmp_path / name, settings, caches)
 
     first = dub_as("first", speech)
@@ -886,6 +886,8 @@ def test_a_shot_dubbed_again_reads_its_plate_check_back(
     assert len(checks) == 2 and damaged["settings"] == first["settings"]
     dub_as("colour", speech, cover_network=False)
     assert len(checks) == 3
+    shutter = dub_as("shutter", speech, shutter=33.0)  # no angle a build measures
+    assert len(checks) == 4 and shutter["settings"]["shutter_angle"] == 33.0
 
 
 def test_the_generator_draws_in_bfloat16_where_it_is_faster_within_a_level_of_float32(
