@@ -856,6 +856,8 @@ def _dubbed_frames(
         longest,
     )
     row_of = {int(n): row for row, n in enumerate(fit.frames)}
+    # Each frame's lip masks cost two distance transforms: not made for a shift of nothing.
+    shifts_lips = lips_shift is not None and bool(lips_shift.any())
     progress = Progress("dub", len(numbers) - len(resumed))
     grain = None
     for chunk in _chunks(numbers):
@@ -876,7 +878,9 @@ def _dubbed_frames(
                 yield from ((n, comp, None) for n, comp in kept.restored(chunk, pixels))
             continue
         generated = (
-            {} if inputs is None else _generated(inputs, maker, rows, fit, renderer, settings)
+            {}
+            if inputs is None
+            else _generated(inputs, maker, rows, fit, renderer, settings, shifts_lips)
         )
         for number in chunk:
             # Composited one at a time: a 4K frame's comp and face layer are 200 MB together.
@@ -913,9 +917,11 @@ def _generated(
     fit: ActorFit,
     renderer: NeuralRenderer,
     settings: DubSettings,
+    lips: bool,
 ) -> dict[int, tuple]:
     """Frame number -> (fit row, the finished generated crop, the real crop, the lower-face
-    points, the drawn lips) for the `rows` of one chunk, whose crops `maker` made (`inputs`)."""
+    points, the drawn lips if `lips`, else None) for the `rows` of one chunk, whose crops
+    `maker` made (`inputs`)."""
     crops_out = draw(
         renderer.generator,
         inputs.real,
@@ -935,7 +941,7 @@ def _generated(
             finished(crops_out[index], settings.sharpen, streaks[index], drawn),
             reals[index],
             inputs.lower_points[index],
-            maker.drawn_lips(row),
+            maker.drawn_lips(row) if lips else None,
         )
     return generated
 

@@ -300,10 +300,11 @@ class FrameMaker:
             ]
         )
         reach = np.minimum(reach, 8 * sigma)  # a lip with no pixels is "infinitely" far
-        feather = np.exp(-0.5 * (reach / sigma) ** 2) * ~lips.any(axis=0)
+        # A pixel's nearer lip takes it (halved where both are as near): a lip's own pixels
+        # are 1 for it (no reach) and nothing for the other.
         nearer = reach == reach.min(axis=0)
-        feather *= nearer / nearer.sum(axis=0)  # halved where both lips are as near
-        return np.where(lips, np.float32(1), feather).astype(np.float32)
+        weights = np.exp(-0.5 * (reach / sigma) ** 2) * nearer / nearer.sum(axis=0)
+        return weights.astype(np.float32)
 
     def _each_lip(self, screen: np.ndarray) -> np.ndarray:
         # Split from the lips as one, so the opening stays out: a shut mouth's inner contour
