@@ -43,7 +43,7 @@ SHEET = "cross_shot_bench_contact_sheet.jpg"
 
 def figures(plate_clip: Path, actor_dir: Path, held_out: list[int], workdir: Path, offset):
     row = self_reconstruction(
-        plate_clip, actor_dir, held_out, workdir / actor_dir.name, offset, ("plate_drive",)
+        plate_clip, actor_dir, held_out, workdir / actor_dir.name, offset, ("plate_drive",), True
     )
     for drive, lips in (("", row["lips_dub"]), ("_plate_drive", row["lips_plate_drive"])):
         difference = {part: lips[part] - row["lips_real"][part] for part in lips}

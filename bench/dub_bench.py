@@ -199,10 +199,13 @@ def self_reconstruction(
     workdir: Path,
     offset: float,
     variants: tuple[str, ...] = ("audio_only", "plate_drive", "articulated"),
+    lips: bool = False,
 ):
     """`held_out` of `clip` dubbed by `actor_dir` with the clip's own sound, moved by `offset`
     (as A2E found it in the footage and learnt with; padded where that takes the last frames
-    past the audio's end), against the real frames; and dubbed again as each of `variants`."""
+    past the audio's end), against the real frames; and dubbed again as each of `variants`.
+    With `lips`, the lips' colours too (`lip_colours`): of the real frames, the dub and the
+    plate drive."""
     plate = open_plate(clip)
     settings = DubSettings(audio_offset=offset, pad=offset > 0, trim=True, lossless=True)
     own = workdir / f"{clip.stem}_own"
@@ -220,14 +223,17 @@ def self_reconstruction(
         "plate_drive": replace(settings, drive="plate"),
         "articulated": replace(settings, articulation=ARTICULATION),
     }
-    variant_tracks, lips_plate_drive = {}, None
+    variant_tracks, colours = {}, {}
     for name in variants:
         out = workdir / f"{clip.stem}_{name}"
         done = dub_into(actor_dir, plate, held_out, sound, out, variant_settings[name])
         variant = open_plate(done["output"])
         variant_tracks[name] = track_plate(variant, dubbed_numbers)
-        if name == "plate_drive":  # the real mouths redrawn: their lips are where the real ones are
-            lips_plate_drive = lip_colours(variant, dubbed_numbers, real_track)
+        if lips and name == "plate_drive":  # the real mouths redrawn, where the real ones are
+            colours["lips_plate_drive"] = lip_colours(variant, dubbed_numbers, real_track)
+    if lips:
+        colours["lips_real"] = lip_colours(plate, held_out, real_track)
+        colours["lips_dub"] = lip_colours(dubbed, dubbed_numbers, dubbed_track)
     real_faces = face_crops(plate, held_out, real_track)
     dubbed_faces = face_crops(dubbed, dubbed_numbers, real_track)
     real_mouths = mouth_crops(plate, held_out, real_track)
@@ -255,9 +261,7 @@ def self_reconstruction(
         "sharp_round_trip": round_trip,
         "flicker_real": flicker(real_faces),
         "flicker_dub": flicker(dubbed_faces),
-        "lips_real": lip_colours(plate, held_out, real_track),
-        "lips_dub": lip_colours(dubbed, dubbed_numbers, dubbed_track),
-        "lips_plate_drive": lips_plate_drive,
+        **colours,
         "identity": result["identity_distance_px"],
         "fps": result["frames_per_second"],
         "sharpen": result["settings"]["sharpen"],
